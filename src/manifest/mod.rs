@@ -1,0 +1,522 @@
+//! The distribution manifest: which embeddable CPython and which wheels, each pinned by
+//! file name and sha256; parsed at the edge into checked types.
+
+pub mod topology;
+pub mod wheel;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use crate::digest::Sha256Digest;
+pub use wheel::{WheelFilename, normalize_name};
+pub use yaml::{InputError, Origin};
+
+/// The manifest shipped with extpy and used when `--manifest` is not given.
+pub const DEFAULT_MANIFEST_NAME: &str = "python-3.12-win-amd64.yaml";
+const DEFAULT_MANIFEST_TEXT: &str = include_str!("../../manifests/python-3.12-win-amd64.yaml");
+
+/// The Windows platforms an embeddable CPython exists for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Platform {
+    /// 64-bit x86.
+    #[serde(rename = "win_amd64")]
+    WinAmd64,
+    /// 32-bit x86.
+    #[serde(rename = "win32")]
+    Win32,
+    /// 64-bit ARM.
+    #[serde(rename = "win_arm64")]
+    WinArm64,
+}
+
+impl Platform {
+    /// The wheel platform tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Platform::WinAmd64 => "win_amd64",
+            Platform::Win32 => "win32",
+            Platform::WinArm64 => "win_arm64",
+        }
+    }
+
+    /// The suffix python.org gives the embeddable zip: `python-X.Y.Z-embed-<suffix>.zip`.
+    pub fn embed_suffix(self) -> &'static str {
+        match self {
+            Platform::WinAmd64 => "amd64",
+            Platform::Win32 => "win32",
+            Platform::WinArm64 => "arm64",
+        }
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "win_amd64" => Ok(Platform::WinAmd64),
+            "win32" => Ok(Platform::Win32),
+            "win_arm64" => Ok(Platform::WinArm64),
+            other => Err(format!("unknown platform {other:?}; expected one of win_amd64, win32, win_arm64")),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(yaml::ParseVisitor::new("a platform: win_amd64, win32 or win_arm64"))
+    }
+}
+
+/// A final CPython release version `X.Y.Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PythonVersion {
+    /// Major (3).
+    pub major: u8,
+    /// Minor (12).
+    pub minor: u8,
+    /// Micro (10).
+    pub patch: u8,
+}
+
+impl PythonVersion {
+    /// `python312._pth`: the file that sets the embeddable Python's path.
+    pub fn pth_name(self) -> String {
+        format!("python{}{}._pth", self.major, self.minor)
+    }
+
+    /// `cp312`.
+    pub fn cp_tag(self) -> String {
+        format!("cp{}{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for PythonVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a Python release version; write all three parts, like 3.12.10");
+        let parts: Vec<&str> = s.split('.').collect();
+        let [major, minor, patch] = parts.as_slice() else { return Err(bad()) };
+        let num = |p: &str| p.parse::<u8>().map_err(|_| bad());
+        let v = Self { major: num(major)?, minor: num(minor)?, patch: num(patch)? };
+        if v.major != 3 {
+            return Err(format!("Python {s} is not supported; the embeddable distribution is CPython 3"));
+        }
+        Ok(v)
+    }
+}
+
+impl fmt::Display for PythonVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl Serialize for PythonVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PythonVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(yaml::ParseVisitor::new(
+            "a Python release version like 3.12.10 (quote it if YAML reads it as a number)",
+        ))
+    }
+}
+
+/// What an artifact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    /// The embeddable CPython zip.
+    Embeddable,
+    /// A wheel.
+    Wheel,
+}
+
+/// One pinned file of the distribution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Embeddable zip or wheel.
+    pub kind: ArtifactKind,
+    /// The file name (also its name in bundles and on mirrors).
+    pub file: String,
+    /// The pinned digest.
+    pub sha256: Sha256Digest,
+    /// An explicit URL that overrides the configured sources.
+    pub url: Option<Url>,
+    /// The manifest line that pins it.
+    pub line: Option<usize>,
+    /// For wheels: the PEP 503 project name used on the index.
+    pub project: Option<String>,
+}
+
+/// A pinned wheel with its parsed file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wheel {
+    /// The pin.
+    pub artifact: Artifact,
+    /// The parsed file name.
+    pub filename: WheelFilename,
+}
+
+/// A validated distribution manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Where it was read from.
+    pub origin: Origin,
+    /// Its text as given (bundles carry it unchanged).
+    pub text: String,
+    /// Its name, part of the identity in seals.
+    pub name: String,
+    /// The CPython release.
+    pub python: PythonVersion,
+    /// The Windows platform.
+    pub platform: Platform,
+    /// The embeddable zip.
+    pub embeddable: Artifact,
+    /// The wheels, in manifest order.
+    pub wheels: Vec<Wheel>,
+    /// A digest over the manifest's meaning (not its comments or layout).
+    pub digest: Sha256Digest,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    schema: u32,
+    name: String,
+    python: RawPython,
+    embeddable: RawArtifact,
+    #[serde(default)]
+    wheels: Vec<RawArtifact>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPython {
+    version: PythonVersion,
+    platform: Platform,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtifact {
+    file: String,
+    sha256: Sha256Digest,
+    #[serde(default)]
+    url: Option<Url>,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    schema: u32,
+    name: &'a str,
+    python: String,
+    platform: &'a str,
+    artifacts: Vec<(&'a str, String, Option<&'a str>)>,
+}
+
+impl Manifest {
+    /// The manifest shipped inside extpy.
+    pub fn builtin() -> Result<Self, InputError> {
+        Self::parse(Origin(format!("builtin:{DEFAULT_MANIFEST_NAME}")), DEFAULT_MANIFEST_TEXT)
+    }
+
+    /// Reads and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Self, InputError> {
+        let origin = Origin(path.display().to_string());
+        let text = std::fs::read_to_string(path).map_err(|e| InputError {
+            origin: origin.clone(),
+            line: None,
+            column: None,
+            field: None,
+            message: format!("cannot read the manifest: {e}"),
+            help: Some("check the path given to --manifest (or EXTPY_MANIFEST)".into()),
+        })?;
+        Self::parse(origin, &text)
+    }
+
+    /// Parses and validates manifest text.
+    pub fn parse(origin: Origin, text: &str) -> Result<Self, InputError> {
+        let raw: RawManifest = yaml::parse(&origin, text)?;
+        let locate = |needle: &str, nth: usize| yaml::locate(text, needle, nth);
+        if raw.schema != 1 {
+            return Err(InputError::at(&origin, locate("schema", 0), "schema", format!("schema {} is not known; this extpy reads schema 1", raw.schema))
+                .with_help("use a manifest written for this version of extpy"));
+        }
+        if raw.name.trim().is_empty() {
+            return Err(InputError::at(&origin, locate("name", 0), "name", "the manifest needs a non-empty name"));
+        }
+        let python = raw.python.version;
+        let platform = raw.python.platform;
+
+        let expected_embed = format!("python-{python}-embed-{}.zip", platform.embed_suffix());
+        if raw.embeddable.file != expected_embed {
+            return Err(InputError::at(
+                &origin,
+                locate(&raw.embeddable.file, 0),
+                "embeddable.file",
+                format!("{:?} does not match Python {python} for {platform}", raw.embeddable.file),
+            )
+            .with_help(format!("python.org names it {expected_embed}")));
+        }
+        check_url(&origin, text, "embeddable.url", raw.embeddable.url.as_ref())?;
+        let embeddable = Artifact {
+            kind: ArtifactKind::Embeddable,
+            line: locate(&raw.embeddable.file, 0),
+            file: raw.embeddable.file,
+            sha256: raw.embeddable.sha256,
+            url: raw.embeddable.url,
+            project: None,
+        };
+
+        let mut wheels: Vec<Wheel> = Vec::new();
+        let mut by_project: HashMap<String, usize> = HashMap::new();
+        let mut by_digest: HashMap<Sha256Digest, String> = HashMap::from([(embeddable.sha256, "embeddable".to_string())]);
+        let mut file_seen: HashMap<String, usize> = HashMap::new();
+        for (i, raw_wheel) in raw.wheels.into_iter().enumerate() {
+            let nth = *file_seen.entry(raw_wheel.file.clone()).and_modify(|n| *n += 1).or_insert(0);
+            let line = locate(&raw_wheel.file, nth);
+            let field = |f: &str| format!("wheels[{i}].{f}");
+            let filename: WheelFilename = raw_wheel
+                .file
+                .parse()
+                .map_err(|e: wheel::WheelNameError| InputError::at(&origin, line, field("file"), e.to_string()))?;
+            if !filename.is_compatible(python, platform) {
+                let tags: Vec<String> = filename.tags().iter().map(ToString::to_string).collect();
+                return Err(InputError::at(
+                    &origin,
+                    line,
+                    field("file"),
+                    format!("{filename} cannot run on CPython {python} for {platform} (its tags: {})", tags.join(", ")),
+                )
+                .with_help(format!("pin a wheel built for {}-{platform}, abi3, or py3-none-any", python.cp_tag())));
+            }
+            let project = filename.normalized_name();
+            if let Some(first) = by_project.get(&project) {
+                return Err(InputError::at(
+                    &origin,
+                    line,
+                    field("file"),
+                    format!("package {project:?} is pinned twice (also wheels[{first}])"),
+                )
+                .with_help("keep exactly one wheel per package"));
+            }
+            if let Some(other) = by_digest.get(&raw_wheel.sha256) {
+                return Err(InputError::at(
+                    &origin,
+                    locate(&raw_wheel.sha256.to_string(), 1).or(line),
+                    field("sha256"),
+                    format!("the same sha256 as {other}; two different files cannot share a digest"),
+                )
+                .with_help("copy the sha256 of this very file from the index"));
+            }
+            check_url(&origin, text, &field("url"), raw_wheel.url.as_ref())?;
+            by_project.insert(project.clone(), i);
+            by_digest.insert(raw_wheel.sha256, format!("wheels[{i}]"));
+            wheels.push(Wheel {
+                artifact: Artifact {
+                    kind: ArtifactKind::Wheel,
+                    file: raw_wheel.file,
+                    sha256: raw_wheel.sha256,
+                    url: raw_wheel.url,
+                    line,
+                    project: Some(project),
+                },
+                filename,
+            });
+        }
+
+        let mut manifest = Manifest {
+            origin,
+            text: text.to_string(),
+            name: raw.name,
+            python,
+            platform,
+            embeddable,
+            wheels,
+            digest: Sha256Digest::of(b""),
+        };
+        manifest.digest = manifest.compute_digest();
+        Ok(manifest)
+    }
+
+    fn compute_digest(&self) -> Sha256Digest {
+        let canonical = Canonical {
+            schema: 1,
+            name: &self.name,
+            python: self.python.to_string(),
+            platform: self.platform.tag(),
+            artifacts: self
+                .artifacts()
+                .map(|a| (a.file.as_str(), a.sha256.to_string(), a.url.as_ref().map(Url::as_str)))
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+        Sha256Digest::of(&bytes)
+    }
+
+    /// Every artifact: the embeddable zip first, then the wheels in manifest order.
+    pub fn artifacts(&self) -> impl Iterator<Item = &Artifact> {
+        std::iter::once(&self.embeddable).chain(self.wheels.iter().map(|w| &w.artifact))
+    }
+
+    /// A short `name@digest` identity for human lines.
+    pub fn identity(&self) -> String {
+        format!("{}@{}", self.name, self.digest.short())
+    }
+
+    /// The manifest's file name, for bundles (`manifest.yaml` when it has none).
+    pub fn file_name(&self) -> String {
+        let o = &self.origin.0;
+        let o = o.strip_prefix("builtin:").unwrap_or(o);
+        Path::new(o).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest.yaml".into())
+    }
+}
+
+fn check_url(origin: &Origin, text: &str, field: &str, url: Option<&Url>) -> Result<(), InputError> {
+    match url {
+        Some(u) if !matches!(u.scheme(), "https" | "http") => Err(InputError::at(
+            origin,
+            yaml::locate(text, u.as_str(), 0).or_else(|| yaml::locate(text, "url:", 0)),
+            field,
+            format!("{u} is not an http(s) URL"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const SHA_C: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    fn doc(wheels: &str) -> String {
+        format!(
+            "schema: 1\nname: test\npython:\n  version: 3.12.10\n  platform: win_amd64\nembeddable:\n  file: python-3.12.10-embed-amd64.zip\n  sha256: {SHA_A}\nwheels:\n{wheels}"
+        )
+    }
+
+    fn parse(text: &str) -> Result<Manifest, InputError> {
+        Manifest::parse(Origin("m.yaml".into()), text)
+    }
+
+    #[test]
+    fn builtin_manifest_is_valid_and_complete() {
+        let m = Manifest::builtin().unwrap();
+        assert_eq!(m.python.to_string(), "3.12.10");
+        assert_eq!(m.wheels.len(), 10);
+        assert_eq!(m.artifacts().count(), 11);
+        assert_eq!(
+            m.embeddable.sha256.to_string(),
+            "4acbed6dd1c744b0376e3b1cf57ce906f9dc9e95e68824584c8099a63025a3c3"
+        );
+    }
+
+    #[test]
+    fn good_manifest_parses_with_lines() {
+        let m = parse(&doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"))).unwrap();
+        assert_eq!(m.wheels[0].artifact.line, Some(10));
+        assert_eq!(m.wheels[0].artifact.project.as_deref(), Some("msal"));
+        assert_eq!(m.embeddable.line, Some(7));
+    }
+
+    #[test]
+    fn digest_ignores_comments_but_not_pins() {
+        let a = parse(&doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"))).unwrap();
+        let b = parse(&format!("# comment\n{}", doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n")))).unwrap();
+        let c = parse(&doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_C}\n"))).unwrap();
+        assert_eq!(a.digest, b.digest);
+        assert_ne!(a.digest, c.digest);
+    }
+
+    #[test]
+    fn bad_hex_names_line_and_field() {
+        let err = parse(&doc("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: 12zz\n")).unwrap_err();
+        assert_eq!(err.line, Some(11), "{err}");
+        assert_eq!(err.field.as_deref(), Some("wheels[0].sha256"));
+        assert!(err.message.contains("hexadecimal"), "{err}");
+    }
+
+    #[test]
+    fn unknown_platform_is_rejected() {
+        let text = doc("").replace("win_amd64", "linux_x86_64");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert!(err.message.contains("unknown platform \"linux_x86_64\""), "{err}");
+    }
+
+    #[test]
+    fn incompatible_wheel_is_rejected() {
+        let err = parse(&doc(&format!("  - file: cffi-2.1.1-cp311-cp311-win_amd64.whl\n    sha256: {SHA_B}\n"))).unwrap_err();
+        assert_eq!(err.line, Some(10));
+        assert_eq!(err.field.as_deref(), Some("wheels[0].file"));
+        assert!(err.message.contains("cannot run on CPython 3.12.10 for win_amd64"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_package_is_rejected_at_second_line() {
+        let wheels = format!(
+            "  - file: PyJWT-2.15.1-py3-none-any.whl\n    sha256: {SHA_B}\n  - file: pyjwt-2.15.0-py3-none-any.whl\n    sha256: {SHA_C}\n"
+        );
+        let err = parse(&doc(&wheels)).unwrap_err();
+        assert_eq!(err.line, Some(12), "{err}");
+        assert!(err.message.contains("\"pyjwt\" is pinned twice (also wheels[0])"), "{err}");
+    }
+
+    #[test]
+    fn shared_digest_is_rejected() {
+        let wheels = format!(
+            "  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n  - file: b-1-py3-none-any.whl\n    sha256: {SHA_B}\n"
+        );
+        let err = parse(&doc(&wheels)).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("wheels[1].sha256"));
+        assert_eq!(err.line, Some(13), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_and_missing_key() {
+        let err = parse(&doc(&format!("  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n    sha512: x\n"))).unwrap_err();
+        assert!(err.message.contains("unknown field `sha512`"), "{err}");
+        assert_eq!(err.line, Some(12));
+        let err = parse(&doc("  - file: a-1-py3-none-any.whl\n")).unwrap_err();
+        assert!(err.message.contains("missing field `sha256`"), "{err}");
+    }
+
+    #[test]
+    fn float_version_and_wrong_embed_name() {
+        let err = parse(&doc("").replace("version: 3.12.10", "version: 3.12")).unwrap_err();
+        assert!(err.message.contains("3.12.10"), "{err}");
+        assert_eq!(err.line, Some(4));
+        let err = parse(&doc("").replace("embed-amd64", "embed-arm64")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("embeddable.file"));
+        assert!(err.to_string().contains("python-3.12.10-embed-amd64.zip"), "{err}");
+    }
+
+    #[test]
+    fn non_http_url_is_rejected() {
+        let wheels = format!("  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n    url: ftp://example.invalid/a.whl\n");
+        let err = parse(&doc(&wheels)).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("wheels[0].url"));
+        assert_eq!(err.line, Some(12));
+    }
+}
