@@ -90,7 +90,9 @@ impl Serialize for Sha256Digest {
 
 impl<'de> Deserialize<'de> for Sha256Digest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::manifest::yaml::ParseVisitor::new("a sha256 of 64 hexadecimal digits"))
+        d.deserialize_str(crate::manifest::yaml::ParseVisitor::new(
+            "a sha256 of 64 hexadecimal digits",
+        ))
     }
 }
 
@@ -154,7 +156,10 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Hasher::new() }
+        Self {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
 
     /// The writer back, with the digest and size of everything written.
@@ -197,9 +202,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_length_and_non_hex() {
-        assert_eq!("abc".parse::<Sha256Digest>(), Err(DigestParseError::Length(3)));
+        assert_eq!(
+            "abc".parse::<Sha256Digest>(),
+            Err(DigestParseError::Length(3))
+        );
         let bad = format!("{}g", "a".repeat(63));
-        assert_eq!(bad.parse::<Sha256Digest>(), Err(DigestParseError::NotHex('g')));
+        assert_eq!(
+            bad.parse::<Sha256Digest>(),
+            Err(DigestParseError::NotHex('g'))
+        );
     }
 
     #[test]

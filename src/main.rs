@@ -1,1 +1,163 @@
-fn main() {}
+//! The extpy command line: parse, dispatch to the library, print results, exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use extpy::config::Settings;
+use extpy::error::{EXIT_CODES_HELP, Error};
+use extpy::report::{Reporter, Verbosity};
+
+/// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
+#[derive(Parser)]
+#[command(name = "extpy", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Distribution manifest (YAML); the built-in CPython 3.12 manifest when absent
+    #[arg(long, global = true, env = "EXTPY_MANIFEST", value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Cache folder [default: the user cache folder, e.g. %LOCALAPPDATA%\extpy]
+    #[arg(long, global = true, env = "EXTPY_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Package index (Simple API) [env: EXTPY_INDEX_URL, then PIP_INDEX_URL]
+    #[arg(
+        long,
+        global = true,
+        env = "EXTPY_INDEX_URL",
+        value_name = "URL",
+        hide_env = true
+    )]
+    index_url: Option<String>,
+    /// Base of the python download area (<base>/<version>/<file>) [default: python.org]
+    #[arg(long, global = true, env = "EXTPY_PYTHON_MIRROR", value_name = "URL")]
+    python_mirror: Option<String>,
+    /// Also trust the CA certificates in this PEM file (repeatable; SSL_CERT_FILE is read too)
+    #[arg(long, global = true, env = "EXTPY_CA_CERT", value_name = "PEM")]
+    ca_cert: Vec<PathBuf>,
+    /// Never use the network; fail naming what is missing from the cache
+    #[arg(long, global = true, env = "EXTPY_OFFLINE", value_parser = BoolishValueParser::new())]
+    offline: bool,
+    /// Parallel downloads and copies
+    #[arg(long, short = 'j', global = true, env = "EXTPY_JOBS", value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Seconds to wait for a connection or for data before retrying
+    #[arg(long, global = true, env = "EXTPY_TIMEOUT", value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Retries of a transient failure (timeouts, resets, 5xx, 429)
+    #[arg(
+        long,
+        global = true,
+        env = "EXTPY_RETRIES",
+        value_name = "N",
+        default_value_t = 4
+    )]
+    retries: u32,
+    /// Print one JSON document on stdout instead of human results
+    #[arg(long, global = true, env = "EXTPY_JSON", value_parser = BoolishValueParser::new())]
+    json: bool,
+    /// Print errors only
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print details
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Never draw progress bars (they are drawn only on a terminal anyway)
+    #[arg(long, global = true, env = "EXTPY_NO_PROGRESS", value_parser = BoolishValueParser::new())]
+    no_progress: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download and verify every artifact of the manifest into the cache
+    Fetch,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbosity = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    };
+    let reporter = Reporter::new(verbosity, !cli.global.no_progress);
+    let json = cli.global.json;
+    let name = command_name(&cli.command);
+    match run(cli, &reporter) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.exit_code() as u8;
+            eprintln!("error: {e}");
+            if json {
+                let doc = json!({ "command": name, "ok": false, "exit_code": code, "error": e.to_string() });
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Fetch => "fetch",
+    }
+}
+
+fn settings(g: &Global) -> Result<Settings, Error> {
+    let mut s = Settings::with_defaults(
+        g.cache_dir.clone(),
+        g.index_url.clone(),
+        g.python_mirror.clone(),
+    )?;
+    s.manifest = g.manifest.clone();
+    s.ca_certs = g.ca_cert.clone();
+    s.offline = g.offline;
+    s.jobs = g.jobs as usize;
+    s.timeout = Duration::from_secs(g.timeout);
+    s.retries = g.retries;
+    Ok(s)
+}
+
+fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
+    let s = settings(&cli.global)?;
+    match cli.command {
+        Command::Fetch => {
+            let manifest = s.load_manifest()?;
+            let report = extpy::fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+            emit(&cli.global, reporter, "fetch", &report, || report.render())
+        }
+    }
+}
+
+/// Prints a result: one JSON document with `--json`, else the human rendering (unless `-q`).
+fn emit<T: serde::Serialize>(
+    g: &Global,
+    reporter: &Reporter,
+    command: &str,
+    result: &T,
+    human: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    if g.json {
+        let mut doc = serde_json::to_value(result).unwrap_or_default();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("command".into(), json!(command));
+            obj.insert("ok".into(), json!(true));
+        }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else if reporter.verbosity() > Verbosity::Quiet {
+        print!("{}", human());
+    }
+    Ok(())
+}

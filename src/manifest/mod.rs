@@ -63,7 +63,9 @@ impl FromStr for Platform {
             "win_amd64" => Ok(Platform::WinAmd64),
             "win32" => Ok(Platform::Win32),
             "win_arm64" => Ok(Platform::WinArm64),
-            other => Err(format!("unknown platform {other:?}; expected one of win_amd64, win32, win_arm64")),
+            other => Err(format!(
+                "unknown platform {other:?}; expected one of win_amd64, win32, win_arm64"
+            )),
         }
     }
 }
@@ -76,7 +78,9 @@ impl fmt::Display for Platform {
 
 impl<'de> Deserialize<'de> for Platform {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(yaml::ParseVisitor::new("a platform: win_amd64, win32 or win_arm64"))
+        d.deserialize_str(yaml::ParseVisitor::new(
+            "a platform: win_amd64, win32 or win_arm64",
+        ))
     }
 }
 
@@ -107,13 +111,23 @@ impl FromStr for PythonVersion {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not a Python release version; write all three parts, like 3.12.10");
+        let bad = || {
+            format!("{s:?} is not a Python release version; write all three parts, like 3.12.10")
+        };
         let parts: Vec<&str> = s.split('.').collect();
-        let [major, minor, patch] = parts.as_slice() else { return Err(bad()) };
+        let [major, minor, patch] = parts.as_slice() else {
+            return Err(bad());
+        };
         let num = |p: &str| p.parse::<u8>().map_err(|_| bad());
-        let v = Self { major: num(major)?, minor: num(minor)?, patch: num(patch)? };
+        let v = Self {
+            major: num(major)?,
+            minor: num(minor)?,
+            patch: num(patch)?,
+        };
         if v.major != 3 {
-            return Err(format!("Python {s} is not supported; the embeddable distribution is CPython 3"));
+            return Err(format!(
+                "Python {s} is not supported; the embeddable distribution is CPython 3"
+            ));
         }
         Ok(v)
     }
@@ -235,7 +249,10 @@ struct Canonical<'a> {
 impl Manifest {
     /// The manifest shipped inside extpy.
     pub fn builtin() -> Result<Self, InputError> {
-        Self::parse(Origin(format!("builtin:{DEFAULT_MANIFEST_NAME}")), DEFAULT_MANIFEST_TEXT)
+        Self::parse(
+            Origin(format!("builtin:{DEFAULT_MANIFEST_NAME}")),
+            DEFAULT_MANIFEST_TEXT,
+        )
     }
 
     /// Reads and validates a manifest file.
@@ -257,11 +274,24 @@ impl Manifest {
         let raw: RawManifest = yaml::parse(&origin, text)?;
         let locate = |needle: &str, nth: usize| yaml::locate(text, needle, nth);
         if raw.schema != 1 {
-            return Err(InputError::at(&origin, locate("schema", 0), "schema", format!("schema {} is not known; this extpy reads schema 1", raw.schema))
-                .with_help("use a manifest written for this version of extpy"));
+            return Err(InputError::at(
+                &origin,
+                locate("schema", 0),
+                "schema",
+                format!(
+                    "schema {} is not known; this extpy reads schema 1",
+                    raw.schema
+                ),
+            )
+            .with_help("use a manifest written for this version of extpy"));
         }
         if raw.name.trim().is_empty() {
-            return Err(InputError::at(&origin, locate("name", 0), "name", "the manifest needs a non-empty name"));
+            return Err(InputError::at(
+                &origin,
+                locate("name", 0),
+                "name",
+                "the manifest needs a non-empty name",
+            ));
         }
         let python = raw.python.version;
         let platform = raw.python.platform;
@@ -272,7 +302,10 @@ impl Manifest {
                 &origin,
                 locate(&raw.embeddable.file, 0),
                 "embeddable.file",
-                format!("{:?} does not match Python {python} for {platform}", raw.embeddable.file),
+                format!(
+                    "{:?} does not match Python {python} for {platform}",
+                    raw.embeddable.file
+                ),
             )
             .with_help(format!("python.org names it {expected_embed}")));
         }
@@ -288,25 +321,35 @@ impl Manifest {
 
         let mut wheels: Vec<Wheel> = Vec::new();
         let mut by_project: HashMap<String, usize> = HashMap::new();
-        let mut by_digest: HashMap<Sha256Digest, String> = HashMap::from([(embeddable.sha256, "embeddable".to_string())]);
+        let mut by_digest: HashMap<Sha256Digest, String> =
+            HashMap::from([(embeddable.sha256, "embeddable".to_string())]);
         let mut file_seen: HashMap<String, usize> = HashMap::new();
         for (i, raw_wheel) in raw.wheels.into_iter().enumerate() {
-            let nth = *file_seen.entry(raw_wheel.file.clone()).and_modify(|n| *n += 1).or_insert(0);
+            let nth = *file_seen
+                .entry(raw_wheel.file.clone())
+                .and_modify(|n| *n += 1)
+                .or_insert(0);
             let line = locate(&raw_wheel.file, nth);
             let field = |f: &str| format!("wheels[{i}].{f}");
-            let filename: WheelFilename = raw_wheel
-                .file
-                .parse()
-                .map_err(|e: wheel::WheelNameError| InputError::at(&origin, line, field("file"), e.to_string()))?;
+            let filename: WheelFilename =
+                raw_wheel.file.parse().map_err(|e: wheel::WheelNameError| {
+                    InputError::at(&origin, line, field("file"), e.to_string())
+                })?;
             if !filename.is_compatible(python, platform) {
                 let tags: Vec<String> = filename.tags().iter().map(ToString::to_string).collect();
                 return Err(InputError::at(
                     &origin,
                     line,
                     field("file"),
-                    format!("{filename} cannot run on CPython {python} for {platform} (its tags: {})", tags.join(", ")),
+                    format!(
+                        "{filename} cannot run on CPython {python} for {platform} (its tags: {})",
+                        tags.join(", ")
+                    ),
                 )
-                .with_help(format!("pin a wheel built for {}-{platform}, abi3, or py3-none-any", python.cp_tag())));
+                .with_help(format!(
+                    "pin a wheel built for {}-{platform}, abi3, or py3-none-any",
+                    python.cp_tag()
+                )));
             }
             let project = filename.normalized_name();
             if let Some(first) = by_project.get(&project) {
@@ -323,7 +366,9 @@ impl Manifest {
                     &origin,
                     locate(&raw_wheel.sha256.to_string(), 1).or(line),
                     field("sha256"),
-                    format!("the same sha256 as {other}; two different files cannot share a digest"),
+                    format!(
+                        "the same sha256 as {other}; two different files cannot share a digest"
+                    ),
                 )
                 .with_help("copy the sha256 of this very file from the index"));
             }
@@ -365,7 +410,13 @@ impl Manifest {
             platform: self.platform.tag(),
             artifacts: self
                 .artifacts()
-                .map(|a| (a.file.as_str(), a.sha256.to_string(), a.url.as_ref().map(Url::as_str)))
+                .map(|a| {
+                    (
+                        a.file.as_str(),
+                        a.sha256.to_string(),
+                        a.url.as_ref().map(Url::as_str),
+                    )
+                })
                 .collect(),
         };
         let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
@@ -386,11 +437,19 @@ impl Manifest {
     pub fn file_name(&self) -> String {
         let o = &self.origin.0;
         let o = o.strip_prefix("builtin:").unwrap_or(o);
-        Path::new(o).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest.yaml".into())
+        Path::new(o)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "manifest.yaml".into())
     }
 }
 
-fn check_url(origin: &Origin, text: &str, field: &str, url: Option<&Url>) -> Result<(), InputError> {
+fn check_url(
+    origin: &Origin,
+    text: &str,
+    field: &str,
+    url: Option<&Url>,
+) -> Result<(), InputError> {
     match url {
         Some(u) if !matches!(u.scheme(), "https" | "http") => Err(InputError::at(
             origin,
@@ -434,7 +493,10 @@ mod tests {
 
     #[test]
     fn good_manifest_parses_with_lines() {
-        let m = parse(&doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"))).unwrap();
+        let m = parse(&doc(&format!(
+            "  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"
+        )))
+        .unwrap();
         assert_eq!(m.wheels[0].artifact.line, Some(10));
         assert_eq!(m.wheels[0].artifact.project.as_deref(), Some("msal"));
         assert_eq!(m.embeddable.line, Some(7));
@@ -442,16 +504,31 @@ mod tests {
 
     #[test]
     fn digest_ignores_comments_but_not_pins() {
-        let a = parse(&doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"))).unwrap();
-        let b = parse(&format!("# comment\n{}", doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n")))).unwrap();
-        let c = parse(&doc(&format!("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_C}\n"))).unwrap();
+        let a = parse(&doc(&format!(
+            "  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"
+        )))
+        .unwrap();
+        let b = parse(&format!(
+            "# comment\n{}",
+            doc(&format!(
+                "  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"
+            ))
+        ))
+        .unwrap();
+        let c = parse(&doc(&format!(
+            "  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_C}\n"
+        )))
+        .unwrap();
         assert_eq!(a.digest, b.digest);
         assert_ne!(a.digest, c.digest);
     }
 
     #[test]
     fn bad_hex_names_line_and_field() {
-        let err = parse(&doc("  - file: msal-1.39.0-py3-none-any.whl\n    sha256: 12zz\n")).unwrap_err();
+        let err = parse(&doc(
+            "  - file: msal-1.39.0-py3-none-any.whl\n    sha256: 12zz\n",
+        ))
+        .unwrap_err();
         assert_eq!(err.line, Some(11), "{err}");
         assert_eq!(err.field.as_deref(), Some("wheels[0].sha256"));
         assert!(err.message.contains("hexadecimal"), "{err}");
@@ -462,15 +539,25 @@ mod tests {
         let text = doc("").replace("win_amd64", "linux_x86_64");
         let err = parse(&text).unwrap_err();
         assert_eq!(err.line, Some(5), "{err}");
-        assert!(err.message.contains("unknown platform \"linux_x86_64\""), "{err}");
+        assert!(
+            err.message.contains("unknown platform \"linux_x86_64\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn incompatible_wheel_is_rejected() {
-        let err = parse(&doc(&format!("  - file: cffi-2.1.1-cp311-cp311-win_amd64.whl\n    sha256: {SHA_B}\n"))).unwrap_err();
+        let err = parse(&doc(&format!(
+            "  - file: cffi-2.1.1-cp311-cp311-win_amd64.whl\n    sha256: {SHA_B}\n"
+        )))
+        .unwrap_err();
         assert_eq!(err.line, Some(10));
         assert_eq!(err.field.as_deref(), Some("wheels[0].file"));
-        assert!(err.message.contains("cannot run on CPython 3.12.10 for win_amd64"), "{err}");
+        assert!(
+            err.message
+                .contains("cannot run on CPython 3.12.10 for win_amd64"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -480,7 +567,11 @@ mod tests {
         );
         let err = parse(&doc(&wheels)).unwrap_err();
         assert_eq!(err.line, Some(12), "{err}");
-        assert!(err.message.contains("\"pyjwt\" is pinned twice (also wheels[0])"), "{err}");
+        assert!(
+            err.message
+                .contains("\"pyjwt\" is pinned twice (also wheels[0])"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -495,7 +586,10 @@ mod tests {
 
     #[test]
     fn unknown_key_and_missing_key() {
-        let err = parse(&doc(&format!("  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n    sha512: x\n"))).unwrap_err();
+        let err = parse(&doc(&format!(
+            "  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n    sha512: x\n"
+        )))
+        .unwrap_err();
         assert!(err.message.contains("unknown field `sha512`"), "{err}");
         assert_eq!(err.line, Some(12));
         let err = parse(&doc("  - file: a-1-py3-none-any.whl\n")).unwrap_err();
@@ -509,12 +603,17 @@ mod tests {
         assert_eq!(err.line, Some(4));
         let err = parse(&doc("").replace("embed-amd64", "embed-arm64")).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("embeddable.file"));
-        assert!(err.to_string().contains("python-3.12.10-embed-amd64.zip"), "{err}");
+        assert!(
+            err.to_string().contains("python-3.12.10-embed-amd64.zip"),
+            "{err}"
+        );
     }
 
     #[test]
     fn non_http_url_is_rejected() {
-        let wheels = format!("  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n    url: ftp://example.invalid/a.whl\n");
+        let wheels = format!(
+            "  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n    url: ftp://example.invalid/a.whl\n"
+        );
         let err = parse(&doc(&wheels)).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("wheels[0].url"));
         assert_eq!(err.line, Some(12));

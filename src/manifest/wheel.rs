@@ -36,11 +36,16 @@ impl FromStr for WheelFilename {
     type Err = WheelNameError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| WheelNameError { name: s.to_string(), why };
+        let err = |why| WheelNameError {
+            name: s.to_string(),
+            why,
+        };
         if s.contains(['/', '\\']) {
             return Err(err("it contains a path separator"));
         }
-        let stem = s.strip_suffix(".whl").ok_or_else(|| err("it does not end in .whl"))?;
+        let stem = s
+            .strip_suffix(".whl")
+            .ok_or_else(|| err("it does not end in .whl"))?;
         let parts: Vec<&str> = stem.split('-').collect();
         let (name, version, build, py, abi, plat) = match parts.as_slice() {
             [n, v, p, a, pl] => (*n, *v, None, *p, *a, *pl),
@@ -50,7 +55,10 @@ impl FromStr for WheelFilename {
         if [name, version, py, abi, plat].iter().any(|p| p.is_empty()) {
             return Err(err("a part is empty"));
         }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || "._".contains(c)) {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._".contains(c))
+        {
             return Err(err("the name may hold only letters, digits, '.' and '_'"));
         }
         if let Some(b) = build
@@ -122,7 +130,11 @@ pub struct Tag {
 impl Tag {
     /// A tag from its three parts.
     pub fn new(python: &str, abi: &str, platform: &str) -> Self {
-        Self { python: python.into(), abi: abi.into(), platform: platform.into() }
+        Self {
+            python: python.into(),
+            abi: abi.into(),
+            platform: platform.into(),
+        }
     }
 }
 
@@ -139,9 +151,17 @@ impl fmt::Display for Tag {
 pub fn supported_tags(python: PythonVersion, platform: Platform) -> Vec<Tag> {
     let plat = platform.tag();
     let cp = format!("cp{}{}", python.major, python.minor);
-    let mut tags = vec![Tag::new(&cp, &cp, plat), Tag::new(&cp, "abi3", plat), Tag::new(&cp, "none", plat)];
+    let mut tags = vec![
+        Tag::new(&cp, &cp, plat),
+        Tag::new(&cp, "abi3", plat),
+        Tag::new(&cp, "none", plat),
+    ];
     for minor in (2..python.minor).rev() {
-        tags.push(Tag::new(&format!("cp{}{}", python.major, minor), "abi3", plat));
+        tags.push(Tag::new(
+            &format!("cp{}{}", python.major, minor),
+            "abi3",
+            plat,
+        ));
     }
     let generic = |minor: Option<u8>| match minor {
         Some(m) => format!("py{}{}", python.major, m),
@@ -187,7 +207,9 @@ mod tests {
 
     #[test]
     fn parses_names_with_and_without_build_tag() {
-        let w: WheelFilename = "cryptography-50.0.2-cp311-abi3-win_amd64.whl".parse().unwrap();
+        let w: WheelFilename = "cryptography-50.0.2-cp311-abi3-win_amd64.whl"
+            .parse()
+            .unwrap();
         assert_eq!(w.name, "cryptography");
         assert_eq!(w.abi_tags, vec!["abi3"]);
         let b: WheelFilename = "foo-1.0-1b-py2.py3-none-any.whl".parse().unwrap();
@@ -195,8 +217,16 @@ mod tests {
         assert_eq!(b.python_tags, vec!["py2", "py3"]);
         assert!("foo-1.0.tar.gz".parse::<WheelFilename>().is_err());
         assert!("foo-1.0-py3-none.whl".parse::<WheelFilename>().is_err());
-        assert!("foo-1.0-x-py3-none-any.whl".parse::<WheelFilename>().is_err());
-        assert!("../foo-1.0-py3-none-any.whl".parse::<WheelFilename>().is_err());
+        assert!(
+            "foo-1.0-x-py3-none-any.whl"
+                .parse::<WheelFilename>()
+                .is_err()
+        );
+        assert!(
+            "../foo-1.0-py3-none-any.whl"
+                .parse::<WheelFilename>()
+                .is_err()
+        );
     }
 
     #[test]

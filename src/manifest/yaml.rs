@@ -33,7 +33,12 @@ pub struct InputError {
 
 impl InputError {
     /// An error at a field, with the line found by `locate`.
-    pub fn at(origin: &Origin, line: Option<usize>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn at(
+        origin: &Origin,
+        line: Option<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             origin: origin.clone(),
             line,
@@ -86,7 +91,10 @@ pub struct ParseVisitor<T> {
 impl<T> ParseVisitor<T> {
     /// A visitor that describes what it expects with `expecting`.
     pub fn new(expecting: &'static str) -> Self {
-        Self { expecting, _t: std::marker::PhantomData }
+        Self {
+            expecting,
+            _t: std::marker::PhantomData,
+        }
     }
 }
 
@@ -119,7 +127,9 @@ pub fn parse<T: DeserializeOwned>(origin: &Origin, text: &str) -> Result<T, Inpu
         }
         // serde prefixes the field path as `a.b[2].c: `; keep it apart so it reads like ours.
         let (field, message) = match message.split_once(": ") {
-            Some((path, rest)) if looks_like_path(path) => (Some(path.to_string()), rest.to_string()),
+            Some((path, rest)) if looks_like_path(path) => {
+                (Some(path.to_string()), rest.to_string())
+            }
             _ => (None, message),
         };
         InputError {
@@ -136,7 +146,8 @@ pub fn parse<T: DeserializeOwned>(origin: &Origin, text: &str) -> Result<T, Inpu
 fn looks_like_path(s: &str) -> bool {
     !s.is_empty()
         && !s.contains(' ')
-        && s.chars().all(|c| c.is_alphanumeric() || "._-[]".contains(c))
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || "._-[]".contains(c))
 }
 
 /// The 1-based line of the `nth` (0-based) occurrence of `needle` in `text`.

@@ -1,0 +1,108 @@
+//! A local HTTPS mirror for demos and benchmarks: the same server the tests use.
+//!
+//! It serves a python download area and a Simple API index on 127.0.0.1 with a CA made on
+//! the spot, writes `manifest.yaml`, `ca.pem` and `env` (the `EXTPY_*` settings) into
+//! `--out`, prints `ready`, and serves until it is stopped.
+//!
+//! ```text
+//! cargo run --example mirror -- --out /tmp/mirror [--wheels DIR] [--python-zip FILE] [--port N]
+//! ```
+//! Without `--wheels` it serves three small synthetic wheels; without `--python-zip` a
+//! synthetic embeddable CPython (python.org's real zip can be given when you have it).
+
+// The test support is shared as-is; not every helper is used here.
+#[allow(dead_code)]
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+#[allow(dead_code)]
+#[path = "../tests/support/mirror.rs"]
+mod mirror;
+#[allow(dead_code)]
+#[path = "../tests/support/pki.rs"]
+mod pki;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// Folder for manifest.yaml, ca.pem and env
+    #[arg(long)]
+    out: PathBuf,
+    /// Serve the .whl files of this folder (else three synthetic wheels)
+    #[arg(long)]
+    wheels: Option<PathBuf>,
+    /// Serve this embeddable zip (else a synthetic one)
+    #[arg(long)]
+    python_zip: Option<PathBuf>,
+    /// Python version the manifest names
+    #[arg(long, default_value = "3.12.10")]
+    python: String,
+    /// Port (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.out)?;
+    let embed = match &args.python_zip {
+        Some(p) => std::fs::read(p)?,
+        None => fixtures::embeddable(&args.python),
+    };
+    let mut wheels = Vec::new();
+    match &args.wheels {
+        Some(dir) => {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+                .collect();
+            names.sort();
+            for p in names {
+                let name = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                wheels.push((name, std::fs::read(&p)?));
+            }
+        }
+        None => {
+            for (n, v) in [("alpha", "1.0"), ("beta_pkg", "2.1"), ("gamma", "0.3")] {
+                let spec = fixtures::WheelSpec::pure(n, v);
+                wheels.push((spec.filename(), spec.build()));
+            }
+        }
+    }
+
+    let ca = pki::Ca::root("extpy demo mirror CA");
+    let ca_pem = ca.write_pem(&args.out, "ca.pem");
+    let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+    let server = mirror::Mirror::start_on(args.port, Some(leaf.server_config(&[])));
+    server.add_python(
+        &args.python,
+        &format!("python-{}-embed-amd64.zip", args.python),
+        embed.clone(),
+    );
+    for (file, bytes) in &wheels {
+        server.add_wheel(file, bytes.clone());
+    }
+    std::fs::write(
+        args.out.join("manifest.yaml"),
+        fixtures::manifest_text(&args.python, &embed, &wheels),
+    )?;
+    let env = format!(
+        "EXTPY_PYTHON_MIRROR={}\nEXTPY_INDEX_URL={}\nEXTPY_CA_CERT={}\nMIRROR_URL={}\n",
+        server.python_mirror(),
+        server.index_url(),
+        ca_pem.display(),
+        server.url()
+    );
+    std::fs::write(args.out.join("env"), &env)?;
+    println!("ready {} ({} wheels)", server.url(), wheels.len());
+    loop {
+        std::thread::park();
+    }
+}

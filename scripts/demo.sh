@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds extpy and runs its main job end to end on this machine, with no internet: a local
+# HTTPS mirror (examples/mirror.rs, the one the tests use) serves a synthetic embeddable
+# CPython and three small wheels behind a CA made on the spot; extpy fetches and verifies
+# them.
+#
+#   scripts/demo.sh [WORK_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-$(mktemp -d)}
+mkdir -p "$WORK"
+
+cargo build --release --quiet --bin extpy --example mirror
+EXTPY=$PWD/target/release/extpy
+
+./target/release/examples/mirror --out "$WORK/mirror" >"$WORK/mirror.log" 2>&1 &
+MIRROR_PID=$!
+trap 'kill $MIRROR_PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q ready "$WORK/mirror.log" 2>/dev/null && break; sleep 0.1; done
+# The mirror writes EXTPY_PYTHON_MIRROR, EXTPY_INDEX_URL and EXTPY_CA_CERT.
+set -a; . "$WORK/mirror/env"; set +a
+export EXTPY_MANIFEST=$WORK/mirror/manifest.yaml EXTPY_CACHE_DIR=$WORK/cache
+
+echo "== extpy fetch (cold cache)"
+"$EXTPY" fetch
+echo "== extpy fetch (warm cache: no network)"
+"$EXTPY" fetch
+echo "demo folder: $WORK"

@@ -1,0 +1,212 @@
+//! The content-addressed cache: `sha256/<hex>` blobs published by rename only after their
+//! digest matched, partial downloads kept apart, and a lock per artifact so that two runs
+//! at once never download the same file twice or see half a file.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Sha256Digest, hash_file};
+
+/// A cache failure (always local I/O).
+#[derive(Debug, thiserror::Error)]
+#[error("cache {}: {action}: {source}\n  help: check that the folder is writable, or choose another with --cache-dir", path.display())]
+pub struct CacheError {
+    /// The path involved.
+    pub path: PathBuf,
+    /// What was being done.
+    pub action: &'static str,
+    /// The cause.
+    pub source: io::Error,
+}
+
+/// What the cache holds for a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A verified copy.
+    Hit {
+        /// Where it is.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// Nothing.
+    Miss,
+    /// A copy whose bytes no longer match; it has been removed.
+    Corrupt {
+        /// What the bytes hashed to.
+        actual: Sha256Digest,
+    },
+}
+
+/// The cache folder.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// An exclusive lock on one digest; released when dropped.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+impl Cache {
+    /// The platform's user cache folder for extpy (`%LOCALAPPDATA%\extpy`, `~/.cache/extpy`).
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::cache_dir().map(|d| d.join("extpy"))
+    }
+
+    /// Opens (and creates) a cache at `root`.
+    pub fn open(root: &Path) -> Result<Self, CacheError> {
+        for sub in ["sha256", "partial", "locks"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|source| CacheError {
+                path: dir,
+                action: "cannot create",
+                source,
+            })?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The cache folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a verified blob lives.
+    pub fn blob_path(&self, digest: &Sha256Digest) -> PathBuf {
+        self.root.join("sha256").join(digest.to_hex())
+    }
+
+    /// Where an unfinished download of `digest` is kept, so a later attempt can resume it.
+    pub fn partial_path(&self, digest: &Sha256Digest) -> PathBuf {
+        self.root
+            .join("partial")
+            .join(format!("{}.part", digest.to_hex()))
+    }
+
+    /// Checks the blob for `digest` by hashing it; a corrupt copy is removed.
+    pub fn lookup(&self, digest: &Sha256Digest) -> Result<Lookup, CacheError> {
+        let path = self.blob_path(digest);
+        match hash_file(&path) {
+            Ok((actual, size)) if actual == *digest => Ok(Lookup::Hit { path, size }),
+            Ok((actual, _)) => {
+                fs::remove_file(&path).map_err(|source| CacheError {
+                    path,
+                    action: "cannot remove a corrupt entry",
+                    source,
+                })?;
+                Ok(Lookup::Corrupt { actual })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Lookup::Miss),
+            Err(source) => Err(CacheError {
+                path,
+                action: "cannot read",
+                source,
+            }),
+        }
+    }
+
+    /// Waits for, then holds, the lock for `digest`.
+    pub fn lock(&self, digest: &Sha256Digest) -> Result<CacheLock, CacheError> {
+        let path = self
+            .root
+            .join("locks")
+            .join(format!("{}.lock", digest.to_hex()));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| CacheError {
+                path: path.clone(),
+                action: "cannot open lock",
+                source,
+            })?;
+        file.lock().map_err(|source| CacheError {
+            path,
+            action: "cannot lock",
+            source,
+        })?;
+        Ok(CacheLock { _file: file })
+    }
+
+    /// Moves a verified download into place; only verified bytes are ever published.
+    pub fn publish(&self, digest: &Sha256Digest, verified: &Path) -> Result<PathBuf, CacheError> {
+        let dest = self.blob_path(digest);
+        fs::rename(verified, &dest).map_err(|source| CacheError {
+            path: dest.clone(),
+            action: "cannot publish",
+            source,
+        })?;
+        Ok(dest)
+    }
+
+    /// Copies a file whose digest the caller has verified into the cache (used for bundles).
+    pub fn insert_verified(
+        &self,
+        digest: &Sha256Digest,
+        bytes: &[u8],
+    ) -> Result<PathBuf, CacheError> {
+        let part = self.partial_path(digest);
+        fs::write(&part, bytes).map_err(|source| CacheError {
+            path: part.clone(),
+            action: "cannot write",
+            source,
+        })?;
+        self.publish(digest, &part)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_lookup_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let d = Sha256Digest::of(b"hello");
+        assert_eq!(cache.lookup(&d).unwrap(), Lookup::Miss);
+        let part = cache.partial_path(&d);
+        fs::write(&part, b"hello").unwrap();
+        let path = cache.publish(&d, &part).unwrap();
+        assert_eq!(
+            cache.lookup(&d).unwrap(),
+            Lookup::Hit {
+                path: path.clone(),
+                size: 5
+            }
+        );
+        fs::write(&path, b"jello").unwrap();
+        assert_eq!(
+            cache.lookup(&d).unwrap(),
+            Lookup::Corrupt {
+                actual: Sha256Digest::of(b"jello")
+            }
+        );
+        assert!(
+            !path.exists(),
+            "a corrupt entry must not stay where it would be trusted"
+        );
+    }
+
+    #[test]
+    fn lock_is_exclusive_between_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let d = Sha256Digest::of(b"x");
+        let held = cache.lock(&d).unwrap();
+        let other = File::options()
+            .write(true)
+            .open(dir.path().join("locks").join(format!("{d}.lock")))
+            .unwrap();
+        assert!(other.try_lock().is_err());
+        drop(held);
+        assert!(other.try_lock().is_ok());
+    }
+}

@@ -1,0 +1,122 @@
+//! The top-level error and the documented exit codes.
+
+use crate::cache::CacheError;
+use crate::fetch::{ArtifactError, FetchError};
+use crate::manifest::InputError;
+use crate::net::NetError;
+use crate::source::SourceError;
+
+/// Exit codes, documented in the README and `extpy --help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything worked.
+    Success = 0,
+    /// A local failure: file system, permissions, disk full.
+    Local = 1,
+    /// Usage or input error: bad arguments, manifest, topology or `--ca-cert` file.
+    Input = 2,
+    /// Verification failed: a hash, seal or bundle does not match.
+    Verification = 3,
+    /// Network or TLS failure, or artifacts missing with `--offline`.
+    Network = 4,
+}
+
+/// The exit-code table shown in `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  local failure (file system, permissions, disk full)
+  2  usage or input error (arguments, manifest, topology, --ca-cert file)
+  3  verification failed (a sha256, seal or bundle does not match)
+  4  network or TLS failure, or artifacts missing with --offline";
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Invalid input file.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A wrong argument.
+    #[error("{0}")]
+    Usage(String),
+    /// Bad source configuration or index trouble.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Fetching failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A network failure outside a fetch.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A local file could not be read or written.
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Input(_) | Error::Usage(_) => ExitCode::Input,
+            Error::Source(s) => source_code(s),
+            Error::Fetch(f) => fetch_code(f),
+            Error::Net(n) => net_code(n),
+            Error::Cache(_) | Error::Io { .. } => ExitCode::Local,
+        }
+    }
+}
+
+fn net_code(n: &NetError) -> ExitCode {
+    if n.is_input() {
+        ExitCode::Input
+    } else if n.is_io() {
+        ExitCode::Local
+    } else {
+        ExitCode::Network
+    }
+}
+
+fn source_code(s: &SourceError) -> ExitCode {
+    match s {
+        SourceError::BadBase { .. } => ExitCode::Input,
+        SourceError::IndexHashMismatch { .. } => ExitCode::Verification,
+        SourceError::Net(n) => net_code(n),
+        _ => ExitCode::Network,
+    }
+}
+
+fn artifact_code(a: &ArtifactError) -> ExitCode {
+    match a {
+        ArtifactError::HashMismatch { .. } => ExitCode::Verification,
+        ArtifactError::Source { source, .. } => source_code(source),
+        ArtifactError::Net { source, .. } => net_code(source),
+        ArtifactError::Cache(_) => ExitCode::Local,
+    }
+}
+
+fn fetch_code(f: &FetchError) -> ExitCode {
+    match f {
+        FetchError::Offline { .. } => ExitCode::Network,
+        FetchError::Cache(_) => ExitCode::Local,
+        FetchError::Net(n) => net_code(n),
+        // Several failures: the most actionable class wins (input, then verification).
+        FetchError::Artifacts(failures) => {
+            let codes: Vec<ExitCode> = failures.iter().map(artifact_code).collect();
+            [ExitCode::Input, ExitCode::Verification, ExitCode::Local]
+                .into_iter()
+                .find(|c| codes.contains(c))
+                .unwrap_or(ExitCode::Network)
+        }
+    }
+}

@@ -1,0 +1,769 @@
+//! The one HTTP client: trust (OS store plus extra roots), proxies from the environment,
+//! timeouts, retries with backoff, and resumable downloads hashed while they stream.
+
+pub mod trust;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use indicatif::ProgressBar;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use url::Url;
+
+use crate::digest::{Hasher, Sha256Digest};
+use crate::report::Reporter;
+pub use trust::{ExtraRoots, TlsProblem};
+
+/// The longest `Retry-After` extpy honours before giving up instead.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The largest index page extpy reads.
+pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// A network failure, with the URL and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A `--ca-cert` (or `SSL_CERT_FILE`) file is unusable.
+    #[error("cannot use the CA certificate file {}: {reason}", path.display())]
+    CaCert {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The operating system's trust store could not be read.
+    #[error(
+        "cannot load the operating system's trusted certificates: {reason}\n  help: pass the roots to trust with --ca-cert FILE"
+    )]
+    TrustStore {
+        /// Why.
+        reason: String,
+    },
+    /// TLS failed.
+    #[error(
+        "TLS with {host} failed: {problem}\n  url: {url}\n  help: run `extpy doctor {url}` to see the certificate chain and the fix; behind a TLS-inspecting proxy or a private CA, pass its root certificate with --ca-cert FILE"
+    )]
+    Tls {
+        /// The URL requested.
+        url: Url,
+        /// Its host.
+        host: String,
+        /// What failed.
+        problem: TlsProblem,
+    },
+    /// The host name does not resolve.
+    #[error(
+        "cannot resolve the host name {host} (url {url}): {detail}\n  help: check the name, the DNS settings, or set HTTPS_PROXY if this network only reaches the internet through a proxy"
+    )]
+    Resolve {
+        /// The URL.
+        url: Url,
+        /// Its host.
+        host: String,
+        /// The resolver's words.
+        detail: String,
+    },
+    /// The TCP connection (or the proxy) failed.
+    #[error("cannot connect to {host} (url {url}): {detail}{proxy}")]
+    Connect {
+        /// The URL.
+        url: Url,
+        /// Its host.
+        host: String,
+        /// The cause chain.
+        detail: String,
+        /// A note naming the proxy in use, if any.
+        proxy: String,
+    },
+    /// No data within the timeout.
+    #[error(
+        "{url} sent nothing for {secs}s (timed out)\n  help: a slow link may need --timeout SECS"
+    )]
+    Timeout {
+        /// The URL.
+        url: Url,
+        /// The timeout.
+        secs: u64,
+    },
+    /// An HTTP status that is not success.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL.
+        url: Url,
+        /// The status.
+        status: StatusCode,
+    },
+    /// The body ended early.
+    #[error("{url}: the connection closed after {got} of {} bytes", expected.map(|e| e.to_string()).unwrap_or_else(|| "the expected".into()))]
+    Incomplete {
+        /// The URL.
+        url: Url,
+        /// Bytes received.
+        got: u64,
+        /// Bytes announced.
+        expected: Option<u64>,
+    },
+    /// The server asked us to wait too long.
+    #[error("{url} answered {status} and asked to retry after {}s, longer than extpy waits ({}s); try again later", after.as_secs(), MAX_RETRY_AFTER.as_secs())]
+    RetryAfterTooLong {
+        /// The URL.
+        url: Url,
+        /// 429 or 503.
+        status: StatusCode,
+        /// What it asked.
+        after: Duration,
+    },
+    /// A page larger than we read.
+    #[error("{url} is larger than {} MiB; this is not an index page", MAX_PAGE_BYTES / 1024 / 1024)]
+    TooLarge {
+        /// The URL.
+        url: Url,
+    },
+    /// Redirects failed (loop, too many, or a bad target).
+    #[error("{url}: redirect failed: {detail}")]
+    Redirect {
+        /// The URL.
+        url: Url,
+        /// Why.
+        detail: String,
+    },
+    /// Retries ran out.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: Box<NetError>,
+    },
+    /// A local file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+impl NetError {
+    /// The failure under any retry wrapper.
+    pub fn root(&self) -> &NetError {
+        match self {
+            NetError::GaveUp { last, .. } => last.root(),
+            other => other,
+        }
+    }
+
+    /// True for problems with the user's input (a bad `--ca-cert` file).
+    pub fn is_input(&self) -> bool {
+        matches!(self.root(), NetError::CaCert { .. })
+    }
+
+    /// True for local I/O failures.
+    pub fn is_io(&self) -> bool {
+        matches!(self.root(), NetError::Io { .. })
+    }
+}
+
+/// Settings of the HTTP client.
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    /// Roots trusted besides the operating system's.
+    pub extra_roots: ExtraRoots,
+    /// Connect timeout and the longest wait for any data.
+    pub timeout: Duration,
+    /// How many times a transient failure is retried.
+    pub retries: u32,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        Self {
+            extra_roots: ExtraRoots::default(),
+            timeout: Duration::from_secs(30),
+            retries: 4,
+        }
+    }
+}
+
+/// A fetched page (Simple API document).
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The URL after redirects.
+    pub url: Url,
+    /// The `Content-Type` without parameters, lowercase.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// The result of a download.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    /// The URL after redirects.
+    pub url: Url,
+    /// The digest of the whole file.
+    pub sha256: Sha256Digest,
+    /// Its size.
+    pub size: u64,
+    /// Bytes that came over the network in this call.
+    pub transferred: u64,
+    /// True when an earlier partial file was continued with a Range request.
+    pub resumed: bool,
+    /// Requests made.
+    pub attempts: u32,
+}
+
+/// The HTTP client.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::blocking::Client,
+    options: NetOptions,
+    reporter: Reporter,
+}
+
+enum Outcome<T> {
+    Done(T),
+    Retry {
+        error: NetError,
+        after: Option<Duration>,
+    },
+    Fail(NetError),
+}
+
+impl Client {
+    /// Builds the client; this is the only place HTTP policy is set.
+    pub fn new(options: NetOptions, reporter: Reporter) -> Result<Self, NetError> {
+        let tls = trust::client_config(&options.extra_roots)?;
+        let http = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .user_agent(concat!("extpy/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.timeout)
+            .timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .no_gzip()
+            .no_brotli()
+            .no_deflate()
+            .no_zstd()
+            .build()
+            .map_err(|e| NetError::Client(chain(&e)))?;
+        Ok(Self {
+            http,
+            options,
+            reporter,
+        })
+    }
+
+    /// GETs a page, retrying transient failures.
+    pub fn get_page(&self, url: &Url, accept: &str) -> Result<Page, NetError> {
+        self.retrying(url, || self.page_attempt(url, accept))
+    }
+
+    fn page_attempt(&self, url: &Url, accept: &str) -> Outcome<Page> {
+        let resp = match self
+            .http
+            .get(url.clone())
+            .header(header::ACCEPT, accept)
+            .send()
+        {
+            Ok(r) => r,
+            Err(e) => return self.send_failure(url, &e),
+        };
+        if let Some(o) = self.status_outcome(url, &resp) {
+            return o;
+        }
+        let final_url = resp.url().clone();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let mut body = Vec::new();
+        match resp.take(MAX_PAGE_BYTES + 1).read_to_end(&mut body) {
+            Ok(_) if body.len() as u64 > MAX_PAGE_BYTES => {
+                Outcome::Fail(NetError::TooLarge { url: url.clone() })
+            }
+            Ok(_) => Outcome::Done(Page {
+                url: final_url,
+                content_type,
+                body,
+            }),
+            Err(e) => Outcome::Retry {
+                error: self.read_failure(url, &e, body.len() as u64, None),
+                after: None,
+            },
+        }
+    }
+
+    /// Downloads `url` into `part`, continuing a partial file with a Range request when the
+    /// server allows it, hashing as the bytes arrive.
+    pub fn download(
+        &self,
+        url: &Url,
+        part: &Path,
+        bar: &ProgressBar,
+    ) -> Result<Downloaded, NetError> {
+        let mut validator: Option<String> = None;
+        let mut attempts = 0;
+        let mut transferred = 0;
+        let mut result = self.retrying(url, || {
+            attempts += 1;
+            self.download_attempt(url, part, &mut validator, &mut transferred, bar)
+        })?;
+        result.attempts = attempts;
+        result.transferred = transferred;
+        Ok(result)
+    }
+
+    fn download_attempt(
+        &self,
+        url: &Url,
+        part: &Path,
+        validator: &mut Option<String>,
+        transferred: &mut u64,
+        bar: &ProgressBar,
+    ) -> Outcome<Downloaded> {
+        let io_err = |source| NetError::Io {
+            path: part.to_path_buf(),
+            source,
+        };
+        let existing = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+        let mut req = self.http.get(url.clone());
+        if existing > 0 {
+            req = req.header(header::RANGE, format!("bytes={existing}-"));
+            if let Some(v) = validator.as_deref() {
+                req = req.header(header::IF_RANGE, v);
+            }
+        }
+        let resp = match req.send() {
+            Ok(r) => r,
+            Err(e) => return self.send_failure(url, &e),
+        };
+        if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && existing > 0 {
+            // The partial file is no prefix of this resource: start over at once.
+            if let Err(e) = fs::remove_file(part) {
+                return Outcome::Fail(io_err(e));
+            }
+            return Outcome::Retry {
+                error: NetError::Status {
+                    url: url.clone(),
+                    status: resp.status(),
+                },
+                after: Some(Duration::ZERO),
+            };
+        }
+        if let Some(o) = self.status_outcome(url, &resp) {
+            return o;
+        }
+        let resumed = existing > 0
+            && resp.status() == StatusCode::PARTIAL_CONTENT
+            && content_range_start(resp.headers()) == Some(existing);
+        if resp.status() == StatusCode::PARTIAL_CONTENT && !resumed {
+            // A range we did not ask for: drop what we have and ask for the whole file.
+            let _ = fs::remove_file(part);
+            return Outcome::Retry {
+                error: NetError::Status {
+                    url: url.clone(),
+                    status: resp.status(),
+                },
+                after: Some(Duration::ZERO),
+            };
+        }
+        *validator = strong_validator(resp.headers());
+        let final_url = resp.url().clone();
+
+        let mut hasher = Hasher::new();
+        let mut file = if resumed {
+            match File::open(part).and_then(|f| hasher.consume(f)) {
+                Ok(_) => {}
+                Err(e) => return Outcome::Fail(io_err(e)),
+            }
+            match OpenOptions::new().append(true).open(part) {
+                Ok(f) => f,
+                Err(e) => return Outcome::Fail(io_err(e)),
+            }
+        } else {
+            match File::create(part) {
+                Ok(f) => f,
+                Err(e) => return Outcome::Fail(io_err(e)),
+            }
+        };
+        let offset = hasher.len();
+        let expected = resp.content_length().map(|l| l + offset);
+        bar.set_length(expected.unwrap_or(0));
+        bar.set_position(offset);
+
+        let mut resp = resp;
+        let mut buf = vec![0u8; 128 * 1024];
+        loop {
+            let n = match resp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = file.flush();
+                    return Outcome::Retry {
+                        error: self.read_failure(url, &e, hasher.len(), expected),
+                        after: None,
+                    };
+                }
+            };
+            if let Err(e) = file.write_all(&buf[..n]) {
+                return Outcome::Fail(io_err(e));
+            }
+            hasher.update(&buf[..n]);
+            *transferred += n as u64;
+            bar.inc(n as u64);
+        }
+        if let Err(e) = file.flush().and_then(|_| file.sync_all()) {
+            return Outcome::Fail(io_err(e));
+        }
+        if let Some(expected) = expected
+            && hasher.len() != expected
+        {
+            return Outcome::Retry {
+                error: NetError::Incomplete {
+                    url: url.clone(),
+                    got: hasher.len(),
+                    expected: Some(expected),
+                },
+                after: None,
+            };
+        }
+        let (sha256, size) = hasher.finish();
+        Outcome::Done(Downloaded {
+            url: final_url,
+            sha256,
+            size,
+            transferred: 0,
+            resumed,
+            attempts: 0,
+        })
+    }
+
+    fn retrying<T>(
+        &self,
+        url: &Url,
+        mut attempt: impl FnMut() -> Outcome<T>,
+    ) -> Result<T, NetError> {
+        let mut tries: u32 = 0;
+        loop {
+            tries += 1;
+            match attempt() {
+                Outcome::Done(v) => return Ok(v),
+                Outcome::Fail(e) => return Err(e),
+                Outcome::Retry { error, after } => {
+                    if tries > self.options.retries {
+                        return Err(if tries > 1 {
+                            NetError::GaveUp {
+                                attempts: tries,
+                                last: Box::new(error),
+                            }
+                        } else {
+                            error
+                        });
+                    }
+                    let wait = after.unwrap_or_else(|| backoff(tries));
+                    if wait > MAX_RETRY_AFTER {
+                        let status = match &error {
+                            NetError::Status { status, .. } => *status,
+                            _ => StatusCode::TOO_MANY_REQUESTS,
+                        };
+                        return Err(NetError::RetryAfterTooLong {
+                            url: url.clone(),
+                            status,
+                            after: wait,
+                        });
+                    }
+                    if !wait.is_zero() {
+                        self.reporter.warn(format!(
+                            "{error}; retrying in {:.1}s (attempt {} of {})",
+                            wait.as_secs_f64(),
+                            tries + 1,
+                            self.options.retries + 1
+                        ));
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        }
+    }
+
+    fn status_outcome<T>(
+        &self,
+        url: &Url,
+        resp: &reqwest::blocking::Response,
+    ) -> Option<Outcome<T>> {
+        let status = resp.status();
+        if status.is_success() {
+            return None;
+        }
+        let error = NetError::Status {
+            url: resp.url().clone(),
+            status,
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            let after = retry_after(resp.headers(), SystemTime::now());
+            if let Some(a) = after
+                && a > MAX_RETRY_AFTER
+            {
+                return Some(Outcome::Fail(NetError::RetryAfterTooLong {
+                    url: url.clone(),
+                    status,
+                    after: a,
+                }));
+            }
+            return Some(Outcome::Retry { error, after });
+        }
+        Some(Outcome::Fail(error))
+    }
+
+    fn send_failure<T>(&self, url: &Url, err: &reqwest::Error) -> Outcome<T> {
+        let host = url.host_str().unwrap_or("").to_string();
+        if let Some(problem) = trust::find_tls_problem(err) {
+            return Outcome::Fail(NetError::Tls {
+                url: url.clone(),
+                host,
+                problem,
+            });
+        }
+        if err.is_timeout() {
+            return Outcome::Retry {
+                error: self.timeout_error(url),
+                after: None,
+            };
+        }
+        if err.is_redirect() {
+            return Outcome::Fail(NetError::Redirect {
+                url: url.clone(),
+                detail: chain(err),
+            });
+        }
+        if err.is_dns() {
+            return Outcome::Fail(NetError::Resolve {
+                url: url.clone(),
+                host,
+                detail: chain(err),
+            });
+        }
+        Outcome::Retry {
+            error: NetError::Connect {
+                url: url.clone(),
+                host,
+                detail: chain(err),
+                proxy: proxy_note(url),
+            },
+            after: None,
+        }
+    }
+
+    fn read_failure(
+        &self,
+        url: &Url,
+        err: &io::Error,
+        got: u64,
+        expected: Option<u64>,
+    ) -> NetError {
+        let timed_out = err.kind() == io::ErrorKind::TimedOut
+            || err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<reqwest::Error>())
+                .is_some_and(|e| e.is_timeout());
+        if timed_out {
+            self.timeout_error(url)
+        } else {
+            NetError::Incomplete {
+                url: url.clone(),
+                got,
+                expected,
+            }
+        }
+    }
+
+    fn timeout_error(&self, url: &Url) -> NetError {
+        NetError::Timeout {
+            url: url.clone(),
+            secs: self.options.timeout.as_secs().max(1),
+        }
+    }
+}
+
+/// Exponential backoff: 250 ms, 500 ms, 1 s, … capped at 8 s.
+pub fn backoff(attempt: u32) -> Duration {
+    BACKOFF_BASE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(10))
+        .min(BACKOFF_MAX)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn content_range_start(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let range = v.strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}
+
+fn strong_validator(headers: &HeaderMap) -> Option<String> {
+    if let Some(etag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok())
+        && !etag.starts_with("W/")
+    {
+        return Some(etag.to_string());
+    }
+    headers
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An error and its causes on one line, without repeats.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+/// The proxy the environment sets for a URL, as the client will use it.
+pub fn proxy_for(url: &Url) -> Option<(String, String)> {
+    let vars: &[&str] = if url.scheme() == "https" {
+        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    } else {
+        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+    };
+    let (var, value) = vars.iter().find_map(|v| {
+        std::env::var(v)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| (v.to_string(), s))
+    })?;
+    let host = url.host_str().unwrap_or("");
+    if bypasses_proxy(host, &no_proxy()) {
+        return None;
+    }
+    Some((var, value))
+}
+
+fn no_proxy() -> String {
+    std::env::var("NO_PROXY")
+        .or_else(|_| std::env::var("no_proxy"))
+        .unwrap_or_default()
+}
+
+/// True when `host` matches a `NO_PROXY` list (`*`, exact names, `.suffix` or `suffix`).
+pub fn bypasses_proxy(host: &str, no_proxy: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    no_proxy
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry.trim_start_matches("*.").trim_start_matches('.');
+            host == entry || host.ends_with(&format!(".{entry}"))
+        })
+}
+
+fn proxy_note(url: &Url) -> String {
+    match proxy_for(url) {
+        Some((var, value)) => format!(
+            "\n  note: the connection goes through the proxy {value} (from {var}); check it, or list the host in NO_PROXY"
+        ),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(4), Duration::from_secs(2));
+        assert_eq!(backoff(30), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(
+            retry_after(&h, SystemTime::now()),
+            Some(Duration::from_secs(3))
+        );
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(20));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(20)));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn content_range_and_validators() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 100-199/200"),
+        );
+        assert_eq!(content_range_start(&h), Some(100));
+        h.insert(header::ETAG, HeaderValue::from_static("W/\"weak\""));
+        assert_eq!(strong_validator(&h), None);
+        h.insert(
+            header::LAST_MODIFIED,
+            HeaderValue::from_static("Tue, 01 Jan 2030 00:00:00 GMT"),
+        );
+        assert_eq!(
+            strong_validator(&h).as_deref(),
+            Some("Tue, 01 Jan 2030 00:00:00 GMT")
+        );
+        h.insert(header::ETAG, HeaderValue::from_static("\"strong\""));
+        assert_eq!(strong_validator(&h).as_deref(), Some("\"strong\""));
+    }
+
+    #[test]
+    fn no_proxy_matching() {
+        assert!(bypasses_proxy("files.example.org", "example.org"));
+        assert!(bypasses_proxy("files.example.org", ".example.org"));
+        assert!(bypasses_proxy("example.org", "*.example.org"));
+        assert!(bypasses_proxy("127.0.0.1", "localhost, 127.0.0.1"));
+        assert!(bypasses_proxy("anything", "*"));
+        assert!(!bypasses_proxy("badexample.org", "example.org"));
+        assert!(!bypasses_proxy("example.org", ""));
+    }
+}

@@ -1,0 +1,220 @@
+//! Which certificate authorities extpy trusts, and TLS failures in plain words.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{CertificateError, ClientConfig};
+
+use super::NetError;
+
+/// The crypto provider every TLS connection uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Extra trust anchors: `--ca-cert` files, then `SSL_CERT_FILE` when set.
+#[derive(Debug, Clone, Default)]
+pub struct ExtraRoots {
+    /// Files that were read, in order.
+    pub files: Vec<PathBuf>,
+    /// The certificates they hold.
+    pub certs: Vec<CertificateDer<'static>>,
+}
+
+impl ExtraRoots {
+    /// Reads every PEM file; a missing or empty file is an error naming it.
+    pub fn load(ca_certs: &[PathBuf], ssl_cert_file: Option<PathBuf>) -> Result<Self, NetError> {
+        let mut roots = Self::default();
+        for path in ca_certs {
+            roots.certs.extend(read_pem_certs(path)?);
+            roots.files.push(path.clone());
+        }
+        if let Some(path) = ssl_cert_file.filter(|p| !p.as_os_str().is_empty()) {
+            roots
+                .certs
+                .extend(read_pem_certs(&path).map_err(|e| match e {
+                    NetError::CaCert { path, reason } => NetError::CaCert {
+                        path,
+                        reason: format!("{reason} (named by SSL_CERT_FILE)"),
+                    },
+                    other => other,
+                })?);
+            roots.files.push(path);
+        }
+        Ok(roots)
+    }
+}
+
+/// The certificates of one PEM file.
+pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
+    let bad = |reason: String| NetError::CaCert {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("it is not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        let hint = if bytes.first() == Some(&0x30) {
+            "it looks like a DER (.cer) file; convert it with `openssl x509 -inform der -in FILE -out FILE.pem` or use the .pem that `extpy doctor --export` writes"
+        } else {
+            "it holds no `-----BEGIN CERTIFICATE-----` block"
+        };
+        return Err(bad(hint.to_string()));
+    }
+    Ok(certs)
+}
+
+/// The TLS configuration of the one HTTP client: the operating system's verifier (its trust
+/// store, and on Windows its chain engine), plus the extra roots.
+pub fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
+    let provider = provider();
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+        extra.certs.iter().cloned(),
+        provider.clone(),
+    )
+    .map_err(|e| NetError::TrustStore {
+        reason: e.to_string(),
+    })?;
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NetError::TrustStore {
+            reason: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// What went wrong in a TLS handshake, in words a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The chain ends in a CA this machine does not trust.
+    UnknownIssuer,
+    /// The certificate has expired.
+    Expired,
+    /// The certificate is not valid yet.
+    NotYetValid,
+    /// The certificate does not name the host.
+    NameMismatch,
+    /// The certificate was revoked.
+    Revoked,
+    /// Some other certificate problem.
+    BadCertificate(String),
+    /// The peer does not speak TLS (or not a version we accept).
+    NotTls(String),
+    /// The handshake failed (alert, protocol, cipher).
+    Handshake(String),
+}
+
+impl std::fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsProblem::UnknownIssuer => {
+                f.write_str("the server's certificate is issued by a certificate authority this machine does not trust")
+            }
+            TlsProblem::Expired => f.write_str("the server's certificate has expired (or this machine's clock is wrong)"),
+            TlsProblem::NotYetValid => {
+                f.write_str("the server's certificate is not valid yet (or this machine's clock is wrong)")
+            }
+            TlsProblem::NameMismatch => f.write_str("the server's certificate is for a different host name"),
+            TlsProblem::Revoked => f.write_str("the server's certificate has been revoked"),
+            TlsProblem::BadCertificate(why) => write!(f, "the server's certificate was rejected: {why}"),
+            TlsProblem::NotTls(why) => write!(f, "the server did not answer with TLS ({why})"),
+            TlsProblem::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
+        }
+    }
+}
+
+/// Finds a rustls error in an error's cause chain, looking inside `io::Error`s too (their
+/// `source()` skips the error they wrap, so each one is opened explicitly).
+pub fn find_tls_problem(err: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+    let mut stack: Vec<&(dyn std::error::Error + 'static)> = vec![err];
+    while let Some(e) = stack.pop() {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(classify(tls));
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            stack.push(inner);
+        }
+        if let Some(next) = e.source() {
+            stack.push(next);
+        }
+    }
+    None
+}
+
+/// Plain words for a rustls error.
+pub fn classify(err: &rustls::Error) -> TlsProblem {
+    match err {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => TlsProblem::UnknownIssuer,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                TlsProblem::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                TlsProblem::NotYetValid
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsProblem::NameMismatch
+            }
+            CertificateError::Revoked => TlsProblem::Revoked,
+            other => TlsProblem::BadCertificate(format!("{other:?}")),
+        },
+        rustls::Error::InvalidMessage(m) => TlsProblem::NotTls(format!("{m:?}")),
+        rustls::Error::AlertReceived(a) => {
+            TlsProblem::Handshake(format!("the server sent the alert {a:?}"))
+        }
+        rustls::Error::PeerIncompatible(p) => {
+            TlsProblem::Handshake(format!("no common protocol or cipher ({p:?})"))
+        }
+        other => TlsProblem::Handshake(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_ca_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let err = read_pem_certs(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("nope.pem") && err.contains("cannot read it"),
+            "{err}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "hello\n").unwrap();
+        let err = read_pem_certs(&empty).unwrap_err().to_string();
+        assert!(
+            err.contains("no `-----BEGIN CERTIFICATE-----` block"),
+            "{err}"
+        );
+        let der = dir.path().join("root.cer");
+        std::fs::write(&der, [0x30, 0x82, 0x01]).unwrap();
+        let err = read_pem_certs(&der).unwrap_err().to_string();
+        assert!(err.contains("DER"), "{err}");
+    }
+
+    #[test]
+    fn classifies_through_io_errors() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        );
+        assert_eq!(find_tls_problem(&io), Some(TlsProblem::UnknownIssuer));
+        let nested = std::io::Error::other(io);
+        assert_eq!(find_tls_problem(&nested), Some(TlsProblem::UnknownIssuer));
+        let plain = std::io::Error::other("nothing to see");
+        assert_eq!(find_tls_problem(&plain), None);
+    }
+}

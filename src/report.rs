@@ -1,0 +1,189 @@
+//! The one reporter: human lines on stderr, progress bars on a terminal, nothing else.
+//!
+//! Results (and `--json` documents) are written to stdout by `main.rs`; everything below it
+//! speaks to the user only through a `Reporter`.
+
+use std::fmt::Display;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How much to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors only (`-q`).
+    Quiet,
+    /// The usual lines.
+    Normal,
+    /// Also details (`-v`).
+    Verbose,
+}
+
+/// Where human lines and progress go.
+#[derive(Clone)]
+pub struct Reporter {
+    verbosity: Verbosity,
+    multi: Option<MultiProgress>,
+    captured: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+impl Reporter {
+    /// A reporter for a command-line run; bars only when stderr is a terminal and wanted.
+    pub fn new(verbosity: Verbosity, progress: bool) -> Self {
+        let bars = progress && verbosity > Verbosity::Quiet && std::io::stderr().is_terminal();
+        let multi =
+            bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)));
+        Self {
+            verbosity,
+            multi,
+            captured: None,
+        }
+    }
+
+    /// A reporter that keeps its lines in memory, for tests.
+    pub fn capture() -> (Self, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        (
+            Self {
+                verbosity: Verbosity::Verbose,
+                multi: None,
+                captured: Some(lines.clone()),
+            },
+            lines,
+        )
+    }
+
+    /// A reporter that says nothing.
+    pub fn silent() -> Self {
+        Self {
+            verbosity: Verbosity::Quiet,
+            multi: None,
+            captured: None,
+        }
+    }
+
+    /// The verbosity.
+    pub fn verbosity(&self) -> Verbosity {
+        self.verbosity
+    }
+
+    fn emit(&self, line: String) {
+        if let Some(c) = &self.captured {
+            if let Ok(mut lines) = c.lock() {
+                lines.push(line);
+            }
+            return;
+        }
+        match &self.multi {
+            Some(m) => m.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// A normal human line.
+    pub fn info(&self, msg: impl Display) {
+        if self.verbosity >= Verbosity::Normal {
+            self.emit(msg.to_string());
+        }
+    }
+
+    /// A warning: something the user should know, not a failure.
+    pub fn warn(&self, msg: impl Display) {
+        if self.verbosity >= Verbosity::Normal {
+            self.emit(format!("warning: {msg}"));
+        }
+    }
+
+    /// A detail shown with `-v`.
+    pub fn detail(&self, msg: impl Display) {
+        if self.verbosity >= Verbosity::Verbose {
+            self.emit(msg.to_string());
+        }
+    }
+
+    /// A byte-progress bar for one file (hidden when bars are off).
+    pub fn file_bar(&self, name: &str) -> ProgressBar {
+        let Some(m) = &self.multi else {
+            return ProgressBar::hidden();
+        };
+        let bar = m.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>40.dim} {bar:25.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(truncate(name, 40));
+        bar
+    }
+
+    /// A bar counting items (files, VUs) with a total.
+    pub fn count_bar(&self, total: u64, what: &str) -> ProgressBar {
+        let Some(m) = &self.multi else {
+            return ProgressBar::hidden();
+        };
+        let bar = m.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>40.bold} {bar:25.green/white} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let tail: String = s
+        .chars()
+        .rev()
+        .take(max - 1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+/// Bytes in human units (`1.5 MiB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_keeps_lines_in_order() {
+        let (r, lines) = Reporter::capture();
+        r.info("one");
+        r.warn("two");
+        r.detail("three");
+        assert_eq!(*lines.lock().unwrap(), vec!["one", "warning: two", "three"]);
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 * 1024 * 1024), "10.0 MiB");
+        assert_eq!(truncate("abcdef", 4), "…def");
+    }
+}

@@ -1,0 +1,430 @@
+//! A local HTTPS mirror on 127.0.0.1: a python download area and a Simple API index, that
+//! can be told to misbehave on purpose. Hand-written HTTP/1.1 so every fault is exact.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use extpy::digest::Sha256Digest;
+use extpy::manifest::normalize_name;
+
+/// One way to misbehave, used for one request to a path.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and no body.
+    Status(u16),
+    /// 429 with `Retry-After: secs`.
+    TooMany(u64),
+    /// The right length, one byte flipped.
+    WrongBytes,
+    /// Announce the full length, send this many bytes, close cleanly.
+    Truncate(usize),
+    /// Announce the full length, send this many bytes, reset the connection.
+    Reset(usize),
+    /// Wait this long before answering.
+    Stall(Duration),
+    /// Redirect (302) to this absolute URL.
+    Redirect(String),
+    /// Serve the whole file even when a Range is asked for.
+    IgnoreRange,
+}
+
+/// A request as the mirror saw it.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+}
+
+struct IndexFile {
+    filename: String,
+    path: String,
+    sha256: String,
+}
+
+#[derive(Default)]
+struct State {
+    routes: Mutex<HashMap<String, Vec<u8>>>,
+    index: Mutex<BTreeMap<String, Vec<IndexFile>>>,
+    faults: Mutex<HashMap<String, VecDeque<Fault>>>,
+    log: Mutex<Vec<Logged>>,
+    connections: AtomicUsize,
+    html_only: AtomicBool,
+    hide_hashes: AtomicBool,
+    hash_override: Mutex<HashMap<String, String>>,
+}
+
+/// The running mirror.
+pub struct Mirror {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Mirror {
+    /// An HTTPS mirror presenting `tls` (`None`: plain HTTP).
+    pub fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self::start_on(0, tls)
+    }
+
+    /// Like [`Mirror::start`], on a chosen port (0: any free one).
+    pub fn start_on(port: u16, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(State::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                st.connections.fetch_add(1, Ordering::SeqCst);
+                let (st2, tls2) = (st.clone(), tls.clone());
+                std::thread::spawn(move || serve_connection(&st2, tls2, stream));
+            }
+        });
+        Self { addr, state, stop }
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// The same server under the name `localhost` (another host to the client).
+    pub fn localhost_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// Base of the python download area.
+    pub fn python_mirror(&self) -> String {
+        format!("{}/python/", self.url())
+    }
+
+    /// Base of the Simple API.
+    pub fn index_url(&self) -> String {
+        format!("{}/simple/", self.url())
+    }
+
+    /// Serves `body` at `path`.
+    pub fn put(&self, path: &str, body: Vec<u8>) {
+        self.state
+            .routes
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), body);
+    }
+
+    /// Adds an embeddable zip at `/python/<version>/<file>`.
+    pub fn add_python(&self, version: &str, file: &str, body: Vec<u8>) {
+        self.put(&format!("/python/{version}/{file}"), body);
+    }
+
+    /// Adds a wheel at `/files/<file>` and lists it in the index.
+    pub fn add_wheel(&self, file: &str, body: Vec<u8>) {
+        let project = normalize_name(file.split('-').next().unwrap_or(file));
+        let path = format!("/files/{file}");
+        let sha256 = Sha256Digest::of(&body).to_string();
+        self.put(&path, body);
+        self.state
+            .index
+            .lock()
+            .unwrap()
+            .entry(project)
+            .or_default()
+            .push(IndexFile {
+                filename: file.to_string(),
+                path,
+                sha256,
+            });
+    }
+
+    /// Makes the next request to `path` misbehave (faults queue up in order).
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.state
+            .faults
+            .lock()
+            .unwrap()
+            .entry(path.to_string())
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// Serve only PEP 503 HTML, whatever the client asks.
+    pub fn html_only(&self) {
+        self.state.html_only.store(true, Ordering::SeqCst);
+    }
+
+    /// Publish no hashes in the index.
+    pub fn hide_hashes(&self) {
+        self.state.hide_hashes.store(true, Ordering::SeqCst);
+    }
+
+    /// Publish `sha256` for `file` instead of the real one.
+    pub fn publish_hash(&self, file: &str, sha256: &str) {
+        self.state
+            .hash_override
+            .lock()
+            .unwrap()
+            .insert(file.to_string(), sha256.to_string());
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Logged> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    /// Requests to `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Logged> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+fn serve_connection(state: &State, tls: Option<Arc<rustls::ServerConfig>>, tcp: TcpStream) {
+    let raw = tcp.try_clone().expect("clone");
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
+    let stream: Box<dyn Stream> = match tls {
+        Some(cfg) => match rustls::ServerConnection::new(cfg) {
+            Ok(conn) => Box::new(rustls::StreamOwned::new(conn, tcp)),
+            Err(_) => return,
+        },
+        None => Box::new(tcp),
+    };
+    let mut reader = BufReader::new(stream);
+    while let Some(req) = read_request(&mut reader) {
+        state.log.lock().unwrap().push(req.clone());
+        let fault = state
+            .faults
+            .lock()
+            .unwrap()
+            .get_mut(&req.path)
+            .and_then(VecDeque::pop_front);
+        if !respond(state, &req, fault, reader.get_mut(), &raw) {
+            return;
+        }
+    }
+}
+
+fn read_request(reader: &mut BufReader<Box<dyn Stream>>) -> Option<Logged> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    Some(Logged {
+        method,
+        path,
+        headers,
+    })
+}
+
+fn head(
+    w: &mut dyn Write,
+    status: u16,
+    headers: &[(&str, String)],
+    len: usize,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        206 => "Partial Content",
+        302 => "Found",
+        404 => "Not Found",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Whatever",
+    };
+    let mut s = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {len}\r\n");
+    for (k, v) in headers {
+        s.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.push_str("\r\n");
+    w.write_all(s.as_bytes())
+}
+
+/// Writes one response; false closes the connection.
+fn respond(
+    state: &State,
+    req: &Logged,
+    fault: Option<Fault>,
+    w: &mut dyn Write,
+    raw: &TcpStream,
+) -> bool {
+    let mut fault = fault;
+    if let Some(Fault::Stall(d)) = fault {
+        std::thread::sleep(d);
+        fault = None;
+    }
+    match &fault {
+        Some(Fault::Status(code)) => return head(w, *code, &[], 0).and_then(|_| w.flush()).is_ok(),
+        Some(Fault::TooMany(secs)) => {
+            return head(w, 429, &[("Retry-After", secs.to_string())], 0)
+                .and_then(|_| w.flush())
+                .is_ok();
+        }
+        Some(Fault::Redirect(to)) => {
+            return head(w, 302, &[("Location", to.clone())], 0)
+                .and_then(|_| w.flush())
+                .is_ok();
+        }
+        _ => {}
+    }
+    let Some((mut body, content_type)) = lookup(state, req) else {
+        return head(w, 404, &[], 0).and_then(|_| w.flush()).is_ok();
+    };
+    if matches!(fault, Some(Fault::WrongBytes)) && !body.is_empty() {
+        let mid = body.len() / 2;
+        body[mid] ^= 0xff;
+    }
+    let etag = format!("\"{}\"", &Sha256Digest::of(&body).to_string()[..16]);
+    let mut headers = vec![
+        ("Content-Type", content_type),
+        ("ETag", etag.clone()),
+        ("Accept-Ranges", "bytes".to_string()),
+    ];
+    let mut status = 200;
+    let mut start = 0;
+    let range = req
+        .headers
+        .get("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'));
+    let if_range_ok = req.headers.get("if-range").is_none_or(|v| *v == etag);
+    if let Some(from) = range.and_then(|r| r.parse::<usize>().ok())
+        && !matches!(fault, Some(Fault::IgnoreRange))
+        && if_range_ok
+    {
+        if from >= body.len() {
+            return head(
+                w,
+                416,
+                &[("Content-Range", format!("bytes */{}", body.len()))],
+                0,
+            )
+            .is_ok();
+        }
+        status = 206;
+        start = from;
+        headers.push((
+            "Content-Range",
+            format!("bytes {from}-{}/{}", body.len() - 1, body.len()),
+        ));
+    }
+    let slice = &body[start..];
+    if head(w, status, &headers, slice.len()).is_err() {
+        return false;
+    }
+    match fault {
+        Some(Fault::Truncate(n)) => {
+            let _ = w.write_all(&slice[..n.min(slice.len())]);
+            let _ = w.flush();
+            let _ = raw.shutdown(std::net::Shutdown::Both);
+            false
+        }
+        Some(Fault::Reset(n)) => {
+            let _ = w.write_all(&slice[..n.min(slice.len())]);
+            let _ = w.flush();
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = socket2::SockRef::from(raw).set_linger(Some(Duration::ZERO));
+            let _ = raw.shutdown(std::net::Shutdown::Both);
+            false
+        }
+        _ => w.write_all(slice).and_then(|_| w.flush()).is_ok(),
+    }
+}
+
+fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
+    if let Some(project) = req
+        .path
+        .strip_prefix("/simple/")
+        .map(|p| p.trim_end_matches('/'))
+    {
+        let index = state.index.lock().unwrap();
+        let files = index.get(project)?;
+        let overrides = state.hash_override.lock().unwrap();
+        let hide = state.hide_hashes.load(Ordering::SeqCst);
+        let hash_of = |f: &IndexFile| {
+            overrides
+                .get(&f.filename)
+                .cloned()
+                .unwrap_or_else(|| f.sha256.clone())
+        };
+        let wants_json = req
+            .headers
+            .get("accept")
+            .is_some_and(|a| a.contains("vnd.pypi.simple.v1+json"));
+        if wants_json && !state.html_only.load(Ordering::SeqCst) {
+            let files: Vec<serde_json::Value> = files
+                .iter()
+                .map(|f| {
+                    let hashes = if hide { serde_json::json!({}) } else { serde_json::json!({ "sha256": hash_of(f) }) };
+                    serde_json::json!({ "filename": f.filename, "url": format!("../..{}", f.path), "hashes": hashes })
+                })
+                .collect();
+            let doc = serde_json::json!({ "meta": { "api-version": "1.1" }, "name": project, "files": files });
+            return Some((
+                serde_json::to_vec(&doc).unwrap(),
+                "application/vnd.pypi.simple.v1+json".into(),
+            ));
+        }
+        let mut html = String::from("<!DOCTYPE html>\n<html><body>\n");
+        for f in files {
+            let frag = if hide {
+                String::new()
+            } else {
+                format!("#sha256={}", hash_of(f))
+            };
+            html.push_str(&format!(
+                "<a href=\"{}{frag}\">{}</a><br/>\n",
+                f.path, f.filename
+            ));
+        }
+        html.push_str("</body></html>\n");
+        return Some((html.into_bytes(), "text/html".into()));
+    }
+    let routes = state.routes.lock().unwrap();
+    routes
+        .get(&req.path)
+        .map(|b| (b.clone(), "application/octet-stream".into()))
+}

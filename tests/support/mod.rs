@@ -1,0 +1,216 @@
+//! Shared test support: certificates, the local HTTPS mirror, artifact builders, and a
+//! `World` that wires them to the extpy binary. No test touches the internet.
+#![allow(dead_code)]
+
+pub mod fixtures;
+pub mod mirror;
+pub mod pki;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use fixtures::{WheelSpec, embeddable, manifest_text};
+pub use mirror::{Fault, Mirror};
+pub use pki::Ca;
+
+pub const PY: &str = "3.12.10";
+
+/// The environment variables a test run must not inherit.
+const ISOLATE: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "PIP_INDEX_URL",
+    "SSL_CERT_FILE",
+    "EXTPY_MANIFEST",
+    "EXTPY_CACHE_DIR",
+    "EXTPY_INDEX_URL",
+    "EXTPY_PYTHON_MIRROR",
+    "EXTPY_CA_CERT",
+    "EXTPY_OFFLINE",
+    "EXTPY_JOBS",
+    "EXTPY_JSON",
+    "EXTPY_TIMEOUT",
+    "EXTPY_RETRIES",
+];
+
+/// A finished extpy run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "extpy failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// The extpy binary with an isolated environment.
+pub fn extpy() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_extpy"));
+    for v in ISOLATE {
+        c.env_remove(v);
+    }
+    c.env("EXTPY_NO_PROGRESS", "1");
+    c
+}
+
+/// Runs a command to its end.
+pub fn run(mut c: Command) -> Run {
+    Run::from(c.output().expect("run extpy"))
+}
+
+/// A synthetic distribution served by a local HTTPS mirror, with a manifest and a cache.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub ca: Ca,
+    pub ca_pem: PathBuf,
+    pub mirror: Mirror,
+    pub manifest: PathBuf,
+    pub cache: PathBuf,
+    pub embed: Vec<u8>,
+    pub wheels: Vec<(String, Vec<u8>)>,
+}
+
+impl World {
+    /// The standard world: an embeddable zip and three small wheels.
+    pub fn new() -> Self {
+        let wheels = vec![
+            WheelSpec::pure("alpha", "1.0"),
+            WheelSpec::pure("beta_pkg", "2.1"),
+            WheelSpec::pure("gamma", "0.3"),
+        ];
+        Self::with_wheels(&wheels)
+    }
+
+    /// A world serving the given wheels.
+    pub fn with_wheels(specs: &[WheelSpec]) -> Self {
+        let wheels: Vec<(String, Vec<u8>)> =
+            specs.iter().map(|s| (s.filename(), s.build())).collect();
+        Self::with_artifacts(embeddable(PY), wheels)
+    }
+
+    /// A world serving these exact artifacts.
+    pub fn with_artifacts(embed: Vec<u8>, wheels: Vec<(String, Vec<u8>)>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::root("extpy test root CA");
+        let ca_pem = ca.write_pem(dir.path(), "test-root.pem");
+        let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+        let mirror = Mirror::start(Some(leaf.server_config(&[])));
+        mirror.add_python(PY, &format!("python-{PY}-embed-amd64.zip"), embed.clone());
+        for (file, bytes) in &wheels {
+            mirror.add_wheel(file, bytes.clone());
+        }
+        let manifest = dir.path().join("manifest.yaml");
+        std::fs::write(&manifest, manifest_text(PY, &embed, &wheels)).expect("write manifest");
+        let cache = dir.path().join("cache");
+        Self {
+            dir,
+            ca,
+            ca_pem,
+            mirror,
+            manifest,
+            cache,
+            embed,
+            wheels,
+        }
+    }
+
+    /// A path inside the world's temporary folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// extpy with this world's manifest, cache, mirror and CA.
+    pub fn cmd(&self) -> Command {
+        let mut c = extpy();
+        c.arg("--manifest").arg(&self.manifest);
+        c.arg("--cache-dir").arg(&self.cache);
+        c.arg("--python-mirror").arg(self.mirror.python_mirror());
+        c.arg("--index-url").arg(self.mirror.index_url());
+        c.arg("--ca-cert").arg(&self.ca_pem);
+        c
+    }
+
+    /// Runs extpy with `args` after the world's options.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut c = self.cmd();
+        c.args(args);
+        run(c)
+    }
+
+    /// Number of artifacts.
+    pub fn count(&self) -> usize {
+        self.wheels.len() + 1
+    }
+
+    /// The cache path of a blob.
+    pub fn blob(&self, bytes: &[u8]) -> PathBuf {
+        self.cache
+            .join("sha256")
+            .join(extpy::digest::Sha256Digest::of(bytes).to_string())
+    }
+
+    /// The embeddable zip's URL path on the mirror.
+    pub fn embed_path(&self) -> String {
+        format!("/python/{PY}/python-{PY}-embed-amd64.zip")
+    }
+}
+
+/// Files under `root` (relative, `/`-separated, sorted).
+pub fn tree(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect();
+    out.sort();
+    out
+}
