@@ -2,7 +2,7 @@
 # Builds extpy and runs its main job end to end on this machine, with no internet: a local
 # HTTPS mirror (examples/mirror.rs, the one the tests use) serves a synthetic embeddable
 # CPython and three small wheels behind a CA made on the spot; extpy fetches and verifies
-# them.
+# them, builds the External Python (as get-py.ps1 did) and checks it against its seal.
 #
 #   scripts/demo.sh [WORK_DIR]
 set -euo pipefail
@@ -23,6 +23,9 @@ export EXTPY_MANIFEST=$WORK/mirror/manifest.yaml EXTPY_CACHE_DIR=$WORK/cache
 
 echo "== extpy fetch (cold cache)"
 "$EXTPY" fetch
-echo "== extpy fetch (warm cache: no network)"
-"$EXTPY" fetch
+echo "== extpy build (warm cache: no network), in $WORK/install"
+mkdir -p "$WORK/install"
+(cd "$WORK/install" && "$EXTPY" build)
+echo "== extpy verify"
+"$EXTPY" verify "$WORK/install/contents/Python/external"
 echo "demo folder: $WORK"

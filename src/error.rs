@@ -1,9 +1,14 @@
 //! The top-level error and the documented exit codes.
 
+use crate::archive::ArchiveError;
 use crate::cache::CacheError;
+use crate::dist::BuildError;
+use crate::dist::seal::SealError;
+use crate::dist::wheel::WheelError;
 use crate::fetch::{ArtifactError, FetchError};
 use crate::manifest::InputError;
 use crate::net::NetError;
+use crate::place::PlaceError;
 use crate::source::SourceError;
 
 /// Exit codes, documented in the README and `extpy --help`.
@@ -52,6 +57,15 @@ pub enum Error {
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// Building the distribution failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A seal could not be read.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Something does not match its seal, pin or checksum list (the report says what).
+    #[error("{0}")]
+    Mismatch(String),
     /// A local file could not be read or written.
     #[error("{}: {action}: {source}", path.display())]
     Io {
@@ -73,7 +87,31 @@ impl Error {
             Error::Fetch(f) => fetch_code(f),
             Error::Net(n) => net_code(n),
             Error::Cache(_) | Error::Io { .. } => ExitCode::Local,
+            Error::Build(b) => build_code(b),
+            Error::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
+            Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
+            Error::Seal(SealError::Io { .. }) => ExitCode::Local,
         }
+    }
+}
+
+fn archive_code(a: &ArchiveError) -> ExitCode {
+    if a.is_io() {
+        ExitCode::Local
+    } else {
+        ExitCode::Verification
+    }
+}
+
+fn build_code(b: &BuildError) -> ExitCode {
+    match b {
+        BuildError::DestForeign { .. } | BuildError::Clash { .. } => ExitCode::Input,
+        BuildError::Place(PlaceError::NotAFolder { .. }) => ExitCode::Input,
+        BuildError::Place(PlaceError::Io { .. }) | BuildError::Io { .. } => ExitCode::Local,
+        BuildError::Embeddable { .. } => ExitCode::Verification,
+        BuildError::Archive(a) => archive_code(a),
+        BuildError::Wheel(WheelError::Archive(a)) => archive_code(a),
+        BuildError::Wheel(_) => ExitCode::Verification,
     }
 }
 

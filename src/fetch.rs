@@ -372,6 +372,22 @@ impl ArtifactError {
 }
 
 impl FetchReport {
+    /// One line: how many artifacts, from where.
+    pub fn summary(&self) -> String {
+        let net = self
+            .artifacts
+            .iter()
+            .filter(|a| a.from == Provenance::Network)
+            .count();
+        format!(
+            "{} artifacts verified ({} downloaded, {}; {} from cache)",
+            self.artifacts.len(),
+            net,
+            human_bytes(self.downloaded_bytes),
+            self.artifacts.len() - net
+        )
+    }
+
     /// The human result: one line per artifact, then a summary.
     pub fn render(&self) -> String {
         let mut out = String::new();

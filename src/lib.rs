@@ -29,3 +29,15 @@ pub fn parallel<T: Sync, R: Send>(
         Err(_) => items.iter().map(&f).collect(),
     }
 }
+pub mod archive;
+pub mod dist;
+pub mod place;
+
+/// Threads for local work (hashing, extracting, copying): `--jobs`, but no more than the
+/// machine has cores, since extra threads there only contend.
+pub fn local_jobs(jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    jobs.clamp(1, cores)
+}

@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use extpy::config::Settings;
+use extpy::dist::seal::{self, VerifyOptions};
+use extpy::dist::{self, BuildOptions, Inputs};
 use extpy::error::{EXIT_CODES_HELP, Error};
+use extpy::fetch;
 use extpy::report::{Reporter, Verbosity};
 
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
@@ -83,6 +86,29 @@ struct Global {
 enum Command {
     /// Download and verify every artifact of the manifest into the cache
     Fetch,
+    /// Fetch what is missing, then assemble the External Python and seal it
+    ///
+    /// Drop-in for get-py.ps1: DEST defaults to contents/Python/external under the current
+    /// folder. The distribution is built beside DEST and renamed into place only when complete.
+    Build {
+        /// Destination folder [default: contents/Python/external]
+        dest: Option<PathBuf>,
+        /// Replace DEST even if extpy did not build it
+        #[arg(long)]
+        force: bool,
+        /// Show what would be built; change nothing at DEST
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check built distributions (or VU folders) against their seal: missing, changed, extra files
+    Verify {
+        /// Folders holding an extpy-seal.json
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Count __pycache__ files that Python writes at run time as extra files too
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,7 +126,8 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code() as u8;
             eprintln!("error: {e}");
-            if json {
+            // A mismatch comes after its report was printed: that document already says ok: false.
+            if json && !matches!(e, Error::Mismatch(_)) {
                 let doc = json!({ "command": name, "ok": false, "exit_code": code, "error": e.to_string() });
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             }
@@ -112,6 +139,8 @@ fn main() -> ExitCode {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Fetch => "fetch",
+        Command::Build { .. } => "build",
+        Command::Verify { .. } => "verify",
     }
 }
 
@@ -136,7 +165,64 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
         Command::Fetch => {
             let manifest = s.load_manifest()?;
             let report = extpy::fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
-            emit(&cli.global, reporter, "fetch", &report, || report.render())
+            emit(&cli.global, reporter, "fetch", true, &report, || {
+                report.render()
+            })
+        }
+        Command::Build {
+            dest,
+            force,
+            dry_run,
+        } => {
+            let dest = dest.unwrap_or_else(|| PathBuf::from(dist::DEFAULT_DEST));
+            let manifest = s.load_manifest()?;
+            if !cli.global.json && reporter.verbosity() > Verbosity::Quiet {
+                println!(
+                    "Generating python at location: {}",
+                    dist::absolute_dest(&dest).display()
+                );
+            }
+            let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+            reporter.info(fetched.summary());
+            let options = BuildOptions {
+                dest,
+                force,
+                jobs: s.jobs,
+            };
+            let inputs = Inputs::from_fetch(&fetched);
+            let plan = dist::plan(&manifest, &inputs, &options)?;
+            if dry_run {
+                let summary = plan.summary();
+                return emit(&cli.global, reporter, "build", true, &summary, || {
+                    summary.render()
+                });
+            }
+            let report = dist::execute(&plan, &manifest, &options, reporter)?;
+            emit(&cli.global, reporter, "build", true, &report, || {
+                report.render()
+            })
+        }
+        Command::Verify { paths, strict } => {
+            let options = VerifyOptions {
+                jobs: s.jobs,
+                strict,
+            };
+            let mut results = Vec::new();
+            for p in &paths {
+                results.push(seal::verify_or_explain(p, options)?);
+            }
+            let failed = results.iter().filter(|r| !r.ok).count();
+            let doc = json!({ "results": results });
+            emit(&cli.global, reporter, "verify", failed == 0, &doc, || {
+                results.iter().map(|r| r.render()).collect()
+            })?;
+            if failed > 0 {
+                return Err(Error::Mismatch(format!(
+                    "{failed} of {} folders do not match their seal",
+                    results.len()
+                )));
+            }
+            Ok(())
         }
     }
 }
@@ -146,6 +232,7 @@ fn emit<T: serde::Serialize>(
     g: &Global,
     reporter: &Reporter,
     command: &str,
+    ok: bool,
     result: &T,
     human: impl FnOnce() -> String,
 ) -> Result<(), Error> {
@@ -153,7 +240,7 @@ fn emit<T: serde::Serialize>(
         let mut doc = serde_json::to_value(result).unwrap_or_default();
         if let Some(obj) = doc.as_object_mut() {
             obj.insert("command".into(), json!(command));
-            obj.insert("ok".into(), json!(true));
+            obj.insert("ok".into(), json!(ok));
         }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else if reporter.verbosity() > Verbosity::Quiet {

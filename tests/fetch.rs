@@ -4,7 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Fault, PY, World, extpy, run};
+use support::mirror::Fault;
+use support::{PY, World, extpy, run};
 
 fn wheel_path(w: &World, i: usize) -> String {
     format!("/files/{}", w.wheels[i].0)

@@ -175,3 +175,143 @@ pub fn manifest_text(version: &str, embed: &[u8], wheels: &[(String, Vec<u8>)]) 
     }
     s
 }
+
+/// An entry for [`raw_zip`].
+pub struct RawEntry<'a> {
+    pub name: &'a str,
+    pub data: &'a [u8],
+    /// Unix mode to record (e.g. `0o120777` for a symlink).
+    pub mode: Option<u32>,
+}
+
+/// A stored (uncompressed) zip written byte by byte, so tests can make archives no zip
+/// library would: duplicate names, symlinks, any name at all.
+pub fn raw_zip(entries: &[RawEntry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for e in entries {
+        let offset = out.len() as u32;
+        let crc = crc32(e.data);
+        let name = e.name.as_bytes();
+        let size = e.data.len() as u32;
+        let mut local = Vec::new();
+        local.extend_from_slice(&0x04034b50u32.to_le_bytes());
+        local.extend_from_slice(&20u16.to_le_bytes());
+        local.extend_from_slice(&0u16.to_le_bytes()); // flags
+        local.extend_from_slice(&0u16.to_le_bytes()); // stored
+        local.extend_from_slice(&0u16.to_le_bytes()); // time
+        local.extend_from_slice(&0x21u16.to_le_bytes()); // date 1980-01-01
+        local.extend_from_slice(&crc.to_le_bytes());
+        local.extend_from_slice(&size.to_le_bytes());
+        local.extend_from_slice(&size.to_le_bytes());
+        local.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        local.extend_from_slice(&0u16.to_le_bytes());
+        local.extend_from_slice(name);
+        out.extend_from_slice(&local);
+        out.extend_from_slice(e.data);
+
+        central.extend_from_slice(&0x02014b50u32.to_le_bytes());
+        central.extend_from_slice(&((3u16 << 8) | 20).to_le_bytes()); // made by unix
+        central.extend_from_slice(&20u16.to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes());
+        central.extend_from_slice(&0x21u16.to_le_bytes());
+        central.extend_from_slice(&crc.to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&size.to_le_bytes());
+        central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        central.extend_from_slice(&0u16.to_le_bytes()); // extra
+        central.extend_from_slice(&0u16.to_le_bytes()); // comment
+        central.extend_from_slice(&0u16.to_le_bytes()); // disk
+        central.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
+        let mode = e.mode.unwrap_or(0o100644);
+        central.extend_from_slice(&(mode << 16).to_le_bytes());
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name);
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x06054b50u32.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE), bit by bit: small inputs only.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A wheel whose archive is exactly `entries` plus a valid dist-info (RECORD covers
+/// every entry), written raw so hostile names survive.
+pub fn raw_wheel(name: &str, version: &str, entries: &[RawEntry]) -> (String, Vec<u8>) {
+    let di = format!("{name}-{version}.dist-info");
+    let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    let wheel = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_string();
+    let mut record = String::new();
+    for e in entries {
+        record.push_str(&format!(
+            "{},{},{}\n",
+            e.name,
+            record_hash(e.data),
+            e.data.len()
+        ));
+    }
+    record.push_str(&format!(
+        "{di}/METADATA,{},{}\n",
+        record_hash(metadata.as_bytes()),
+        metadata.len()
+    ));
+    record.push_str(&format!(
+        "{di}/WHEEL,{},{}\n",
+        record_hash(wheel.as_bytes()),
+        wheel.len()
+    ));
+    record.push_str(&format!("{di}/RECORD,,\n"));
+    let (m, w, r) = (
+        format!("{di}/METADATA"),
+        format!("{di}/WHEEL"),
+        format!("{di}/RECORD"),
+    );
+    let mut all: Vec<RawEntry> = entries
+        .iter()
+        .map(|e| RawEntry {
+            name: e.name,
+            data: e.data,
+            mode: e.mode,
+        })
+        .collect();
+    all.push(RawEntry {
+        name: &m,
+        data: metadata.as_bytes(),
+        mode: None,
+    });
+    all.push(RawEntry {
+        name: &w,
+        data: wheel.as_bytes(),
+        mode: None,
+    });
+    all.push(RawEntry {
+        name: &r,
+        data: record.as_bytes(),
+        mode: None,
+    });
+    (format!("{name}-{version}-py3-none-any.whl"), raw_zip(&all))
+}

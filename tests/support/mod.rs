@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub use fixtures::{WheelSpec, embeddable, manifest_text};
-pub use mirror::{Fault, Mirror};
+use mirror::Mirror;
 pub use pki::Ca;
 
 pub const PY: &str = "3.12.10";

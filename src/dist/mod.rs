@@ -1,0 +1,465 @@
+//! Assembling the External Python: the embeddable zip extracted, every wheel installed into
+//! `Lib\site-packages`, `pythonXY._pth` edited, the seal written; built beside the
+//! destination and renamed into place only when complete.
+
+pub mod pth;
+pub mod seal;
+pub mod wheel;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::archive::{Archive, ArchiveError, Entry};
+use crate::digest::Sha256Digest;
+use crate::fetch::FetchReport;
+use crate::manifest::Manifest;
+use crate::place::{DestState, PlaceError, Staging, dest_state};
+use crate::report::{Reporter, human_bytes};
+use seal::{SEAL_FILE, Seal, SealManifest, SealPackage, SealPython, SealedFile};
+use wheel::{WheelError, WheelPlan, native};
+
+/// Where `extpy build` puts the distribution when no destination is given (as `get-py.ps1` did).
+pub const DEFAULT_DEST: &str = "contents/Python/external";
+
+/// Why a build failed. Whatever happened, the previous destination is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The destination holds something extpy did not build.
+    #[error("{} is not empty and holds no {SEAL_FILE}; extpy replaces only a folder it built, or an empty one\n  help: choose another destination, or pass --force to replace it", dest.display())]
+    DestForeign {
+        /// The destination.
+        dest: PathBuf,
+    },
+    /// The embeddable zip is not what it should be.
+    #[error("{file}: {reason}")]
+    Embeddable {
+        /// The zip's file name.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two sources would write the same file.
+    #[error(
+        "{path} would be written by both {first} and {second}; the manifest pins overlapping packages"
+    )]
+    Clash {
+        /// The path.
+        path: String,
+        /// One source.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// An archive was refused.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A wheel was refused.
+    #[error(transparent)]
+    Wheel(#[from] WheelError),
+    /// Staging or renaming failed.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    /// A file could not be read or written.
+    #[error("{}: {action}: {source}{}", path.display(), crate::place::io_hint(source))]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The verified artifacts a build reads (from the cache or a bundle), in manifest order.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// The embeddable zip.
+    pub embeddable: PathBuf,
+    /// The wheels, in the manifest's order.
+    pub wheels: Vec<PathBuf>,
+}
+
+impl Inputs {
+    /// The cache paths a fetch produced.
+    pub fn from_fetch(report: &FetchReport) -> Self {
+        let mut paths = report.artifacts.iter().map(|a| a.path.clone());
+        let embeddable = paths.next().unwrap_or_default();
+        Self {
+            embeddable,
+            wheels: paths.collect(),
+        }
+    }
+}
+
+/// Build settings.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Destination folder.
+    pub dest: PathBuf,
+    /// Replace a destination extpy did not build.
+    pub force: bool,
+    /// Parallel wheel installs.
+    pub jobs: usize,
+}
+
+/// What a build will do; computed before anything is written.
+#[derive(Debug, Clone)]
+pub struct BuildPlan {
+    /// Absolute destination.
+    pub dest: PathBuf,
+    /// What is at the destination now.
+    pub replaces: DestState,
+    /// The embeddable zip.
+    pub embeddable: PathBuf,
+    /// Its file entries.
+    pub embeddable_files: Vec<Entry>,
+    /// The `._pth` to edit.
+    pub pth: String,
+    /// The wheels.
+    pub wheels: Vec<WheelPlan>,
+}
+
+/// A dry run's account of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    /// Absolute destination.
+    pub dest: PathBuf,
+    /// `absent`, `empty`, `sealed` or `foreign`.
+    pub dest_now: &'static str,
+    /// Files the embeddable zip adds.
+    pub embeddable_files: usize,
+    /// Per wheel: name, version, files.
+    pub wheels: Vec<(String, String, usize)>,
+    /// Always true: nothing was written.
+    pub dry_run: bool,
+}
+
+impl PlanSummary {
+    /// The human rendering.
+    pub fn render(&self) -> String {
+        let action = match self.dest_now {
+            "absent" => "create",
+            _ => "replace",
+        };
+        let mut out = format!(
+            "would {action} {} ({} now)
+",
+            self.dest.display(),
+            self.dest_now
+        );
+        out.push_str(&format!(
+            "  embeddable CPython: {} files
+",
+            self.embeddable_files
+        ));
+        for (n, v, f) in &self.wheels {
+            out.push_str(&format!(
+                "  {n} {v}: {f} files
+"
+            ));
+        }
+        out
+    }
+}
+
+impl BuildPlan {
+    /// What the plan would do, for `--dry-run`.
+    pub fn summary(&self) -> PlanSummary {
+        PlanSummary {
+            dest: self.dest.clone(),
+            dest_now: match self.replaces {
+                DestState::Absent => "absent",
+                DestState::Empty => "empty",
+                DestState::Sealed => "sealed",
+                DestState::Foreign => "foreign",
+                DestState::NotAFolder => "not a folder",
+            },
+            embeddable_files: self.embeddable_files.len(),
+            wheels: self
+                .wheels
+                .iter()
+                .map(|w| (w.name.clone(), w.version.clone(), w.files.len()))
+                .collect(),
+            dry_run: true,
+        }
+    }
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// Absolute destination.
+    pub dest: PathBuf,
+    /// Manifest name.
+    pub manifest: String,
+    /// Manifest digest.
+    pub manifest_sha256: Sha256Digest,
+    /// CPython version.
+    pub python: String,
+    /// Platform.
+    pub platform: String,
+    /// Installed packages.
+    pub packages: Vec<SealPackage>,
+    /// Files in the distribution (without the seal).
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The seal digest.
+    pub seal_digest: Sha256Digest,
+    /// True when a previous distribution was replaced.
+    pub replaced: bool,
+}
+
+/// The absolute destination as the user will see it.
+pub fn absolute_dest(dest: &Path) -> PathBuf {
+    std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf())
+}
+
+/// Decides everything a build does, reading the archives but writing nothing.
+pub fn plan(
+    manifest: &Manifest,
+    inputs: &Inputs,
+    options: &BuildOptions,
+) -> Result<BuildPlan, BuildError> {
+    let dest = absolute_dest(&options.dest);
+    let replaces = dest_state(&dest);
+    match replaces {
+        DestState::Foreign if !options.force => return Err(BuildError::DestForeign { dest }),
+        DestState::NotAFolder => return Err(PlaceError::NotAFolder { path: dest }.into()),
+        _ => {}
+    }
+
+    let embed_file = &manifest.embeddable.file;
+    let embed = Archive::open(&inputs.embeddable, &format!("embeddable zip {embed_file}"))?;
+    let pth = manifest.python.pth_name();
+    let embeddable_files: Vec<Entry> = embed.files().cloned().collect();
+    if !embeddable_files.iter().any(|e| e.name == pth) {
+        return Err(BuildError::Embeddable {
+            file: embed_file.clone(),
+            reason: format!(
+                "it has no {pth} at its root; this is not the embeddable CPython {}",
+                manifest.python
+            ),
+        });
+    }
+    if embeddable_files
+        .iter()
+        .any(|e| e.name.eq_ignore_ascii_case(SEAL_FILE))
+    {
+        return Err(BuildError::Embeddable {
+            file: embed_file.clone(),
+            reason: format!("it contains {SEAL_FILE}"),
+        });
+    }
+
+    let pairs: Vec<(usize, &PathBuf)> = inputs.wheels.iter().enumerate().collect();
+    let wheels: Vec<WheelPlan> =
+        crate::parallel(crate::local_jobs(options.jobs), &pairs, |(i, path)| {
+            wheel::plan(
+                path,
+                &manifest.wheels[*i],
+                manifest.python,
+                manifest.platform,
+            )
+        })
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+
+    // No two sources may write one file (compared as Windows would: ignoring case).
+    let mut owners: HashMap<String, String> = HashMap::new();
+    owners.insert(SEAL_FILE.to_string(), "the seal".to_string());
+    let sources = embeddable_files
+        .iter()
+        .map(|e| (e.name.clone(), embed_file.clone()))
+        .chain(
+            wheels
+                .iter()
+                .flat_map(|w| w.targets().map(move |t| (t, w.wheel.clone()))),
+        );
+    for (path, source) in sources {
+        if let Some(first) = owners.insert(path.to_lowercase(), source.clone()) {
+            return Err(BuildError::Clash {
+                path,
+                first,
+                second: source,
+            });
+        }
+    }
+    Ok(BuildPlan {
+        dest,
+        replaces,
+        embeddable: inputs.embeddable.clone(),
+        embeddable_files,
+        pth,
+        wheels,
+    })
+}
+
+/// Carries out a plan: writes into a sibling folder, seals it, and swaps it into place.
+pub fn execute(
+    plan: &BuildPlan,
+    manifest: &Manifest,
+    options: &BuildOptions,
+    reporter: &Reporter,
+) -> Result<BuildReport, BuildError> {
+    let staging = Staging::begin(&plan.dest)?;
+    let root = staging.path().to_path_buf();
+
+    create_folders(&root, plan)?;
+    reporter.detail(format!("extracting {}", manifest.embeddable.file));
+    let mut embed = Archive::open(
+        &plan.embeddable,
+        &format!("embeddable zip {}", manifest.embeddable.file),
+    )?;
+    let mut files: Vec<SealedFile> = Vec::new();
+    for entry in &plan.embeddable_files {
+        if entry.name == plan.pth {
+            continue;
+        }
+        let (sha256, size) = embed.extract(entry, &native(&root, &entry.name))?;
+        files.push(SealedFile {
+            path: entry.name.clone(),
+            size,
+            sha256,
+        });
+    }
+    let pth_entry = plan
+        .embeddable_files
+        .iter()
+        .find(|e| e.name == plan.pth)
+        .cloned();
+    if let Some(entry) = pth_entry {
+        let original = embed.read(&entry)?;
+        let edited = pth::enable_site_packages(&String::from_utf8_lossy(&original));
+        files.push(write_file(&root, &plan.pth, edited.as_bytes())?);
+    }
+
+    let bar = reporter.count_bar(plan.wheels.len() as u64, "wheels");
+    let installed = crate::parallel(crate::local_jobs(options.jobs), &plan.wheels, |w| {
+        reporter.detail(format!("installing {}", w.wheel));
+        let r = wheel::install(w, &root);
+        bar.inc(1);
+        r
+    });
+    bar.finish_and_clear();
+    for r in installed {
+        files.extend(r?);
+    }
+
+    let seal = Seal::new(
+        SealManifest {
+            name: manifest.name.clone(),
+            sha256: manifest.digest,
+        },
+        SealPython {
+            version: manifest.python.to_string(),
+            platform: manifest.platform.to_string(),
+            embeddable: manifest.embeddable.file.clone(),
+            sha256: manifest.embeddable.sha256,
+        },
+        plan.wheels
+            .iter()
+            .map(|w| SealPackage {
+                name: w.name.clone(),
+                version: w.version.clone(),
+                wheel: w.wheel.clone(),
+                sha256: w.sha256,
+            })
+            .collect(),
+        files,
+    );
+    write_file(&root, SEAL_FILE, &seal.to_bytes())?;
+    staging.commit()?;
+    Ok(BuildReport {
+        dest: plan.dest.clone(),
+        manifest: manifest.name.clone(),
+        manifest_sha256: manifest.digest,
+        python: manifest.python.to_string(),
+        platform: manifest.platform.to_string(),
+        packages: seal.packages.clone(),
+        files: seal.files.len(),
+        bytes: seal.total_size(),
+        seal_digest: seal.digest,
+        replaced: matches!(
+            plan.replaces,
+            DestState::Sealed | DestState::Foreign | DestState::Empty
+        ),
+    })
+}
+
+/// Plans and executes a build.
+pub fn build(
+    manifest: &Manifest,
+    inputs: &Inputs,
+    options: &BuildOptions,
+    reporter: &Reporter,
+) -> Result<BuildReport, BuildError> {
+    let plan = plan(manifest, inputs, options)?;
+    execute(&plan, manifest, options, reporter)
+}
+
+/// Creates every folder the plan writes into, once, before the files.
+fn create_folders(root: &Path, plan: &BuildPlan) -> Result<(), BuildError> {
+    let mut folders: Vec<&str> = plan
+        .embeddable_files
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(
+            plan.wheels
+                .iter()
+                .flat_map(|w| w.files.iter().map(|f| f.target.as_str())),
+        )
+        .filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir))
+        .collect();
+    folders.sort_unstable();
+    folders.dedup();
+    for f in folders {
+        let path = native(root, f);
+        std::fs::create_dir_all(&path).map_err(|source| BuildError::Io {
+            path,
+            action: "cannot create the folder",
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<SealedFile, BuildError> {
+    let path = native(root, rel);
+    std::fs::write(&path, bytes).map_err(|source| BuildError::Io {
+        path: path.clone(),
+        action: "cannot write",
+        source,
+    })?;
+    Ok(SealedFile {
+        path: rel.to_string(),
+        size: bytes.len() as u64,
+        sha256: Sha256Digest::of(bytes),
+    })
+}
+
+impl BuildReport {
+    /// The human result.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "Built CPython {} ({}) with {} packages: {} files, {}, seal {}\n",
+            self.python,
+            self.platform,
+            self.packages.len(),
+            self.files,
+            human_bytes(self.bytes),
+            self.seal_digest.short()
+        );
+        for p in &self.packages {
+            out.push_str(&format!("  {:<24} {}\n", p.name, p.version));
+        }
+        out.push_str(&format!(
+            "Check it any time with: extpy verify \"{}\"\n",
+            self.dest.display()
+        ));
+        out
+    }
+}

@@ -1,0 +1,484 @@
+//! The seal `extpy-seal.json`: manifest identity, Python, packages and every file with its
+//! size and sha256, plus one digest over all of it; and `verify`, which recomputes it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Sha256Digest, hash_file};
+
+/// The seal's file name at a distribution's root.
+pub const SEAL_FILE: &str = "extpy-seal.json";
+const FORMAT: &str = "extpy-seal/1";
+
+/// A file as sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedFile {
+    /// Relative path, `/`-separated.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Its sha256.
+    pub sha256: Sha256Digest,
+}
+
+/// The manifest a distribution was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealManifest {
+    /// Its name.
+    pub name: String,
+    /// Its digest.
+    pub sha256: Sha256Digest,
+}
+
+/// The CPython in the distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealPython {
+    /// `3.12.10`.
+    pub version: String,
+    /// `win_amd64`.
+    pub platform: String,
+    /// The embeddable zip it came from.
+    pub embeddable: String,
+    /// Its sha256.
+    pub sha256: Sha256Digest,
+}
+
+/// An installed package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealPackage {
+    /// Project name as in its metadata.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// The wheel file.
+    pub wheel: String,
+    /// The wheel's sha256.
+    pub sha256: Sha256Digest,
+}
+
+/// The seal of a distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    /// `extpy-seal/1`.
+    pub format: String,
+    /// Manifest identity.
+    pub manifest: SealManifest,
+    /// CPython.
+    pub python: SealPython,
+    /// Packages in manifest order.
+    pub packages: Vec<SealPackage>,
+    /// Every file except the seal, sorted by path.
+    pub files: Vec<SealedFile>,
+    /// sha256 over all of the above.
+    pub digest: Sha256Digest,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    format: &'a str,
+    manifest: &'a SealManifest,
+    python: &'a SealPython,
+    packages: &'a [SealPackage],
+    files: &'a [SealedFile],
+}
+
+/// A seal that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The folder does not exist.
+    #[error("{} does not exist", path.display())]
+    NoFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// No seal in the folder.
+    #[error("{} holds no {SEAL_FILE}: it was not built by extpy (or the seal was deleted)\n  help: build it with `extpy build`, or verify the folder extpy built", path.display())]
+    Missing {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Unreadable.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The seal path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+impl Seal {
+    /// A seal over `files` (sorted here) with its digest computed.
+    pub fn new(
+        manifest: SealManifest,
+        python: SealPython,
+        packages: Vec<SealPackage>,
+        mut files: Vec<SealedFile>,
+    ) -> Self {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut seal = Seal {
+            format: FORMAT.into(),
+            manifest,
+            python,
+            packages,
+            files,
+            digest: Sha256Digest::of(b""),
+        };
+        seal.digest = seal.compute_digest();
+        seal
+    }
+
+    /// The digest the content implies (equal to `digest` unless the seal was edited).
+    pub fn compute_digest(&self) -> Sha256Digest {
+        let body = Body {
+            format: &self.format,
+            manifest: &self.manifest,
+            python: &self.python,
+            packages: &self.packages,
+            files: &self.files,
+        };
+        Sha256Digest::of(&serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The seal file's bytes: pretty JSON, stable order, trailing newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Reads the seal of `dir`. `Ok(Err(why))` when the file exists but does not parse.
+    pub fn read(dir: &Path) -> Result<Result<Seal, String>, SealError> {
+        if !dir.is_dir() {
+            return Err(SealError::NoFolder {
+                path: dir.to_path_buf(),
+            });
+        }
+        let path = dir.join(SEAL_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SealError::Missing {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(source) => return Err(SealError::Io { path, source }),
+        };
+        Ok(serde_json::from_slice::<Seal>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                if s.format == FORMAT {
+                    Ok(s)
+                } else {
+                    Err(format!("unknown seal format {:?}", s.format))
+                }
+            }))
+    }
+
+    /// Total bytes of sealed files.
+    pub fn total_size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// A file whose bytes differ from the seal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Changed {
+    /// Relative path.
+    pub path: String,
+    /// Sealed size.
+    pub expected_size: u64,
+    /// Size on disk.
+    pub actual_size: u64,
+    /// Sealed sha256.
+    pub expected_sha256: Sha256Digest,
+    /// sha256 on disk (none when it is not a regular file).
+    pub actual_sha256: Option<Sha256Digest>,
+}
+
+/// The outcome of verifying one folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// The folder.
+    pub path: PathBuf,
+    /// True when everything matches.
+    pub ok: bool,
+    /// The seal's digest (as recorded).
+    pub seal_digest: Option<Sha256Digest>,
+    /// Manifest name in the seal.
+    pub manifest: Option<String>,
+    /// Files the seal lists.
+    pub files: usize,
+    /// True when the seal itself was edited (its digest does not match its content).
+    pub seal_altered: bool,
+    /// Why the seal could not be read, when it could not.
+    pub seal_error: Option<String>,
+    /// Sealed files that are gone.
+    pub missing: Vec<String>,
+    /// Sealed files whose bytes changed.
+    pub changed: Vec<Changed>,
+    /// Files the seal does not list.
+    pub extra: Vec<String>,
+    /// Runtime caches (`__pycache__/*.pyc`) not counted as extra.
+    pub ignored: usize,
+}
+
+/// How strict `verify` is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Parallel hashing.
+    pub jobs: usize,
+    /// Count `__pycache__` files Python writes at run time as extra too.
+    pub strict: bool,
+}
+
+/// Recomputes `dir` against its seal.
+pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
+    let mut v = Verification {
+        path: dir.to_path_buf(),
+        ok: false,
+        seal_digest: None,
+        manifest: None,
+        files: 0,
+        seal_altered: false,
+        seal_error: None,
+        missing: vec![],
+        changed: vec![],
+        extra: vec![],
+        ignored: 0,
+    };
+    let seal = match Seal::read(dir)? {
+        Ok(s) => s,
+        Err(why) => {
+            v.seal_altered = true;
+            v.seal_error = Some(format!("{SEAL_FILE} cannot be read: {why}"));
+            return Ok(v);
+        }
+    };
+    v.seal_digest = Some(seal.digest);
+    v.manifest = Some(seal.manifest.name.clone());
+    v.files = seal.files.len();
+    v.seal_altered = seal.compute_digest() != seal.digest;
+
+    let on_disk = list_files(dir).map_err(|source| SealError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let sealed: BTreeMap<&str, &SealedFile> =
+        seal.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let present: BTreeMap<&str, &Listed> = on_disk.iter().map(|f| (f.rel.as_str(), f)).collect();
+    for f in &seal.files {
+        if !present.contains_key(f.path.as_str()) {
+            v.missing.push(f.path.clone());
+        }
+    }
+    for f in &on_disk {
+        if f.rel == SEAL_FILE || sealed.contains_key(f.rel.as_str()) {
+            continue;
+        }
+        if !options.strict && is_runtime_cache(&f.rel) {
+            v.ignored += 1;
+        } else {
+            v.extra.push(f.rel.clone());
+        }
+    }
+    let to_hash: Vec<(&SealedFile, &Listed)> = seal
+        .files
+        .iter()
+        .filter_map(|s| present.get(s.path.as_str()).map(|l| (s, *l)))
+        .collect();
+    let results = crate::parallel(crate::local_jobs(options.jobs), &to_hash, |(s, l)| {
+        if !l.regular {
+            return Some(Changed {
+                path: s.path.clone(),
+                expected_size: s.size,
+                actual_size: l.size,
+                expected_sha256: s.sha256,
+                actual_sha256: None,
+            });
+        }
+        if l.size != s.size {
+            return Some(Changed {
+                path: s.path.clone(),
+                expected_size: s.size,
+                actual_size: l.size,
+                expected_sha256: s.sha256,
+                actual_sha256: hash_file(&l.abs).ok().map(|(d, _)| d),
+            });
+        }
+        match hash_file(&l.abs) {
+            Ok((d, _)) if d == s.sha256 => None,
+            Ok((d, size)) => Some(Changed {
+                path: s.path.clone(),
+                expected_size: s.size,
+                actual_size: size,
+                expected_sha256: s.sha256,
+                actual_sha256: Some(d),
+            }),
+            Err(_) => Some(Changed {
+                path: s.path.clone(),
+                expected_size: s.size,
+                actual_size: l.size,
+                expected_sha256: s.sha256,
+                actual_sha256: None,
+            }),
+        }
+    });
+    v.changed = results.into_iter().flatten().collect();
+    v.ok = !v.seal_altered && v.missing.is_empty() && v.changed.is_empty() && v.extra.is_empty();
+    Ok(v)
+}
+
+/// Like [`verify`], but a folder without a seal becomes a failed result that says so
+/// (so that one bad path among several still reports the others).
+pub fn verify_or_explain(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
+    match verify(dir, options) {
+        Err(SealError::Missing { path }) => Ok(Verification {
+            path: dir.to_path_buf(),
+            ok: false,
+            seal_digest: None,
+            manifest: None,
+            files: 0,
+            seal_altered: false,
+            seal_error: Some(SealError::Missing { path }.to_string()),
+            missing: vec![],
+            changed: vec![],
+            extra: vec![],
+            ignored: 0,
+        }),
+        other => other,
+    }
+}
+
+fn is_runtime_cache(rel: &str) -> bool {
+    let mut parts = rel.rsplit('/');
+    let file = parts.next().unwrap_or("");
+    parts.next() == Some("__pycache__") && (file.ends_with(".pyc") || file.ends_with(".pyo"))
+}
+
+struct Listed {
+    rel: String,
+    abs: PathBuf,
+    size: u64,
+    regular: bool,
+}
+
+fn list_files(dir: &Path) -> io::Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(false).min_depth(1) {
+        let entry = entry.map_err(io::Error::other)?;
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        let rel = relative(dir, entry.path());
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        out.push(Listed {
+            rel,
+            abs: entry.path().to_path_buf(),
+            size,
+            regular: ft.is_file(),
+        });
+    }
+    Ok(out)
+}
+
+/// `path` relative to `root`, `/`-separated (the form seals and bundles use).
+pub fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl Verification {
+    /// The human report: one line, then one line per problem.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let digest = self
+            .seal_digest
+            .map(|d| d.short())
+            .unwrap_or_else(|| "-".into());
+        if self.ok {
+            out.push_str(&format!(
+                "ok    {}: {} files match seal {digest}",
+                self.path.display(),
+                self.files
+            ));
+            if self.ignored > 0 {
+                out.push_str(&format!(" ({} runtime cache files ignored)", self.ignored));
+            }
+            out.push('\n');
+            return out;
+        }
+        let mut counts = Vec::new();
+        if self.seal_altered {
+            counts.push("seal altered".to_string());
+        }
+        for (n, what) in [
+            (self.changed.len(), "changed"),
+            (self.missing.len(), "missing"),
+            (self.extra.len(), "extra"),
+        ] {
+            if n > 0 {
+                counts.push(format!("{n} {what}"));
+            }
+        }
+        out.push_str(&format!(
+            "FAIL  {}: {} (seal {digest})\n",
+            self.path.display(),
+            counts.join(", ")
+        ));
+        if let Some(e) = &self.seal_error {
+            out.push_str(&format!(
+                "  seal     {}\n",
+                e.replace('\n', "\n           ")
+            ));
+        } else if self.seal_altered {
+            out.push_str(&format!(
+                "  seal     {SEAL_FILE} was edited: its digest does not match its content\n"
+            ));
+        }
+        for c in &self.changed {
+            let actual = c
+                .actual_sha256
+                .map(|d| d.short())
+                .unwrap_or_else(|| "not a regular file".into());
+            out.push_str(&format!(
+                "  changed  {} (sha256 {} expected {}, {} bytes expected {})\n",
+                c.path,
+                actual,
+                c.expected_sha256.short(),
+                c.actual_size,
+                c.expected_size
+            ));
+        }
+        for m in &self.missing {
+            out.push_str(&format!("  missing  {m}\n"));
+        }
+        for e in &self.extra {
+            out.push_str(&format!("  extra    {e}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_caches() {
+        assert!(is_runtime_cache(
+            "Lib/site-packages/idna/__pycache__/core.cpython-312.pyc"
+        ));
+        assert!(!is_runtime_cache("Lib/site-packages/idna/core.pyc"));
+        assert!(!is_runtime_cache("__pycache__/notes.txt"));
+    }
+}
