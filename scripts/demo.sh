@@ -28,4 +28,8 @@ mkdir -p "$WORK/install"
 (cd "$WORK/install" && "$EXTPY" build)
 echo "== extpy verify"
 "$EXTPY" verify "$WORK/install/contents/Python/external"
+echo "== extpy layout of the example topology (staged; D:\\SCP\\vu is where it goes on the node)"
+"$EXTPY" layout manifests/topology.example.yaml --out "$WORK/stage"
+echo "== extpy verify --topology (the vendor's copy check, one line per VU)"
+"$EXTPY" verify --topology manifests/topology.example.yaml --node HAC1 --vu-root "$WORK/stage/HAC1"
 echo "demo folder: $WORK"

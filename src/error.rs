@@ -6,6 +6,7 @@ use crate::dist::BuildError;
 use crate::dist::seal::SealError;
 use crate::dist::wheel::WheelError;
 use crate::fetch::{ArtifactError, FetchError};
+use crate::layout::LayoutError;
 use crate::manifest::InputError;
 use crate::net::NetError;
 use crate::place::PlaceError;
@@ -63,6 +64,9 @@ pub enum Error {
     /// A seal could not be read.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// Laying out VU folders failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     /// Something does not match its seal, pin or checksum list (the report says what).
     #[error("{0}")]
     Mismatch(String),
@@ -91,7 +95,23 @@ impl Error {
             Error::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
             Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
+            Error::Layout(l) => layout_code(l),
         }
+    }
+}
+
+fn layout_code(l: &LayoutError) -> ExitCode {
+    match l {
+        LayoutError::Selection(_) | LayoutError::Place(PlaceError::NotAFolder { .. }) => {
+            ExitCode::Input
+        }
+        LayoutError::BadDistribution { .. } | LayoutError::CopyNotVerified { .. } => {
+            ExitCode::Verification
+        }
+        LayoutError::Place(PlaceError::Io { .. }) => ExitCode::Local,
+        LayoutError::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
+        LayoutError::Seal(SealError::Missing { .. }) => ExitCode::Verification,
+        LayoutError::Seal(SealError::Io { .. }) => ExitCode::Local,
     }
 }
 

@@ -6,10 +6,12 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod fetch;
+pub mod layout;
 pub mod manifest;
 pub mod net;
 pub mod report;
 pub mod source;
+pub mod topology;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
 ///

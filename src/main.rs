@@ -13,7 +13,10 @@ use extpy::dist::seal::{self, VerifyOptions};
 use extpy::dist::{self, BuildOptions, Inputs};
 use extpy::error::{EXIT_CODES_HELP, Error};
 use extpy::fetch;
+use extpy::layout;
+use extpy::manifest::Manifest;
 use extpy::report::{Reporter, Verbosity};
+use extpy::topology::Topology;
 
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
 #[derive(Parser)]
@@ -101,13 +104,59 @@ enum Command {
         dry_run: bool,
     },
     /// Check built distributions (or VU folders) against their seal: missing, changed, extra files
+    ///
+    /// With --topology, checks every ExternalPython VU of the node(s): one line per VU.
     Verify {
         /// Folders holding an extpy-seal.json
-        #[arg(required = true)]
+        #[arg(required_unless_present = "topology", conflicts_with = "topology")]
         paths: Vec<PathBuf>,
+        /// Check the VU folders of this topology instead
+        #[arg(long, value_name = "FILE")]
+        topology: Option<PathBuf>,
+        /// Only this node of the topology
+        #[arg(long, requires = "topology")]
+        node: Option<String>,
+        /// The node's VU root on this machine (default: the topology's, on Windows)
+        #[arg(
+            long,
+            value_name = "PATH",
+            requires = "topology",
+            conflicts_with = "out"
+        )]
+        vu_root: Option<PathBuf>,
+        /// Check a staged layout (DIR/<node>/…) made by `extpy layout --out DIR`
+        #[arg(long, value_name = "DIR", requires = "topology")]
+        out: Option<PathBuf>,
         /// Count __pycache__ files that Python writes at run time as extra files too
         #[arg(long)]
         strict: bool,
+    },
+    /// Lay out the ExternalPythonN VU folders of a topology, paired with their cores
+    ///
+    /// Stages every node under --out DIR (DIR/<node>/<VU>/Python/External), or lays out one
+    /// node in place with --node NAME [--vu-root PATH]. Every copy is verified against the
+    /// seal; a second run changes nothing.
+    Layout {
+        /// Topology file (see manifests/topology.example.yaml)
+        topology: PathBuf,
+        /// Stage every node under this folder, and write DIR/pairing.json
+        #[arg(long, value_name = "DIR", conflicts_with = "vu_root")]
+        out: Option<PathBuf>,
+        /// Only this node
+        #[arg(long)]
+        node: Option<String>,
+        /// The node's VU root on this machine (default: the topology's, on Windows)
+        #[arg(long, value_name = "PATH")]
+        vu_root: Option<PathBuf>,
+        /// Copy this built distribution instead of building one
+        #[arg(long, value_name = "PATH")]
+        dist: Option<PathBuf>,
+        /// Replace VU folders that differ from their seal or hold foreign files
+        #[arg(long)]
+        repair: bool,
+        /// Show what would be created or changed; touch nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -141,6 +190,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Fetch => "fetch",
         Command::Build { .. } => "build",
         Command::Verify { .. } => "verify",
+        Command::Layout { .. } => "layout",
     }
 }
 
@@ -202,7 +252,36 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
                 report.render()
             })
         }
-        Command::Verify { paths, strict } => {
+        Command::Verify {
+            topology: Some(topology),
+            node,
+            vu_root,
+            out,
+            ..
+        } => {
+            let topology = Topology::load(&topology)?;
+            let manifest = manifest_for(&s, &topology)?;
+            let targets = layout::targets(
+                &topology,
+                out.as_deref(),
+                node.as_deref(),
+                vu_root.as_deref(),
+            )?;
+            let checks = layout::check(&topology, &targets, &manifest, s.jobs)?;
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            let doc = json!({ "manifest": manifest.identity(), "vus": checks });
+            emit(&cli.global, reporter, "verify", failed == 0, &doc, || {
+                layout::render_checks(&checks)
+            })?;
+            if failed > 0 {
+                return Err(Error::Mismatch(format!(
+                    "{failed} of {} VU folders do not hold the expected distribution",
+                    checks.len()
+                )));
+            }
+            Ok(())
+        }
+        Command::Verify { paths, strict, .. } => {
             let options = VerifyOptions {
                 jobs: s.jobs,
                 strict,
@@ -224,7 +303,68 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Layout {
+            topology,
+            out,
+            node,
+            vu_root,
+            dist,
+            repair,
+            dry_run,
+        } => {
+            let topology = Topology::load(&topology)?;
+            let manifest = manifest_for(&s, &topology)?;
+            let targets = layout::targets(
+                &topology,
+                out.as_deref(),
+                node.as_deref(),
+                vu_root.as_deref(),
+            )?;
+            let plan = layout::plan(&topology, &targets, &manifest, repair, dry_run, s.jobs)?;
+            let report = if dry_run {
+                plan.report(&manifest)
+            } else {
+                let mut report = if plan.writes() {
+                    let (dist, seal) =
+                        layout::prepare_distribution(&manifest, &s, dist.as_deref(), reporter)?;
+                    layout::execute(&plan, &targets, &dist, &seal, &manifest, s.jobs, reporter)?
+                } else {
+                    let mut report = plan.report(&manifest);
+                    report.seal_digest = plan.matching_seal();
+                    report
+                };
+                if let (Some(out), Some(digest)) = (&out, report.seal_digest) {
+                    report.pairing_file =
+                        Some(layout::write_pairing(out, &topology, &manifest, digest)?);
+                }
+                report
+            };
+            emit(
+                &cli.global,
+                reporter,
+                "layout",
+                report.left == 0,
+                &report,
+                || report.render(),
+            )?;
+            if report.left > 0 {
+                return Err(Error::Mismatch(format!(
+                    "{} VU folders differ from their seal and were left as they are; re-run with --repair to replace them",
+                    report.left
+                )));
+            }
+            Ok(())
+        }
     }
+}
+
+/// The manifest for a topology: --manifest when given, else the one the topology names,
+/// else the built-in one.
+fn manifest_for(s: &Settings, topology: &Topology) -> Result<Manifest, Error> {
+    Ok(match (&s.manifest, &topology.manifest) {
+        (Some(p), _) | (None, Some(p)) => Manifest::load(p)?,
+        (None, None) => Manifest::builtin()?,
+    })
 }
 
 /// Prints a result: one JSON document with `--json`, else the human rendering (unless `-q`).

@@ -48,7 +48,7 @@ pub fn io_hint(e: &io::Error) -> &'static str {
 pub struct Staging {
     target: PathBuf,
     temp: PathBuf,
-    _lock: File,
+    _lock: Option<File>,
     committed: bool,
 }
 
@@ -63,6 +63,16 @@ fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) ->
 impl Staging {
     /// Locks `target`, clears leftovers of killed runs, and creates the temporary folder.
     pub fn begin(target: &Path) -> Result<Self, PlaceError> {
+        Self::begin_with(target, true)
+    }
+
+    /// Like [`Staging::begin`] for a caller that already holds a lock covering `target`
+    /// (see [`lock_folder`]), so no lock file is put beside it.
+    pub fn begin_locked(target: &Path) -> Result<Self, PlaceError> {
+        Self::begin_with(target, false)
+    }
+
+    fn begin_with(target: &Path, own_lock: bool) -> Result<Self, PlaceError> {
         let target =
             std::path::absolute(target).map_err(io_err(target, "cannot resolve the path"))?;
         if target.exists() && !target.is_dir() {
@@ -77,14 +87,11 @@ impl Staging {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "dest".into());
         fs::create_dir_all(&parent).map_err(io_err(&parent, "cannot create the folder"))?;
-        let lock_path = parent.join(format!(".{name}.extpy-lock"));
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path, "cannot create the lock file"))?;
-        lock.lock().map_err(io_err(&lock_path, "cannot lock"))?;
+        let lock = if own_lock {
+            Some(lock_file(&parent.join(format!(".{name}.extpy-lock")))?)
+        } else {
+            None
+        };
         for stale in leftovers(&parent, &name) {
             fs::remove_dir_all(&stale).map_err(io_err(
                 &stale,
@@ -159,6 +166,23 @@ impl Drop for Staging {
     }
 }
 
+/// Holds an exclusive lock on `<dir>/.extpy.lock` (creating `dir`) until dropped.
+pub fn lock_folder(dir: &Path) -> Result<File, PlaceError> {
+    fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the folder"))?;
+    lock_file(&dir.join(".extpy.lock"))
+}
+
+fn lock_file(path: &Path) -> Result<File, PlaceError> {
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path, "cannot create the lock file"))?;
+    lock.lock().map_err(io_err(path, "cannot lock"))?;
+    Ok(lock)
+}
+
 fn leftovers(parent: &Path, name: &str) -> Vec<PathBuf> {
     let prefixes = [format!(".{name}.extpy-tmp-"), format!(".{name}.extpy-old-")];
     let Ok(rd) = fs::read_dir(parent) else {
@@ -171,6 +195,30 @@ fn leftovers(parent: &Path, name: &str) -> Vec<PathBuf> {
         })
         .map(|e| e.path())
         .collect()
+}
+
+/// Writes a file through a temporary sibling renamed into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlaceError> {
+    let parent = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    fs::create_dir_all(&parent).map_err(io_err(&parent, "cannot create the folder"))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = parent.join(format!(".{name}.extpy-tmp-{}", std::process::id()));
+    let written = fs::write(&temp, bytes).and_then(|_| fs::rename(&temp, path));
+    if let Err(source) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(PlaceError::Io {
+            path: path.to_path_buf(),
+            action: "cannot write",
+            source,
+        });
+    }
+    Ok(())
 }
 
 /// What is at a destination folder.

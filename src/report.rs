@@ -150,6 +150,15 @@ fn truncate(s: &str, max: usize) -> String {
     format!("…{tail}")
 }
 
+/// `1 VU folder`, `2 VU folders`.
+pub fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// Bytes in human units (`1.5 MiB`).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -1,7 +1,6 @@
 //! The distribution manifest: which embeddable CPython and which wheels, each pinned by
 //! file name and sha256; parsed at the edge into checked types.
 
-pub mod topology;
 pub mod wheel;
 pub mod yaml;
 

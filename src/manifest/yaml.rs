@@ -150,7 +150,8 @@ fn looks_like_path(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || "._-[]".contains(c))
 }
 
-/// The 1-based line of the `nth` (0-based) occurrence of `needle` in `text`.
+/// The 1-based line of the `nth` (0-based) occurrence of `needle` in `text`, as a whole
+/// YAML token (so `vu` does not match inside `vu_root`), outside comments.
 ///
 /// serde does not keep positions after deserialization, so checks that span several
 /// fields (duplicates, tag compatibility) find the offending value's line this way.
@@ -158,16 +159,26 @@ pub fn locate(text: &str, needle: &str, nth: usize) -> Option<usize> {
     if needle.is_empty() {
         return None;
     }
+    let boundary =
+        |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || "'\"[]{},:#".contains(c));
     let mut seen = 0;
     for (i, line) in text.lines().enumerate() {
-        let code = line.split(" #").next().unwrap_or(line);
-        let mut rest = code;
-        while let Some(pos) = rest.find(needle) {
-            if seen == nth {
-                return Some(i + 1);
+        let code = match line.find(" #") {
+            Some(at) if !line.trim_start().starts_with('#') => &line[..at],
+            _ if line.trim_start().starts_with('#') => "",
+            _ => line,
+        };
+        let mut from = 0;
+        while let Some(pos) = code[from..].find(needle) {
+            let start = from + pos;
+            let end = start + needle.len();
+            if boundary(code[..start].chars().next_back()) && boundary(code[end..].chars().next()) {
+                if seen == nth {
+                    return Some(i + 1);
+                }
+                seen += 1;
             }
-            seen += 1;
-            rest = &rest[pos + needle.len()..];
+            from = end;
         }
     }
     None
@@ -203,10 +214,21 @@ mod tests {
 
     #[test]
     fn locate_counts_occurrences_and_skips_comments() {
-        let text = "a: x # x\nb: x\nc: y\n";
+        let text = "a: x # x\nb: x\nc: y\n# y\n";
         assert_eq!(locate(text, "x", 0), Some(1));
         assert_eq!(locate(text, "x", 1), Some(2));
         assert_eq!(locate(text, "x", 2), None);
         assert_eq!(locate(text, "y", 0), Some(3));
+        assert_eq!(locate(text, "y", 1), None);
+    }
+
+    #[test]
+    fn locate_matches_whole_tokens_only() {
+        let text = "vu_root: 'D:\\v'\nvu: vu\ncores: [Core1, Core10]\n";
+        assert_eq!(locate(text, "vu", 0), Some(2));
+        assert_eq!(locate(text, "vu", 1), Some(2));
+        assert_eq!(locate(text, "Core1", 0), Some(3));
+        assert_eq!(locate(text, "Core1", 1), None);
+        assert_eq!(locate(text, "D:\\v", 0), Some(1));
     }
 }
