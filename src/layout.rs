@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::digest::Sha256Digest;
-use crate::dist::seal::{self, SEAL_FILE, Seal, Verification, VerifyOptions};
-use crate::dist::wheel::native;
+use crate::dist::seal::{self, SEAL_FILE, Seal, Verification, VerifyOptions, native};
 use crate::dist::{self, BuildOptions, Inputs};
 use crate::error::Error;
 use crate::manifest::Manifest;

@@ -1,6 +1,6 @@
 //! The extpy command line: parse, dispatch to the library, print results, exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -259,14 +259,8 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             out,
             ..
         } => {
-            let topology = Topology::load(&topology)?;
-            let manifest = manifest_for(&s, &topology)?;
-            let targets = layout::targets(
-                &topology,
-                out.as_deref(),
-                node.as_deref(),
-                vu_root.as_deref(),
-            )?;
+            let (topology, manifest, targets) =
+                open_topology(&s, &topology, &out, &node, &vu_root)?;
             let checks = layout::check(&topology, &targets, &manifest, s.jobs)?;
             let failed = checks.iter().filter(|c| !c.ok).count();
             let doc = json!({ "manifest": manifest.identity(), "vus": checks });
@@ -312,14 +306,8 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             repair,
             dry_run,
         } => {
-            let topology = Topology::load(&topology)?;
-            let manifest = manifest_for(&s, &topology)?;
-            let targets = layout::targets(
-                &topology,
-                out.as_deref(),
-                node.as_deref(),
-                vu_root.as_deref(),
-            )?;
+            let (topology, manifest, targets) =
+                open_topology(&s, &topology, &out, &node, &vu_root)?;
             let plan = layout::plan(&topology, &targets, &manifest, repair, dry_run, s.jobs)?;
             let report = if dry_run {
                 plan.report(&manifest)
@@ -358,13 +346,27 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
     }
 }
 
-/// The manifest for a topology: --manifest when given, else the one the topology names,
-/// else the built-in one.
-fn manifest_for(s: &Settings, topology: &Topology) -> Result<Manifest, Error> {
-    Ok(match (&s.manifest, &topology.manifest) {
+/// The topology, its manifest (--manifest when given, else the one the topology names, else
+/// the built-in one) and the node folders that --out, --node and --vu-root select.
+fn open_topology(
+    s: &Settings,
+    path: &Path,
+    out: &Option<PathBuf>,
+    node: &Option<String>,
+    vu_root: &Option<PathBuf>,
+) -> Result<(Topology, Manifest, Vec<layout::NodeTarget>), Error> {
+    let topology = Topology::load(path)?;
+    let manifest = match (&s.manifest, &topology.manifest) {
         (Some(p), _) | (None, Some(p)) => Manifest::load(p)?,
         (None, None) => Manifest::builtin()?,
-    })
+    };
+    let targets = layout::targets(
+        &topology,
+        out.as_deref(),
+        node.as_deref(),
+        vu_root.as_deref(),
+    )?;
+    Ok((topology, manifest, targets))
 }
 
 /// Prints a result: one JSON document with `--json`, else the human rendering (unless `-q`).

@@ -187,17 +187,11 @@ struct ExplicitCore {
 impl Topology {
     /// Reads and validates a topology file.
     pub fn load(path: &Path) -> Result<Self, InputError> {
-        let origin = Origin(path.display().to_string());
-        let text = std::fs::read_to_string(path).map_err(|e| InputError {
-            origin: origin.clone(),
-            line: None,
-            column: None,
-            field: None,
-            message: format!("cannot read the topology: {e}"),
-            help: Some(
-                "check the path (an example ships as manifests/topology.example.yaml)".into(),
-            ),
-        })?;
+        let (origin, text) = yaml::read_file(
+            path,
+            "topology",
+            "check the path (an example ships as manifests/topology.example.yaml)",
+        )?;
         let mut t = Self::parse(origin, &text)?;
         if let Some(m) = &t.manifest
             && m.is_relative()

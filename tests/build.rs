@@ -837,16 +837,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// behind. Needs a small tmpfs, mounted in a private user and mount namespace.
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_previous_build() {
-    let can_mount = std::process::Command::new("unshare")
-        .args([
-            "-rm",
-            "sh",
-            "-c",
-            "mount -t tmpfs -o size=64k tmpfs /tmp && true",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !can_mount {
+    if !support::can_mount_tmpfs() {
         eprintln!(
             "\n\n*** SKIPPED a_full_disk_fails_cleanly: cannot mount a tmpfs in a user namespace here (unshare -rm) ***\n"
         );

@@ -419,16 +419,7 @@ fn a_vu_from_another_manifest_is_updated() {
 /// intact. Needs a small tmpfs in a private user and mount namespace.
 #[test]
 fn a_full_destination_leaves_no_half_copied_vu() {
-    let can_mount = std::process::Command::new("unshare")
-        .args([
-            "-rm",
-            "sh",
-            "-c",
-            "mount -t tmpfs -o size=64k tmpfs /tmp && true",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !can_mount {
+    if !support::can_mount_tmpfs() {
         eprintln!(
             "\n\n*** SKIPPED a_full_destination_leaves_no_half_copied_vu: cannot mount a tmpfs here (unshare -rm) ***\n"
         );

@@ -17,8 +17,10 @@ use crate::fetch::FetchReport;
 use crate::manifest::Manifest;
 use crate::place::{DestState, PlaceError, Staging, dest_state};
 use crate::report::{Reporter, human_bytes};
-use seal::{SEAL_FILE, Seal, SealManifest, SealPackage, SealPython, SealedFile};
-use wheel::{WheelError, WheelPlan, native};
+use seal::{
+    SEAL_FILE, Seal, SealManifest, SealPackage, SealPython, SealedFile, native, write_sealed,
+};
+use wheel::{WheelError, WheelPlan};
 
 /// Where `extpy build` puts the distribution when no destination is given (as `get-py.ps1` did).
 pub const DEFAULT_DEST: &str = "contents/Python/external";
@@ -334,7 +336,7 @@ pub fn execute(
     if let Some(entry) = pth_entry {
         let original = embed.read(&entry)?;
         let edited = pth::enable_site_packages(&String::from_utf8_lossy(&original));
-        files.push(write_file(&root, &plan.pth, edited.as_bytes())?);
+        files.push(write_sealed(&root, &plan.pth, edited.as_bytes())?);
     }
 
     let bar = reporter.count_bar(plan.wheels.len() as u64, "wheels");
@@ -371,7 +373,7 @@ pub fn execute(
             .collect(),
         files,
     );
-    write_file(&root, SEAL_FILE, &seal.to_bytes())?;
+    write_sealed(&root, SEAL_FILE, &seal.to_bytes())?;
     staging.commit()?;
     Ok(BuildReport {
         dest: plan.dest.clone(),
@@ -425,20 +427,6 @@ fn create_folders(root: &Path, plan: &BuildPlan) -> Result<(), BuildError> {
         })?;
     }
     Ok(())
-}
-
-fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<SealedFile, BuildError> {
-    let path = native(root, rel);
-    std::fs::write(&path, bytes).map_err(|source| BuildError::Io {
-        path: path.clone(),
-        action: "cannot write",
-        source,
-    })?;
-    Ok(SealedFile {
-        path: rel.to_string(),
-        size: bytes.len() as u64,
-        sha256: Sha256Digest::of(bytes),
-    })
 }
 
 impl BuildReport {

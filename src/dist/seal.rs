@@ -239,19 +239,7 @@ pub struct VerifyOptions {
 
 /// Recomputes `dir` against its seal.
 pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
-    let mut v = Verification {
-        path: dir.to_path_buf(),
-        ok: false,
-        seal_digest: None,
-        manifest: None,
-        files: 0,
-        seal_altered: false,
-        seal_error: None,
-        missing: vec![],
-        changed: vec![],
-        extra: vec![],
-        ignored: 0,
-    };
+    let mut v = Verification::failed(dir, None);
     let seal = match Seal::read(dir)? {
         Ok(s) => s,
         Err(why) => {
@@ -338,19 +326,7 @@ pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealEr
 /// (so that one bad path among several still reports the others).
 pub fn verify_or_explain(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
     match verify(dir, options) {
-        Err(SealError::Missing { path }) => Ok(Verification {
-            path: dir.to_path_buf(),
-            ok: false,
-            seal_digest: None,
-            manifest: None,
-            files: 0,
-            seal_altered: false,
-            seal_error: Some(SealError::Missing { path }.to_string()),
-            missing: vec![],
-            changed: vec![],
-            extra: vec![],
-            ignored: 0,
-        }),
+        Err(e @ SealError::Missing { .. }) => Ok(Verification::failed(dir, Some(e.to_string()))),
         other => other,
     }
 }
@@ -388,6 +364,27 @@ fn list_files(dir: &Path) -> io::Result<Vec<Listed>> {
     Ok(out)
 }
 
+/// `root` joined with a `/`-separated relative path (the form seals and bundles use).
+pub fn native(root: &Path, rel: &str) -> PathBuf {
+    rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
+}
+
+/// Writes `bytes` at `root`/`rel` and returns the file as the seal will list it.
+pub fn write_sealed(
+    root: &Path,
+    rel: &str,
+    bytes: &[u8],
+) -> Result<SealedFile, crate::archive::ArchiveError> {
+    let path = native(root, rel);
+    fs::write(&path, bytes)
+        .map_err(|source| crate::archive::ArchiveError::Write { path, source })?;
+    Ok(SealedFile {
+        path: rel.to_string(),
+        size: bytes.len() as u64,
+        sha256: Sha256Digest::of(bytes),
+    })
+}
+
 /// `path` relative to `root`, `/`-separated (the form seals and bundles use).
 pub fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
@@ -398,6 +395,23 @@ pub fn relative(root: &Path, path: &Path) -> String {
 }
 
 impl Verification {
+    /// A result that has not matched (yet), with why the seal could not be read if known.
+    fn failed(dir: &Path, seal_error: Option<String>) -> Self {
+        Verification {
+            path: dir.to_path_buf(),
+            ok: false,
+            seal_digest: None,
+            manifest: None,
+            files: 0,
+            seal_altered: false,
+            seal_error,
+            missing: vec![],
+            changed: vec![],
+            extra: vec![],
+            ignored: 0,
+        }
+    }
+
     /// The human report: one line, then one line per problem.
     pub fn render(&self) -> String {
         let mut out = String::new();

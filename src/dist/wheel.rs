@@ -9,7 +9,7 @@ use base64::Engine;
 
 use crate::archive::{Archive, ArchiveError, Entry, check_entry_name};
 use crate::digest::Sha256Digest;
-use crate::dist::seal::SealedFile;
+use crate::dist::seal::{SealedFile, native, write_sealed};
 use crate::manifest::wheel::{Tag, supported_tags};
 use crate::manifest::{Platform, PythonVersion, Wheel, normalize_name};
 
@@ -292,27 +292,10 @@ pub fn install(plan: &WheelPlan, root: &Path) -> Result<Vec<SealedFile>, WheelEr
             sha256: digest,
         });
     }
-    let write = |rel: &str, bytes: &[u8]| -> Result<SealedFile, WheelError> {
-        let path = native(root, rel);
-        std::fs::write(&path, bytes).map_err(|source| ArchiveError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(SealedFile {
-            path: rel.to_string(),
-            size: bytes.len() as u64,
-            sha256: Sha256Digest::of(bytes),
-        })
-    };
-    sealed.push(write(&plan.installer_path(), INSTALLER)?);
+    sealed.push(write_sealed(root, &plan.installer_path(), INSTALLER)?);
     let record = render_record(&sealed, &plan.record_path());
-    sealed.push(write(&plan.record_path(), record.as_bytes())?);
+    sealed.push(write_sealed(root, &plan.record_path(), record.as_bytes())?);
     Ok(sealed)
-}
-
-/// `root` joined with a `/`-separated relative path.
-pub fn native(root: &Path, rel: &str) -> PathBuf {
-    rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
 }
 
 fn data_target(rest: &str, project: &str) -> Result<String, String> {

@@ -256,15 +256,11 @@ impl Manifest {
 
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Self, InputError> {
-        let origin = Origin(path.display().to_string());
-        let text = std::fs::read_to_string(path).map_err(|e| InputError {
-            origin: origin.clone(),
-            line: None,
-            column: None,
-            field: None,
-            message: format!("cannot read the manifest: {e}"),
-            help: Some("check the path given to --manifest (or EXTPY_MANIFEST)".into()),
-        })?;
+        let (origin, text) = yaml::read_file(
+            path,
+            "manifest",
+            "check the path given to --manifest (or EXTPY_MANIFEST)",
+        )?;
         Self::parse(origin, &text)
     }
 

@@ -79,6 +79,26 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// Reads an input file; a failure names the file, says what it is and what to check.
+pub fn read_file(
+    path: &std::path::Path,
+    what: &str,
+    help: &str,
+) -> Result<(Origin, String), InputError> {
+    let origin = Origin(path.display().to_string());
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((origin, text)),
+        Err(e) => Err(InputError {
+            origin,
+            line: None,
+            column: None,
+            field: None,
+            message: format!("cannot read the {what}: {e}"),
+            help: Some(help.to_string()),
+        }),
+    }
+}
+
 /// Deserializes a string scalar through `FromStr`.
 ///
 /// Errors raised inside a visitor carry the scalar's own position; errors raised after

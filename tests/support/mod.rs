@@ -214,3 +214,17 @@ pub fn tree(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// True when this machine lets a test mount a small tmpfs in a private user and mount
+/// namespace (`unshare -rm`): the way tests fill a disk on purpose.
+pub fn can_mount_tmpfs() -> bool {
+    std::process::Command::new("unshare")
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=64k tmpfs /tmp && true",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
