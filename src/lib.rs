@@ -7,6 +7,7 @@ pub mod digest;
 pub mod error;
 pub mod fetch;
 pub mod layout;
+pub mod mail;
 pub mod manifest;
 pub mod net;
 pub mod report;
@@ -34,6 +35,7 @@ pub fn parallel<T: Sync, R: Send>(
 pub mod archive;
 pub mod dist;
 pub mod place;
+pub mod plan;
 
 /// Threads for local work (hashing, extracting, copying): `--jobs`, but no more than the
 /// machine has cores, since extra threads there only contend.

@@ -15,6 +15,7 @@ use extpy::error::{EXIT_CODES_HELP, Error};
 use extpy::fetch;
 use extpy::layout;
 use extpy::manifest::Manifest;
+use extpy::plan;
 use extpy::report::{Reporter, Verbosity};
 use extpy::topology::Topology;
 
@@ -131,6 +132,17 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Write the step plan (runbook) for a topology: every IA/SC step with its concrete values
+    Plan {
+        /// Topology file (see manifests/topology.example.yaml)
+        topology: PathBuf,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = plan::Format::Markdown)]
+        format: plan::Format,
+        /// Write to this file (atomically) instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Lay out the ExternalPythonN VU folders of a topology, paired with their cores
     ///
     /// Stages every node under --out DIR (DIR/<node>/<VU>/Python/External), or lays out one
@@ -191,6 +203,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Build { .. } => "build",
         Command::Verify { .. } => "verify",
         Command::Layout { .. } => "layout",
+        Command::Plan { .. } => "plan",
     }
 }
 
@@ -294,6 +307,46 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
                     "{failed} of {} folders do not match their seal",
                     results.len()
                 )));
+            }
+            Ok(())
+        }
+        Command::Plan {
+            topology: path,
+            format,
+            out,
+        } => {
+            let topology = Topology::load(&path)?;
+            let manifest = match (&s.manifest, &topology.manifest) {
+                (Some(p), _) | (None, Some(p)) => Manifest::load(p)?,
+                (None, None) => Manifest::builtin()?,
+            };
+            for w in topology.mail.iter().flat_map(|m| &m.warnings) {
+                reporter.warn(w);
+            }
+            let certificates = plan::Certificates::Skipped {
+                note: "run `extpy doctor` on the machine that downloads, or make this plan with --doctor (live) or --doctor-report FILE (a saved `extpy doctor --json`)".into(),
+            };
+            let options = plan::PlanOptions {
+                topology_arg: path.display().to_string(),
+                ..Default::default()
+            };
+            let runbook = plan::build(&topology, &manifest, certificates, &options);
+            let text = runbook.render(if cli.global.json {
+                plan::Format::Json
+            } else {
+                format
+            });
+            match out {
+                Some(file) => {
+                    extpy::place::write_atomic(&file, text.as_bytes())
+                        .map_err(extpy::dist::BuildError::from)?;
+                    reporter.info(format!(
+                        "plan written to {} ({} steps)",
+                        file.display(),
+                        runbook.steps.len()
+                    ));
+                }
+                None => print!("{text}"),
             }
             Ok(())
         }

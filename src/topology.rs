@@ -145,6 +145,8 @@ pub struct Topology {
     pub nodes: Vec<Node>,
     /// Every core with its VU, node by node in file order.
     pub pairs: Vec<Pair>,
+    /// SC e-mail settings, if the topology has a `mail:` block.
+    pub mail: Option<crate::mail::Mail>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +160,8 @@ struct RawTopology {
     #[serde(default)]
     vu_prefix: Option<String>,
     nodes: Vec<RawNode>,
+    #[serde(default)]
+    mail: Option<crate::mail::RawMail>,
 }
 
 #[derive(Deserialize)]
@@ -363,7 +367,12 @@ impl Topology {
                 cores,
             });
         }
+        let mail = match raw.mail {
+            Some(m) => Some(m.validate(&origin, text)?),
+            None => None,
+        };
         Ok(Topology {
+            mail,
             origin,
             text: text.to_string(),
             system: raw

@@ -228,3 +228,35 @@ pub fn can_mount_tmpfs() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// Compares `actual` with `tests/snapshots/<name>`; with `EXTPY_UPDATE_SNAPSHOTS=1` writes
+/// it instead (then review the diff before committing).
+#[track_caller]
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("EXTPY_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}: run with EXTPY_UPDATE_SNAPSHOTS=1 and review it",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from its snapshot at line {}:\n  expected: {:?}\n  actual:   {:?}\n(re-run with EXTPY_UPDATE_SNAPSHOTS=1 if the change is intended)",
+            line + 1,
+            expected.lines().nth(line).unwrap_or("<end>"),
+            actual.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+}

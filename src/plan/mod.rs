@@ -1,0 +1,675 @@
+//! The step plan (runbook): every IA and SC step of the procedure, instantiated with the
+//! topology's concrete names and values, as one list of data that every renderer reads.
+
+pub mod html;
+pub mod markdown;
+
+use serde::Serialize;
+
+use crate::mail::{AuthType, Mail};
+use crate::manifest::Manifest;
+use crate::topology::{Pair, Topology};
+
+/// The plan's schema name, bumped on incompatible changes.
+pub const SCHEMA: &str = "extpy-plan/1";
+
+/// The phases of the procedure, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before the upgrade: certificates, the distribution.
+    Prepare,
+    /// Infrastructure Administrator.
+    Ia,
+    /// The normal upgrade procedure.
+    Upgrade,
+    /// System Configurator.
+    Sc,
+    /// Checks.
+    Verify,
+}
+
+impl Phase {
+    /// The heading a renderer shows.
+    pub fn title(self) -> &'static str {
+        match self {
+            Phase::Prepare => "Prepare",
+            Phase::Ia => "Infrastructure Administrator",
+            Phase::Upgrade => "Upgrade",
+            Phase::Sc => "System Configurator: e-mail",
+            Phase::Verify => "Verify",
+        }
+    }
+}
+
+/// Who carries out a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    /// A command of extpy.
+    Extpy,
+    /// Infrastructure Administrator.
+    Ia,
+    /// System Configurator.
+    Sc,
+}
+
+impl Actor {
+    /// The short label renderers show.
+    pub fn label(self) -> &'static str {
+        match self {
+            Actor::Extpy => "extpy",
+            Actor::Ia => "IA",
+            Actor::Sc => "SC",
+        }
+    }
+}
+
+/// A small table inside a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Table {
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// One step of the runbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Stable identifier (`ia.create-vu.externalpython1`).
+    pub id: String,
+    /// Phase.
+    pub phase: Phase,
+    /// Who acts.
+    pub actor: Actor,
+    /// One line.
+    pub title: String,
+    /// What to do, with the concrete names and values.
+    pub instruction: String,
+    /// Commands to run, in order.
+    pub commands: Vec<String>,
+    /// Values to enter, when there are several.
+    pub table: Option<Table>,
+    /// The command that proves the step done, where one exists.
+    pub check: Option<String>,
+    /// Things to watch out for.
+    pub warnings: Vec<String>,
+}
+
+impl Step {
+    fn new(
+        id: impl Into<String>,
+        phase: Phase,
+        actor: Actor,
+        title: impl Into<String>,
+        instruction: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            phase,
+            actor,
+            title: title.into(),
+            instruction: instruction.into(),
+            commands: vec![],
+            table: None,
+            check: None,
+            warnings: vec![],
+        }
+    }
+
+    fn command(mut self, c: impl Into<String>) -> Self {
+        self.commands.push(c.into());
+        self
+    }
+
+    fn check(mut self, c: impl Into<String>) -> Self {
+        self.check = Some(c.into());
+        self
+    }
+
+    fn warn(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+
+    fn table(mut self, headers: &[&str], rows: Vec<Vec<String>>) -> Self {
+        self.table = Some(Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows,
+        });
+        self
+    }
+}
+
+/// A host the certificate check looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostCheck {
+    /// `host:port`.
+    pub host: String,
+    /// True when trusted.
+    pub ok: bool,
+    /// The verdict in words.
+    pub verdict: String,
+    /// The certificate to trust, when that is the fix.
+    pub trust: Option<TrustFix>,
+}
+
+/// A certificate to install into the machine's trusted roots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustFix {
+    /// Its subject (common name).
+    pub name: String,
+    /// Its SHA-256 fingerprint.
+    pub sha256_fingerprint: String,
+}
+
+/// The certificate section of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Certificates {
+    /// Not checked.
+    Skipped {
+        /// Why, and how to check.
+        note: String,
+    },
+    /// Checked (live or from a saved `extpy doctor --json`).
+    Checked {
+        /// `live`, or the report file.
+        source: String,
+        /// Every host.
+        hosts: Vec<HostCheck>,
+    },
+}
+
+/// Where the distribution comes from, for the prepare step.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlanOptions {
+    /// The topology file as the user named it (for commands in the plan).
+    pub topology_arg: String,
+    /// An offline bundle to build from, if any.
+    pub bundle: Option<String>,
+    /// A generated rollout playbook, if the copy is scripted.
+    pub rollout: Option<String>,
+}
+
+/// The whole runbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// The system's name.
+    pub system: String,
+    /// `extpy <version>`.
+    pub generated_by: String,
+    /// The topology file.
+    pub topology: String,
+    /// Manifest identity and what it builds.
+    pub manifest: PlanManifest,
+    /// Every core with its VU.
+    pub pairs: Vec<Pair>,
+    /// The certificate check.
+    pub certificates: Certificates,
+    /// SC e-mail settings, when the topology has them.
+    pub mail: Option<Mail>,
+    /// Warnings about the inputs.
+    pub warnings: Vec<String>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The manifest as the plan names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanManifest {
+    /// Name.
+    pub name: String,
+    /// Digest.
+    pub sha256: String,
+    /// CPython version.
+    pub python: String,
+    /// Platform.
+    pub platform: String,
+    /// `name version` of every package.
+    pub packages: Vec<String>,
+}
+
+/// Lowercase, `-` for anything but letters and digits: a stable id part.
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Quotes an argument for a command line when it needs it.
+fn arg(s: &str) -> String {
+    if s.is_empty() || s.contains([' ', '\'', '"', '&', '(', ')']) {
+        format!("\"{s}\"")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Builds the runbook for `topology` (pure: no I/O).
+pub fn build(
+    topology: &Topology,
+    manifest: &Manifest,
+    certificates: Certificates,
+    options: &PlanOptions,
+) -> Plan {
+    let topo = arg(&options.topology_arg);
+    let mut steps = Vec::new();
+
+    // Prepare: certificates, then the distribution.
+    let doctor = Step::new(
+        "prepare.certificates",
+        Phase::Prepare,
+        Actor::Extpy,
+        "Check that this machine trusts the download hosts",
+        "On the machine that builds the distribution, check DNS, proxy and the certificate chain of every host the manifest downloads from. A host that fails names the root certificate to trust and how to install it.",
+    )
+    .command("extpy doctor")
+    .check("extpy doctor");
+    steps.push(match &certificates {
+        Certificates::Skipped { .. } => {
+            doctor.warn("not checked when this plan was made: run it before the download")
+        }
+        Certificates::Checked { source, hosts } => {
+            let rows = hosts
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.host.clone(),
+                        if h.ok {
+                            "trusted".into()
+                        } else {
+                            "FAILS".into()
+                        },
+                        h.verdict.clone(),
+                    ]
+                })
+                .collect();
+            doctor
+                .table(&["host", "result", "verdict"], rows)
+                .warn(format!("results from {source}"))
+        }
+    });
+    if let Certificates::Checked { hosts, .. } = &certificates {
+        for h in hosts.iter().filter(|h| !h.ok) {
+            let id = format!("prepare.trust.{}", slug(&h.host));
+            let step = match &h.trust {
+                Some(fix) => Step::new(
+                    id,
+                    Phase::Prepare,
+                    Actor::Extpy,
+                    format!("Trust the root certificate \"{}\" for {}", fix.name, h.host),
+                    format!(
+                        "{}: {}. Export the certificate, check that its SHA-256 fingerprint is {} (compare with your security team), then install it into the machine's Trusted Root Certification Authorities, or pass it to extpy with --ca-cert.",
+                        h.host, h.verdict, fix.sha256_fingerprint
+                    ),
+                )
+                .command(format!("extpy doctor --export C:\\extpy-roots {}", h.host))
+                .command("Import-Certificate -FilePath \"C:\\extpy-roots\\<name>.cer\" -CertStoreLocation Cert:\\LocalMachine\\Root")
+                .command("certutil -addstore -f Root \"C:\\extpy-roots\\<name>.cer\"")
+                .check(format!("extpy doctor {}", h.host)),
+                None => Step::new(
+                    id,
+                    Phase::Prepare,
+                    Actor::Extpy,
+                    format!("Make {} reachable", h.host),
+                    format!("{}: {}. Fix this before the download.", h.host, h.verdict),
+                )
+                .check(format!("extpy doctor {}", h.host)),
+            };
+            steps.push(step);
+        }
+    }
+    let build = match &options.bundle {
+        Some(b) => Step::new(
+            "prepare.build",
+            Phase::Prepare,
+            Actor::Extpy,
+            "Build the External Python from the offline bundle",
+            format!("In the \"Python for CEM\" folder of the install package, build the distribution from {b}; no network is used."),
+        )
+        .command(format!("extpy bundle verify {}", arg(b)))
+        .command(format!("extpy build --bundle {}", arg(b))),
+        None => Step::new(
+            "prepare.build",
+            Phase::Prepare,
+            Actor::Extpy,
+            "Build the External Python",
+            format!(
+                "In the \"Python for CEM\" folder of the install package (install\\7.0.xx.x), build CPython {} ({}) with {} packages into contents\\Python\\external, as get-py.ps1 did. Every download is checked against its pinned sha256.",
+                manifest.python,
+                manifest.platform,
+                manifest.wheels.len()
+            ),
+        )
+        .command("extpy build"),
+    }
+    .check("extpy verify contents\\Python\\external");
+    steps.push(build);
+
+    // IA: the VUs.
+    steps.push(Step::new(
+        "ia.refresh-hosts",
+        Phase::Ia,
+        Actor::Ia,
+        "Refresh all hosts",
+        "In Infrastructure Administrator, refresh all hosts.",
+    ));
+    for p in &topology.pairs {
+        let host = p
+            .host
+            .as_ref()
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        steps.push(Step::new(
+            format!("ia.create-vu.{}", slug(&p.vu)),
+            Phase::Ia,
+            Actor::Ia,
+            format!("Create {} on {} for {}", p.vu, p.node, p.core),
+            format!(
+                "On host {}{host}, create an empty virtual unit named {}. Add the External Python software and an instance to it, then Apply. Its folder is {}.",
+                p.node, p.vu, p.vu_path
+            ),
+        ));
+    }
+    for node in &topology.nodes {
+        let vus: Vec<&str> = topology
+            .pairs_of(&node.name)
+            .map(|p| p.vu.as_str())
+            .collect();
+        let mut s = Step::new(
+            format!("verify.copy.{}", slug(&node.name)),
+            Phase::Verify,
+            Actor::Extpy,
+            format!("Check the copies on {}", node.name),
+            format!(
+                "On {}, check that the distribution reached the folder Python\\External of {} under {} and matches its seal.",
+                node.name,
+                vus.join(", "),
+                node.vu_root
+            ),
+        )
+        .check(format!("extpy verify --topology {topo} --node {}", arg(&node.name)));
+        if let Some(r) = &options.rollout {
+            s.instruction.push_str(&format!(" With the scripted rollout ({r}), the playbook lays out and verifies every node and fetches each node's report; merge them with `extpy report merge`."));
+            s = s.command(format!(
+                "ansible-playbook -i inventory.yml {r} --limit {}",
+                arg(&node.name)
+            ));
+        }
+        steps.push(s);
+    }
+    for p in &topology.pairs {
+        steps.push(Step::new(
+            format!("ia.purge-variables.{}", slug(&p.core)),
+            Phase::Ia,
+            Actor::Ia,
+            format!("Purge unused variables of {}", p.core),
+            format!(
+                "On the CEM software of core instance {} (node {}), purge unused variables.",
+                p.core, p.node
+            ),
+        ));
+    }
+
+    steps.push(
+        Step::new(
+            "upgrade.continue",
+            Phase::Upgrade,
+            Actor::Ia,
+            "Continue the normal upgrade",
+            "Continue the normal upgrade procedure of the install package up to the configuration of the CEM VUs.",
+        )
+        .warn("Do not activate the ExternalPython VUs before the External Python Directory is set on every core."),
+    );
+
+    let rows = topology
+        .pairs
+        .iter()
+        .map(|p| {
+            vec![
+                p.core.clone(),
+                p.node.clone(),
+                p.vu.clone(),
+                p.external_python_directory.to_string(),
+            ]
+        })
+        .collect();
+    steps.push(
+        Step::new(
+            "ia.external-python-directory",
+            Phase::Ia,
+            Actor::Ia,
+            "Set External Python Directory on every CEM core",
+            "On the CEM software of every core instance, set the variable External Python Directory to the folder of its own ExternalPython VU:",
+        )
+        .table(&["core", "node", "VU", "External Python Directory"], rows),
+    );
+    steps.push(Step::new(
+        "ia.synchronize",
+        Phase::Ia,
+        Actor::Ia,
+        "Synchronize Instances",
+        "Synchronize Instances.",
+    ));
+    for node in &topology.nodes {
+        steps.push(
+            Step::new(
+                format!("ia.apply.{}", slug(&node.name)),
+                Phase::Ia,
+                Actor::Ia,
+                format!("Apply changes to {}", node.name),
+                format!("Apply Changes to host {}.", node.name),
+            )
+            .warn("Or, once for all nodes: Apply All Changes To All Hosts."),
+        );
+    }
+    let all_vus: Vec<&str> = topology.pairs.iter().map(|p| p.vu.as_str()).collect();
+    steps.push(Step::new(
+        "ia.activate-vus",
+        Phase::Ia,
+        Actor::Ia,
+        "Activate the ExternalPython VUs",
+        format!("Activate the virtual units {}.", all_vus.join(", ")),
+    ));
+    steps.push(
+        Step::new(
+            "ia.save-model",
+            Phase::Ia,
+            Actor::Ia,
+            "Save the system model",
+            "Save the system model.",
+        )
+        .warn("Every instance must be Active or Spare before the model is saved."),
+    );
+    steps.push(Step::new(
+        "ia.monitoring-mode",
+        Phase::Ia,
+        Actor::Ia,
+        "Set Monitoring Mode",
+        "Set Infrastructure Administrator to Monitoring Mode.",
+    ));
+
+    if let Some(mail) = &topology.mail {
+        steps.extend(mail_steps(mail));
+    }
+
+    let checks: Vec<String> = topology
+        .nodes
+        .iter()
+        .map(|n| format!("extpy verify --topology {topo} --node {}", arg(&n.name)))
+        .collect();
+    let mut last = Step::new(
+        "verify.final",
+        Phase::Verify,
+        Actor::Extpy,
+        "Final check of every VU",
+        "On each node, check every ExternalPython VU once more after activation.",
+    );
+    for c in &checks {
+        last = last.command(c.clone());
+    }
+    steps.push(last.check(checks.join(" && ")));
+
+    let mut warnings: Vec<String> = topology
+        .mail
+        .as_ref()
+        .map(|m| m.warnings.clone())
+        .unwrap_or_default();
+    if let Certificates::Checked { hosts, .. } = &certificates {
+        let failed = hosts.iter().filter(|h| !h.ok).count();
+        if failed > 0 {
+            warnings.push(format!("{failed} download host(s) failed the certificate check; the prepare steps say what to trust"));
+        }
+    }
+
+    Plan {
+        schema: SCHEMA,
+        system: topology.system.clone(),
+        generated_by: format!("extpy {}", env!("CARGO_PKG_VERSION")),
+        topology: options.topology_arg.clone(),
+        manifest: PlanManifest {
+            name: manifest.name.clone(),
+            sha256: manifest.digest.to_string(),
+            python: manifest.python.to_string(),
+            platform: manifest.platform.to_string(),
+            packages: manifest
+                .wheels
+                .iter()
+                .map(|w| format!("{} {}", w.filename.name, w.filename.version))
+                .collect(),
+        },
+        pairs: topology.pairs.clone(),
+        certificates,
+        mail: topology.mail.clone(),
+        warnings,
+        steps,
+    }
+}
+
+fn mail_steps(mail: &Mail) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for s in &mail.incoming {
+        let mut rows = vec![
+            vec!["Name".to_string(), s.name.clone()],
+            vec!["Server address".into(), s.address.clone()],
+            vec!["Authentication type".into(), s.auth.label().into()],
+            vec!["Client ID".into(), s.client_id.clone()],
+        ];
+        if let Some(secret) = &s.secret {
+            rows.push(vec!["Client secret".into(), secret.describe()]);
+        }
+        steps.push(
+            Step::new(
+                format!("sc.incoming.{}", slug(&s.name)),
+                Phase::Sc,
+                Actor::Sc,
+                format!("Incoming mail server {}", s.name),
+                "In System Configurator, create or edit the incoming mail server:",
+            )
+            .table(&["field", "value"], rows),
+        );
+    }
+    if let Some(o) = &mail.outgoing {
+        let mut rows = vec![
+            vec!["Tenant ID or domain".to_string(), o.tenant.clone()],
+            vec!["Authentication type".into(), o.auth.label().into()],
+            vec!["Server user".into(), o.server_user.clone()],
+        ];
+        if let Some(p) = &o.password {
+            let label = if o.auth == AuthType::OauthService {
+                "Secret"
+            } else {
+                "Password"
+            };
+            rows.push(vec![label.into(), p.describe()]);
+        }
+        steps.push(
+            Step::new(
+                "sc.outgoing",
+                Phase::Sc,
+                Actor::Sc,
+                "External outgoing mail server",
+                "In System Configurator, set the external outgoing server:",
+            )
+            .table(&["field", "value"], rows),
+        );
+    }
+    for q in &mail.queues {
+        let mut rows = vec![
+            vec!["Address".to_string(), q.address.clone()],
+            vec!["Account".into(), q.account.clone()],
+            vec!["Server".into(), q.server.clone()],
+        ];
+        if let Some(p) = &q.password {
+            rows.push(vec!["Password".into(), p.describe()]);
+        }
+        steps.push(
+            Step::new(
+                format!("sc.queue.{}", slug(&q.address)),
+                Phase::Sc,
+                Actor::Sc,
+                format!("E-mail queue {}", q.address),
+                "In System Configurator, set the e-mail queue:",
+            )
+            .table(&["field", "value"], rows),
+        );
+    }
+    steps
+}
+
+/// The formats a plan renders to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A Markdown checklist.
+    Markdown,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// One self-contained printable HTML page.
+    Html,
+}
+
+impl Plan {
+    /// The plan in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Markdown => markdown::render(self),
+            Format::Html => html::render(self),
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+                s.push('\n');
+                s
+            }
+            Format::Yaml => serde_yaml::to_string(self).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_stable_ids() {
+        assert_eq!(slug("ExternalPython1"), "externalpython1");
+        assert_eq!(slug("M365 Inbox (main)"), "m365-inbox-main");
+        assert_eq!(slug("support@contoso.example"), "support-contoso-example");
+    }
+
+    #[test]
+    fn arguments_with_spaces_are_quoted() {
+        assert_eq!(arg("topology.yaml"), "topology.yaml");
+        assert_eq!(arg("my topology.yaml"), "\"my topology.yaml\"");
+    }
+}
