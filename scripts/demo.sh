@@ -32,4 +32,10 @@ echo "== extpy layout of the example topology (staged; D:\\SCP\\vu is where it g
 "$EXTPY" layout manifests/topology.example.yaml --out "$WORK/stage"
 echo "== extpy verify --topology (the vendor's copy check, one line per VU)"
 "$EXTPY" verify --topology manifests/topology.example.yaml --node HAC1 --vu-root "$WORK/stage/HAC1"
+echo "== extpy plan (the runbook; also --format json|yaml|html)"
+"$EXTPY" plan manifests/topology.example.yaml --out "$WORK/runbook.md"
+echo "== extpy bundle create, twice: the same bytes"
+"$EXTPY" bundle create "$WORK/b.zip" --topology manifests/topology.example.yaml | tail -1
+"$EXTPY" bundle create "$WORK/b.zip" --topology manifests/topology.example.yaml | tail -1
+"$EXTPY" bundle verify "$WORK/b.zip"
 echo "demo folder: $WORK"

@@ -1,6 +1,7 @@
 //! The top-level error and the documented exit codes.
 
 use crate::archive::ArchiveError;
+use crate::bundle::BundleError;
 use crate::cache::CacheError;
 use crate::dist::BuildError;
 use crate::dist::seal::SealError;
@@ -64,6 +65,9 @@ pub enum Error {
     /// A seal could not be read.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// A bundle could not be made or used.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
     /// Laying out VU folders failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -96,6 +100,12 @@ impl Error {
             Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
             Error::Layout(l) => layout_code(l),
+            Error::Bundle(b) => match b {
+                BundleError::Archive(a) => archive_code(a),
+                BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,
+                BundleError::Input(_) => ExitCode::Input,
+                BundleError::Io { .. } => ExitCode::Local,
+            },
         }
     }
 }

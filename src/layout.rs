@@ -398,70 +398,139 @@ pub fn copy_verified(
     Ok(())
 }
 
-/// The sealed distribution a layout copies: `--dist PATH` (checked against its seal), or
-/// a build of the manifest kept in the cache and reused while it verifies.
+/// Where the distribution a layout copies comes from.
+pub enum DistSource<'a> {
+    /// A built distribution (checked against its seal first).
+    Dir(&'a Path),
+    /// An offline bundle: built into a temporary folder, no network.
+    Bundle(&'a mut crate::bundle::Bundle),
+    /// A build of the manifest kept in the cache, reused while it verifies.
+    Cached,
+}
+
+/// A sealed distribution ready to copy; a temporary one is removed when this is dropped.
+pub struct Prepared {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its seal.
+    pub seal: Seal,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Makes the sealed distribution a layout copies.
 pub fn prepare_distribution(
     manifest: &Manifest,
     settings: &Settings,
-    dist: Option<&Path>,
+    source: DistSource,
     reporter: &Reporter,
-) -> Result<(PathBuf, Seal), Error> {
+) -> Result<Prepared, Error> {
     let options = VerifyOptions {
         jobs: settings.jobs,
         strict: false,
     };
-    if let Some(d) = dist {
-        let v = seal::verify(d, options)?;
-        if !v.ok {
-            return Err(LayoutError::BadDistribution {
-                path: d.to_path_buf(),
-                summary: summary(&v),
+    let read_seal =
+        |dir: &Path| -> Result<Seal, Error> { Seal::read(dir)?.map_err(Error::Mismatch) };
+    match source {
+        DistSource::Dir(d) => {
+            let v = seal::verify(d, options)?;
+            if !v.ok {
+                return Err(LayoutError::BadDistribution {
+                    path: d.to_path_buf(),
+                    summary: summary(&v),
+                }
+                .into());
             }
-            .into());
+            let seal = read_seal(d)?;
+            if seal.manifest.sha256 != manifest.digest {
+                reporter.warn(format!(
+                    "{} was built from manifest {}@{}, not {}; its seal is what gets copied",
+                    d.display(),
+                    seal.manifest.name,
+                    seal.manifest.sha256.short(),
+                    manifest.identity()
+                ));
+            }
+            Ok(Prepared {
+                dir: d.to_path_buf(),
+                seal,
+                _temp: None,
+            })
         }
-        let seal = Seal::read(d)?.map_err(Error::Mismatch)?;
-        if seal.manifest.sha256 != manifest.digest {
-            reporter.warn(format!(
-                "{} was built from manifest {}@{}, not {}; its seal is what gets copied",
-                d.display(),
-                seal.manifest.name,
-                seal.manifest.sha256.short(),
-                manifest.identity()
+        DistSource::Bundle(bundle) => {
+            let temp = tempfile::Builder::new()
+                .prefix("extpy-layout-")
+                .tempdir()
+                .map_err(|source| Error::Io {
+                    path: std::env::temp_dir(),
+                    action: "cannot create a temporary folder",
+                    source,
+                })?;
+            let inputs = bundle.extract_artifacts(temp.path())?;
+            let dir = temp.path().join("dist");
+            let report = dist::build(
+                manifest,
+                &inputs,
+                &BuildOptions {
+                    dest: dir.clone(),
+                    force: true,
+                    jobs: settings.jobs,
+                },
+                reporter,
+            )?;
+            reporter.info(format!(
+                "built the distribution from {} (seal {})",
+                bundle.file_name(),
+                report.seal_digest.short()
             ));
+            let seal = read_seal(&dir)?;
+            Ok(Prepared {
+                dir,
+                seal,
+                _temp: Some(temp),
+            })
         }
-        return Ok((d.to_path_buf(), seal));
+        DistSource::Cached => {
+            let dir = settings
+                .cache_dir
+                .join("builds")
+                .join(manifest.digest.to_hex());
+            if let Ok(v) = seal::verify(&dir, options)
+                && v.ok
+                && let Ok(Ok(seal)) = Seal::read(&dir)
+                && seal.manifest.sha256 == manifest.digest
+            {
+                reporter.detail(format!("using the cached build {}", dir.display()));
+                return Ok(Prepared {
+                    dir,
+                    seal,
+                    _temp: None,
+                });
+            }
+            let fetched = crate::fetch::fetch(manifest, &settings.fetch_options()?, reporter)?;
+            reporter.info(fetched.summary());
+            let report = dist::build(
+                manifest,
+                &Inputs::from_fetch(&fetched),
+                &BuildOptions {
+                    dest: dir.clone(),
+                    force: true,
+                    jobs: settings.jobs,
+                },
+                reporter,
+            )?;
+            reporter.info(format!(
+                "built the distribution ({} files, seal {})",
+                report.files,
+                report.seal_digest.short()
+            ));
+            let seal = read_seal(&dir)?;
+            Ok(Prepared {
+                dir,
+                seal,
+                _temp: None,
+            })
+        }
     }
-    let dir = settings
-        .cache_dir
-        .join("builds")
-        .join(manifest.digest.to_hex());
-    if let Ok(v) = seal::verify(&dir, options)
-        && v.ok
-        && let Ok(Ok(seal)) = Seal::read(&dir)
-        && seal.manifest.sha256 == manifest.digest
-    {
-        reporter.detail(format!("using the cached build {}", dir.display()));
-        return Ok((dir, seal));
-    }
-    let fetched = crate::fetch::fetch(manifest, &settings.fetch_options()?, reporter)?;
-    reporter.info(fetched.summary());
-    let report = dist::build(
-        manifest,
-        &Inputs::from_fetch(&fetched),
-        &BuildOptions {
-            dest: dir.clone(),
-            force: true,
-            jobs: settings.jobs,
-        },
-        reporter,
-    )?;
-    reporter.info(format!(
-        "built the distribution ({} files, seal {})",
-        report.files,
-        report.seal_digest.short()
-    ));
-    let seal = Seal::read(&dir)?.map_err(Error::Mismatch)?;
-    Ok((dir, seal))
 }
 
 /// Writes `pairing.json` into `out` (through a temporary file renamed into place).

@@ -2,6 +2,7 @@
 //! Sinch Contact Pro needs, and write the runbook that goes with it.
 
 pub mod cache;
+pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -33,6 +34,7 @@ pub fn parallel<T: Sync, R: Send>(
     }
 }
 pub mod archive;
+pub mod bundle;
 pub mod dist;
 pub mod place;
 pub mod plan;

@@ -25,18 +25,21 @@ pub enum Verbosity {
 #[derive(Clone)]
 pub struct Reporter {
     verbosity: Verbosity,
+    json: bool,
     multi: Option<MultiProgress>,
     captured: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Reporter {
     /// A reporter for a command-line run; bars only when stderr is a terminal and wanted.
-    pub fn new(verbosity: Verbosity, progress: bool) -> Self {
+    /// With `json`, stdout carries only the one JSON document.
+    pub fn new(verbosity: Verbosity, progress: bool, json: bool) -> Self {
         let bars = progress && verbosity > Verbosity::Quiet && std::io::stderr().is_terminal();
         let multi =
             bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)));
         Self {
             verbosity,
+            json,
             multi,
             captured: None,
         }
@@ -48,6 +51,7 @@ impl Reporter {
         (
             Self {
                 verbosity: Verbosity::Verbose,
+                json: false,
                 multi: None,
                 captured: Some(lines.clone()),
             },
@@ -59,6 +63,7 @@ impl Reporter {
     pub fn silent() -> Self {
         Self {
             verbosity: Verbosity::Quiet,
+            json: false,
             multi: None,
             captured: None,
         }
@@ -79,6 +84,27 @@ impl Reporter {
         match &self.multi {
             Some(m) => m.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
+        }
+    }
+
+    /// True when stdout is reserved for one JSON document.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// A result line on stdout that comes before the command's result (such as the line
+    /// `get-py.ps1` printed); silent with `-q` or `--json`.
+    pub fn result_line(&self, msg: impl Display) {
+        if self.json || self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        match &self.captured {
+            Some(c) => {
+                if let Ok(mut lines) = c.lock() {
+                    lines.push(msg.to_string());
+                }
+            }
+            None => println!("{msg}"),
         }
     }
 

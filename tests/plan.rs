@@ -176,9 +176,12 @@ fn json_lists_the_same_steps_and_parses() {
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "step ids are unique");
     assert_eq!(doc["pairs"].as_array().unwrap().len(), 6);
-    // --json means the JSON format too.
+    // --json gives the same plan as one document with command and ok.
     let same = plan(dir.path(), &["north.yaml", "--json"]).ok().json();
-    assert_eq!(same, doc);
+    assert_eq!(same["command"], "plan");
+    assert_eq!(same["ok"], true);
+    assert_eq!(same["steps"], doc["steps"]);
+    assert_eq!(same["pairs"], doc["pairs"]);
 }
 
 #[test]

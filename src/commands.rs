@@ -1,0 +1,525 @@
+//! One function per command: the arguments each takes (clap derive), the work, and an
+//! [`Outcome`] that `main.rs` prints. Commands speak to the user only through the Reporter.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::bundle::{self, Bundle};
+use crate::config::Settings;
+use crate::dist::seal::{self, VerifyOptions};
+use crate::dist::{self, BuildOptions, Inputs};
+use crate::error::Error;
+use crate::fetch;
+use crate::layout::{self, DistSource, NodeTarget};
+use crate::manifest::Manifest;
+use crate::plan;
+use crate::report::Reporter;
+use crate::topology::Topology;
+
+/// What a command produced: its JSON document, its human rendering, and whether it found
+/// something that does not match (exit 3 after the report is printed).
+#[derive(Debug)]
+pub struct Outcome {
+    /// The command's name.
+    pub command: &'static str,
+    /// False when the report says something does not match.
+    pub ok: bool,
+    /// The JSON document (`command` and `ok` are added when printed).
+    pub document: Value,
+    /// The human result for stdout.
+    pub human: String,
+    /// The error to end with after printing, when `ok` is false.
+    pub mismatch: Option<String>,
+}
+
+impl Outcome {
+    fn new<T: Serialize>(command: &'static str, document: &T, human: String) -> Self {
+        Self {
+            command,
+            ok: true,
+            document: serde_json::to_value(document).unwrap_or(Value::Null),
+            human,
+            mismatch: None,
+        }
+    }
+
+    fn failing_if(mut self, failed: bool, message: impl FnOnce() -> String) -> Self {
+        if failed {
+            self.ok = false;
+            self.mismatch = Some(message());
+        }
+        self
+    }
+
+    /// The JSON document with `command` and `ok`.
+    pub fn json(&self) -> Value {
+        let mut doc = self.document.clone();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("command".into(), json!(self.command));
+            obj.insert("ok".into(), json!(self.ok));
+        }
+        doc
+    }
+}
+
+/// `extpy fetch`.
+pub fn fetch(s: &Settings, reporter: &Reporter) -> Result<Outcome, Error> {
+    let manifest = s.load_manifest()?;
+    let report = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+    Ok(Outcome::new("fetch", &report, report.render()))
+}
+
+/// Arguments of `extpy build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Destination folder [default: contents/Python/external]
+    pub dest: Option<PathBuf>,
+    /// Replace DEST even if extpy did not build it
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be built; change nothing at DEST
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Build from this offline bundle (verified first; no network is used)
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+}
+
+/// `extpy build`.
+pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let dest = args
+        .dest
+        .unwrap_or_else(|| PathBuf::from(dist::DEFAULT_DEST));
+    reporter.result_line(format!(
+        "Generating python at location: {}",
+        dist::absolute_dest(&dest).display()
+    ));
+    let mut temp = None;
+    let (manifest, inputs) = match &args.bundle {
+        Some(b) => {
+            let mut bundle = open_bundle(b, s, reporter)?;
+            let dir = temp_dir("extpy-bundle-")?;
+            let inputs = bundle.extract_artifacts(dir.path())?;
+            temp = Some(dir);
+            (bundle.manifest, inputs)
+        }
+        None => {
+            let manifest = s.load_manifest()?;
+            let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+            reporter.info(fetched.summary());
+            (manifest, Inputs::from_fetch(&fetched))
+        }
+    };
+    let options = BuildOptions {
+        dest,
+        force: args.force,
+        jobs: s.jobs,
+    };
+    let plan = dist::plan(&manifest, &inputs, &options)?;
+    if args.dry_run {
+        let summary = plan.summary();
+        return Ok(Outcome::new("build", &summary, summary.render()));
+    }
+    let report = dist::execute(&plan, &manifest, &options, reporter)?;
+    drop(temp);
+    Ok(Outcome::new("build", &report, report.render()))
+}
+
+/// Arguments of `extpy verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Folders holding an extpy-seal.json
+    #[arg(required_unless_present_any = ["topology", "bundle"], conflicts_with_all = ["topology", "bundle"])]
+    pub paths: Vec<PathBuf>,
+    /// Check the VU folders of this topology instead
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// Take the topology and manifest from this offline bundle
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Only this node of the topology
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    #[arg(long, value_name = "PATH", conflicts_with = "out")]
+    pub vu_root: Option<PathBuf>,
+    /// Check a staged layout (DIR/<node>/…) made by `extpy layout --out DIR`
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Count __pycache__ files that Python writes at run time as extra files too
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `extpy verify`.
+pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    if args.topology.is_some() || args.bundle.is_some() {
+        let bundle = args
+            .bundle
+            .as_deref()
+            .map(|b| open_bundle(b, s, reporter))
+            .transpose()?;
+        let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+        let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+        let checks = layout::check(&topology, &targets, &manifest, s.jobs)?;
+        let failed = checks.iter().filter(|c| !c.ok).count();
+        let doc = json!({ "manifest": manifest.identity(), "vus": checks });
+        return Ok(
+            Outcome::new("verify", &doc, layout::render_checks(&checks)).failing_if(
+                failed > 0,
+                || {
+                    format!(
+                        "{failed} of {} VU folders do not hold the expected distribution",
+                        checks.len()
+                    )
+                },
+            ),
+        );
+    }
+    let options = VerifyOptions {
+        jobs: s.jobs,
+        strict: args.strict,
+    };
+    let results = args
+        .paths
+        .iter()
+        .map(|p| seal::verify_or_explain(p, options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    let human = results.iter().map(|r| r.render()).collect();
+    Ok(
+        Outcome::new("verify", &json!({ "results": results }), human).failing_if(
+            failed > 0,
+            || {
+                format!(
+                    "{failed} of {} folders do not match their seal",
+                    results.len()
+                )
+            },
+        ),
+    )
+}
+
+/// Arguments of `extpy layout`.
+#[derive(Debug, Args)]
+pub struct LayoutArgs {
+    /// Topology file (see manifests/topology.example.yaml); default: the bundle's
+    #[arg(required_unless_present = "bundle")]
+    pub topology: Option<PathBuf>,
+    /// Stage every node under this folder, and write DIR/pairing.json
+    #[arg(long, value_name = "DIR", conflicts_with = "vu_root")]
+    pub out: Option<PathBuf>,
+    /// Only this node
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    #[arg(long, value_name = "PATH")]
+    pub vu_root: Option<PathBuf>,
+    /// Copy this built distribution instead of building one
+    #[arg(long, value_name = "PATH", conflicts_with = "bundle")]
+    pub dist: Option<PathBuf>,
+    /// Build from this offline bundle (verified first; no network is used)
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Replace VU folders that differ from their seal or hold foreign files
+    #[arg(long)]
+    pub repair: bool,
+    /// Show what would be created or changed; touch nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `extpy layout`.
+pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let mut bundle = args
+        .bundle
+        .as_deref()
+        .map(|b| open_bundle(b, s, reporter))
+        .transpose()?;
+    let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+    let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+    let plan = layout::plan(
+        &topology,
+        &targets,
+        &manifest,
+        args.repair,
+        args.dry_run,
+        s.jobs,
+    )?;
+    let report = if args.dry_run {
+        plan.report(&manifest)
+    } else {
+        let mut report = if plan.writes() {
+            let source = match (&args.dist, bundle.as_mut()) {
+                (Some(d), _) => DistSource::Dir(d),
+                (None, Some(b)) => DistSource::Bundle(b),
+                (None, None) => DistSource::Cached,
+            };
+            let prepared = layout::prepare_distribution(&manifest, s, source, reporter)?;
+            layout::execute(
+                &plan,
+                &targets,
+                &prepared.dir,
+                &prepared.seal,
+                &manifest,
+                s.jobs,
+                reporter,
+            )?
+        } else {
+            let mut report = plan.report(&manifest);
+            report.seal_digest = plan.matching_seal();
+            report
+        };
+        if let (Some(out), Some(digest)) = (&args.out, report.seal_digest) {
+            report.pairing_file = Some(layout::write_pairing(out, &topology, &manifest, digest)?);
+        }
+        report
+    };
+    let left = report.left;
+    Ok(Outcome::new("layout", &report, report.render()).failing_if(left > 0, || {
+        format!("{left} VU folders differ from their seal and were left as they are; re-run with --repair to replace them")
+    }))
+}
+
+/// Arguments of `extpy plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Topology file (see manifests/topology.example.yaml); default: the bundle's
+    #[arg(required_unless_present = "bundle")]
+    pub topology: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = plan::Format::Markdown)]
+    pub format: plan::Format,
+    /// Write to this file (atomically) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Plan for building from this offline bundle (its topology and manifest; no network)
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+}
+
+/// `extpy plan`.
+pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let bundle = args
+        .bundle
+        .as_deref()
+        .map(|b| open_bundle(b, s, reporter))
+        .transpose()?;
+    let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+    for w in topology.mail.iter().flat_map(|m| &m.warnings) {
+        reporter.warn(w);
+    }
+    let options = plan::PlanOptions {
+        topology_arg: match &args.topology {
+            Some(p) => p.display().to_string(),
+            None => bundle::TOPOLOGY.to_string(),
+        },
+        bundle: bundle.as_ref().map(Bundle::file_name),
+        rollout: None,
+    };
+    let runbook = plan::build(&topology, &manifest, not_checked(), &options);
+    let format = if reporter.json() {
+        plan::Format::Json
+    } else {
+        args.format
+    };
+    let text = runbook.render(format);
+    let human = match &args.out {
+        Some(file) => {
+            crate::place::write_atomic(file, text.as_bytes()).map_err(dist::BuildError::from)?;
+            reporter.info(format!(
+                "plan written to {} ({} steps)",
+                file.display(),
+                runbook.steps.len()
+            ));
+            String::new()
+        }
+        None => text,
+    };
+    Ok(Outcome::new("plan", &runbook, human))
+}
+
+fn not_checked() -> plan::Certificates {
+    plan::Certificates::Skipped {
+        note: "run `extpy doctor` on the machine that downloads, or make this plan with --doctor (live) or --doctor-report FILE (a saved `extpy doctor --json`)".into(),
+    }
+}
+
+/// Arguments of `extpy bundle create`.
+#[derive(Debug, Args)]
+pub struct BundleCreateArgs {
+    /// The bundle to write (a .zip)
+    pub out: PathBuf,
+    /// Include this topology and its rendered plan
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// Include this extpy executable (bin/extpy or bin/extpy.exe)
+    #[arg(long)]
+    pub include_self: bool,
+}
+
+/// `extpy bundle create`.
+pub fn bundle_create(
+    s: &Settings,
+    args: BundleCreateArgs,
+    reporter: &Reporter,
+) -> Result<Outcome, Error> {
+    let topology = args.topology.as_deref().map(Topology::load).transpose()?;
+    let manifest = manifest_for(s, topology.as_ref())?;
+    let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+    reporter.info(fetched.summary());
+    // The plan inside names the bundle generically: its bytes must not depend on OUT's name.
+    let plan_text = topology.as_ref().map(|t| {
+        let options = plan::PlanOptions {
+            topology_arg: bundle::TOPOLOGY.into(),
+            bundle: Some("<bundle>.zip".into()),
+            rollout: None,
+        };
+        plan::build(t, &manifest, not_checked(), &options).render(plan::Format::Markdown)
+    });
+    let executable = if args.include_self {
+        Some(std::env::current_exe().map_err(|source| Error::Io {
+            path: PathBuf::from("extpy"),
+            action: "cannot find the running executable",
+            source,
+        })?)
+    } else {
+        None
+    };
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
+            ))
+        })?),
+        Err(_) => None,
+    };
+    let extras = bundle::Extras {
+        topology: topology.as_ref().map(|t| t.text.clone()),
+        plan: plan_text,
+        executable,
+        epoch,
+    };
+    let created = bundle::create(&args.out, &manifest, &fetched, extras)?;
+    let human = format!(
+        "bundle written: {} ({} entries, {})\n{}  {}\n",
+        created.path.display(),
+        created.entries,
+        crate::report::human_bytes(created.size),
+        created.sha256,
+        created.path.display()
+    );
+    Ok(Outcome::new("bundle create", &created, human))
+}
+
+/// `extpy bundle verify`.
+pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
+    let (_, check) = bundle::open(path)?;
+    let failed = !check.ok;
+    let n = check.problems.len();
+    Ok(
+        Outcome::new("bundle verify", &check, check.render()).failing_if(failed, || {
+            format!("the bundle does not verify ({n} problem(s))")
+        }),
+    )
+}
+
+/// `extpy bundle inspect`.
+pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
+    match bundle::open(path)? {
+        (Some(b), check) => {
+            let inspection = b.inspect(check);
+            Ok(Outcome::new(
+                "bundle inspect",
+                &inspection,
+                inspection.render(),
+            ))
+        }
+        (None, check) => {
+            let n = check.problems.len();
+            Ok(
+                Outcome::new("bundle inspect", &check, check.render()).failing_if(true, || {
+                    format!("the bundle does not verify ({n} problem(s))")
+                }),
+            )
+        }
+    }
+}
+
+fn open_bundle(path: &Path, s: &Settings, reporter: &Reporter) -> Result<Bundle, Error> {
+    let b = bundle::open_verified(path)?;
+    if let Some(m) = &s.manifest {
+        reporter.warn(format!(
+            "--manifest {} is ignored: the bundle brings its own manifest ({})",
+            m.display(),
+            b.manifest.identity()
+        ));
+    }
+    reporter.info(format!(
+        "bundle {} verified (sha256 {})",
+        path.display(),
+        b.sha256.short()
+    ));
+    Ok(b)
+}
+
+fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            action: "cannot create a temporary folder",
+            source,
+        })
+}
+
+/// The manifest for a topology: --manifest when given, else the one the topology names,
+/// else the built-in one.
+fn manifest_for(s: &Settings, topology: Option<&Topology>) -> Result<Manifest, Error> {
+    Ok(
+        match (&s.manifest, topology.and_then(|t| t.manifest.as_ref())) {
+            (Some(p), _) | (None, Some(p)) => Manifest::load(p)?,
+            (None, None) => Manifest::builtin()?,
+        },
+    )
+}
+
+/// The topology (the file given, else the bundle's) and its manifest (the bundle's, else as
+/// [`manifest_for`]).
+fn open_topology(
+    s: &Settings,
+    path: Option<&Path>,
+    bundle: Option<&Bundle>,
+) -> Result<(Topology, Manifest), Error> {
+    let topology = match (path, bundle.and_then(|b| b.topology.clone())) {
+        (Some(p), _) => Topology::load(p)?,
+        (None, Some(t)) => t,
+        (None, None) => {
+            return Err(Error::Usage("give a topology file: this bundle carries none (make it with `extpy bundle create --topology`)".into()));
+        }
+    };
+    let manifest = match bundle {
+        Some(b) => b.manifest.clone(),
+        None => manifest_for(s, Some(&topology))?,
+    };
+    Ok((topology, manifest))
+}
+
+/// The node folders that --out, --node and --vu-root select.
+fn targets(
+    t: &Topology,
+    out: &Option<PathBuf>,
+    node: &Option<String>,
+    vu_root: &Option<PathBuf>,
+) -> Result<Vec<NodeTarget>, Error> {
+    Ok(layout::targets(
+        t,
+        out.as_deref(),
+        node.as_deref(),
+        vu_root.as_deref(),
+    )?)
+}

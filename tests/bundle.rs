@@ -1,0 +1,540 @@
+//! Offline bundles: deterministic bytes, strict verification, and builds, layouts and plans
+//! that never touch the network.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use support::fixtures::{RawEntry, raw_zip};
+use support::{World, extpy, run};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The example-like topology of the world (one node, two cores).
+fn topology(w: &World) -> PathBuf {
+    let path = w.path("topology.yaml");
+    fs::write(&path, "schema: 1\nsystem: Air-gapped site\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1, Core2]\n").unwrap();
+    path
+}
+
+fn create(w: &World, out: &Path) -> String {
+    let topo = topology(w);
+    let r = w
+        .run(&["bundle", "create", s(out), "--topology", s(&topo)])
+        .ok();
+    r.stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Every entry of a zip: name, bytes.
+fn entries(zip: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut a = zip::ZipArchive::new(fs::File::open(zip).unwrap()).unwrap();
+    (0..a.len())
+        .map(|i| {
+            let mut f = a.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            (f.name().unwrap().to_string(), data)
+        })
+        .collect()
+}
+
+/// Writes `entries` as a stored zip (to tamper with a bundle).
+fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
+    let mut w = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in entries {
+        w.start_file(name.as_str(), opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn two_creates_at_different_times_and_cache_orders_give_identical_bytes() {
+    let w = World::new();
+    let a = w.path("a.zip");
+    let first = create(&w, &a);
+
+    // A second cache filled in the opposite order, later, with other file times.
+    let other_cache = w.path("cache2");
+    fs::create_dir_all(other_cache.join("sha256")).unwrap();
+    let mut blobs: Vec<PathBuf> = fs::read_dir(w.cache.join("sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    blobs.sort();
+    blobs.reverse();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for b in &blobs {
+        fs::copy(b, other_cache.join("sha256").join(b.file_name().unwrap())).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let b = w.path("b.zip");
+    let topo = topology(&w);
+    let mut c = extpy();
+    c.args([
+        "--manifest",
+        s(&w.manifest),
+        "--cache-dir",
+        s(&other_cache),
+        "--offline",
+        "bundle",
+        "create",
+        s(&b),
+        "--topology",
+        s(&topo),
+    ]);
+    let r = run(c).ok();
+    let second = r
+        .stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(first, second, "the printed sha256 is the same");
+    assert_eq!(
+        fs::read(&a).unwrap(),
+        fs::read(&b).unwrap(),
+        "the bytes are the same"
+    );
+    assert_eq!(
+        first,
+        extpy::digest::Sha256Digest::of(&fs::read(&a).unwrap()).to_string()
+    );
+}
+
+#[test]
+fn entries_are_sorted_stored_with_fixed_times_and_the_artifacts_are_byte_identical() {
+    let w = World::new();
+    let out = w.path("b.zip");
+    create(&w, &out);
+    let mut a = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
+    let names: Vec<String> = (0..a.len())
+        .map(|i| a.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for i in 0..a.len() {
+        let f = a.by_index(i).unwrap();
+        assert_eq!(
+            f.compression(),
+            zip::CompressionMethod::Stored,
+            "{}",
+            f.name().unwrap()
+        );
+        let t = f.last_modified().unwrap();
+        assert_eq!(
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            (1980, 1, 1, 0, 0, 0)
+        );
+        assert_eq!(f.unix_mode().map(|m| m & 0o777), Some(0o644));
+    }
+    let all = entries(&out);
+    for (file, bytes) in &w.wheels {
+        let inside = all
+            .iter()
+            .find(|(n, _)| n == &format!("artifacts/{file}"))
+            .unwrap();
+        assert_eq!(&inside.1, bytes);
+    }
+    let sums = String::from_utf8(
+        all.iter()
+            .find(|(n, _)| n == "SHA256SUMS")
+            .unwrap()
+            .1
+            .clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        sums.lines().count(),
+        all.len() - 1,
+        "every other entry is listed"
+    );
+    assert!(all.iter().any(|(n, _)| n == "plan.md"));
+}
+
+#[test]
+fn source_date_epoch_is_honoured() {
+    let w = World::new();
+    let out = w.path("b.zip");
+    let topo = topology(&w);
+    let mut c = w.cmd();
+    c.env("SOURCE_DATE_EPOCH", "1700000000").args([
+        "bundle",
+        "create",
+        s(&out),
+        "--topology",
+        s(&topo),
+    ]);
+    run(c).ok();
+    let mut a = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
+    let t = a.by_index(0).unwrap().last_modified().unwrap();
+    assert_eq!(
+        (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+        (2023, 11, 14, 22, 13)
+    );
+    let mut c = w.cmd();
+    c.env("SOURCE_DATE_EPOCH", "yesterday")
+        .args(["bundle", "create", s(&w.path("x.zip"))]);
+    let r = run(c).code(2);
+    assert!(
+        r.stderr
+            .contains("SOURCE_DATE_EPOCH=\"yesterday\" is not a number"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn verify_and_inspect_a_good_bundle() {
+    let w = World::new();
+    let out = w.path("b.zip");
+    let sha = create(&w, &out);
+    let r = run({
+        let mut c = extpy();
+        c.args(["bundle", "verify", s(&out)]);
+        c
+    })
+    .ok();
+    assert!(
+        r.stdout.starts_with(&format!(
+            "ok    {}: 9 entries match SHA256SUMS and their pins (sha256 {sha})",
+            out.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    let mut c = extpy();
+    c.args(["bundle", "inspect", "--json", s(&out)]);
+    let doc = run(c).ok().json();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["meta"]["python"], "3.12.10");
+    assert_eq!(doc["meta"]["artifacts"].as_array().unwrap().len(), 4);
+    assert_eq!(doc["topology"]["system"], "Air-gapped site");
+    assert_eq!(doc["topology"]["pairs"][1]["vu"], "ExternalPython2");
+    assert_eq!(doc["check"]["sha256"], sha);
+    let mut c = extpy();
+    c.args(["bundle", "inspect", s(&out)]);
+    let human = run(c).ok().stdout;
+    assert!(
+        human.contains("python   3.12.10 (win_amd64)")
+            && human.contains("HAC1       Core2      ExternalPython2"),
+        "{human}"
+    );
+}
+
+/// Asserts the bundle is refused by verify and by build (nothing written) with `needle`.
+fn refused(w: &World, bundle: &Path, needle: &str) {
+    let mut c = extpy();
+    c.args(["bundle", "verify", s(bundle)]);
+    let r = run(c).code(3);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains(needle),
+        "verify: expected {needle:?} in:\n{all}"
+    );
+    let dest = w.path("dest-from-bad-bundle");
+    let mut c = extpy();
+    c.args(["build", "--bundle", s(bundle), s(&dest)]);
+    let r = run(c).code(3);
+    assert!(
+        r.stderr.contains(needle),
+        "build: expected {needle:?} in:\n{}",
+        r.stderr
+    );
+    assert!(!dest.exists(), "nothing written");
+    let leftovers: Vec<_> = fs::read_dir(w.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("extpy-tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn a_tampered_artifact_is_refused() {
+    let w = World::new();
+    let good = w.path("b.zip");
+    create(&w, &good);
+    let mut all = entries(&good);
+    let target = format!("artifacts/{}", w.wheels[0].0);
+    for (n, d) in all.iter_mut() {
+        if *n == target {
+            d[10] ^= 0xff;
+        }
+    }
+    let bad = w.path("tampered.zip");
+    write_zip(&bad, &all);
+    refused(&w, &bad, &format!("{target} changed"));
+    refused(&w, &bad, &format!("{target} does not match its pin"));
+}
+
+#[test]
+fn an_extra_entry_is_refused_even_when_listed() {
+    let w = World::new();
+    let good = w.path("b.zip");
+    create(&w, &good);
+    let mut all = entries(&good);
+    all.push((
+        "artifacts/evil-1.0-py3-none-any.whl".into(),
+        b"evil".to_vec(),
+    ));
+    let bad = w.path("extra.zip");
+    write_zip(&bad, &all);
+    refused(
+        &w,
+        &bad,
+        "extra entry artifacts/evil-1.0-py3-none-any.whl: it is not listed in SHA256SUMS",
+    );
+    // Listed in SHA256SUMS too: still not part of the manifest.
+    for (n, d) in all.iter_mut() {
+        if n == "SHA256SUMS" {
+            d.extend_from_slice(
+                format!(
+                    "{}  artifacts/evil-1.0-py3-none-any.whl\n",
+                    extpy::digest::Sha256Digest::of(b"evil")
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    write_zip(&bad, &all);
+    refused(
+        &w,
+        &bad,
+        "extra entry artifacts/evil-1.0-py3-none-any.whl: the bundle's manifest does not account for it",
+    );
+}
+
+#[test]
+fn a_truncated_bundle_is_refused() {
+    let w = World::new();
+    let good = w.path("b.zip");
+    create(&w, &good);
+    let bytes = fs::read(&good).unwrap();
+    let bad = w.path("truncated.zip");
+    fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    // The stored wheels hold zip structures of their own, so a cut-off bundle may still
+    // parse as some zip: it is refused either way.
+    let mut c = extpy();
+    c.args(["bundle", "verify", s(&bad)]);
+    let r = run(c).code(3);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    let needle = if all.contains("not a readable zip archive") {
+        "not a readable zip archive"
+    } else {
+        "damaged or truncated"
+    };
+    refused(&w, &bad, needle);
+}
+
+#[test]
+fn a_wrong_sha256sums_is_refused() {
+    let w = World::new();
+    let good = w.path("b.zip");
+    create(&w, &good);
+    let mut all = entries(&good);
+    for (n, d) in all.iter_mut() {
+        if n == "SHA256SUMS" {
+            let text = String::from_utf8(d.clone()).unwrap();
+            let first = text.lines().next().unwrap().to_string();
+            let (_, name) = first.split_once("  ").unwrap();
+            *d = text
+                .replacen(&first, &format!("{}  {name}", "0".repeat(64)), 1)
+                .into_bytes();
+        }
+    }
+    let bad = w.path("sums.zip");
+    write_zip(&bad, &all);
+    refused(
+        &w,
+        &bad,
+        "SHA256SUMS says 0000000000000000000000000000000000000000000000000000000000000000",
+    );
+    let mut missing = entries(&good);
+    missing.retain(|(n, _)| n != "SHA256SUMS");
+    write_zip(&bad, &missing);
+    refused(
+        &w,
+        &bad,
+        "it has no SHA256SUMS: this is not an extpy bundle",
+    );
+}
+
+#[test]
+fn a_hostile_entry_name_is_refused() {
+    let w = World::new();
+    let bad = w.path("hostile.zip");
+    fs::write(
+        &bad,
+        raw_zip(&[
+            RawEntry {
+                name: "SHA256SUMS",
+                data: b"",
+                mode: None,
+            },
+            RawEntry {
+                name: "../../evil.dll",
+                data: b"MZ",
+                mode: None,
+            },
+        ]),
+    )
+    .unwrap();
+    refused(
+        &w,
+        &bad,
+        "refused entry \"../../evil.dll\": it climbs out of the destination",
+    );
+    assert!(!w.dir.path().parent().unwrap().join("evil.dll").exists());
+}
+
+/// extpy with every proxy and mirror pointed at a closed port: any connection fails.
+fn no_network() -> std::process::Command {
+    let closed = "https://127.0.0.1:9/";
+    let mut c = extpy();
+    c.env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("ALL_PROXY", "http://127.0.0.1:9");
+    c.args([
+        "--index-url",
+        closed,
+        "--python-mirror",
+        closed,
+        "--timeout",
+        "1",
+        "--retries",
+        "0",
+    ]);
+    c
+}
+
+#[test]
+fn build_layout_verify_and_plan_from_a_bundle_without_network() {
+    let w = World::new();
+    let b = w.path("b.zip");
+    create(&w, &b);
+    let empty_cache = w.path("empty-cache");
+    let dest = w.path("dist");
+    let mut c = no_network();
+    c.args([
+        "--cache-dir",
+        s(&empty_cache),
+        "build",
+        "--bundle",
+        s(&b),
+        s(&dest),
+    ]);
+    let r = run(c).ok();
+    assert!(
+        r.stdout.starts_with("Generating python at location:"),
+        "{}",
+        r.stdout
+    );
+    let mut c = extpy();
+    c.arg("verify").arg(&dest);
+    run(c).ok();
+
+    let root = w.path("node");
+    let mut c = no_network();
+    c.args([
+        "--cache-dir",
+        s(&empty_cache),
+        "layout",
+        "--bundle",
+        s(&b),
+        "--node",
+        "HAC1",
+        "--vu-root",
+        s(&root),
+    ]);
+    let r = run(c).ok();
+    assert!(r.stdout.contains("2 VU folders written"), "{}", r.stdout);
+    let mut c = no_network();
+    c.args([
+        "verify",
+        "--bundle",
+        s(&b),
+        "--node",
+        "HAC1",
+        "--vu-root",
+        s(&root),
+        "--json",
+    ]);
+    let doc = run(c).ok().json();
+    assert_eq!(doc["vus"].as_array().unwrap().len(), 2);
+
+    let mut c = no_network();
+    c.args(["plan", "--bundle", s(&b)]);
+    let md = run(c).ok().stdout;
+    assert!(md.contains("extpy build --bundle b.zip"), "{md}");
+    assert!(md.contains("Create ExternalPython2 on HAC1 for Core2"));
+    assert!(
+        !empty_cache.join("sha256").exists()
+            || fs::read_dir(empty_cache.join("sha256"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+#[test]
+fn include_self_adds_the_executable() {
+    let w = World::new();
+    let out = w.path("b.zip");
+    w.run(&["bundle", "create", s(&out), "--include-self"]).ok();
+    let mut a = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
+    let exe = if cfg!(windows) {
+        "bin/extpy.exe"
+    } else {
+        "bin/extpy"
+    };
+    let f = a.by_name(exe).unwrap();
+    assert_eq!(f.unix_mode().map(|m| m & 0o777), Some(0o755));
+    assert_eq!(
+        f.size(),
+        fs::metadata(env!("CARGO_BIN_EXE_extpy")).unwrap().len()
+    );
+    drop(f);
+    let mut c = extpy();
+    c.args(["bundle", "verify", s(&out)]);
+    run(c).ok();
+}
+
+#[test]
+fn a_failed_create_leaves_nothing() {
+    let w = World::new();
+    let out = w.path("b.zip");
+    let r = w.run(&["--offline", "bundle", "create", s(&out)]).code(4);
+    assert!(r.stderr.contains("not in the cache"), "{}", r.stderr);
+    assert!(!out.exists());
+    let leftovers: Vec<_> = fs::read_dir(w.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("extpy-tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
