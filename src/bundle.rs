@@ -607,6 +607,15 @@ impl Bundle {
         })
     }
 
+    /// Extracts the entry `name` to `dest`; false when the bundle has no such entry.
+    pub fn extract_entry(&mut self, name: &str, dest: &Path) -> Result<bool, BundleError> {
+        let Some(entry) = self.archive.find(name).cloned() else {
+            return Ok(false);
+        };
+        self.archive.extract(&entry, dest)?;
+        Ok(true)
+    }
+
     /// The bundle's file name.
     pub fn file_name(&self) -> String {
         self.path

@@ -17,6 +17,7 @@ use crate::layout::{self, DistSource, NodeTarget};
 use crate::manifest::Manifest;
 use crate::plan;
 use crate::report::Reporter;
+use crate::rollout;
 use crate::topology::Topology;
 
 /// What a command produced: its JSON document, its human rendering, and whether it found
@@ -299,6 +300,9 @@ pub struct PlanArgs {
     /// Plan for building from this offline bundle (its topology and manifest; no network)
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<PathBuf>,
+    /// The copy and verify steps run by this generated playbook (`extpy rollout`)
+    #[arg(long, value_name = "PLAYBOOK")]
+    pub rollout: Option<String>,
 }
 
 /// `extpy plan`.
@@ -318,7 +322,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
             None => bundle::TOPOLOGY.to_string(),
         },
         bundle: bundle.as_ref().map(Bundle::file_name),
-        rollout: None,
+        rollout: args.rollout.clone(),
     };
     let runbook = plan::build(&topology, &manifest, not_checked(), &options);
     let format = if reporter.json() {
@@ -359,6 +363,146 @@ pub struct BundleCreateArgs {
     /// Include this extpy executable (bin/extpy or bin/extpy.exe)
     #[arg(long)]
     pub include_self: bool,
+}
+
+/// Arguments of `extpy rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// Topology file; default: the bundle's
+    pub topology: Option<PathBuf>,
+    /// The offline bundle every node lays out from
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The Ansible project folder to write
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The nodes' operating system
+    #[arg(long, value_enum, default_value_t = rollout::Target::Windows)]
+    pub target: rollout::Target,
+    /// Linux: put each node's VU root at DIR/<node> (and run every host on this machine)
+    #[arg(long, value_name = "DIR")]
+    pub vu_root_base: Option<PathBuf>,
+    /// The Ansible connection [default: winrm for windows; for linux local with --vu-root-base, else ssh]
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// The extpy executable the nodes run [default: this one, when it fits the target]
+    #[arg(long, value_name = "PATH")]
+    pub extpy: Option<PathBuf>,
+    /// Replace --out even if extpy rollout did not write it
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `extpy rollout`.
+pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let mut bundle = open_bundle(&args.bundle, s, reporter)?;
+    let (topology, manifest) = open_topology(s, args.topology.as_deref(), Some(&bundle))?;
+    let runs_here = matches!(
+        (args.target, cfg!(windows)),
+        (rollout::Target::Windows, true) | (rollout::Target::Linux, false)
+    );
+    let mut temp = None;
+    let extpy = match (&args.extpy, runs_here) {
+        (Some(p), _) => p.clone(),
+        (None, true) => std::env::current_exe().map_err(|source| Error::Io {
+            path: PathBuf::from("extpy"),
+            action: "cannot find the running executable",
+            source,
+        })?,
+        (None, false) => {
+            let wanted = if args.target == rollout::Target::Windows {
+                "bin/extpy.exe"
+            } else {
+                "bin/extpy"
+            };
+            let dir = temp_dir("extpy-rollout-")?;
+            let dest = dir.path().join("extpy");
+            if !bundle.extract_entry(wanted, &dest)? {
+                return Err(rollout::RolloutError::NoExecutable(format!(
+                    "the nodes need an extpy built for {:?}: pass --extpy PATH, or make the bundle on such a machine with --include-self",
+                    args.target
+                ))
+                .into());
+            }
+            temp = Some(dir);
+            dest
+        }
+    };
+    let options = rollout::RolloutOptions {
+        out: args.out.clone(),
+        target: args.target,
+        vu_root_base: args.vu_root_base.clone(),
+        connection: args.connection.clone(),
+        extpy,
+        force: args.force,
+    };
+    let project = rollout::generate(&topology, &bundle, &options)?;
+    drop(temp);
+    let plan_options = plan::PlanOptions {
+        topology_arg: "topology.yaml".into(),
+        bundle: Some(bundle.file_name()),
+        rollout: Some("rollout.yml".into()),
+    };
+    let plan_text = plan::build(&topology, &manifest, not_checked(), &plan_options)
+        .render(plan::Format::Markdown);
+    crate::place::write_atomic(&project.dir.join("plan.md"), plan_text.as_bytes())
+        .map_err(dist::BuildError::from)?;
+    let human = format!(
+        "Ansible project written to {} for {} ({}):
+  inventory  {}
+  playbook   {}
+  runbook    {}
+Run:
+  ansible-playbook -i {} {}
+  extpy report merge {}
+",
+        project.dir.display(),
+        crate::report::plural(project.nodes.len(), "node"),
+        project.nodes.join(", "),
+        project.inventory.display(),
+        project.playbook.display(),
+        project.dir.join("plan.md").display(),
+        project.inventory.display(),
+        project.playbook.display(),
+        project.dir.display()
+    );
+    Ok(Outcome::new("rollout", &project, human))
+}
+
+/// Arguments of `extpy report merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Folders with the nodes' `extpy verify --json` reports (a rollout project, or its reports/)
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The topology whose nodes must all report [default: a rollout project's topology.yaml]
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+}
+
+/// `extpy report merge`.
+pub fn report_merge(args: MergeArgs) -> Result<Outcome, Error> {
+    let topology_file = args.topology.clone().or_else(|| {
+        args.dirs
+            .iter()
+            .map(|d| d.join("topology.yaml"))
+            .find(|p| p.is_file())
+    });
+    let topology = topology_file.as_deref().map(Topology::load).transpose()?;
+    let merged =
+        rollout::merge(&args.dirs, topology.as_ref()).map_err(|e| Error::Usage(e.to_string()))?;
+    let bad = merged.rows.iter().filter(|r| r.status != "ok").count();
+    let missing = merged.missing_nodes.len();
+    let ok = merged.ok;
+    Ok(
+        Outcome::new("report merge", &merged, merged.render()).failing_if(!ok, || {
+            if merged.rows.is_empty() {
+                "no node reports were found".to_string()
+            } else {
+                format!("{bad} VUs failed or did not report ({missing} nodes without a report)")
+            }
+        }),
+    )
 }
 
 /// `extpy bundle create`.

@@ -68,6 +68,9 @@ pub enum Error {
     /// A bundle could not be made or used.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// Writing a rollout project failed.
+    #[error(transparent)]
+    Rollout(#[from] crate::rollout::RolloutError),
     /// Laying out VU folders failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -100,6 +103,10 @@ impl Error {
             Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
             Error::Layout(l) => layout_code(l),
+            Error::Rollout(r) => match r {
+                crate::rollout::RolloutError::Place(PlaceError::Io { .. }) => ExitCode::Local,
+                _ => ExitCode::Input,
+            },
             Error::Bundle(b) => match b {
                 BundleError::Archive(a) => archive_code(a),
                 BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,

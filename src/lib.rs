@@ -12,6 +12,7 @@ pub mod mail;
 pub mod manifest;
 pub mod net;
 pub mod report;
+pub mod rollout;
 pub mod source;
 pub mod topology;
 

@@ -104,6 +104,20 @@ enum Command {
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Write an Ansible project that lays out and verifies every node from a bundle
+    ///
+    /// One inventory host per HAC node; the playbook copies extpy and the bundle to each node,
+    /// verifies the bundle, lays out the node's VUs, verifies them and fetches the report.
+    Rollout(commands::RolloutArgs),
+    /// Reports of scripted rollouts
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Combine the nodes' reports into one table (node, VU, core, status, seal)
+    Merge(commands::MergeArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,6 +188,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Bundle(BundleCommand::Create(_)) => "bundle create",
         Command::Bundle(BundleCommand::Verify { .. }) => "bundle verify",
         Command::Bundle(BundleCommand::Inspect { .. }) => "bundle inspect",
+        Command::Rollout(_) => "rollout",
+        Command::Report(ReportCommand::Merge(_)) => "report merge",
     }
 }
 
@@ -202,5 +218,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Bundle(BundleCommand::Create(args)) => commands::bundle_create(s, args, reporter),
         Command::Bundle(BundleCommand::Verify { bundle }) => commands::bundle_verify(&bundle),
         Command::Bundle(BundleCommand::Inspect { bundle }) => commands::bundle_inspect(&bundle),
+        Command::Rollout(args) => commands::rollout(s, args, reporter),
+        Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args),
     }
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test. The rollout tests drive a real ansible-playbook, so the first run installs
+# the pinned Ansible (with the ansible.windows collection) into target/test-venv.
+#
+#   scripts/test.sh [cargo test arguments…]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=target/test-venv
+if [ ! -x "$VENV/bin/ansible-playbook" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+fi
+export EXTPY_TEST_ANSIBLE_BIN="$PWD/$VENV/bin"
+cargo test --locked "$@"

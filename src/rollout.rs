@@ -1,0 +1,613 @@
+//! Scripted multi-node rollouts on Ansible: `extpy rollout` writes an Ansible project (one
+//! inventory host per HAC node, a playbook that runs extpy on each node as the agent), and
+//! `extpy report merge` combines the nodes' reports into one table.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_yaml::{Mapping, Value as Yaml};
+
+use crate::bundle::Bundle;
+use crate::place::{DestState, PlaceError, Staging, dest_state};
+use crate::report::plural;
+use crate::topology::{Topology, render_table};
+
+/// The kind of nodes the playbook drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// Windows nodes over WinRM (ansible.windows modules).
+    Windows,
+    /// Linux nodes (builtin modules), also for trying a rollout on one machine.
+    Linux,
+}
+
+/// Why a rollout project could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The output folder holds something else.
+    #[error("{} is not empty and was not written by `extpy rollout`; choose another --out, or pass --force", path.display())]
+    Foreign {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// No extpy for the target's nodes.
+    #[error("{0}")]
+    NoExecutable(String),
+    /// Writing failed.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+}
+
+/// What `extpy rollout` needs.
+#[derive(Debug, Clone)]
+pub struct RolloutOptions {
+    /// The project folder.
+    pub out: PathBuf,
+    /// Windows or Linux nodes.
+    pub target: Target,
+    /// Linux: each node's VU root becomes `<base>/<node>` (and hosts use the local connection).
+    pub vu_root_base: Option<PathBuf>,
+    /// The Ansible connection, overriding the target's default.
+    pub connection: Option<String>,
+    /// The extpy executable the nodes run.
+    pub extpy: PathBuf,
+    /// Replace a folder that `extpy rollout` did not write.
+    pub force: bool,
+}
+
+const MARKER: &str = ".extpy-rollout";
+
+/// What was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    /// The project folder.
+    pub dir: PathBuf,
+    /// The inventory.
+    pub inventory: PathBuf,
+    /// The playbook.
+    pub playbook: PathBuf,
+    /// The nodes, in topology order.
+    pub nodes: Vec<String>,
+}
+
+/// Writes the Ansible project for `topology`, with `bundle` and extpy in `files/`.
+pub fn generate(
+    topology: &Topology,
+    bundle: &Bundle,
+    options: &RolloutOptions,
+) -> Result<Project, RolloutError> {
+    match dest_state(&options.out) {
+        DestState::Foreign if !options.force && !options.out.join(MARKER).is_file() => {
+            return Err(RolloutError::Foreign {
+                path: options.out.clone(),
+            });
+        }
+        DestState::NotAFolder => {
+            return Err(PlaceError::NotAFolder {
+                path: options.out.clone(),
+            }
+            .into());
+        }
+        _ => {}
+    }
+    let staging = Staging::begin(&options.out)?;
+    let root = staging.path();
+    let write = |rel: &str, bytes: &[u8]| -> Result<(), PlaceError> {
+        let path = root.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|source| PlaceError::Io {
+                path: parent.to_path_buf(),
+                action: "cannot create the folder",
+                source,
+            })?;
+        }
+        fs::write(&path, bytes).map_err(|source| PlaceError::Io {
+            path,
+            action: "cannot write",
+            source,
+        })
+    };
+    let copy = |from: &Path, rel: &str| -> Result<(), PlaceError> {
+        let to = root.join(rel);
+        fs::copy(from, &to).map_err(|source| PlaceError::Io {
+            path: to,
+            action: "cannot copy",
+            source,
+        })?;
+        Ok(())
+    };
+    fs::create_dir_all(root.join("files")).map_err(|source| PlaceError::Io {
+        path: root.join("files"),
+        action: "cannot create the folder",
+        source,
+    })?;
+    fs::create_dir_all(root.join("reports")).map_err(|source| PlaceError::Io {
+        path: root.join("reports"),
+        action: "cannot create the folder",
+        source,
+    })?;
+    let bundle_name = bundle.file_name();
+    copy(&bundle.path, &format!("files/{bundle_name}"))?;
+    let exe_name = match options.target {
+        Target::Windows => "extpy.exe",
+        Target::Linux => "extpy",
+    };
+    copy(&options.extpy, &format!("files/{exe_name}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let p = root.join("files").join(exe_name);
+        let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o755));
+    }
+    write("topology.yaml", topology.text.as_bytes())?;
+    write(
+        "inventory.yml",
+        inventory(topology, &bundle_name, options).as_bytes(),
+    )?;
+    let playbook = match options.target {
+        Target::Windows => WINDOWS_PLAYBOOK,
+        Target::Linux => LINUX_PLAYBOOK,
+    };
+    write("rollout.yml", playbook.as_bytes())?;
+    write("README.txt", readme(options).as_bytes())?;
+    write(
+        MARKER,
+        b"written by extpy rollout; extpy rollout may replace this folder\n",
+    )?;
+    write("reports/.keep", b"")?;
+    staging.commit()?;
+    let dir = std::path::absolute(&options.out).unwrap_or_else(|_| options.out.clone());
+    Ok(Project {
+        inventory: dir.join("inventory.yml"),
+        playbook: dir.join("rollout.yml"),
+        dir,
+        nodes: topology.nodes.iter().map(|n| n.name.clone()).collect(),
+    })
+}
+
+fn s(v: &str) -> Yaml {
+    Yaml::String(v.to_string())
+}
+
+fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
+    let mut vars = Mapping::new();
+    vars.insert(s("extpy_bundle"), s(bundle));
+    let connection = o
+        .connection
+        .clone()
+        .unwrap_or_else(|| match (o.target, &o.vu_root_base) {
+            (Target::Windows, _) => "winrm".into(),
+            (Target::Linux, Some(_)) => "local".into(),
+            (Target::Linux, None) => "ssh".into(),
+        });
+    vars.insert(s("ansible_connection"), s(&connection));
+    match o.target {
+        Target::Windows => {
+            vars.insert(s("extpy_work_dir"), s("C:\\extpy"));
+            vars.insert(s("ansible_port"), Yaml::Number(5986.into()));
+            vars.insert(s("ansible_winrm_transport"), s("ntlm"));
+            vars.insert(s("ansible_winrm_server_cert_validation"), s("validate"));
+            vars.insert(s("ansible_user"), s("{{ winrm_user }}"));
+            vars.insert(s("ansible_password"), s("{{ winrm_password }}"));
+        }
+        Target::Linux => {
+            if connection == "local" {
+                vars.insert(
+                    s("ansible_python_interpreter"),
+                    s("{{ ansible_playbook_python }}"),
+                );
+            }
+        }
+    }
+    let mut hosts = Mapping::new();
+    for node in &topology.nodes {
+        let mut h = Mapping::new();
+        h.insert(
+            s("ansible_host"),
+            s(node.host.as_deref().unwrap_or(&node.name)),
+        );
+        let (vu_root, work_dir) = match (o.target, &o.vu_root_base) {
+            (Target::Linux, Some(base)) => {
+                let base = std::path::absolute(base).unwrap_or_else(|_| base.clone());
+                (
+                    base.join(&node.name).display().to_string(),
+                    Some(
+                        base.join(".extpy-work")
+                            .join(&node.name)
+                            .display()
+                            .to_string(),
+                    ),
+                )
+            }
+            (Target::Linux, None) => (node.vu_root.to_string(), Some("/var/tmp/extpy".to_string())),
+            (Target::Windows, _) => (node.vu_root.to_string(), None),
+        };
+        h.insert(s("extpy_vu_root"), s(&vu_root));
+        if let Some(w) = work_dir {
+            h.insert(s("extpy_work_dir"), s(&w));
+        }
+        h.insert(
+            s("extpy_cores"),
+            Yaml::Sequence(node.cores.iter().map(|c| s(c)).collect()),
+        );
+        let vus = topology.pairs_of(&node.name).map(|p| s(&p.vu)).collect();
+        h.insert(s("extpy_vus"), Yaml::Sequence(vus));
+        hosts.insert(s(&node.name), Yaml::Mapping(h));
+    }
+    let mut all = Mapping::new();
+    all.insert(s("vars"), Yaml::Mapping(vars));
+    all.insert(s("hosts"), Yaml::Mapping(hosts));
+    let mut doc = Mapping::new();
+    doc.insert(s("all"), Yaml::Mapping(all));
+    let header = match o.target {
+        Target::Windows => {
+            "# Written by extpy rollout: one host per HAC node of the topology.\n# Fill in the WinRM settings: define winrm_user and winrm_password (for example with\n# -e @winrm.yml or ansible-vault); adjust ansible_port, ansible_winrm_transport and\n# extpy_work_dir (where extpy and the bundle are copied on each node) to your site.\n"
+        }
+        Target::Linux => {
+            "# Written by extpy rollout: one host per HAC node of the topology.\n# extpy_vu_root is each node's VU root; extpy_work_dir is where extpy and the bundle go.\n"
+        }
+    };
+    format!(
+        "{header}{}",
+        serde_yaml::to_string(&Yaml::Mapping(doc)).unwrap_or_default()
+    )
+}
+
+fn readme(o: &RolloutOptions) -> String {
+    let extra = match o.target {
+        Target::Windows => " -e @winrm.yml",
+        Target::Linux => "",
+    };
+    format!(
+        "Written by extpy rollout.\n\n\
+         Check what would change (nothing is written on the nodes):\n    ansible-playbook -i inventory.yml rollout.yml --check{extra}\n\n\
+         Roll out: copy extpy and the bundle to every node, verify the bundle, lay out the node's\n\
+         ExternalPython VUs from it, verify them, and fetch each node's report into reports/:\n    ansible-playbook -i inventory.yml rollout.yml{extra}\n\n\
+         Then see every node in one table (non-zero exit when a node failed or is missing):\n    extpy report merge .\n"
+    )
+}
+
+const LINUX_PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy and the bundle, verify the bundle,
+# lay out the node's ExternalPython VUs from it, verify them, and fetch the node's report.
+# Idempotent (a second run changes nothing) and --check shows what would change.
+# A VU that differs from its seal is reported and left; -e extpy_repair=true replaces it.
+- name: Lay out the ExternalPython VUs with extpy
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Create the work folder
+      ansible.builtin.file:
+        path: "{{ extpy_work_dir }}"
+        state: directory
+        mode: "0755"
+
+    - name: Copy extpy
+      ansible.builtin.copy:
+        src: files/extpy
+        dest: "{{ extpy_work_dir }}/extpy"
+        mode: "0755"
+
+    - name: Copy the bundle
+      ansible.builtin.copy:
+        src: "files/{{ extpy_bundle }}"
+        dest: "{{ extpy_work_dir }}/{{ extpy_bundle }}"
+        mode: "0644"
+
+    - name: Look for extpy on the node
+      ansible.builtin.stat:
+        path: "{{ extpy_work_dir }}/extpy"
+      register: extpy_present
+
+    - name: Verify the bundle
+      ansible.builtin.command:
+        argv: ["{{ extpy_work_dir }}/extpy", "--no-progress", "bundle", "verify", "{{ extpy_work_dir }}/{{ extpy_bundle }}"]
+      changed_when: false
+      check_mode: false
+      when: extpy_present.stat.exists
+
+    - name: Lay out this node's VUs from the bundle
+      ansible.builtin.command:
+        argv: "{{ ['{}/extpy'.format(extpy_work_dir), '--json', '--no-progress', 'layout', '--bundle', '{}/{}'.format(extpy_work_dir, extpy_bundle), '--node', inventory_hostname, '--vu-root', extpy_vu_root] + (['--dry-run'] if ansible_check_mode else []) + (['--repair'] if extpy_repair | default(false) | bool else []) }}"
+      register: extpy_layout
+      changed_when: "(extpy_layout.stdout | from_json).vus | selectattr('action', 'in', ['create', 'update', 'repair']) | list | length > 0"
+      failed_when: extpy_layout.rc not in [0, 3]
+      check_mode: false
+      when: extpy_present.stat.exists
+
+    - name: Verify this node's VUs
+      ansible.builtin.command:
+        argv: ["{{ extpy_work_dir }}/extpy", "--json", "--no-progress", "verify", "--bundle", "{{ extpy_work_dir }}/{{ extpy_bundle }}", "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
+      register: extpy_verify
+      changed_when: false
+      failed_when: extpy_verify.rc not in [0, 3]
+      check_mode: false
+      when: extpy_present.stat.exists and not ansible_check_mode
+
+    - name: Keep the report on the node
+      ansible.builtin.copy:
+        content: "{{ extpy_verify.stdout }}\n"
+        dest: "{{ extpy_work_dir }}/report.json"
+        mode: "0644"
+      when: extpy_verify is not skipped
+
+    - name: Fetch the report
+      ansible.builtin.fetch:
+        src: "{{ extpy_work_dir }}/report.json"
+        dest: "{{ playbook_dir }}/reports/{{ inventory_hostname }}.json"
+        flat: true
+      when: extpy_verify is not skipped
+
+    - name: Every VU matches the bundle
+      ansible.builtin.assert:
+        that: extpy_verify.rc == 0
+        fail_msg: "{{ inventory_hostname }}: some VUs do not hold the bundle's distribution; see reports/{{ inventory_hostname }}.json or run extpy report merge"
+        quiet: true
+      when: extpy_verify is not skipped
+"#;
+
+const WINDOWS_PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy and the bundle, verify the bundle,
+# lay out the node's ExternalPython VUs from it, verify them, and fetch the node's report.
+# Idempotent (a second run changes nothing) and --check shows what would change.
+# A VU that differs from its seal is reported and left; -e extpy_repair=true replaces it.
+- name: Lay out the ExternalPython VUs with extpy
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Create the work folder
+      ansible.windows.win_file:
+        path: "{{ extpy_work_dir }}"
+        state: directory
+
+    - name: Copy extpy
+      ansible.windows.win_copy:
+        src: files/extpy.exe
+        dest: '{{ extpy_work_dir }}\extpy.exe'
+
+    - name: Copy the bundle
+      ansible.windows.win_copy:
+        src: "files/{{ extpy_bundle }}"
+        dest: '{{ extpy_work_dir }}\{{ extpy_bundle }}'
+
+    - name: Look for extpy on the node
+      ansible.windows.win_stat:
+        path: '{{ extpy_work_dir }}\extpy.exe'
+      register: extpy_present
+
+    - name: Verify the bundle
+      ansible.windows.win_command:
+        argv: ['{{ extpy_work_dir }}\extpy.exe', "--no-progress", "bundle", "verify", '{{ extpy_work_dir }}\{{ extpy_bundle }}']
+      changed_when: false
+      check_mode: false
+      when: extpy_present.stat.exists
+
+    - name: Lay out this node's VUs from the bundle
+      ansible.windows.win_command:
+        argv: "{{ [extpy_work_dir ~ '\\extpy.exe', '--json', '--no-progress', 'layout', '--bundle', extpy_work_dir ~ '\\' ~ extpy_bundle, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + (['--dry-run'] if ansible_check_mode else []) + (['--repair'] if extpy_repair | default(false) | bool else []) }}"
+      register: extpy_layout
+      changed_when: "(extpy_layout.stdout | from_json).vus | selectattr('action', 'in', ['create', 'update', 'repair']) | list | length > 0"
+      failed_when: extpy_layout.rc not in [0, 3]
+      check_mode: false
+      when: extpy_present.stat.exists
+
+    - name: Verify this node's VUs
+      ansible.windows.win_command:
+        argv: ['{{ extpy_work_dir }}\extpy.exe', "--json", "--no-progress", "verify", "--bundle", '{{ extpy_work_dir }}\{{ extpy_bundle }}', "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
+      register: extpy_verify
+      changed_when: false
+      failed_when: extpy_verify.rc not in [0, 3]
+      check_mode: false
+      when: extpy_present.stat.exists and not ansible_check_mode
+
+    - name: Keep the report on the node
+      ansible.windows.win_copy:
+        content: "{{ extpy_verify.stdout }}\n"
+        dest: '{{ extpy_work_dir }}\report.json'
+      when: extpy_verify is not skipped
+
+    - name: Fetch the report
+      ansible.builtin.fetch:
+        src: '{{ extpy_work_dir }}\report.json'
+        dest: "{{ playbook_dir }}/reports/{{ inventory_hostname }}.json"
+        flat: true
+      when: extpy_verify is not skipped
+
+    - name: Every VU matches the bundle
+      ansible.builtin.assert:
+        that: extpy_verify.rc == 0
+        fail_msg: "{{ inventory_hostname }}: some VUs do not hold the bundle's distribution; see reports/{{ inventory_hostname }}.json or run extpy report merge"
+        quiet: true
+      when: extpy_verify is not skipped
+"#;
+
+/// One VU in the merged report.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedRow {
+    /// The node.
+    pub node: String,
+    /// The VU.
+    pub vu: String,
+    /// Its core.
+    pub core: String,
+    /// `ok`, `missing`, `differs`, `outdated`, `foreign`, or `no report`.
+    pub status: String,
+    /// The seal digest found.
+    pub seal_digest: Option<String>,
+}
+
+/// The merged report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Merged {
+    /// Every VU of every node.
+    pub rows: Vec<MergedRow>,
+    /// Nodes whose report is missing.
+    pub missing_nodes: Vec<String>,
+    /// Report files that could not be read.
+    pub unreadable: Vec<String>,
+    /// True when every VU is ok and no node is missing.
+    pub ok: bool,
+}
+
+/// Why reports could not be merged.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct MergeError {
+    /// The path.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+/// Merges the `*.json` reports found in `dirs` (a rollout project folder holds them in
+/// `reports/`); with a topology (given, or the project's `topology.yaml`), a node without a
+/// report counts as failed.
+pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, MergeError> {
+    let mut files = Vec::new();
+    for d in dirs {
+        let folder = if d.join("reports").is_dir() {
+            d.join("reports")
+        } else {
+            d.clone()
+        };
+        let rd = fs::read_dir(&folder).map_err(|e| MergeError {
+            path: folder.clone(),
+            reason: format!("cannot read the folder: {e}"),
+        })?;
+        for e in rd.filter_map(Result::ok) {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut rows: Vec<MergedRow> = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut seen_nodes: BTreeMap<String, ()> = BTreeMap::new();
+    for f in &files {
+        let doc: serde_json::Value = match fs::read(f)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(d) => d,
+            None => {
+                unreadable.push(f.display().to_string());
+                continue;
+            }
+        };
+        let Some(vus) = doc.get("vus").and_then(|v| v.as_array()) else {
+            unreadable.push(format!(
+                "{} (not an `extpy verify --json` report)",
+                f.display()
+            ));
+            continue;
+        };
+        for v in vus {
+            let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            let node = text("node");
+            seen_nodes.insert(node.clone(), ());
+            let status = match v
+                .get("found")
+                .and_then(|f| f.get("state"))
+                .and_then(|s| s.as_str())
+            {
+                Some("matches") => "ok",
+                Some("absent") => "missing",
+                Some("damaged") => "differs",
+                Some("outdated") => "outdated",
+                Some("foreign") => "foreign",
+                _ => "unknown",
+            };
+            rows.push(MergedRow {
+                node,
+                vu: text("vu"),
+                core: text("core"),
+                status: status.to_string(),
+                seal_digest: v
+                    .get("seal_digest")
+                    .and_then(|x| x.as_str())
+                    .map(str::to_string),
+            });
+        }
+    }
+    let mut missing_nodes = Vec::new();
+    if let Some(t) = topology {
+        for n in &t.nodes {
+            if !seen_nodes.contains_key(&n.name) {
+                missing_nodes.push(n.name.clone());
+                for p in t.pairs_of(&n.name) {
+                    rows.push(MergedRow {
+                        node: n.name.clone(),
+                        vu: p.vu.clone(),
+                        core: p.core.clone(),
+                        status: "no report".into(),
+                        seal_digest: None,
+                    });
+                }
+            }
+        }
+        let order: BTreeMap<&str, usize> = t
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.vu.as_str(), i))
+            .collect();
+        rows.sort_by_key(|r| order.get(r.vu.as_str()).copied().unwrap_or(usize::MAX));
+    }
+    let ok = unreadable.is_empty()
+        && missing_nodes.is_empty()
+        && !rows.is_empty()
+        && rows.iter().all(|r| r.status == "ok");
+    Ok(Merged {
+        rows,
+        missing_nodes,
+        unreadable,
+        ok,
+    })
+}
+
+impl Merged {
+    /// The table and a verdict line.
+    pub fn render(&self) -> String {
+        let rows: Vec<[String; 5]> = self
+            .rows
+            .iter()
+            .map(|r| {
+                [
+                    r.node.clone(),
+                    r.vu.clone(),
+                    r.core.clone(),
+                    if r.status == "ok" {
+                        "ok".into()
+                    } else {
+                        r.status.to_uppercase()
+                    },
+                    r.seal_digest
+                        .as_deref()
+                        .map(|d| d[..12.min(d.len())].to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        let mut out = render_table(&["node", "VU", "core", "status", "seal"], &rows);
+        for n in &self.missing_nodes {
+            out.push_str(&format!(
+                "node {n}: no report (did the playbook reach it?)\n"
+            ));
+        }
+        for u in &self.unreadable {
+            out.push_str(&format!("cannot read the report {u}\n"));
+        }
+        let bad = self.rows.iter().filter(|r| r.status != "ok").count();
+        if self.ok {
+            out.push_str(&format!(
+                "all {} match their seal\n",
+                plural(self.rows.len(), "VU")
+            ));
+        } else {
+            out.push_str(&format!("{} of {} VUs failed\n", bad, self.rows.len()));
+        }
+        out
+    }
+}

@@ -1,0 +1,376 @@
+//! `extpy rollout` and `extpy report merge`, driven by a real ansible-playbook: the Linux
+//! variant runs three nodes on the local connection, each with its own VU root.
+//!
+//! Needs ansible-playbook: `scripts/test.sh` installs it into target/test-venv and says so
+//! through EXTPY_TEST_ANSIBLE_BIN; otherwise it is looked up on PATH.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{Run, World, extpy, run};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ansible(tool: &str) -> PathBuf {
+    let from_env = std::env::var_os("EXTPY_TEST_ANSIBLE_BIN").map(|d| PathBuf::from(d).join(tool));
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-venv/bin")
+        .join(tool);
+    for candidate in from_env.into_iter().chain([venv]) {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(tool))
+            .find(|c| c.is_file())
+    });
+    on_path.unwrap_or_else(|| panic!("{tool} not found: run the tests with scripts/test.sh, which installs Ansible into target/test-venv"))
+}
+
+/// ansible-playbook in `project`, with its state kept inside the test's folder.
+fn playbook(project: &Path, home: &Path, args: &[&str]) -> Run {
+    let mut c = Command::new(ansible("ansible-playbook"));
+    c.current_dir(project)
+        .args(["-i", "inventory.yml", "rollout.yml"])
+        .args(args)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_HOME", home)
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", home.join("remote-tmp"))
+        .env_remove("EXTPY_CACHE_DIR");
+    run(c)
+}
+
+/// `changed=N` of every host in the PLAY RECAP.
+fn changed(recap: &str) -> Vec<(String, u32)> {
+    recap
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .skip(1)
+        .filter_map(|l| {
+            let host = l.split_whitespace().next()?.to_string();
+            let n = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("changed="))?
+                .parse()
+                .ok()?;
+            Some((host, n))
+        })
+        .collect()
+}
+
+struct Site {
+    w: World,
+    topology: PathBuf,
+    bundle: PathBuf,
+}
+
+fn site() -> Site {
+    let w = World::new();
+    let topology = w.path("topology.yaml");
+    fs::write(
+        &topology,
+        "schema: 1\nsystem: Three nodes\nnodes:\n  - name: HAC1\n    host: hac1.example.com\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1, Core2]\n  - name: HAC2\n    host: hac2.example.com\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core3]\n  - name: HAC3\n    host: hac3.example.com\n    vu_root: 'E:\\vu'\n    cores: [Core4, Core5]\n",
+    )
+    .unwrap();
+    let bundle = w.path("b.zip");
+    w.run(&["bundle", "create", s(&bundle), "--topology", s(&topology)])
+        .ok();
+    Site {
+        w,
+        topology,
+        bundle,
+    }
+}
+
+fn merge(project: &Path) -> Run {
+    let mut c = extpy();
+    c.args(["report", "merge", s(project)]);
+    run(c)
+}
+
+#[test]
+fn linux_rollout_lays_out_verifies_and_is_idempotent() {
+    let site = site();
+    let project = site.w.path("ro");
+    let nodes = site.w.path("nodes");
+    let home = site.w.path("ansible-home");
+    let mut c = extpy();
+    c.args([
+        "rollout",
+        "--bundle",
+        s(&site.bundle),
+        "--out",
+        s(&project),
+        "--target",
+        "linux",
+        "--vu-root-base",
+        s(&nodes),
+    ]);
+    let r = run(c).ok();
+    assert!(
+        r.stdout.contains("for 3 nodes (HAC1, HAC2, HAC3)"),
+        "{}",
+        r.stdout
+    );
+    let inventory = fs::read_to_string(project.join("inventory.yml")).unwrap();
+    assert!(
+        inventory.contains("ansible_connection: local"),
+        "{inventory}"
+    );
+    assert!(
+        inventory.contains(&format!("extpy_vu_root: {}", nodes.join("HAC3").display())),
+        "{inventory}"
+    );
+    assert!(
+        inventory.contains("ansible_host: hac2.example.com"),
+        "{inventory}"
+    );
+    assert!(
+        fs::read_to_string(project.join("plan.md"))
+            .unwrap()
+            .contains("ansible-playbook -i inventory.yml rollout.yml --limit HAC2")
+    );
+
+    let syntax = playbook(&project, &home, &["--syntax-check"]).ok();
+    assert!(
+        syntax.stdout.contains("playbook: rollout.yml"),
+        "{}",
+        syntax.stdout
+    );
+
+    // --check on fresh nodes changes nothing there.
+    playbook(&project, &home, &["--check"]).ok();
+    assert!(
+        !nodes.join("HAC1/ExternalPython1").exists(),
+        "--check wrote a VU"
+    );
+
+    let first = playbook(&project, &home, &[]).ok();
+    for (node, vus) in [("HAC1", &[1, 2][..]), ("HAC2", &[3]), ("HAC3", &[4, 5])] {
+        for n in vus {
+            let dir = nodes
+                .join(node)
+                .join(format!("ExternalPython{n}/Python/External"));
+            assert!(dir.join("extpy-seal.json").is_file(), "{}", dir.display());
+        }
+        assert!(
+            project
+                .join("reports")
+                .join(format!("{node}.json"))
+                .is_file()
+        );
+    }
+    assert!(
+        changed(&first.stdout).iter().all(|(_, n)| *n > 0),
+        "{}",
+        first.stdout
+    );
+    let merged = merge(&project).ok();
+    assert!(
+        merged.stdout.contains("all 5 VUs match their seal"),
+        "{}",
+        merged.stdout
+    );
+    assert_eq!(
+        merged.stdout.matches("  ok  ").count(),
+        5,
+        "{}",
+        merged.stdout
+    );
+
+    let second = playbook(&project, &home, &[]).ok();
+    let recap = changed(&second.stdout);
+    assert_eq!(recap.len(), 3, "{}", second.stdout);
+    assert!(
+        recap.iter().all(|(_, n)| *n == 0),
+        "a second run changes nothing: {recap:?}"
+    );
+
+    // A node whose VU was tampered with fails, and the merged report names it.
+    fs::write(
+        nodes.join("HAC2/ExternalPython3/Python/External/python.exe"),
+        "tampered",
+    )
+    .unwrap();
+    let third = playbook(&project, &home, &[]).code(2);
+    assert!(
+        third
+            .stdout
+            .contains("HAC2: some VUs do not hold the bundle's distribution"),
+        "{}",
+        third.stdout
+    );
+    let r = merge(&project).code(3);
+    assert!(
+        r.stdout.contains("HAC2  ExternalPython3  Core3  DIFFERS"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 of 5 VUs failed"), "{}", r.stdout);
+    let mut c = extpy();
+    c.args(["report", "merge", "--json", s(&project)]);
+    let doc = run(c).code(3).json();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["rows"][2]["node"], "HAC2");
+    assert_eq!(doc["rows"][2]["status"], "differs");
+
+    // -e extpy_repair=true puts it right.
+    playbook(&project, &home, &["-e", "extpy_repair=true"]).ok();
+    merge(&project).ok();
+}
+
+#[test]
+fn windows_project_passes_syntax_check() {
+    let site = site();
+    let project = site.w.path("ro-win");
+    let fake_exe = site.w.path("extpy.exe");
+    fs::write(&fake_exe, b"MZ not really").unwrap();
+    let mut c = extpy();
+    c.args([
+        "rollout",
+        s(&site.topology),
+        "--bundle",
+        s(&site.bundle),
+        "--out",
+        s(&project),
+        "--extpy",
+        s(&fake_exe),
+    ]);
+    run(c).ok();
+    let inventory = fs::read_to_string(project.join("inventory.yml")).unwrap();
+    assert!(
+        inventory.contains("ansible_connection: winrm"),
+        "{inventory}"
+    );
+    assert!(
+        inventory.contains("ansible_user: '{{ winrm_user }}'"),
+        "{inventory}"
+    );
+    assert!(inventory.contains("extpy_vu_root: E:\\vu"), "{inventory}");
+    let playbook_text = fs::read_to_string(project.join("rollout.yml")).unwrap();
+    assert!(
+        playbook_text.contains("ansible.windows.win_copy")
+            && playbook_text.contains("ansible.windows.win_command")
+    );
+    assert!(project.join("files/extpy.exe").is_file());
+    let home = site.w.path("ansible-home");
+    let r = playbook(&project, &home, &["--syntax-check"]).ok();
+    assert!(r.stdout.contains("playbook: rollout.yml"), "{}", r.stdout);
+}
+
+#[test]
+fn a_windows_target_needs_a_windows_extpy() {
+    if cfg!(windows) {
+        return;
+    }
+    let site = site();
+    let mut c = extpy();
+    c.args([
+        "rollout",
+        "--bundle",
+        s(&site.bundle),
+        "--out",
+        s(&site.w.path("ro")),
+    ]);
+    let r = run(c).code(2);
+    assert!(r.stderr.contains("pass --extpy PATH"), "{}", r.stderr);
+    assert!(!site.w.path("ro").exists());
+}
+
+#[test]
+fn a_foreign_output_folder_is_refused() {
+    let site = site();
+    let out = site.w.path("mine");
+    fs::create_dir_all(&out).unwrap();
+    fs::write(out.join("notes.txt"), "keep me").unwrap();
+    let mut c = extpy();
+    c.args([
+        "rollout",
+        "--bundle",
+        s(&site.bundle),
+        "--out",
+        s(&out),
+        "--target",
+        "linux",
+    ]);
+    let r = run(c).code(2);
+    assert!(
+        r.stderr.contains("was not written by `extpy rollout`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn merge_fails_for_a_node_without_a_report() {
+    let site = site();
+    let reports = site.w.path("reports");
+    fs::create_dir_all(&reports).unwrap();
+    // HAC1 laid out and verified by hand; HAC2 and HAC3 never report.
+    let root = site.w.path("hac1");
+    let mut c = extpy();
+    c.args([
+        "layout",
+        "--bundle",
+        s(&site.bundle),
+        "--node",
+        "HAC1",
+        "--vu-root",
+        s(&root),
+    ]);
+    run(c).ok();
+    let mut c = extpy();
+    c.args([
+        "--json",
+        "verify",
+        "--bundle",
+        s(&site.bundle),
+        "--node",
+        "HAC1",
+        "--vu-root",
+        s(&root),
+    ]);
+    fs::write(reports.join("HAC1.json"), run(c).ok().stdout).unwrap();
+    let mut c = extpy();
+    c.args([
+        "report",
+        "merge",
+        s(&reports),
+        "--topology",
+        s(&site.topology),
+    ]);
+    let r = run(c).code(3);
+    assert!(r.stdout.contains("node HAC2: no report"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("HAC3  ExternalPython5  Core5  NO REPORT"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("2 nodes without a report"),
+        "{}",
+        r.stderr
+    );
+    let empty = site.w.path("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let mut c = extpy();
+    c.args(["report", "merge", s(&empty)]);
+    let r = run(c).code(3);
+    assert!(
+        r.stderr.contains("no node reports were found"),
+        "{}",
+        r.stderr
+    );
+}
