@@ -293,19 +293,24 @@ fn parse_simple_json(
 }
 
 fn parse_simple_html(page_url: &Url, html: &str, file: &str) -> Option<IndexEntry> {
-    let mut rest = html;
-    while let Some(start) = find_ci(rest, "<a") {
-        let after = &rest[start + 2..];
-        if !after.starts_with(|c: char| c.is_whitespace()) {
-            rest = after;
+    // Lowercased once: ASCII lowercasing keeps byte offsets, so positions found in `lower`
+    // index `html` too (a project page can hold thousands of links).
+    let lower = html.to_ascii_lowercase();
+    let mut pos = 0;
+    while let Some(found) = lower[pos..].find("<a") {
+        let start = pos + found + 2;
+        pos = start;
+        if !html[start..].starts_with(|c: char| c.is_whitespace()) {
             continue;
         }
-        let tag_end = after.find('>')?;
-        let attrs = &after[..tag_end];
-        let body = &after[tag_end + 1..];
-        let close = find_ci(body, "</a>").unwrap_or(body.len());
-        let text = unescape(body[..close].trim());
-        rest = &body[close..];
+        let tag_end = start + html[start..].find('>')?;
+        let attrs = &html[start..tag_end];
+        let body_start = tag_end + 1;
+        let close = lower[body_start..]
+            .find("</a>")
+            .map_or(html.len(), |c| body_start + c);
+        let text = unescape(html[body_start..close].trim());
+        pos = close;
         if text != file {
             continue;
         }
@@ -324,10 +329,6 @@ fn parse_simple_html(page_url: &Url, html: &str, file: &str) -> Option<IndexEntr
         });
     }
     None
-}
-
-fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack.to_ascii_lowercase().find(needle)
 }
 
 fn attribute(attrs: &str, name: &str) -> Option<String> {
@@ -455,6 +456,23 @@ mod tests {
         .unwrap();
         assert_eq!(old.url.as_str(), "https://mirror.example/files/x.whl");
         assert_eq!(old.sha256, None);
+    }
+
+    #[test]
+    fn html_page_with_thousands_of_links_finds_the_last() {
+        let mut html = String::from("<html><body>\n");
+        for i in 0..5000 {
+            html.push_str(&format!("<a href=\"/f/pkg-{i}.whl#sha256={SHA}\" data-requires-python=\"&gt;=3.8\">pkg-{i}-py3-none-any.whl</a><br/>\n"));
+        }
+        let e = parse_simple_page(
+            &page(),
+            "text/html",
+            html.as_bytes(),
+            "pkg-4999-py3-none-any.whl",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(e.url.as_str(), "https://mirror.example/f/pkg-4999.whl");
     }
 
     #[test]
