@@ -10,6 +10,7 @@ use crate::manifest::InputError;
 use crate::net::NetError;
 use crate::place::PlaceError;
 use crate::source::SourceError;
+use crate::tls::DoctorError;
 
 /// Exit codes, documented in the README and `extpy --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,12 @@ pub enum Error {
     /// Something does not match its seal, pin or checksum list (the report says what).
     #[error("{0}")]
     Mismatch(String),
+    /// `doctor` could not start.
+    #[error(transparent)]
+    Doctor(#[from] DoctorError),
+    /// Hosts failed their diagnosis (the report says why).
+    #[error("{0}")]
+    Diagnosed(String),
     /// A local file could not be read or written.
     #[error("{}: {action}: {source}", path.display())]
     Io {
@@ -90,6 +97,8 @@ impl Error {
             Error::Build(b) => build_code(b),
             Error::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
             Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
+            Error::Doctor(d) => doctor_code(d),
+            Error::Diagnosed(_) => ExitCode::Network,
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
         }
     }
@@ -112,6 +121,15 @@ fn build_code(b: &BuildError) -> ExitCode {
         BuildError::Archive(a) => archive_code(a),
         BuildError::Wheel(WheelError::Archive(a)) => archive_code(a),
         BuildError::Wheel(_) => ExitCode::Verification,
+    }
+}
+
+fn doctor_code(d: &DoctorError) -> ExitCode {
+    match d {
+        DoctorError::ExportDir { .. } => ExitCode::Local,
+        DoctorError::Net(n) => net_code(n),
+        _ if d.is_input() => ExitCode::Input,
+        _ => ExitCode::Network,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod net;
 pub mod report;
 pub mod source;
+pub mod tls;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
 ///

@@ -14,6 +14,8 @@ use extpy::dist::{self, BuildOptions, Inputs};
 use extpy::error::{EXIT_CODES_HELP, Error};
 use extpy::fetch;
 use extpy::report::{Reporter, Verbosity};
+use extpy::tls::render;
+use extpy::tls::{Advice, Doctor, DoctorOptions, Resolve, Target};
 
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
 #[derive(Parser)]
@@ -109,6 +111,24 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Diagnose TLS to the download hosts: the chain presented, who trusts it, the cause, the fix
+    ///
+    /// Without arguments: every host the sources use (python mirror, index, and the file
+    /// hosts the index points to). For each: proxy, DNS, TCP, TLS handshake, the chain the
+    /// server presented, its verification against this machine's trust store, the Mozilla
+    /// roots and --ca-cert, a verdict, the fix, and an HTTP probe once TLS is trusted.
+    /// Exit code 4 when any host fails.
+    Doctor {
+        /// Hosts to check: HOST, HOST:PORT or an http(s) URL [default: the sources' hosts]
+        #[arg(value_name = "URL|HOST")]
+        targets: Vec<String>,
+        /// Write the certificate to trust into DIR as PEM (.pem) and DER (.cer)
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// Connect to ADDR for HOST:PORT instead of asking DNS, like curl (repeatable)
+        #[arg(long, value_name = "HOST:PORT:ADDR")]
+        resolve: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -126,8 +146,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code() as u8;
             eprintln!("error: {e}");
-            // A mismatch comes after its report was printed: that document already says ok: false.
-            if json && !matches!(e, Error::Mismatch(_)) {
+            // A mismatch or a failed diagnosis comes after its report was printed: that
+            // document already says ok: false.
+            if json && !matches!(e, Error::Mismatch(_) | Error::Diagnosed(_)) {
                 let doc = json!({ "command": name, "ok": false, "exit_code": code, "error": e.to_string() });
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             }
@@ -141,6 +162,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Fetch => "fetch",
         Command::Build { .. } => "build",
         Command::Verify { .. } => "verify",
+        Command::Doctor { .. } => "doctor",
     }
 }
 
@@ -224,7 +246,68 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Doctor {
+            targets,
+            export,
+            resolve,
+        } => {
+            if s.offline {
+                return Err(Error::Usage(
+                    "extpy doctor needs the network, and --offline (or EXTPY_OFFLINE) forbids it"
+                        .into(),
+                ));
+            }
+            let resolve = resolve
+                .iter()
+                .map(|r| r.parse::<Resolve>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let targets = targets
+                .iter()
+                .map(|t| Target::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let advice = Advice {
+                command: "build".into(),
+                export,
+                after_failure: false,
+            };
+            let doctor = Doctor::new(doctor_options(&s, resolve, advice)?, reporter)?;
+            let report = if targets.is_empty() {
+                let manifest = s.load_manifest()?;
+                doctor.diagnose_sources(&manifest, &s.sources()?)
+            } else {
+                doctor.diagnose_all(&targets)
+            };
+            emit(
+                &cli.global,
+                reporter,
+                "doctor",
+                report.ok(),
+                &report,
+                || render::report(&report),
+            )?;
+            if !report.ok() {
+                return Err(Error::Diagnosed(format!(
+                    "{} of {} hosts failed the diagnosis",
+                    report.failed(),
+                    report.hosts.len()
+                )));
+            }
+            Ok(())
+        }
     }
+}
+
+fn doctor_options(
+    s: &Settings,
+    resolve: Vec<Resolve>,
+    advice: Advice,
+) -> Result<DoctorOptions, Error> {
+    Ok(DoctorOptions {
+        net: s.net_options()?,
+        resolve,
+        advice,
+        jobs: s.jobs,
+    })
 }
 
 /// Prints a result: one JSON document with `--json`, else the human rendering (unless `-q`).
