@@ -73,6 +73,16 @@ pub enum Error {
     /// Hosts failed their diagnosis (the report says why).
     #[error("{0}")]
     Diagnosed(String),
+    /// A download failed on TLS, explained by the diagnosis of each host concerned.
+    #[error("{message}")]
+    Explained {
+        /// The error with each TLS failure replaced by its host's verdict.
+        message: String,
+        /// The original error (it decides the exit code).
+        source: Box<Error>,
+        /// The diagnosis of each host whose TLS failed.
+        report: crate::tls::DoctorReport,
+    },
     /// A local file could not be read or written.
     #[error("{}: {action}: {source}", path.display())]
     Io {
@@ -99,6 +109,7 @@ impl Error {
             Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
             Error::Doctor(d) => doctor_code(d),
             Error::Diagnosed(_) => ExitCode::Network,
+            Error::Explained { source, .. } => source.exit_code(),
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
         }
     }

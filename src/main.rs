@@ -12,10 +12,11 @@ use extpy::config::Settings;
 use extpy::dist::seal::{self, VerifyOptions};
 use extpy::dist::{self, BuildOptions, Inputs};
 use extpy::error::{EXIT_CODES_HELP, Error};
-use extpy::fetch;
+use extpy::fetch::{self, ArtifactError, FetchError};
+use extpy::net::NetError;
 use extpy::report::{Reporter, Verbosity};
-use extpy::tls::render;
-use extpy::tls::{Advice, Doctor, DoctorOptions, Resolve, Target};
+use extpy::tls::render::{self, Detail};
+use extpy::tls::{Advice, Doctor, DoctorOptions, DoctorReport, Resolve, Target};
 
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
 #[derive(Parser)]
@@ -146,10 +147,27 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code() as u8;
             eprintln!("error: {e}");
+            let diagnoses = match &e {
+                Error::Explained { report, .. } => Some(report),
+                _ => None,
+            };
+            if let Some(report) = diagnoses {
+                for h in &report.hosts {
+                    eprint!("\n{}", render::host(h, Detail::Brief));
+                }
+                let urls: Vec<&str> = report.hosts.iter().map(|h| h.url.as_str()).collect();
+                eprintln!(
+                    "\n`extpy doctor {}` shows every detail (proxy, DNS, handshake, each certificate).",
+                    urls.join(" ")
+                );
+            }
             // A mismatch or a failed diagnosis comes after its report was printed: that
             // document already says ok: false.
             if json && !matches!(e, Error::Mismatch(_) | Error::Diagnosed(_)) {
-                let doc = json!({ "command": name, "ok": false, "exit_code": code, "error": e.to_string() });
+                let mut doc = json!({ "command": name, "ok": false, "exit_code": code, "error": e.to_string() });
+                if let Some(report) = diagnoses {
+                    doc["diagnoses"] = serde_json::to_value(&report.hosts).unwrap_or_default();
+                }
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             }
             ExitCode::from(code)
@@ -186,7 +204,8 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
     match cli.command {
         Command::Fetch => {
             let manifest = s.load_manifest()?;
-            let report = extpy::fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+            let report = extpy::fetch::fetch(&manifest, &s.fetch_options()?, reporter)
+                .map_err(|e| explain_tls(e.into(), &s, "fetch"))?;
             emit(&cli.global, reporter, "fetch", true, &report, || {
                 report.render()
             })
@@ -204,7 +223,8 @@ fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
                     dist::absolute_dest(&dest).display()
                 );
             }
-            let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+            let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
+                .map_err(|e| explain_tls(e.into(), &s, "build"))?;
             reporter.info(fetched.summary());
             let options = BuildOptions {
                 dest,
@@ -308,6 +328,102 @@ fn doctor_options(
         advice,
         jobs: s.jobs,
     })
+}
+
+/// A fetch that failed on TLS: diagnose each host concerned (once), so that the error says
+/// the cause and the fix instead of the generic TLS message.
+fn explain_tls(e: Error, s: &Settings, command: &str) -> Error {
+    let mut targets: Vec<Target> = Vec::new();
+    for url in tls_failures(&e) {
+        if let Some(t) = Target::from_url(url, "download")
+            && !targets.iter().any(|x| x.authority() == t.authority())
+        {
+            targets.push(t);
+        }
+    }
+    if targets.is_empty() {
+        return e;
+    }
+    let advice = Advice {
+        command: command.into(),
+        export: None,
+        after_failure: true,
+    };
+    let Ok(options) = doctor_options(s, Vec::new(), advice) else {
+        return e;
+    };
+    let Ok(doctor) = Doctor::new(options, &Reporter::silent()) else {
+        return e;
+    };
+    let report = doctor.diagnose_all(&targets);
+    Error::Explained {
+        message: tls_message(&e, &report),
+        source: Box::new(e),
+        report,
+    }
+}
+
+/// The URLs whose TLS failed, in the order of the failures.
+fn tls_failures(e: &Error) -> Vec<&url::Url> {
+    fn tls_url(n: &NetError) -> Option<&url::Url> {
+        match n.root() {
+            NetError::Tls { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+    match e {
+        Error::Fetch(FetchError::Artifacts(failures)) => failures
+            .iter()
+            .filter_map(|f| f.net().and_then(tls_url))
+            .collect(),
+        Error::Fetch(FetchError::Net(n)) | Error::Net(n) => tls_url(n).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The error with each TLS failure replaced by its host's verdict.
+fn tls_message(e: &Error, report: &DoctorReport) -> String {
+    let verdict_for = |n: &NetError| -> Option<String> {
+        let NetError::Tls { url, .. } = n.root() else {
+            return None;
+        };
+        let t = Target::from_url(url, "download")?;
+        let d = report
+            .hosts
+            .iter()
+            .find(|h| h.host == t.host && h.port == t.port)?;
+        Some(format!("TLS with {} failed: {}", t.host, d.verdict.summary))
+    };
+    let line = |f: &ArtifactError| -> String {
+        let (file, origin, line) = match f {
+            ArtifactError::Net {
+                file, origin, line, ..
+            }
+            | ArtifactError::Source {
+                file, origin, line, ..
+            } => (file, origin, line),
+            other => return other.to_string(),
+        };
+        match f.net().and_then(verdict_for) {
+            Some(v) => format!("{file} ({origin}:{line}): {v}"),
+            None => f.to_string(),
+        }
+    };
+    match e {
+        Error::Fetch(FetchError::Artifacts(failures)) if failures.len() == 1 => line(&failures[0]),
+        Error::Fetch(FetchError::Artifacts(failures)) => {
+            let mut s = format!("{} artifacts could not be fetched:", failures.len());
+            for f in failures {
+                s.push_str("\n- ");
+                s.push_str(&line(f).replace('\n', "\n  "));
+            }
+            s
+        }
+        Error::Fetch(FetchError::Net(n)) | Error::Net(n) => {
+            verdict_for(n).unwrap_or_else(|| n.to_string())
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Prints a result: one JSON document with `--json`, else the human rendering (unless `-q`).

@@ -845,3 +845,86 @@ fn bad_arguments_are_input_errors() {
     .code(2);
     assert!(r.stderr.contains("needs the network"), "{}", r.stderr);
 }
+
+#[test]
+fn fetch_on_an_untrusted_mirror_prints_the_diagnosis_and_the_fix() {
+    let w = World::new();
+    let cmd = |json: bool| {
+        let mut c = extpy();
+        c.arg("fetch");
+        if json {
+            c.arg("--json");
+        }
+        c.arg("--manifest").arg(&w.manifest);
+        c.arg("--cache-dir").arg(&w.cache);
+        c.args(["--python-mirror", &w.mirror.python_mirror()]);
+        c.args(["--index-url", &w.mirror.index_url()]);
+        run(c).code(4)
+    };
+    let r = cmd(false);
+    let auth = format!("127.0.0.1:{}", w.mirror.addr.port());
+    assert!(
+        r.stderr.contains(
+            "TLS with 127.0.0.1 failed: root not trusted by this machine: \"extpy test root CA\""
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr
+            .matches(&format!("FAIL  {auth}  root not trusted by this machine"))
+            .count(),
+        1,
+        "one diagnosis per host: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("extpy fetch --ca-cert DIR/extpy-test-root-CA.pem"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("certutil -addstore -f Root"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("The server sent only its own certificate"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("`extpy doctor https://{auth}/")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("rustls"), "{}", r.stderr);
+
+    let doc = cmd(true).json();
+    assert_eq!(doc["command"], "fetch");
+    assert_eq!(doc["exit_code"], 4);
+    assert_eq!(doc["diagnoses"][0]["verdict"]["kind"], "root_not_trusted");
+    assert_eq!(doc["diagnoses"][0]["verdict"]["root"], "extpy test root CA");
+}
+
+#[test]
+fn build_on_an_untrusted_mirror_prints_the_diagnosis() {
+    let w = World::new();
+    let mut c = extpy();
+    c.arg("build").arg(w.path("dest"));
+    c.arg("--manifest").arg(&w.manifest);
+    c.arg("--cache-dir").arg(&w.cache);
+    c.args(["--python-mirror", &w.mirror.python_mirror()]);
+    c.args(["--index-url", &w.mirror.index_url()]);
+    let r = run(c).code(4);
+    assert!(
+        r.stderr
+            .contains("root not trusted by this machine: \"extpy test root CA\""),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("extpy build --ca-cert"), "{}", r.stderr);
+    assert!(!w.path("dest").exists());
+}
