@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
 
 use crate::digest::Sha256Digest;
@@ -525,8 +524,10 @@ pub fn pem_text(der: &CertificateDer<'_>) -> String {
     out
 }
 
-/// Reads back one PEM certificate (for checks).
-pub fn der_of_pem(pem: &[u8]) -> Option<CertificateDer<'static>> {
+/// Reads back one PEM certificate.
+#[cfg(test)]
+fn der_of_pem(pem: &[u8]) -> Option<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(pem).ok()
 }
 
