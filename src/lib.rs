@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod net;
 pub mod report;
 pub mod source;
+pub mod tls;
 pub mod topology;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
