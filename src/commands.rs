@@ -12,12 +12,15 @@ use crate::config::Settings;
 use crate::dist::seal::{self, VerifyOptions};
 use crate::dist::{self, BuildOptions, Inputs};
 use crate::error::Error;
-use crate::fetch;
+use crate::fetch::{self, ArtifactError, FetchError};
 use crate::layout::{self, DistSource, NodeTarget};
 use crate::manifest::Manifest;
+use crate::net::NetError;
 use crate::plan;
 use crate::report::Reporter;
 use crate::rollout;
+use crate::tls::render;
+use crate::tls::{Advice, Doctor, DoctorOptions, DoctorReport, Resolve, Target};
 use crate::topology::Topology;
 
 /// What a command produced: its JSON document, its human rendering, and whether it found
@@ -33,7 +36,7 @@ pub struct Outcome {
     /// The human result for stdout.
     pub human: String,
     /// The error to end with after printing, when `ok` is false.
-    pub mismatch: Option<String>,
+    pub failure: Option<Error>,
 }
 
 impl Outcome {
@@ -43,14 +46,18 @@ impl Outcome {
             ok: true,
             document: serde_json::to_value(document).unwrap_or(Value::Null),
             human,
-            mismatch: None,
+            failure: None,
         }
     }
 
-    fn failing_if(mut self, failed: bool, message: impl FnOnce() -> String) -> Self {
+    fn failing_if(self, failed: bool, message: impl FnOnce() -> String) -> Self {
+        self.failing_with(failed, || Error::Mismatch(message()))
+    }
+
+    fn failing_with(mut self, failed: bool, error: impl FnOnce() -> Error) -> Self {
         if failed {
             self.ok = false;
-            self.mismatch = Some(message());
+            self.failure = Some(error());
         }
         self
     }
@@ -69,7 +76,8 @@ impl Outcome {
 /// `extpy fetch`.
 pub fn fetch(s: &Settings, reporter: &Reporter) -> Result<Outcome, Error> {
     let manifest = s.load_manifest()?;
-    let report = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+    let report = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
+        .map_err(|e| explain_tls(e.into(), s, "fetch"))?;
     Ok(Outcome::new("fetch", &report, report.render()))
 }
 
@@ -109,7 +117,8 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         }
         None => {
             let manifest = s.load_manifest()?;
-            let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+            let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
+                .map_err(|e| explain_tls(e.into(), s, "build"))?;
             reporter.info(fetched.summary());
             (manifest, Inputs::from_fetch(&fetched))
         }
@@ -666,4 +675,165 @@ fn targets(
         node.as_deref(),
         vu_root.as_deref(),
     )?)
+}
+
+/// Arguments of `extpy doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Hosts to check: HOST, HOST:PORT or an http(s) URL [default: the sources' hosts]
+    #[arg(value_name = "URL|HOST")]
+    pub targets: Vec<String>,
+    /// Write the certificate to trust into DIR as PEM (.pem) and DER (.cer)
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+    /// Connect to ADDR for HOST:PORT instead of asking DNS, like curl (repeatable)
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
+}
+
+/// `extpy doctor`.
+pub fn doctor(s: &Settings, args: DoctorArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    if s.offline {
+        return Err(Error::Usage(
+            "extpy doctor needs the network, and --offline (or EXTPY_OFFLINE) forbids it".into(),
+        ));
+    }
+    let resolve = args
+        .resolve
+        .iter()
+        .map(|r| r.parse::<Resolve>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| Target::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let advice = Advice {
+        command: "build".into(),
+        export: args.export,
+        after_failure: false,
+    };
+    let doctor = Doctor::new(doctor_options(s, resolve, advice)?, reporter)?;
+    let report = if targets.is_empty() {
+        let manifest = s.load_manifest()?;
+        doctor.diagnose_sources(&manifest, &s.sources()?)
+    } else {
+        doctor.diagnose_all(&targets)
+    };
+    let failed = report.failed();
+    let total = report.hosts.len();
+    Ok(
+        Outcome::new("doctor", &report, render::report(&report)).failing_with(failed > 0, || {
+            Error::Diagnosed(format!("{failed} of {total} hosts failed the diagnosis"))
+        }),
+    )
+}
+
+fn doctor_options(
+    s: &Settings,
+    resolve: Vec<Resolve>,
+    advice: Advice,
+) -> Result<DoctorOptions, Error> {
+    Ok(DoctorOptions {
+        net: s.net_options()?,
+        resolve,
+        advice,
+        jobs: s.jobs,
+    })
+}
+
+/// A fetch that failed on TLS: diagnose each host concerned (once), so that the error says
+/// the cause and the fix instead of the generic TLS message.
+fn explain_tls(e: Error, s: &Settings, command: &str) -> Error {
+    let mut targets: Vec<Target> = Vec::new();
+    for url in tls_failures(&e) {
+        if let Some(t) = Target::from_url(url, "download")
+            && !targets.iter().any(|x| x.authority() == t.authority())
+        {
+            targets.push(t);
+        }
+    }
+    if targets.is_empty() {
+        return e;
+    }
+    let advice = Advice {
+        command: command.into(),
+        export: None,
+        after_failure: true,
+    };
+    let Ok(options) = doctor_options(s, Vec::new(), advice) else {
+        return e;
+    };
+    let Ok(doctor) = Doctor::new(options, &Reporter::silent()) else {
+        return e;
+    };
+    let report = doctor.diagnose_all(&targets);
+    Error::Explained {
+        message: tls_message(&e, &report),
+        source: Box::new(e),
+        report,
+    }
+}
+
+/// The URLs whose TLS failed, in the order of the failures.
+fn tls_failures(e: &Error) -> Vec<&url::Url> {
+    fn tls_url(n: &NetError) -> Option<&url::Url> {
+        match n.root() {
+            NetError::Tls { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+    match e {
+        Error::Fetch(FetchError::Artifacts(failures)) => failures
+            .iter()
+            .filter_map(|f| f.net().and_then(tls_url))
+            .collect(),
+        Error::Fetch(FetchError::Net(n)) | Error::Net(n) => tls_url(n).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The error with each TLS failure replaced by its host's verdict.
+fn tls_message(e: &Error, report: &DoctorReport) -> String {
+    let verdict_for = |n: &NetError| -> Option<String> {
+        let NetError::Tls { url, .. } = n.root() else {
+            return None;
+        };
+        let t = Target::from_url(url, "download")?;
+        let d = report
+            .hosts
+            .iter()
+            .find(|h| h.host == t.host && h.port == t.port)?;
+        Some(format!("TLS with {} failed: {}", t.host, d.verdict.summary))
+    };
+    let line = |f: &ArtifactError| -> String {
+        let (file, origin, line) = match f {
+            ArtifactError::Net {
+                file, origin, line, ..
+            }
+            | ArtifactError::Source {
+                file, origin, line, ..
+            } => (file, origin, line),
+            other => return other.to_string(),
+        };
+        match f.net().and_then(verdict_for) {
+            Some(v) => format!("{file} ({origin}:{line}): {v}"),
+            None => f.to_string(),
+        }
+    };
+    match e {
+        Error::Fetch(FetchError::Artifacts(failures)) if failures.len() == 1 => line(&failures[0]),
+        Error::Fetch(FetchError::Artifacts(failures)) => {
+            let mut s = format!("{} artifacts could not be fetched:", failures.len());
+            for f in failures {
+                s.push_str("\n- ");
+                s.push_str(&line(f).replace('\n', "\n  "));
+            }
+            s
+        }
+        Error::Fetch(FetchError::Net(n)) | Error::Net(n) => {
+            verdict_for(n).unwrap_or_else(|| n.to_string())
+        }
+        other => other.to_string(),
+    }
 }

@@ -89,6 +89,7 @@ impl Settings {
             extra_roots: ExtraRoots::load(&self.ca_certs, self.ssl_cert_file.clone())?,
             timeout: self.timeout,
             retries: self.retries,
+            resolve: Vec::new(),
         })
     }
 

@@ -12,6 +12,7 @@ use crate::manifest::InputError;
 use crate::net::NetError;
 use crate::place::PlaceError;
 use crate::source::SourceError;
+use crate::tls::DoctorError;
 
 /// Exit codes, documented in the README and `extpy --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,22 @@ pub enum Error {
     /// Something does not match its seal, pin or checksum list (the report says what).
     #[error("{0}")]
     Mismatch(String),
+    /// `doctor` could not start.
+    #[error(transparent)]
+    Doctor(#[from] DoctorError),
+    /// Hosts failed their diagnosis (the report says why).
+    #[error("{0}")]
+    Diagnosed(String),
+    /// A download failed on TLS, explained by the diagnosis of each host concerned.
+    #[error("{message}")]
+    Explained {
+        /// The error with each TLS failure replaced by its host's verdict.
+        message: String,
+        /// The original error (it decides the exit code).
+        source: Box<Error>,
+        /// The diagnosis of each host whose TLS failed.
+        report: crate::tls::DoctorReport,
+    },
     /// A local file could not be read or written.
     #[error("{}: {action}: {source}", path.display())]
     Io {
@@ -101,6 +118,9 @@ impl Error {
             Error::Build(b) => build_code(b),
             Error::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
             Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
+            Error::Doctor(d) => doctor_code(d),
+            Error::Diagnosed(_) => ExitCode::Network,
+            Error::Explained { source, .. } => source.exit_code(),
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
             Error::Layout(l) => layout_code(l),
             Error::Rollout(r) => match r {
@@ -149,6 +169,15 @@ fn build_code(b: &BuildError) -> ExitCode {
         BuildError::Archive(a) => archive_code(a),
         BuildError::Wheel(WheelError::Archive(a)) => archive_code(a),
         BuildError::Wheel(_) => ExitCode::Verification,
+    }
+}
+
+fn doctor_code(d: &DoctorError) -> ExitCode {
+    match d {
+        DoctorError::ExportDir { .. } => ExitCode::Local,
+        DoctorError::Net(n) => net_code(n),
+        _ if d.is_input() => ExitCode::Input,
+        _ => ExitCode::Network,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod net;
 pub mod report;
 pub mod rollout;
 pub mod source;
+pub mod tls;
 pub mod topology;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.

@@ -12,6 +12,7 @@ use extpy::commands::{self, Outcome};
 use extpy::config::Settings;
 use extpy::error::{EXIT_CODES_HELP, Error};
 use extpy::report::{Reporter, Verbosity};
+use extpy::tls::render::{self, Detail};
 
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
 #[derive(Parser)]
@@ -104,6 +105,14 @@ enum Command {
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Diagnose TLS to the download hosts: the chain presented, who trusts it, the cause, the fix
+    ///
+    /// Without arguments: every host the sources use (python mirror, index, and the file
+    /// hosts the index points to). For each: proxy, DNS, TCP, TLS handshake, the chain the
+    /// server presented, its verification against this machine's trust store, the Mozilla
+    /// roots and --ca-cert, a verdict, the fix, and an HTTP probe once TLS is trusted.
+    /// Exit code 4 when any host fails.
+    Doctor(commands::DoctorArgs),
     /// Write an Ansible project that lays out and verifies every node from a bundle
     ///
     /// One inventory host per HAC node; the playbook copies extpy and the bundle to each node,
@@ -157,9 +166,9 @@ fn main() -> ExitCode {
             } else if verbosity > Verbosity::Quiet || outcome.command == "plan" {
                 print!("{}", outcome.human);
             }
-            match outcome.mismatch {
+            match outcome.failure {
                 None => ExitCode::SUCCESS,
-                Some(m) => fail(Error::Mismatch(m), name, false),
+                Some(e) => fail(e, name, false),
             }
         }
         Err(e) => fail(e, name, json),
@@ -170,9 +179,26 @@ fn main() -> ExitCode {
 fn fail(e: Error, command: &str, json: bool) -> ExitCode {
     let code = e.exit_code() as u8;
     eprintln!("error: {e}");
+    let diagnoses = match &e {
+        Error::Explained { report, .. } => Some(report),
+        _ => None,
+    };
+    if let Some(report) = diagnoses {
+        for h in &report.hosts {
+            eprint!("\n{}", render::host(h, Detail::Brief));
+        }
+        let urls: Vec<&str> = report.hosts.iter().map(|h| h.url.as_str()).collect();
+        eprintln!(
+            "\n`extpy doctor {}` shows every detail (proxy, DNS, handshake, each certificate).",
+            urls.join(" ")
+        );
+    }
     if json {
-        let doc =
+        let mut doc =
             json!({ "command": command, "ok": false, "exit_code": code, "error": e.to_string() });
+        if let Some(report) = diagnoses {
+            doc["diagnoses"] = serde_json::to_value(&report.hosts).unwrap_or_default();
+        }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     ExitCode::from(code)
@@ -188,6 +214,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Bundle(BundleCommand::Create(_)) => "bundle create",
         Command::Bundle(BundleCommand::Verify { .. }) => "bundle verify",
         Command::Bundle(BundleCommand::Inspect { .. }) => "bundle inspect",
+        Command::Doctor(_) => "doctor",
         Command::Rollout(_) => "rollout",
         Command::Report(ReportCommand::Merge(_)) => "report merge",
     }
@@ -218,6 +245,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Bundle(BundleCommand::Create(args)) => commands::bundle_create(s, args, reporter),
         Command::Bundle(BundleCommand::Verify { bundle }) => commands::bundle_verify(&bundle),
         Command::Bundle(BundleCommand::Inspect { bundle }) => commands::bundle_inspect(&bundle),
+        Command::Doctor(args) => commands::doctor(s, args, reporter),
         Command::Rollout(args) => commands::rollout(s, args, reporter),
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args),
     }

@@ -5,7 +5,9 @@ pub mod trust;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use indicatif::ProgressBar;
@@ -181,6 +183,8 @@ pub struct NetOptions {
     pub timeout: Duration,
     /// How many times a transient failure is retried.
     pub retries: u32,
+    /// Addresses to use instead of DNS for some host names (`doctor --resolve`).
+    pub resolve: Vec<(String, SocketAddr)>,
 }
 
 impl Default for NetOptions {
@@ -189,6 +193,7 @@ impl Default for NetOptions {
             extra_roots: ExtraRoots::default(),
             timeout: Duration::from_secs(30),
             retries: 4,
+            resolve: Vec::new(),
         }
     }
 }
@@ -221,10 +226,30 @@ pub struct Downloaded {
     pub attempts: u32,
 }
 
+/// What one request saw, redirects followed one by one, body left unread.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The final status.
+    pub status: StatusCode,
+    /// Every `Location` followed, in order.
+    pub redirects: Vec<Url>,
+    /// The URL that gave the final status.
+    pub url: Url,
+    /// The announced length of the final body.
+    pub content_length: Option<u64>,
+    /// The server's clock (`Date` header) when it answered.
+    pub date: Option<SystemTime>,
+}
+
+/// Redirects followed by a probe, as many as the client follows.
+const MAX_REDIRECTS: usize = 10;
+
 /// The HTTP client.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::blocking::Client,
+    /// The same client without automatic redirects, built on the first probe.
+    probe_http: Arc<OnceLock<reqwest::blocking::Client>>,
     options: NetOptions,
     reporter: Reporter,
 }
@@ -241,24 +266,66 @@ enum Outcome<T> {
 impl Client {
     /// Builds the client; this is the only place HTTP policy is set.
     pub fn new(options: NetOptions, reporter: Reporter) -> Result<Self, NetError> {
-        let tls = trust::client_config(&options.extra_roots)?;
-        let http = reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .user_agent(concat!("extpy/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.timeout)
-            .timeout(options.timeout)
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .no_gzip()
-            .no_brotli()
-            .no_deflate()
-            .no_zstd()
-            .build()
-            .map_err(|e| NetError::Client(chain(&e)))?;
+        let http = build_http(&options, reqwest::redirect::Policy::limited(MAX_REDIRECTS))?;
         Ok(Self {
             http,
+            probe_http: Arc::new(OnceLock::new()),
             options,
             reporter,
         })
+    }
+
+    /// One GET whose body is not read: status, redirects, length and the server's clock.
+    /// Redirects are followed here, one by one, so that each hop is on record.
+    pub fn probe(&self, url: &Url) -> Result<Probe, NetError> {
+        let http = match self.probe_http.get() {
+            Some(h) => h.clone(),
+            None => {
+                let h = build_http(&self.options, reqwest::redirect::Policy::none())?;
+                self.probe_http.get_or_init(|| h).clone()
+            }
+        };
+        let mut current = url.clone();
+        let mut redirects = Vec::new();
+        loop {
+            let resp = http
+                .get(current.clone())
+                .send()
+                .map_err(|e| self.send_error(&current, &e).0)?;
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            if resp.status().is_redirection()
+                && let Some(location) = location
+            {
+                let next = current.join(location).map_err(|e| NetError::Redirect {
+                    url: current.clone(),
+                    detail: format!("bad Location {location:?}: {e}"),
+                })?;
+                if redirects.len() >= MAX_REDIRECTS {
+                    return Err(NetError::Redirect {
+                        url: url.clone(),
+                        detail: format!("more than {MAX_REDIRECTS} redirects"),
+                    });
+                }
+                redirects.push(next.clone());
+                current = next;
+                continue;
+            }
+            let date = resp
+                .headers()
+                .get(header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok());
+            return Ok(Probe {
+                status: resp.status(),
+                redirects,
+                url: current,
+                content_length: resp.content_length(),
+                date,
+            });
+        }
     }
 
     /// GETs a page, retrying transient failures.
@@ -533,42 +600,48 @@ impl Client {
     }
 
     fn send_failure<T>(&self, url: &Url, err: &reqwest::Error) -> Outcome<T> {
+        match self.send_error(url, err) {
+            (error, true) => Outcome::Retry { error, after: None },
+            (error, false) => Outcome::Fail(error),
+        }
+    }
+
+    /// A request that got no answer, in plain words, and whether trying again may help.
+    fn send_error(&self, url: &Url, err: &reqwest::Error) -> (NetError, bool) {
         let host = url.host_str().unwrap_or("").to_string();
         if let Some(problem) = trust::find_tls_problem(err) {
-            return Outcome::Fail(NetError::Tls {
+            let error = NetError::Tls {
                 url: url.clone(),
                 host,
                 problem,
-            });
+            };
+            return (error, false);
         }
         if err.is_timeout() {
-            return Outcome::Retry {
-                error: self.timeout_error(url),
-                after: None,
-            };
+            return (self.timeout_error(url), true);
         }
         if err.is_redirect() {
-            return Outcome::Fail(NetError::Redirect {
+            let error = NetError::Redirect {
                 url: url.clone(),
                 detail: chain(err),
-            });
+            };
+            return (error, false);
         }
         if err.is_dns() {
-            return Outcome::Fail(NetError::Resolve {
+            let error = NetError::Resolve {
                 url: url.clone(),
                 host,
                 detail: chain(err),
-            });
+            };
+            return (error, false);
         }
-        Outcome::Retry {
-            error: NetError::Connect {
-                url: url.clone(),
-                host,
-                detail: chain(err),
-                proxy: proxy_note(url),
-            },
-            after: None,
-        }
+        let error = NetError::Connect {
+            url: url.clone(),
+            host,
+            detail: chain(err),
+            proxy: proxy_note(url),
+        };
+        (error, true)
     }
 
     fn read_failure(
@@ -600,6 +673,27 @@ impl Client {
             secs: self.options.timeout.as_secs().max(1),
         }
     }
+}
+
+fn build_http(
+    options: &NetOptions,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::blocking::Client, NetError> {
+    let tls = trust::client_config(&options.extra_roots)?;
+    let mut builder = reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(concat!("extpy/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(options.timeout)
+        .timeout(options.timeout)
+        .redirect(redirects)
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .no_zstd();
+    for (host, addr) in &options.resolve {
+        builder = builder.resolve(host, *addr);
+    }
+    builder.build().map_err(|e| NetError::Client(chain(&e)))
 }
 
 /// Exponential backoff: 250 ms, 500 ms, 1 s, … capped at 8 s.
@@ -653,17 +747,7 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 
 /// The proxy the environment sets for a URL, as the client will use it.
 pub fn proxy_for(url: &Url) -> Option<(String, String)> {
-    let vars: &[&str] = if url.scheme() == "https" {
-        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-    } else {
-        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
-    };
-    let (var, value) = vars.iter().find_map(|v| {
-        std::env::var(v)
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| (v.to_string(), s))
-    })?;
+    let (var, value) = proxy_setting(url)?;
     let host = url.host_str().unwrap_or("");
     if bypasses_proxy(host, &no_proxy()) {
         return None;
@@ -671,7 +755,24 @@ pub fn proxy_for(url: &Url) -> Option<(String, String)> {
     Some((var, value))
 }
 
-fn no_proxy() -> String {
+/// The proxy variable (and its value) the environment sets for a URL's scheme, before
+/// `NO_PROXY` is consulted.
+pub fn proxy_setting(url: &Url) -> Option<(String, String)> {
+    let vars: &[&str] = if url.scheme() == "https" {
+        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    } else {
+        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+    };
+    vars.iter().find_map(|v| {
+        std::env::var(v)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| (v.to_string(), s))
+    })
+}
+
+/// `NO_PROXY` (or `no_proxy`), empty when unset.
+pub fn no_proxy() -> String {
     std::env::var("NO_PROXY")
         .or_else(|_| std::env::var("no_proxy"))
         .unwrap_or_default()

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, ClientConfig};
@@ -71,21 +72,28 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetEr
 /// The TLS configuration of the one HTTP client: the operating system's verifier (its trust
 /// store, and on Windows its chain engine), plus the extra roots.
 pub fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
-    let provider = provider();
     let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
         extra.certs.iter().cloned(),
-        provider.clone(),
+        provider(),
     )
     .map_err(|e| NetError::TrustStore {
         reason: e.to_string(),
     })?;
-    let mut config = ClientConfig::builder_with_provider(provider)
+    config_with_verifier(Arc::new(verifier))
+}
+
+/// The one TLS policy (provider, protocol versions, ALPN) around a given verifier; `doctor`
+/// shakes hands with exactly what the HTTP client would offer.
+pub fn config_with_verifier(
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> Result<ClientConfig, NetError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::TrustStore {
             reason: e.to_string(),
         })?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
@@ -110,6 +118,22 @@ pub enum TlsProblem {
     NotTls(String),
     /// The handshake failed (alert, protocol, cipher).
     Handshake(String),
+}
+
+impl TlsProblem {
+    /// A stable snake_case name for JSON documents.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TlsProblem::UnknownIssuer => "unknown_issuer",
+            TlsProblem::Expired => "expired",
+            TlsProblem::NotYetValid => "not_yet_valid",
+            TlsProblem::NameMismatch => "name_mismatch",
+            TlsProblem::Revoked => "revoked",
+            TlsProblem::BadCertificate(_) => "bad_certificate",
+            TlsProblem::NotTls(_) => "not_tls",
+            TlsProblem::Handshake(_) => "handshake",
+        }
+    }
 }
 
 impl std::fmt::Display for TlsProblem {
@@ -166,7 +190,7 @@ pub fn classify(err: &rustls::Error) -> TlsProblem {
                 TlsProblem::NameMismatch
             }
             CertificateError::Revoked => TlsProblem::Revoked,
-            other => TlsProblem::BadCertificate(format!("{other:?}")),
+            other => TlsProblem::BadCertificate(certificate_words(other)),
         },
         rustls::Error::InvalidMessage(m) => TlsProblem::NotTls(format!("{m:?}")),
         rustls::Error::AlertReceived(a) => {
@@ -176,6 +200,29 @@ pub fn classify(err: &rustls::Error) -> TlsProblem {
             TlsProblem::Handshake(format!("no common protocol or cipher ({p:?})"))
         }
         other => TlsProblem::Handshake(other.to_string()),
+    }
+}
+
+/// The rarer certificate errors in words.
+fn certificate_words(err: &CertificateError) -> String {
+    match err {
+        CertificateError::BadEncoding => "it is not a well-formed certificate".into(),
+        CertificateError::BadSignature => "a signature in the chain does not verify".into(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "it is not meant for TLS servers (extended key usage)".into()
+        }
+        CertificateError::UnhandledCriticalExtension => {
+            "it has a critical extension that cannot be checked".into()
+        }
+        CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "it is signed with an algorithm extpy does not accept".into()
+        }
+        CertificateError::UnknownRevocationStatus => {
+            "its revocation status cannot be determined".into()
+        }
+        CertificateError::Other(e) => e.to_string(),
+        other => format!("{other:?}"),
     }
 }
 

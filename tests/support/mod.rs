@@ -5,6 +5,7 @@
 pub mod fixtures;
 pub mod mirror;
 pub mod pki;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

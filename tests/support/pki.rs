@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -72,6 +72,11 @@ impl Ca {
         }
     }
 
+    /// The SHA-256 fingerprint of the CA certificate (lowercase hex).
+    pub fn sha256(&self) -> String {
+        extpy::digest::Sha256Digest::of(self.der.as_ref()).to_hex()
+    }
+
     /// Writes the CA certificate as PEM into `dir` and returns the path.
     pub fn write_pem(&self, dir: &Path, file: &str) -> PathBuf {
         let path = dir.join(file);
@@ -88,6 +93,11 @@ pub struct Leaf {
 }
 
 impl Leaf {
+    /// The SHA-256 fingerprint of the certificate (lowercase hex).
+    pub fn sha256(&self) -> String {
+        extpy::digest::Sha256Digest::of(self.der.as_ref()).to_hex()
+    }
+
     /// A self-signed leaf (no CA at all).
     pub fn self_signed(names: &[&str]) -> Leaf {
         let key = KeyPair::generate().expect("key");
@@ -156,4 +166,45 @@ fn leaf_params(names: &[&str]) -> CertificateParams {
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     params.not_after = rcgen::date_time_ymd(2090, 1, 1);
     params
+}
+
+/// An authority information access extension naming where the issuer's certificate is
+/// (caIssuers): SEQUENCE { SEQUENCE { OID 1.3.6.1.5.5.7.48.2, [6] IA5String uri } }.
+pub fn aia_ca_issuers(uri: &str) -> CustomExtension {
+    let oid = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    let mut location = vec![0x86];
+    location.extend(der_len(uri.len()));
+    location.extend(uri.as_bytes());
+    let mut desc = oid.to_vec();
+    desc.extend(location);
+    let mut access = vec![0x30];
+    access.extend(der_len(desc.len()));
+    access.extend(desc);
+    let mut outer = vec![0x30];
+    outer.extend(der_len(access.len()));
+    outer.extend(access);
+    CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], outer)
+}
+
+fn der_len(n: usize) -> Vec<u8> {
+    match n {
+        0..=0x7f => vec![n as u8],
+        0x80..=0xff => vec![0x81, n as u8],
+        _ => vec![0x82, (n >> 8) as u8, n as u8],
+    }
+}
+
+/// Sets the validity to run from `from` to `to` (Unix seconds).
+pub fn valid_between(params: &mut CertificateParams, from: u64, to: u64) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + std::time::Duration::from_secs(from);
+    params.not_after = epoch + std::time::Duration::from_secs(to);
+}
+
+/// Now, in Unix seconds.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }

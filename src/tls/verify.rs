@@ -1,0 +1,246 @@
+//! The captured chain checked against each trust source on its own: this machine's trust
+//! store, the Mozilla root set that browsers share, and the extra roots (`--ca-cert`,
+//! `SSL_CERT_FILE`). Comparing their answers is what tells the causes apart.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::net::trust::{self, classify};
+use crate::net::{ExtraRoots, TlsProblem};
+
+use super::chain::{Chain, short_name};
+
+/// Which trust source a check used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The operating system's trust store (on Windows its chain engine).
+    System,
+    /// The Mozilla root set (what browsers and the public internet trust).
+    Mozilla,
+    /// `--ca-cert` files and `SSL_CERT_FILE`.
+    Extra,
+}
+
+/// The answer of one trust source.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustCheck {
+    /// The source.
+    pub source: Source,
+    /// What it is, for people (`this machine's trust store`, the files…).
+    pub label: String,
+    /// True when the chain verified, host name and dates included.
+    pub ok: bool,
+    /// A stable code when it did not verify (`unknown_issuer`, `expired`, …).
+    pub problem: Option<String>,
+    /// The reason in words when it did not verify, or why the source could not be used.
+    pub message: Option<String>,
+    #[serde(skip)]
+    pub(crate) tls_problem: Option<TlsProblem>,
+}
+
+impl TrustCheck {
+    /// True when it failed because the chain ends in a CA the source does not know.
+    pub fn unknown_issuer(&self) -> bool {
+        self.tls_problem == Some(TlsProblem::UnknownIssuer)
+    }
+}
+
+/// A verifier, or why the source it stands for cannot be used.
+type Verifier = Result<Arc<dyn ServerCertVerifier>, String>;
+
+/// The trust sources of one run, built once.
+pub struct TrustSources {
+    system: Verifier,
+    mozilla: Verifier,
+    extra: Option<(String, Verifier)>,
+    extra_subjects: Vec<Vec<u8>>,
+    public_roots: OnceLock<Vec<PublicRoot>>,
+}
+
+/// A root of the Mozilla set, with its full certificate for export.
+#[derive(Debug, Clone)]
+pub struct PublicRoot {
+    /// Its short name.
+    pub name: String,
+    /// Its DER certificate.
+    pub der: CertificateDer<'static>,
+    subject_raw: Vec<u8>,
+}
+
+impl TrustSources {
+    /// The system store, the Mozilla set, and the extra roots when there are any.
+    pub fn new(extra: &ExtraRoots) -> Self {
+        let provider = trust::provider();
+        let system = rustls_platform_verifier::Verifier::new(provider.clone())
+            .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
+            .map_err(|e| format!("cannot load this machine's trusted certificates: {e}"));
+        let mozilla = webpki_verifier(RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        });
+        let extra_check = (!extra.files.is_empty()).then(|| {
+            let mut store = RootCertStore::empty();
+            let (_, ignored) = store.add_parsable_certificates(extra.certs.iter().cloned());
+            let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+            let label = extra
+                .files
+                .iter()
+                .map(|f| match &from_env {
+                    Some(e) if e == f => format!("SSL_CERT_FILE {}", f.display()),
+                    _ => format!("--ca-cert {}", f.display()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let verifier = if store.is_empty() {
+                Err(format!(
+                    "none of the {ignored} certificates can serve as a root"
+                ))
+            } else {
+                webpki_verifier(store)
+            };
+            (label, verifier)
+        });
+        let extra_subjects = extra
+            .certs
+            .iter()
+            .filter_map(|c| {
+                X509Certificate::from_der(c.as_ref())
+                    .ok()
+                    .map(|(_, x)| x.subject().as_raw().to_vec())
+            })
+            .collect();
+        Self {
+            system,
+            mozilla,
+            extra: extra_check,
+            extra_subjects,
+            public_roots: OnceLock::new(),
+        }
+    }
+
+    /// Checks `chain` for `host` against every source.
+    pub fn check(&self, chain: &Chain, host: &ServerName<'static>) -> Vec<TrustCheck> {
+        let mut checks = vec![
+            run_check(
+                Source::System,
+                "this machine's trust store".into(),
+                &self.system,
+                chain,
+                host,
+            ),
+            run_check(
+                Source::Mozilla,
+                format!(
+                    "the Mozilla root set ({} public roots)",
+                    webpki_roots::TLS_SERVER_ROOTS.len()
+                ),
+                &self.mozilla,
+                chain,
+                host,
+            ),
+        ];
+        if let Some((label, verifier)) = &self.extra {
+            checks.push(run_check(
+                Source::Extra,
+                label.clone(),
+                verifier,
+                chain,
+                host,
+            ));
+        }
+        checks
+    }
+
+    /// True when a root with this (DER) subject is among the extra roots.
+    pub fn extra_knows(&self, subject_raw: &[u8]) -> bool {
+        self.extra_subjects.iter().any(|s| s == subject_raw)
+    }
+
+    /// The Mozilla root with this (DER) subject, if there is one.
+    pub fn public_root(&self, subject_raw: &[u8]) -> Option<&PublicRoot> {
+        self.public_roots
+            .get_or_init(load_public_roots)
+            .iter()
+            .find(|r| r.subject_raw == subject_raw)
+    }
+}
+
+fn webpki_verifier(store: RootCertStore) -> Verifier {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(store), trust::provider())
+        .build()
+        .map(|v| v as Arc<dyn ServerCertVerifier>)
+        .map_err(|e| e.to_string())
+}
+
+fn load_public_roots() -> Vec<PublicRoot> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| {
+            let (_, x) = X509Certificate::from_der(der.as_ref()).ok()?;
+            Some(PublicRoot {
+                name: short_name(x.subject()),
+                subject_raw: x.subject().as_raw().to_vec(),
+                der: der.clone(),
+            })
+        })
+        .collect()
+}
+
+fn run_check(
+    source: Source,
+    label: String,
+    verifier: &Verifier,
+    chain: &Chain,
+    host: &ServerName<'static>,
+) -> TrustCheck {
+    let failed = |problem: Option<TlsProblem>, message: String| TrustCheck {
+        source,
+        label: label.clone(),
+        ok: false,
+        problem: problem.as_ref().map(|p| p.code().to_string()),
+        message: Some(message),
+        tls_problem: problem,
+    };
+    let verifier = match verifier {
+        Ok(v) => v,
+        Err(why) => return failed(None, why.clone()),
+    };
+    let Some((leaf, rest)) = chain.certs.split_first() else {
+        return failed(None, "the server presented no certificate".into());
+    };
+    let intermediates: Vec<CertificateDer<'static>> =
+        rest.iter().map(|c| c.der().clone()).collect();
+    match verifier.verify_server_cert(leaf.der(), &intermediates, host, &[], UnixTime::now()) {
+        Ok(_) => TrustCheck {
+            source,
+            label,
+            ok: true,
+            problem: None,
+            message: None,
+            tls_problem: None,
+        },
+        Err(e) => {
+            let problem = classify(&e);
+            let message = in_words(&problem);
+            failed(Some(problem), message)
+        }
+    }
+}
+
+/// What a source's refusal means, said of that source rather than of "this machine".
+fn in_words(problem: &TlsProblem) -> String {
+    match problem {
+        TlsProblem::UnknownIssuer => "the chain does not lead to any of its roots".into(),
+        TlsProblem::Expired => "a certificate of the chain has expired".into(),
+        TlsProblem::NotYetValid => "a certificate of the chain is not valid yet".into(),
+        TlsProblem::NameMismatch => "the certificate is not for this host name".into(),
+        TlsProblem::Revoked => "a certificate of the chain is revoked".into(),
+        other => other.to_string(),
+    }
+}
