@@ -80,7 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ca = pki::Ca::root("extpy demo mirror CA");
     let ca_pem = ca.write_pem(&args.out, "ca.pem");
     let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
-    let server = mirror::Mirror::start_on(args.port, Some(leaf.server_config(&[])));
+    // Like many private CAs and TLS-inspecting proxies, the server sends its CA with the leaf.
+    let server = mirror::Mirror::start_on(args.port, Some(leaf.server_config(&[&ca.der])));
     server.add_python(
         &args.python,
         &format!("python-{}-embed-amd64.zip", args.python),

@@ -312,6 +312,12 @@ pub struct PlanArgs {
     /// The copy and verify steps run by this generated playbook (`extpy rollout`)
     #[arg(long, value_name = "PLAYBOOK")]
     pub rollout: Option<String>,
+    /// Run the certificate diagnosis now and put its results in the plan
+    #[arg(long, conflicts_with = "doctor_report")]
+    pub doctor: bool,
+    /// Put the results of a saved `extpy doctor --json` in the plan
+    #[arg(long, value_name = "FILE")]
+    pub doctor_report: Option<PathBuf>,
 }
 
 /// `extpy plan`.
@@ -333,7 +339,46 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         bundle: bundle.as_ref().map(Bundle::file_name),
         rollout: args.rollout.clone(),
     };
-    let runbook = plan::build(&topology, &manifest, not_checked(), &options);
+    let certificates = if args.doctor {
+        if bundle.is_some() || s.offline {
+            return Err(Error::Usage("--doctor needs the network; with a bundle or --offline, pass --doctor-report FILE from a connected machine".into()));
+        }
+        let doctor = Doctor::new(
+            doctor_options(
+                s,
+                Vec::new(),
+                Advice {
+                    command: "build".into(),
+                    export: None,
+                    after_failure: false,
+                },
+            )?,
+            reporter,
+        )?;
+        let report = doctor.diagnose_sources(&manifest, &s.sources()?);
+        plan::Certificates::from_doctor(
+            &serde_json::to_value(&report).unwrap_or_default(),
+            "live (extpy doctor)".into(),
+        )
+        .map_err(Error::Usage)?
+    } else if let Some(file) = &args.doctor_report {
+        let bytes = std::fs::read(file).map_err(|source| Error::Io {
+            path: file.clone(),
+            action: "cannot read the doctor report",
+            source,
+        })?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Usage(format!(
+                "{}: not a saved `extpy doctor --json` report: {e}",
+                file.display()
+            ))
+        })?;
+        plan::Certificates::from_doctor(&doc, file.display().to_string())
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?
+    } else {
+        not_checked()
+    };
+    let runbook = plan::build(&topology, &manifest, certificates, &options);
     let format = if reporter.json() {
         plan::Format::Json
     } else {

@@ -441,3 +441,133 @@ fn out_writes_the_file_atomically() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+/// A saved `extpy doctor --json` of a mirror behind an unknown CA (which the server sends).
+fn failing_doctor_report(dir: &Path) -> (std::path::PathBuf, support::mirror::Mirror, support::Ca) {
+    let ca = support::Ca::root("Branch Office Proxy CA");
+    let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+    let mirror = support::mirror::Mirror::start(Some(leaf.server_config(&[&ca.der])));
+    let mut c = extpy();
+    c.args(["--json", "doctor", &format!("{}/simple/", mirror.url())]);
+    let r = run(c).code(4);
+    let report = dir.join("doctor.json");
+    fs::write(&report, &r.stdout).unwrap();
+    (report, mirror, ca)
+}
+
+#[test]
+fn a_failed_host_in_a_doctor_report_adds_the_remediation_step() {
+    let dir = workspace();
+    let (_report, mirror, ca) = failing_doctor_report(dir.path());
+    let host = format!("127.0.0.1:{}", mirror.addr.port());
+    let md = plan(
+        dir.path(),
+        &["topology.example.yaml", "--doctor-report", "doctor.json"],
+    )
+    .ok()
+    .stdout;
+    assert!(
+        md.contains("Checked (doctor.json): 0 of 1 hosts trusted."),
+        "{md}"
+    );
+    let trust_id = format!("`prepare.trust.127-0-0-1-{}`", mirror.addr.port());
+    let trust = md
+        .find(&trust_id)
+        .unwrap_or_else(|| panic!("no remediation step:\n{md}"));
+    assert!(
+        trust < md.find("`prepare.build`").unwrap(),
+        "the remediation comes before the download"
+    );
+    assert!(
+        md.contains(&format!(
+            "Trust the root certificate \"Branch Office Proxy CA\" for {host}"
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains(&ca.sha256()),
+        "the fingerprint to compare is in the plan"
+    );
+    assert!(
+        md.contains("Import-Certificate -FilePath \"C:\\extpy-roots\\Branch-Office-Proxy-CA.cer\""),
+        "{md}"
+    );
+    let doc = plan(
+        dir.path(),
+        &[
+            "topology.example.yaml",
+            "--doctor-report",
+            "doctor.json",
+            "--format",
+            "json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(doc["certificates"]["status"], "checked");
+    assert_eq!(doc["certificates"]["hosts"][0]["ok"], false);
+    assert_eq!(
+        doc["certificates"]["hosts"][0]["trust"]["sha256_fingerprint"],
+        ca.sha256()
+    );
+}
+
+#[test]
+fn doctor_live_with_a_trusted_mirror_adds_no_remediation() {
+    let w = support::World::new();
+    let topo = w.path("t.yaml");
+    fs::write(
+        &topo,
+        "schema: 1\nnodes:\n  - name: N\n    vu_root: 'D:\\vu'\n    cores: [Core1]\n",
+    )
+    .unwrap();
+    let r = w
+        .run(&[
+            "plan",
+            topo.to_str().unwrap(),
+            "--doctor",
+            "--format",
+            "json",
+        ])
+        .ok();
+    let doc = r.json();
+    assert_eq!(doc["certificates"]["source"], "live (extpy doctor)");
+    let hosts = doc["certificates"]["hosts"].as_array().unwrap();
+    assert!(!hosts.is_empty());
+    assert!(hosts.iter().all(|h| h["ok"] == true), "{hosts:?}");
+    assert!(
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| !s["id"].as_str().unwrap().starts_with("prepare.trust"))
+    );
+}
+
+#[test]
+fn a_doctor_report_that_is_not_one_is_an_input_error() {
+    let dir = workspace();
+    fs::write(dir.path().join("nope.json"), "{\"hello\": 1}").unwrap();
+    let r = plan(
+        dir.path(),
+        &["topology.example.yaml", "--doctor-report", "nope.json"],
+    )
+    .code(2);
+    assert!(
+        r.stderr.contains("nope.json: it has no `hosts` list"),
+        "{}",
+        r.stderr
+    );
+    fs::write(dir.path().join("broken.json"), "{").unwrap();
+    let r = plan(
+        dir.path(),
+        &["topology.example.yaml", "--doctor-report", "broken.json"],
+    )
+    .code(2);
+    assert!(
+        r.stderr
+            .contains("not a saved `extpy doctor --json` report"),
+        "{}",
+        r.stderr
+    );
+}

@@ -162,6 +162,8 @@ pub struct TrustFix {
     pub name: String,
     /// Its SHA-256 fingerprint.
     pub sha256_fingerprint: String,
+    /// The file name (without extension) `extpy doctor --export` writes it to.
+    pub file_stem: String,
 }
 
 /// The certificate section of the plan.
@@ -180,6 +182,59 @@ pub enum Certificates {
         /// Every host.
         hosts: Vec<HostCheck>,
     },
+}
+
+impl Certificates {
+    /// The results of an `extpy doctor --json` document (saved, or of a live run).
+    pub fn from_doctor(doc: &serde_json::Value, source: String) -> Result<Self, String> {
+        let hosts = doc
+            .get("hosts")
+            .and_then(|h| h.as_array())
+            .ok_or("it has no `hosts` list: not an `extpy doctor --json` report")?;
+        let mut out = Vec::new();
+        for (i, h) in hosts.iter().enumerate() {
+            let text =
+                |v: Option<&serde_json::Value>| v.and_then(|x| x.as_str()).map(str::to_string);
+            let host = text(h.get("host")).ok_or(format!("hosts[{i}] has no host"))?;
+            let port = h
+                .get("port")
+                .and_then(|p| p.as_u64())
+                .ok_or(format!("hosts[{i}] has no port"))?;
+            let ok = h
+                .get("ok")
+                .and_then(|o| o.as_bool())
+                .ok_or(format!("hosts[{i}] has no ok"))?;
+            let verdict =
+                text(h.get("verdict").and_then(|v| v.get("summary"))).unwrap_or_else(|| {
+                    if ok {
+                        "trusted".into()
+                    } else {
+                        "failed".into()
+                    }
+                });
+            let cert = h
+                .get("fix")
+                .and_then(|f| f.get("certificate"))
+                .filter(|c| !c.is_null());
+            let trust = match cert {
+                Some(c) => Some(TrustFix {
+                    name: text(c.get("name"))
+                        .ok_or(format!("hosts[{i}].fix.certificate has no name"))?,
+                    sha256_fingerprint: text(c.get("sha256"))
+                        .ok_or(format!("hosts[{i}].fix.certificate has no sha256"))?,
+                    file_stem: text(c.get("file_stem")).unwrap_or_else(|| "root".into()),
+                }),
+                None => None,
+            };
+            out.push(HostCheck {
+                host: format!("{host}:{port}"),
+                ok,
+                verdict,
+                trust,
+            });
+        }
+        Ok(Certificates::Checked { source, hosts: out })
+    }
 }
 
 /// Where the distribution comes from, for the prepare step.
@@ -314,8 +369,11 @@ pub fn build(
                     ),
                 )
                 .command(format!("extpy doctor --export C:\\extpy-roots {}", h.host))
-                .command("Import-Certificate -FilePath \"C:\\extpy-roots\\<name>.cer\" -CertStoreLocation Cert:\\LocalMachine\\Root")
-                .command("certutil -addstore -f Root \"C:\\extpy-roots\\<name>.cer\"")
+                .command(format!(
+                    "Import-Certificate -FilePath \"C:\\extpy-roots\\{}.cer\" -CertStoreLocation Cert:\\LocalMachine\\Root",
+                    fix.file_stem
+                ))
+                .command(format!("certutil -addstore -f Root \"C:\\extpy-roots\\{}.cer\"", fix.file_stem))
                 .check(format!("extpy doctor {}", h.host)),
                 None => Step::new(
                     id,
