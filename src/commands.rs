@@ -110,7 +110,7 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     let (manifest, inputs) = match &args.bundle {
         Some(b) => {
             let mut bundle = open_bundle(b, s, reporter)?;
-            let dir = temp_dir("extpy-bundle-")?;
+            let dir = crate::place::temp_dir("extpy-bundle-")?;
             let inputs = bundle.extract_artifacts(dir.path())?;
             temp = Some(dir);
             (bundle.manifest, inputs)
@@ -387,7 +387,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     let text = runbook.render(format);
     let human = match &args.out {
         Some(file) => {
-            crate::place::write_atomic(file, text.as_bytes()).map_err(dist::BuildError::from)?;
+            crate::place::write_atomic(file, text.as_bytes())?;
             reporter.info(format!(
                 "plan written to {} ({} steps)",
                 file.display(),
@@ -469,7 +469,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
             } else {
                 "bin/extpy"
             };
-            let dir = temp_dir("extpy-rollout-")?;
+            let dir = crate::place::temp_dir("extpy-rollout-")?;
             let dest = dir.path().join("extpy");
             if !bundle.extract_entry(wanted, &dest)? {
                 return Err(rollout::RolloutError::NoExecutable(format!(
@@ -499,8 +499,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
     };
     let plan_text = plan::build(&topology, &manifest, not_checked(), &plan_options)
         .render(plan::Format::Markdown);
-    crate::place::write_atomic(&project.dir.join("plan.md"), plan_text.as_bytes())
-        .map_err(dist::BuildError::from)?;
+    crate::place::write_atomic(&project.dir.join("plan.md"), plan_text.as_bytes())?;
     let human = format!(
         "Ansible project written to {} for {} ({}):
   inventory  {}
@@ -662,17 +661,6 @@ fn open_bundle(path: &Path, s: &Settings, reporter: &Reporter) -> Result<Bundle,
         b.sha256.short()
     ));
     Ok(b)
-}
-
-fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .map_err(|source| Error::Io {
-            path: std::env::temp_dir(),
-            action: "cannot create a temporary folder",
-            source,
-        })
 }
 
 /// The manifest for a topology: --manifest when given, else the one the topology names,

@@ -94,6 +94,9 @@ pub enum Error {
         /// The diagnosis of each host whose TLS failed.
         report: crate::tls::DoctorReport,
     },
+    /// A folder or file could not be put in place.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
     /// A local file could not be read or written.
     #[error("{}: {action}: {source}", path.display())]
     Io {
@@ -123,6 +126,8 @@ impl Error {
             Error::Explained { source, .. } => source.exit_code(),
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
             Error::Layout(l) => layout_code(l),
+            Error::Place(PlaceError::NotAFolder { .. }) => ExitCode::Input,
+            Error::Place(PlaceError::Io { .. }) => ExitCode::Local,
             Error::Rollout(r) => match r {
                 crate::rollout::RolloutError::Place(PlaceError::Io { .. }) => ExitCode::Local,
                 _ => ExitCode::Input,

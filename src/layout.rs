@@ -457,32 +457,15 @@ pub fn prepare_distribution(
             })
         }
         DistSource::Bundle(bundle) => {
-            let temp = tempfile::Builder::new()
-                .prefix("extpy-layout-")
-                .tempdir()
-                .map_err(|source| Error::Io {
-                    path: std::env::temp_dir(),
-                    action: "cannot create a temporary folder",
-                    source,
-                })?;
+            let temp = crate::place::temp_dir("extpy-layout-")?;
             let inputs = bundle.extract_artifacts(temp.path())?;
             let dir = temp.path().join("dist");
-            let report = dist::build(
-                manifest,
-                &inputs,
-                &BuildOptions {
-                    dest: dir.clone(),
-                    force: true,
-                    jobs: settings.jobs,
-                },
-                reporter,
-            )?;
+            let seal = build_sealed(manifest, &inputs, &dir, settings, reporter)?;
             reporter.info(format!(
                 "built the distribution from {} (seal {})",
                 bundle.file_name(),
-                report.seal_digest.short()
+                seal.digest.short()
             ));
-            let seal = read_seal(&dir)?;
             Ok(Prepared {
                 dir,
                 seal,
@@ -508,22 +491,18 @@ pub fn prepare_distribution(
             }
             let fetched = crate::fetch::fetch(manifest, &settings.fetch_options()?, reporter)?;
             reporter.info(fetched.summary());
-            let report = dist::build(
+            let seal = build_sealed(
                 manifest,
                 &Inputs::from_fetch(&fetched),
-                &BuildOptions {
-                    dest: dir.clone(),
-                    force: true,
-                    jobs: settings.jobs,
-                },
+                &dir,
+                settings,
                 reporter,
             )?;
             reporter.info(format!(
                 "built the distribution ({} files, seal {})",
-                report.files,
-                report.seal_digest.short()
+                seal.files.len(),
+                seal.digest.short()
             ));
-            let seal = read_seal(&dir)?;
             Ok(Prepared {
                 dir,
                 seal,
@@ -531,6 +510,23 @@ pub fn prepare_distribution(
             })
         }
     }
+}
+
+/// Builds the distribution into `dir` (replacing what is there) and returns its seal.
+fn build_sealed(
+    manifest: &Manifest,
+    inputs: &Inputs,
+    dir: &Path,
+    settings: &Settings,
+    reporter: &Reporter,
+) -> Result<Seal, Error> {
+    let options = BuildOptions {
+        dest: dir.to_path_buf(),
+        force: true,
+        jobs: settings.jobs,
+    };
+    dist::build(manifest, inputs, &options, reporter)?;
+    Seal::read(dir)?.map_err(Error::Mismatch)
 }
 
 /// Writes `pairing.json` into `out` (through a temporary file renamed into place).

@@ -197,6 +197,18 @@ fn leftovers(parent: &Path, name: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A temporary folder (removed when dropped) for files extpy unpacks on its way.
+pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, PlaceError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| PlaceError::Io {
+            path: std::env::temp_dir(),
+            action: "cannot create a temporary folder",
+            source,
+        })
+}
+
 /// Writes a file through a temporary sibling renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlaceError> {
     let parent = path

@@ -1,6 +1,6 @@
 //! The runbook as one self-contained, printable HTML page (no external assets).
 
-use super::{Certificates, Plan, Step, Table};
+use super::{Plan, Step, Table};
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -94,43 +94,13 @@ pub fn render(plan: &Plan) -> String {
         plan.manifest.packages.len(),
         esc(&plan.manifest.packages.join(", "))
     ));
-    let pairs = Table {
-        headers: ["node", "core", "VU", "External Python Directory"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        rows: plan
-            .pairs
-            .iter()
-            .map(|p| {
-                vec![
-                    p.node.clone(),
-                    p.core.clone(),
-                    p.vu.clone(),
-                    p.external_python_directory.to_string(),
-                ]
-            })
-            .collect(),
-    };
+    let pairs = plan.pairs_table();
     out.push_str(&table(&pairs));
     for w in &plan.warnings {
         out.push_str(&format!("<p class=\"warn\">⚠ {}</p>\n", esc(w)));
     }
     out.push_str("<h2>Certificates</h2>\n");
-    match &plan.certificates {
-        Certificates::Skipped { note } => {
-            out.push_str(&format!("<p>Not checked: {}</p>\n", esc(note)))
-        }
-        Certificates::Checked { source, hosts } => {
-            let failed = hosts.iter().filter(|h| !h.ok).count();
-            out.push_str(&format!(
-                "<p>Checked ({}): {} of {} hosts trusted.</p>\n",
-                esc(source),
-                hosts.len() - failed,
-                hosts.len()
-            ));
-        }
-    }
+    out.push_str(&format!("<p>{}</p>\n", esc(&plan.certificates_summary())));
     let mut phase = None;
     for (i, s) in plan.steps.iter().enumerate() {
         if phase != Some(s.phase) {

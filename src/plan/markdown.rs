@@ -1,6 +1,6 @@
 //! The runbook as a Markdown checklist (`- [ ]` per step).
 
-use super::{Certificates, Plan, Step, Table};
+use super::{Plan, Step, Table};
 
 /// Escapes text for Markdown: a backslash before punctuation (Windows paths), and `<`.
 pub fn text(s: &str) -> String {
@@ -105,24 +105,7 @@ pub fn render(plan: &Plan) -> String {
         plan.manifest.packages.len(),
         text(&plan.manifest.packages.join(", "))
     ));
-    let pairs = Table {
-        headers: ["node", "core", "VU", "External Python Directory"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        rows: plan
-            .pairs
-            .iter()
-            .map(|p| {
-                vec![
-                    p.node.clone(),
-                    p.core.clone(),
-                    p.vu.clone(),
-                    p.external_python_directory.to_string(),
-                ]
-            })
-            .collect(),
-    };
+    let pairs = plan.pairs_table();
     out.push_str(&table(&pairs, true, ""));
     if !plan.warnings.is_empty() {
         out.push_str("\n**Warnings**\n\n");
@@ -131,18 +114,7 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     out.push_str("\n## Certificates\n\n");
-    match &plan.certificates {
-        Certificates::Skipped { note } => out.push_str(&format!("Not checked: {}\n", text(note))),
-        Certificates::Checked { source, hosts } => {
-            let failed = hosts.iter().filter(|h| !h.ok).count();
-            out.push_str(&format!(
-                "Checked ({}): {} of {} hosts trusted.\n",
-                text(source),
-                hosts.len() - failed,
-                hosts.len()
-            ));
-        }
-    }
+    out.push_str(&format!("{}\n", text(&plan.certificates_summary())));
     let mut phase = None;
     for (i, s) in plan.steps.iter().enumerate() {
         if phase != Some(s.phase) {

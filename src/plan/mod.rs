@@ -699,6 +699,43 @@ pub enum Format {
 }
 
 impl Plan {
+    /// The pairing as a table: node, core, VU, External Python Directory.
+    pub fn pairs_table(&self) -> Table {
+        Table {
+            headers: ["node", "core", "VU", "External Python Directory"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            rows: self
+                .pairs
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.node.clone(),
+                        p.core.clone(),
+                        p.vu.clone(),
+                        p.external_python_directory.to_string(),
+                    ]
+                })
+                .collect(),
+        }
+    }
+
+    /// One sentence on the certificate check.
+    pub fn certificates_summary(&self) -> String {
+        match &self.certificates {
+            Certificates::Skipped { note } => format!("Not checked: {note}"),
+            Certificates::Checked { source, hosts } => {
+                let failed = hosts.iter().filter(|h| !h.ok).count();
+                format!(
+                    "Checked ({source}): {} of {} hosts trusted.",
+                    hosts.len() - failed,
+                    hosts.len()
+                )
+            }
+        }
+    }
+
     /// The plan in `format`.
     pub fn render(&self, format: Format) -> String {
         match format {
