@@ -505,3 +505,94 @@ fn bad_index_url_is_an_input_error() {
         r.stderr
     );
 }
+
+#[test]
+fn an_interrupted_run_is_resumed_by_the_next_one() {
+    let w = World::new();
+    // What a killed run leaves: the first half of the file in the cache's partial folder.
+    let sha = extpy::digest::Sha256Digest::of(&w.embed);
+    let partial = w.cache.join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    let half = w.embed.len() / 2;
+    std::fs::write(partial.join(format!("{sha}.part")), &w.embed[..half]).unwrap();
+    let doc = w.run(&["fetch", "--json"]).ok().json();
+    assert_eq!(doc["artifacts"][0]["resumed"], true);
+    let reqs = w.mirror.requests_to(&w.embed_path());
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].headers.get("range").map(String::as_str),
+        Some(format!("bytes={half}-").as_str())
+    );
+    assert_eq!(std::fs::read(w.blob(&w.embed)).unwrap(), w.embed);
+    assert!(!partial.join(format!("{sha}.part")).exists());
+}
+
+#[test]
+fn a_stale_partial_file_is_discarded_and_downloaded_again() {
+    let w = World::new();
+    let sha = extpy::digest::Sha256Digest::of(&w.embed);
+    let partial = w.cache.join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(
+        partial.join(format!("{sha}.part")),
+        b"not the start of this file",
+    )
+    .unwrap();
+    let r = w.run(&["fetch", "--json"]).ok();
+    assert!(
+        r.stderr
+            .contains("the resumed download did not verify; downloading it again from the start"),
+        "{}",
+        r.stderr
+    );
+    let reqs = w.mirror.requests_to(&w.embed_path());
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        !reqs[1].headers.contains_key("range"),
+        "the second request is for the whole file"
+    );
+    assert_eq!(std::fs::read(w.blob(&w.embed)).unwrap(), w.embed);
+}
+
+#[test]
+fn downloads_go_through_https_proxy_unless_no_proxy_says_otherwise() {
+    let w = World::new();
+    let proxy = support::servers::Proxy::start();
+    let mut c = w.cmd();
+    c.env("HTTPS_PROXY", proxy.url()).arg("fetch");
+    run(c).ok();
+    let tunnels = proxy.requests();
+    assert!(!tunnels.is_empty(), "no CONNECT seen");
+    assert!(
+        tunnels
+            .iter()
+            .all(|r| r.starts_with(&format!("CONNECT 127.0.0.1:{}", w.mirror.addr.port()))),
+        "{tunnels:?}"
+    );
+
+    let w2 = World::new();
+    let proxy2 = support::servers::Proxy::start();
+    let mut c = w2.cmd();
+    c.env("HTTPS_PROXY", proxy2.url())
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .arg("fetch");
+    run(c).ok();
+    assert!(proxy2.requests().is_empty(), "NO_PROXY bypasses the proxy");
+}
+
+#[test]
+fn an_unreachable_proxy_is_named() {
+    let w = World::new();
+    let port = support::servers::closed_port();
+    let mut c = w.cmd();
+    c.env("HTTPS_PROXY", format!("http://127.0.0.1:{port}"))
+        .args(["--retries", "0", "fetch"]);
+    let r = run(c).code(4);
+    assert!(
+        r.stderr.contains(&format!(
+            "through the proxy http://127.0.0.1:{port} (from HTTPS_PROXY)"
+        )),
+        "{}",
+        r.stderr
+    );
+}

@@ -474,3 +474,45 @@ fn a_full_destination_leaves_no_half_copied_vu() {
         "{stdout}"
     );
 }
+
+/// A read-only VU root: a clear error and nothing written.
+#[test]
+fn a_read_only_destination_is_a_clear_local_error() {
+    if !support::can_mount_tmpfs() {
+        eprintln!(
+            "\n\n*** SKIPPED a_read_only_destination_is_a_clear_local_error: cannot mount a tmpfs here (unshare -rm) ***\n"
+        );
+        return;
+    }
+    let w = World::new();
+    let topo = topology(&w, &[("HAC1", "D:\\SCP\\vu", &["Core1"])]);
+    let dist = w.path("dist");
+    w.run(&["build", s(&dist)]).ok();
+    let mnt = w.path("ro");
+    fs::create_dir_all(&mnt).unwrap();
+    let exe = env!("CARGO_BIN_EXE_extpy");
+    let script = format!(
+        "mount -t tmpfs -o size=1m,ro tmpfs '{mnt}' || exit 90; \
+         '{exe}' --manifest '{manifest}' --no-progress layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"; \
+         echo \"entries=$(ls -A '{mnt}' | wc -l)\"",
+        mnt = mnt.display(),
+        manifest = w.manifest.display(),
+        topo = topo.display(),
+        dist = dist.display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("rc=1\n"),
+        "a local failure\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Read-only file system") && stderr.contains("not writable"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("entries=0\n"), "nothing written\n{stdout}");
+}
