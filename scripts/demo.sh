@@ -2,7 +2,9 @@
 # Builds extpy and runs its main job end to end on this machine, with no internet: a local
 # HTTPS mirror (examples/mirror.rs, the one the tests use) serves a synthetic embeddable
 # CPython and three small wheels behind a CA made on the spot; extpy fetches and verifies
-# them, builds the External Python (as get-py.ps1 did) and checks it against its seal.
+# them, builds the External Python (as get-py.ps1 did) and checks it against its seal, lays
+# out the example topology's VUs, writes the runbook and an offline bundle, and shows what
+# `extpy doctor` says about the mirror with and without its CA.
 #
 #   scripts/demo.sh [WORK_DIR]
 set -euo pipefail
@@ -21,6 +23,10 @@ for _ in $(seq 100); do grep -q ready "$WORK/mirror.log" 2>/dev/null && break; s
 set -a; . "$WORK/mirror/env"; set +a
 export EXTPY_MANIFEST=$WORK/mirror/manifest.yaml EXTPY_CACHE_DIR=$WORK/cache
 
+echo "== extpy doctor (the mirror's CA is trusted through EXTPY_CA_CERT)"
+"$EXTPY" doctor "$MIRROR_URL/simple/" | head -1
+echo "== extpy doctor without that CA: the verdict and the fix"
+env -u EXTPY_CA_CERT "$EXTPY" doctor "$MIRROR_URL/simple/" | sed -n '1p;/fix/,/probe/p' || true
 echo "== extpy fetch (cold cache)"
 "$EXTPY" fetch
 echo "== extpy build (warm cache: no network), in $WORK/install"

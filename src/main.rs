@@ -146,6 +146,7 @@ enum BundleCommand {
 }
 
 fn main() -> ExitCode {
+    forget_empty_settings();
     let cli = Cli::parse();
     let verbosity = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => Verbosity::Quiet,
@@ -172,6 +173,17 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => fail(e, name, json),
+    }
+}
+
+/// An empty `EXTPY_*` variable means "not set" (`X=` in a script, as `set X=` does in cmd),
+/// not an empty path or number.
+fn forget_empty_settings() {
+    for (key, value) in std::env::vars_os() {
+        if value.is_empty() && key.to_string_lossy().starts_with("EXTPY_") {
+            // SAFETY: this runs first in main, before any other thread exists.
+            unsafe { std::env::remove_var(&key) };
+        }
     }
 }
 

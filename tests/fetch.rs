@@ -596,3 +596,21 @@ fn an_unreachable_proxy_is_named() {
         r.stderr
     );
 }
+
+#[test]
+fn empty_settings_in_the_environment_count_as_unset() {
+    let w = World::new();
+    let mut c = w.cmd();
+    for v in [
+        "EXTPY_TIMEOUT",
+        "EXTPY_JOBS",
+        "EXTPY_OFFLINE",
+        "EXTPY_MANIFEST",
+        "EXTPY_CA_CERT",
+        "EXTPY_JSON",
+    ] {
+        c.env(v, "");
+    }
+    c.arg("fetch");
+    run(c).ok();
+}
