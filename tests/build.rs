@@ -854,23 +854,16 @@ fn a_full_disk_fails_cleanly_and_keeps_the_previous_build() {
     let w = World::with_wheels(&[big]);
     w.run(&["fetch"]).ok();
     let mnt = w.path("mnt");
-    fs::create_dir_all(&mnt).unwrap();
-    let exe = env!("CARGO_BIN_EXE_extpy");
     let script = format!(
-        "set -u; mount -t tmpfs -o size=1m tmpfs '{mnt}' || exit 90; cp -r '{good}' '{mnt}/dest' || exit 91; \
-         '{exe}' --manifest '{manifest}' --cache-dir '{cache}' --offline --no-progress build '{mnt}/dest'; echo \"rc=$?\"; \
-         '{exe}' verify '{mnt}/dest' >/dev/null; echo \"verify=$?\"; ls -a '{mnt}'",
+        "cp -r '{good}' '{mnt}/dest' || exit 91
+         \"$EXTPY\" --manifest '{manifest}' --cache-dir '{cache}' --offline --no-progress build '{mnt}/dest'; echo \"rc=$?\"
+         \"$EXTPY\" verify '{mnt}/dest' >/dev/null; echo \"verify=$?\"; ls -a '{mnt}'",
         mnt = mnt.display(),
         good = good.display(),
         manifest = w.manifest.display(),
         cache = w.cache.display(),
     );
-    let out = std::process::Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stdout, stderr) = support::in_tmpfs(&mnt, "size=1m", &script);
     assert!(
         stdout.contains("rc=1\n"),
         "a local failure (exit 1)\nstdout:\n{stdout}\nstderr:\n{stderr}"

@@ -437,24 +437,16 @@ fn a_full_destination_leaves_no_half_copied_vu() {
     let dist = w.path("dist");
     w.run(&["build", s(&dist)]).ok();
     let mnt = w.path("mnt");
-    fs::create_dir_all(&mnt).unwrap();
-    let exe = env!("CARGO_BIN_EXE_extpy");
     let script = format!(
-        "mount -t tmpfs -o size=1m tmpfs '{mnt}' || exit 90; \
-         '{exe}' --manifest '{manifest}' --no-progress --jobs 1 layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"; \
-         for d in '{mnt}'/*; do echo \"vu=$(basename \"$d\")\"; ls -a \"$d/Python\" 2>/dev/null; done; \
-         '{exe}' --manifest '{manifest}' verify --topology '{topo}' --vu-root '{mnt}' --node HAC1; echo \"verify=$?\"",
+        "\"$EXTPY\" --manifest '{manifest}' --no-progress --jobs 1 layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"
+         for d in '{mnt}'/*; do echo \"vu=$(basename \"$d\")\"; ls -a \"$d/Python\" 2>/dev/null; done
+         \"$EXTPY\" --manifest '{manifest}' verify --topology '{topo}' --vu-root '{mnt}' --node HAC1; echo \"verify=$?\"",
         mnt = mnt.display(),
         manifest = w.manifest.display(),
         topo = topo.display(),
         dist = dist.display(),
     );
-    let out = std::process::Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stdout, stderr) = support::in_tmpfs(&mnt, "size=1m", &script);
     assert!(
         stdout.contains("rc=1\n"),
         "a local failure\nstdout:\n{stdout}\nstderr:\n{stderr}"
@@ -489,23 +481,15 @@ fn a_read_only_destination_is_a_clear_local_error() {
     let dist = w.path("dist");
     w.run(&["build", s(&dist)]).ok();
     let mnt = w.path("ro");
-    fs::create_dir_all(&mnt).unwrap();
-    let exe = env!("CARGO_BIN_EXE_extpy");
     let script = format!(
-        "mount -t tmpfs -o size=1m,ro tmpfs '{mnt}' || exit 90; \
-         '{exe}' --manifest '{manifest}' --no-progress layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"; \
+        "\"$EXTPY\" --manifest '{manifest}' --no-progress layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"
          echo \"entries=$(ls -A '{mnt}' | wc -l)\"",
         mnt = mnt.display(),
         manifest = w.manifest.display(),
         topo = topo.display(),
         dist = dist.display(),
     );
-    let out = std::process::Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stdout, stderr) = support::in_tmpfs(&mnt, "size=1m,ro", &script);
     assert!(
         stdout.contains("rc=1\n"),
         "a local failure\nstdout:\n{stdout}\nstderr:\n{stderr}"

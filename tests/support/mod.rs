@@ -261,3 +261,23 @@ pub fn assert_snapshot(name: &str, actual: &str) {
         );
     }
 }
+
+/// Runs the shell `script` in a private user and mount namespace where a tmpfs mounted with
+/// `options` (e.g. `size=1m`, `size=1m,ro`) sits at `mnt`; `$EXTPY` names the extpy binary.
+/// Returns stdout and stderr.
+pub fn in_tmpfs(mnt: &Path, options: &str, script: &str) -> (String, String) {
+    std::fs::create_dir_all(mnt).expect("mount point");
+    let full = format!(
+        "mount -t tmpfs -o {options} tmpfs '{}' || exit 90\n{script}",
+        mnt.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &full])
+        .env("EXTPY", env!("CARGO_BIN_EXE_extpy"))
+        .output()
+        .expect("run unshare");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
