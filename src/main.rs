@@ -25,6 +25,7 @@ struct Cli {
 }
 
 #[derive(Args)]
+#[command(next_help_heading = "Global options")]
 struct Global {
     /// Distribution manifest (YAML); the built-in CPython 3.12 manifest when absent
     #[arg(long, global = true, env = "EXTPY_MANIFEST", value_name = "FILE")]
@@ -94,6 +95,14 @@ enum Command {
     ///
     /// With --topology (or --bundle), checks every ExternalPython VU of the node(s): one line per VU.
     Verify(commands::VerifyArgs),
+    /// Diagnose TLS to the download hosts: the chain presented, who trusts it, the cause, the fix
+    ///
+    /// Without arguments: every host the sources use (python mirror, index, and the file
+    /// hosts the index points to). For each: proxy, DNS, TCP, TLS handshake, the chain the
+    /// server presented, its verification against this machine's trust store, the Mozilla
+    /// roots and --ca-cert, a verdict, the fix, and an HTTP probe once TLS is trusted.
+    /// Exit code 4 when any host fails.
+    Doctor(commands::DoctorArgs),
     /// Lay out the ExternalPythonN VU folders of a topology, paired with their cores
     ///
     /// Stages every node under --out DIR (DIR/<node>/<VU>/Python/External), or lays out one
@@ -105,14 +114,6 @@ enum Command {
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
-    /// Diagnose TLS to the download hosts: the chain presented, who trusts it, the cause, the fix
-    ///
-    /// Without arguments: every host the sources use (python mirror, index, and the file
-    /// hosts the index points to). For each: proxy, DNS, TCP, TLS handshake, the chain the
-    /// server presented, its verification against this machine's trust store, the Mozilla
-    /// roots and --ca-cert, a verdict, the fix, and an HTTP probe once TLS is trusted.
-    /// Exit code 4 when any host fails.
-    Doctor(commands::DoctorArgs),
     /// Write an Ansible project that lays out and verifies every node from a bundle
     ///
     /// One inventory host per HAC node; the playbook copies extpy and the bundle to each node,
