@@ -501,14 +501,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         .render(plan::Format::Markdown);
     crate::place::write_atomic(&project.dir.join("plan.md"), plan_text.as_bytes())?;
     let human = format!(
-        "Ansible project written to {} for {} ({}):
-  inventory  {}
-  playbook   {}
-  runbook    {}
-Run:
-  ansible-playbook -i {} {}
-  extpy report merge {}
-",
+        "Ansible project written to {} for {} ({}):\n  inventory  {}\n  playbook   {}\n  runbook    {}\nRun:\n  ansible-playbook -i {} {}\n  extpy report merge {}\n",
         project.dir.display(),
         crate::report::plural(project.nodes.len(), "node"),
         project.nodes.join(", "),

@@ -881,3 +881,38 @@ fn a_full_disk_fails_cleanly_and_keeps_the_previous_build() {
         "no temporary folder left behind\n{stdout}"
     );
 }
+
+#[test]
+fn a_requirement_the_manifest_does_not_pin_is_named() {
+    let mut alpha = WheelSpec::pure("alpha", "1.0");
+    alpha.requires = vec![
+        "beta_pkg[fast]>=2.0".into(),
+        "typing-extensions>=4; python_version < \"3.11\"".into(),
+    ];
+    let mut beta = WheelSpec::pure("beta_pkg", "2.1");
+    beta.requires = vec![
+        "gamma>=1.0; extra == 'fast'".into(),
+        "win-only; sys_platform == 'linux'".into(),
+    ];
+    let w = World::with_wheels(&[alpha, beta, WheelSpec::pure("gamma", "0.3")]);
+    let dest = w.path("x");
+    let r = w.run(&["build", dest.to_str().unwrap(), "--dry-run"]).ok();
+    assert!(r.stdout.contains("unmet: beta_pkg 2.1 requires gamma>=1.0; extra == 'fast', but the manifest pins gamma 0.3"), "{}", r.stdout);
+    let r = w.run(&["build", dest.to_str().unwrap(), "--json"]).ok();
+    assert!(
+        r.stderr
+            .contains("warning: beta_pkg 2.1 requires gamma>=1.0"),
+        "{}",
+        r.stderr
+    );
+    let doc = r.json();
+    assert_eq!(
+        doc["unmet_requirements"].as_array().unwrap().len(),
+        1,
+        "{doc}"
+    );
+    assert!(
+        dest.join("extpy-seal.json").is_file(),
+        "the build still runs"
+    );
+}

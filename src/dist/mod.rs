@@ -3,6 +3,7 @@
 //! destination and renamed into place only when complete.
 
 pub mod pth;
+pub mod requires;
 pub mod seal;
 pub mod wheel;
 
@@ -122,6 +123,8 @@ pub struct BuildPlan {
     pub pth: String,
     /// The wheels.
     pub wheels: Vec<WheelPlan>,
+    /// Requirements of the wheels that the pinned set does not meet.
+    pub unmet: Vec<String>,
 }
 
 /// A dry run's account of a plan.
@@ -135,6 +138,8 @@ pub struct PlanSummary {
     pub embeddable_files: usize,
     /// Per wheel: name, version, files.
     pub wheels: Vec<(String, String, usize)>,
+    /// Requirements of the wheels that the pinned set does not meet.
+    pub unmet_requirements: Vec<String>,
     /// Always true: nothing was written.
     pub dry_run: bool,
 }
@@ -147,21 +152,19 @@ impl PlanSummary {
             _ => "replace",
         };
         let mut out = format!(
-            "would {action} {} ({} now)
-",
+            "would {action} {} ({} now)\n",
             self.dest.display(),
             self.dest_now
         );
         out.push_str(&format!(
-            "  embeddable CPython: {} files
-",
+            "  embeddable CPython: {} files\n",
             self.embeddable_files
         ));
         for (n, v, f) in &self.wheels {
-            out.push_str(&format!(
-                "  {n} {v}: {f} files
-"
-            ));
+            out.push_str(&format!("  {n} {v}: {f} files\n"));
+        }
+        for u in &self.unmet_requirements {
+            out.push_str(&format!("  unmet: {u}\n"));
         }
         out
     }
@@ -185,6 +188,7 @@ impl BuildPlan {
                 .iter()
                 .map(|w| (w.name.clone(), w.version.clone(), w.files.len()))
                 .collect(),
+            unmet_requirements: self.unmet.clone(),
             dry_run: true,
         }
     }
@@ -213,6 +217,8 @@ pub struct BuildReport {
     pub seal_digest: Sha256Digest,
     /// True when a previous distribution was replaced.
     pub replaced: bool,
+    /// Requirements of the wheels that the pinned set does not meet (the build still ran).
+    pub unmet_requirements: Vec<String>,
 }
 
 /// The absolute destination as the user will see it.
@@ -290,6 +296,18 @@ pub fn plan(
             });
         }
     }
+    let packages: Vec<requires::Package> = wheels
+        .iter()
+        .map(|w| requires::Package {
+            name: w.name.clone(),
+            version: w.version.clone(),
+            requires: w.requires.clone(),
+        })
+        .collect();
+    let unmet = requires::unmet(
+        &packages,
+        &requires::Environment::target(manifest.python, manifest.platform),
+    );
     Ok(BuildPlan {
         dest,
         replaces,
@@ -297,6 +315,7 @@ pub fn plan(
         embeddable_files,
         pth,
         wheels,
+        unmet,
     })
 }
 
@@ -307,6 +326,11 @@ pub fn execute(
     options: &BuildOptions,
     reporter: &Reporter,
 ) -> Result<BuildReport, BuildError> {
+    for u in &plan.unmet {
+        reporter.warn(format!(
+            "{u}; the distribution may fail to import it (fix the manifest)"
+        ));
+    }
     let staging = Staging::begin(&plan.dest)?;
     let root = staging.path().to_path_buf();
 
@@ -385,6 +409,7 @@ pub fn execute(
         files: seal.files.len(),
         bytes: seal.total_size(),
         seal_digest: seal.digest,
+        unmet_requirements: plan.unmet.clone(),
         replaced: matches!(
             plan.replaces,
             DestState::Sealed | DestState::Foreign | DestState::Empty

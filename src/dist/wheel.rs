@@ -81,6 +81,8 @@ pub struct WheelPlan {
     pub version: String,
     /// The `.dist-info` folder name.
     pub dist_info: String,
+    /// Its `Requires-Dist` values.
+    pub requires: Vec<String>,
     /// Files to extract.
     pub files: Vec<PlannedFile>,
 }
@@ -267,6 +269,7 @@ pub fn plan(
         name,
         version: meta_version,
         dist_info,
+        requires: metadata.get("requires-dist").cloned().unwrap_or_default(),
         files,
     })
 }

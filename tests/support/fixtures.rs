@@ -73,6 +73,8 @@ pub struct WheelSpec {
     pub record_skip: Vec<String>,
     /// Files whose RECORD hash is wrong.
     pub record_lie: Vec<String>,
+    /// `Requires-Dist` lines of its METADATA.
+    pub requires: Vec<String>,
 }
 
 impl WheelSpec {
@@ -97,6 +99,7 @@ impl WheelSpec {
             record_extra: vec![],
             record_skip: vec![],
             record_lie: vec![],
+            requires: vec![],
         }
     }
 
@@ -119,10 +122,15 @@ impl WheelSpec {
     pub fn build(&self) -> Vec<u8> {
         let di = self.dist_info();
         let mut files = self.files.clone();
+        let requires: String = self
+            .requires
+            .iter()
+            .map(|r| format!("Requires-Dist: {r}\n"))
+            .collect();
         files.push((
             format!("{di}/METADATA"),
             format!(
-                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{requires}",
                 self.name, self.version
             )
             .into_bytes(),
