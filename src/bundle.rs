@@ -37,6 +37,12 @@ const DOS_EPOCH: u64 = 315_532_800; // 1980-01-01T00:00:00Z, the earliest time a
 /// Why a bundle could not be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// There is no bundle at the path.
+    #[error("{} does not exist\n  help: check the path of the bundle (made with `extpy bundle create`)", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
     /// The zip is unreadable or has a hostile entry.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
@@ -388,6 +394,11 @@ pub struct Check {
 /// Opens a bundle through the safe archive reader and checks every entry against
 /// `SHA256SUMS`, and every artifact against the manifest's pin.
 pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
+    if !path.is_file() {
+        return Err(BundleError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
     let label = format!("bundle {}", path.display());
     let (sha256, _) = hash_file(path).map_err(|source| BundleError::Io {
         path: path.to_path_buf(),

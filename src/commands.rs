@@ -102,25 +102,33 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     let dest = args
         .dest
         .unwrap_or_else(|| PathBuf::from(dist::DEFAULT_DEST));
+    // The inputs are checked first; then the line get-py.ps1 printed, then the work.
+    let mut bundle = args
+        .bundle
+        .as_deref()
+        .map(|b| open_bundle(b, s, reporter))
+        .transpose()?;
+    let manifest = match &bundle {
+        Some(b) => b.manifest.clone(),
+        None => s.load_manifest()?,
+    };
     reporter.result_line(format!(
         "Generating python at location: {}",
         dist::absolute_dest(&dest).display()
     ));
     let mut temp = None;
-    let (manifest, inputs) = match &args.bundle {
+    let inputs = match bundle.as_mut() {
         Some(b) => {
-            let mut bundle = open_bundle(b, s, reporter)?;
             let dir = crate::place::temp_dir("extpy-bundle-")?;
-            let inputs = bundle.extract_artifacts(dir.path())?;
+            let inputs = b.extract_artifacts(dir.path())?;
             temp = Some(dir);
-            (bundle.manifest, inputs)
+            inputs
         }
         None => {
-            let manifest = s.load_manifest()?;
             let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
                 .map_err(|e| explain_tls(e.into(), s, "build"))?;
             reporter.info(fetched.summary());
-            (manifest, Inputs::from_fetch(&fetched))
+            Inputs::from_fetch(&fetched)
         }
     };
     let options = BuildOptions {

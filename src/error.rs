@@ -135,7 +135,7 @@ impl Error {
             Error::Bundle(b) => match b {
                 BundleError::Archive(a) => archive_code(a),
                 BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,
-                BundleError::Input(_) => ExitCode::Input,
+                BundleError::Input(_) | BundleError::NotFound { .. } => ExitCode::Input,
                 BundleError::Io { .. } => ExitCode::Local,
             },
         }

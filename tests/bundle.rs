@@ -538,3 +538,27 @@ fn a_failed_create_leaves_nothing() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[test]
+fn a_missing_bundle_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.zip");
+    for args in [
+        vec!["bundle", "verify"],
+        vec!["bundle", "inspect"],
+        vec!["build", "--bundle"],
+    ] {
+        let mut c = extpy();
+        c.args(&args).arg(&missing);
+        let r = run(c).code(2);
+        assert!(
+            r.stderr.contains("nope.zip does not exist"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains("Generating python"),
+            "nothing is announced before the inputs are checked"
+        );
+    }
+}
