@@ -146,11 +146,7 @@ pub fn generate(
         "inventory.yml",
         inventory(topology, &bundle_name, options).as_bytes(),
     )?;
-    let playbook = match options.target {
-        Target::Windows => WINDOWS_PLAYBOOK,
-        Target::Linux => LINUX_PLAYBOOK,
-    };
-    write("rollout.yml", playbook.as_bytes())?;
+    write("rollout.yml", playbook(options.target).as_bytes())?;
     write("README.txt", readme(options).as_bytes())?;
     write(
         MARKER,
@@ -174,6 +170,13 @@ fn s(v: &str) -> Yaml {
 fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
     let mut vars = Mapping::new();
     vars.insert(s("extpy_bundle"), s(bundle));
+    vars.insert(
+        s("extpy_sep"),
+        s(match o.target {
+            Target::Windows => "\\",
+            Target::Linux => "/",
+        }),
+    );
     let connection = o
         .connection
         .clone()
@@ -269,47 +272,50 @@ fn readme(o: &RolloutOptions) -> String {
     )
 }
 
-const LINUX_PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy and the bundle, verify the bundle,
+/// The playbook, one text for both targets: `@NAME@` placeholders take the module names,
+/// the executable's name and the `mode:` lines that only the builtin modules accept.
+const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy and the bundle, verify the bundle,
 # lay out the node's ExternalPython VUs from it, verify them, and fetch the node's report.
 # Idempotent (a second run changes nothing) and --check shows what would change.
 # A VU that differs from its seal is reported and left; -e extpy_repair=true replaces it.
 - name: Lay out the ExternalPython VUs with extpy
   hosts: all
   gather_facts: false
+  vars:
+    extpy_exe: "{{ extpy_work_dir }}{{ extpy_sep }}@EXE@"
+    extpy_bundle_path: "{{ extpy_work_dir }}{{ extpy_sep }}{{ extpy_bundle }}"
+    extpy_report: "{{ extpy_work_dir }}{{ extpy_sep }}report.json"
   tasks:
     - name: Create the work folder
-      ansible.builtin.file:
+      @FILE@:
         path: "{{ extpy_work_dir }}"
-        state: directory
-        mode: "0755"
+        state: directory@MODE_DIR@
 
     - name: Copy extpy
-      ansible.builtin.copy:
-        src: files/extpy
-        dest: "{{ extpy_work_dir }}/extpy"
-        mode: "0755"
+      @COPY@:
+        src: files/@EXE@
+        dest: "{{ extpy_exe }}"@MODE_EXE@
 
     - name: Copy the bundle
-      ansible.builtin.copy:
+      @COPY@:
         src: "files/{{ extpy_bundle }}"
-        dest: "{{ extpy_work_dir }}/{{ extpy_bundle }}"
-        mode: "0644"
+        dest: "{{ extpy_bundle_path }}"@MODE_FILE@
 
     - name: Look for extpy on the node
-      ansible.builtin.stat:
-        path: "{{ extpy_work_dir }}/extpy"
+      @STAT@:
+        path: "{{ extpy_exe }}"
       register: extpy_present
 
     - name: Verify the bundle
-      ansible.builtin.command:
-        argv: ["{{ extpy_work_dir }}/extpy", "--no-progress", "bundle", "verify", "{{ extpy_work_dir }}/{{ extpy_bundle }}"]
+      @COMMAND@:
+        argv: ["{{ extpy_exe }}", "--no-progress", "bundle", "verify", "{{ extpy_bundle_path }}"]
       changed_when: false
       check_mode: false
       when: extpy_present.stat.exists
 
     - name: Lay out this node's VUs from the bundle
-      ansible.builtin.command:
-        argv: "{{ ['{}/extpy'.format(extpy_work_dir), '--json', '--no-progress', 'layout', '--bundle', '{}/{}'.format(extpy_work_dir, extpy_bundle), '--node', inventory_hostname, '--vu-root', extpy_vu_root] + (['--dry-run'] if ansible_check_mode else []) + (['--repair'] if extpy_repair | default(false) | bool else []) }}"
+      @COMMAND@:
+        argv: "{{ [extpy_exe, '--json', '--no-progress', 'layout', '--bundle', extpy_bundle_path, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + (['--dry-run'] if ansible_check_mode else []) + (['--repair'] if extpy_repair | default(false) | bool else []) }}"
       register: extpy_layout
       changed_when: "(extpy_layout.stdout | from_json).vus | selectattr('action', 'in', ['create', 'update', 'repair']) | list | length > 0"
       failed_when: extpy_layout.rc not in [0, 3]
@@ -317,8 +323,8 @@ const LINUX_PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy 
       when: extpy_present.stat.exists
 
     - name: Verify this node's VUs
-      ansible.builtin.command:
-        argv: ["{{ extpy_work_dir }}/extpy", "--json", "--no-progress", "verify", "--bundle", "{{ extpy_work_dir }}/{{ extpy_bundle }}", "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
+      @COMMAND@:
+        argv: ["{{ extpy_exe }}", "--json", "--no-progress", "verify", "--bundle", "{{ extpy_bundle_path }}", "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
       register: extpy_verify
       changed_when: false
       failed_when: extpy_verify.rc not in [0, 3]
@@ -326,15 +332,14 @@ const LINUX_PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy 
       when: extpy_present.stat.exists and not ansible_check_mode
 
     - name: Keep the report on the node
-      ansible.builtin.copy:
+      @COPY@:
         content: "{{ extpy_verify.stdout }}\n"
-        dest: "{{ extpy_work_dir }}/report.json"
-        mode: "0644"
+        dest: "{{ extpy_report }}"@MODE_FILE@
       when: extpy_verify is not skipped
 
     - name: Fetch the report
       ansible.builtin.fetch:
-        src: "{{ extpy_work_dir }}/report.json"
+        src: "{{ extpy_report }}"
         dest: "{{ playbook_dir }}/reports/{{ inventory_hostname }}.json"
         flat: true
       when: extpy_verify is not skipped
@@ -347,79 +352,41 @@ const LINUX_PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy 
       when: extpy_verify is not skipped
 "#;
 
-const WINDOWS_PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy and the bundle, verify the bundle,
-# lay out the node's ExternalPython VUs from it, verify them, and fetch the node's report.
-# Idempotent (a second run changes nothing) and --check shows what would change.
-# A VU that differs from its seal is reported and left; -e extpy_repair=true replaces it.
-- name: Lay out the ExternalPython VUs with extpy
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Create the work folder
-      ansible.windows.win_file:
-        path: "{{ extpy_work_dir }}"
-        state: directory
-
-    - name: Copy extpy
-      ansible.windows.win_copy:
-        src: files/extpy.exe
-        dest: '{{ extpy_work_dir }}\extpy.exe'
-
-    - name: Copy the bundle
-      ansible.windows.win_copy:
-        src: "files/{{ extpy_bundle }}"
-        dest: '{{ extpy_work_dir }}\{{ extpy_bundle }}'
-
-    - name: Look for extpy on the node
-      ansible.windows.win_stat:
-        path: '{{ extpy_work_dir }}\extpy.exe'
-      register: extpy_present
-
-    - name: Verify the bundle
-      ansible.windows.win_command:
-        argv: ['{{ extpy_work_dir }}\extpy.exe', "--no-progress", "bundle", "verify", '{{ extpy_work_dir }}\{{ extpy_bundle }}']
-      changed_when: false
-      check_mode: false
-      when: extpy_present.stat.exists
-
-    - name: Lay out this node's VUs from the bundle
-      ansible.windows.win_command:
-        argv: "{{ [extpy_work_dir ~ '\\extpy.exe', '--json', '--no-progress', 'layout', '--bundle', extpy_work_dir ~ '\\' ~ extpy_bundle, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + (['--dry-run'] if ansible_check_mode else []) + (['--repair'] if extpy_repair | default(false) | bool else []) }}"
-      register: extpy_layout
-      changed_when: "(extpy_layout.stdout | from_json).vus | selectattr('action', 'in', ['create', 'update', 'repair']) | list | length > 0"
-      failed_when: extpy_layout.rc not in [0, 3]
-      check_mode: false
-      when: extpy_present.stat.exists
-
-    - name: Verify this node's VUs
-      ansible.windows.win_command:
-        argv: ['{{ extpy_work_dir }}\extpy.exe', "--json", "--no-progress", "verify", "--bundle", '{{ extpy_work_dir }}\{{ extpy_bundle }}', "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
-      register: extpy_verify
-      changed_when: false
-      failed_when: extpy_verify.rc not in [0, 3]
-      check_mode: false
-      when: extpy_present.stat.exists and not ansible_check_mode
-
-    - name: Keep the report on the node
-      ansible.windows.win_copy:
-        content: "{{ extpy_verify.stdout }}\n"
-        dest: '{{ extpy_work_dir }}\report.json'
-      when: extpy_verify is not skipped
-
-    - name: Fetch the report
-      ansible.builtin.fetch:
-        src: '{{ extpy_work_dir }}\report.json'
-        dest: "{{ playbook_dir }}/reports/{{ inventory_hostname }}.json"
-        flat: true
-      when: extpy_verify is not skipped
-
-    - name: Every VU matches the bundle
-      ansible.builtin.assert:
-        that: extpy_verify.rc == 0
-        fail_msg: "{{ inventory_hostname }}: some VUs do not hold the bundle's distribution; see reports/{{ inventory_hostname }}.json or run extpy report merge"
-        quiet: true
-      when: extpy_verify is not skipped
-"#;
+/// The playbook for `target`.
+fn playbook(target: Target) -> String {
+    let mode = |m: &str| format!("\n        mode: \"{m}\"");
+    let (file, copy, stat, command, exe, dir, exe_mode, file_mode) = match target {
+        Target::Linux => (
+            "ansible.builtin.file",
+            "ansible.builtin.copy",
+            "ansible.builtin.stat",
+            "ansible.builtin.command",
+            "extpy",
+            mode("0755"),
+            mode("0755"),
+            mode("0644"),
+        ),
+        Target::Windows => (
+            "ansible.windows.win_file",
+            "ansible.windows.win_copy",
+            "ansible.windows.win_stat",
+            "ansible.windows.win_command",
+            "extpy.exe",
+            String::new(),
+            String::new(),
+            String::new(),
+        ),
+    };
+    PLAYBOOK
+        .replace("@FILE@", file)
+        .replace("@COPY@", copy)
+        .replace("@STAT@", stat)
+        .replace("@COMMAND@", command)
+        .replace("@EXE@", exe)
+        .replace("@MODE_DIR@", &dir)
+        .replace("@MODE_EXE@", &exe_mode)
+        .replace("@MODE_FILE@", &file_mode)
+}
 
 /// One VU in the merged report.
 #[derive(Debug, Clone, Serialize)]
@@ -609,5 +576,33 @@ impl Merged {
             out.push_str(&format!("{} of {} VUs failed\n", bad, self.rows.len()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_target_gets_its_modules_and_no_placeholder_is_left() {
+        let linux = playbook(Target::Linux);
+        let windows = playbook(Target::Windows);
+        for p in [&linux, &windows] {
+            assert!(!p.contains('@'), "a placeholder is left:\n{p}");
+        }
+        assert!(linux.contains("ansible.builtin.copy:") && !linux.contains("ansible.windows"));
+        assert!(linux.contains("src: files/extpy\n") && linux.contains("mode: \"0755\""));
+        assert!(
+            windows.contains("ansible.windows.win_command:")
+                && windows.contains("src: files/extpy.exe")
+        );
+        assert!(
+            !windows.contains("\n        mode:"),
+            "win_copy takes no mode"
+        );
+        assert!(
+            !windows.contains("ansible.builtin.copy")
+                && !windows.contains("ansible.builtin.command")
+        );
     }
 }
