@@ -276,7 +276,8 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
                 (None, Some(b)) => DistSource::Bundle(b),
                 (None, None) => DistSource::Cached,
             };
-            let prepared = layout::prepare_distribution(&manifest, s, source, reporter)?;
+            let prepared = layout::prepare_distribution(&manifest, s, source, reporter)
+                .map_err(|e| explain_tls(e, s, "layout"))?;
             layout::execute(
                 &plan,
                 &targets,
@@ -567,7 +568,8 @@ pub fn bundle_create(
 ) -> Result<Outcome, Error> {
     let topology = args.topology.as_deref().map(Topology::load).transpose()?;
     let manifest = manifest_for(s, topology.as_ref())?;
-    let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)?;
+    let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
+        .map_err(|e| explain_tls(e.into(), s, "bundle create"))?;
     reporter.info(fetched.summary());
     // The plan inside names the bundle generically: its bytes must not depend on OUT's name.
     let plan_text = topology.as_ref().map(|t| {

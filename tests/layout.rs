@@ -500,3 +500,31 @@ fn a_read_only_destination_is_a_clear_local_error() {
     );
     assert!(stdout.contains("entries=0\n"), "nothing written\n{stdout}");
 }
+
+#[test]
+fn a_layout_that_cannot_download_explains_the_certificate() {
+    let w = World::new();
+    let topo = topology(&w, &[("HAC1", "D:\\SCP\\vu", &["Core1"])]);
+    let mut c = support::extpy();
+    c.args(["--manifest", s(&w.manifest), "--cache-dir", s(&w.cache)]);
+    c.args([
+        "--python-mirror",
+        &w.mirror.python_mirror(),
+        "--index-url",
+        &w.mirror.index_url(),
+    ]);
+    c.args(["layout", s(&topo), "--out", s(&w.path("stage"))]);
+    let r = run(c).code(4);
+    assert!(
+        r.stderr
+            .contains("TLS with 127.0.0.1 failed: root not trusted by this machine"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("extpy layout --ca-cert"),
+        "the fix names the command: {}",
+        r.stderr
+    );
+    assert!(!w.path("stage/HAC1/ExternalPython1").exists());
+}
