@@ -2,6 +2,10 @@
 //! evaluated for the target (CPython X.Y on Windows) and extras followed, must be met by a
 //! pinned wheel of a matching version. The manifest pins a closed set by hand; this catches
 //! the pin that was bumped without the dependency it now needs.
+//!
+//! Only what wheel metadata uses is read (names, extras, version specifiers, markers), and a
+//! finding is a warning, never a refusal. The pep508_rs crate would parse all of PEP 508 but
+//! brings regex and a dozen other crates for this one check.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
