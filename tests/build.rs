@@ -140,21 +140,9 @@ fn rebuilding_gives_a_byte_identical_tree_and_seal() {
     );
 }
 
-#[test]
-fn data_platlib_and_abi3_wheels_install_where_an_installer_puts_them() {
+/// A wheel with purelib and platlib `.data` folders, and a cp312 platlib wheel.
+fn data_and_platlib_wheels() -> (WheelSpec, WheelSpec) {
     let mut data = WheelSpec::pure("datapkg", "1.0");
-    data.files.push((
-        "datapkg-1.0.data/scripts/datatool".into(),
-        b"#!python\nprint('tool')\n".to_vec(),
-    ));
-    data.files.push((
-        "datapkg-1.0.data/data/share/datapkg/readme.txt".into(),
-        b"shared data\n".to_vec(),
-    ));
-    data.files.push((
-        "datapkg-1.0.data/headers/datapkg.h".into(),
-        b"#define DATAPKG 1\n".to_vec(),
-    ));
     data.files.push((
         "datapkg-1.0.data/purelib/datapkg_extra.py".into(),
         b"X = 1\n".to_vec(),
@@ -169,6 +157,24 @@ fn data_platlib_and_abi3_wheels_install_where_an_installer_puts_them() {
     plat.files.push((
         "nativepkg/_speedups.cp312-win_amd64.pyd".into(),
         b"MZ speedups".to_vec(),
+    ));
+    (data, plat)
+}
+
+#[test]
+fn data_platlib_and_abi3_wheels_install_where_an_installer_puts_them() {
+    let (mut data, plat) = data_and_platlib_wheels();
+    data.files.push((
+        "datapkg-1.0.data/scripts/datatool".into(),
+        b"#!python\nprint('tool')\n".to_vec(),
+    ));
+    data.files.push((
+        "datapkg-1.0.data/data/share/datapkg/readme.txt".into(),
+        b"shared data\n".to_vec(),
+    ));
+    data.files.push((
+        "datapkg-1.0.data/headers/datapkg.h".into(),
+        b"#define DATAPKG 1\n".to_vec(),
     ));
     let mut abi3 = WheelSpec::pure("stablepkg", "50.0");
     abi3.tag = "cp311-abi3-win_amd64".into();
@@ -713,22 +719,7 @@ fn site_packages_matches_pip_install_target() {
         );
         return;
     }
-    let mut data = WheelSpec::pure("datapkg", "1.0");
-    data.files.push((
-        "datapkg-1.0.data/purelib/datapkg_extra.py".into(),
-        b"X = 1\n".to_vec(),
-    ));
-    data.files.push((
-        "datapkg-1.0.data/platlib/datapkg_native.pyd".into(),
-        b"MZ native".to_vec(),
-    ));
-    let mut plat = WheelSpec::pure("nativepkg", "3.1");
-    plat.tag = "cp312-cp312-win_amd64".into();
-    plat.purelib = false;
-    plat.files.push((
-        "nativepkg/_speedups.cp312-win_amd64.pyd".into(),
-        b"MZ speedups".to_vec(),
-    ));
+    let (data, plat) = data_and_platlib_wheels();
     let mut abi3 = WheelSpec::pure("stable_pkg", "50.0");
     abi3.tag = "cp311-abi3-win_amd64".into();
     abi3.files
