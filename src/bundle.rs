@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use zip::write::SimpleFileOptions;
 
 use crate::archive::{Archive, ArchiveError};
+use crate::assemble::Inputs;
 use crate::digest::{HashingWriter, Sha256Digest, hash_file};
-use crate::dist::Inputs;
 use crate::fetch::FetchReport;
 use crate::manifest::yaml::Origin;
 use crate::manifest::{ArtifactKind, InputError, Manifest};

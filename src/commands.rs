@@ -7,20 +7,20 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::assemble::seal::{self, VerifyOptions};
+use crate::assemble::{self, BuildOptions, Inputs};
 use crate::bundle::{self, Bundle};
 use crate::config::Settings;
-use crate::dist::seal::{self, VerifyOptions};
-use crate::dist::{self, BuildOptions, Inputs};
+use crate::doctor::render;
+use crate::doctor::{Advice, Doctor, DoctorOptions, DoctorReport, Resolve, Target};
 use crate::error::Error;
 use crate::fetch::{self, ArtifactError, FetchError};
 use crate::layout::{self, DistSource, NodeTarget};
 use crate::manifest::Manifest;
 use crate::net::NetError;
-use crate::plan;
 use crate::report::Reporter;
 use crate::rollout;
-use crate::tls::render;
-use crate::tls::{Advice, Doctor, DoctorOptions, DoctorReport, Resolve, Target};
+use crate::runbook;
 use crate::topology::Topology;
 
 /// What a command produced: its JSON document, its human rendering, and whether it found
@@ -101,7 +101,7 @@ pub struct BuildArgs {
 pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outcome, Error> {
     let dest = args
         .dest
-        .unwrap_or_else(|| PathBuf::from(dist::DEFAULT_DEST));
+        .unwrap_or_else(|| PathBuf::from(assemble::DEFAULT_DEST));
     // The inputs are checked first; then the line get-py.ps1 printed, then the work.
     let mut bundle = args
         .bundle
@@ -114,7 +114,7 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     };
     reporter.result_line(format!(
         "Generating python at location: {}",
-        dist::absolute_dest(&dest).display()
+        assemble::absolute_dest(&dest).display()
     ));
     let mut temp = None;
     let inputs = match bundle.as_mut() {
@@ -136,12 +136,12 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         force: args.force,
         jobs: s.jobs,
     };
-    let plan = dist::plan(&manifest, &inputs, &options)?;
+    let plan = assemble::plan(&manifest, &inputs, &options)?;
     if args.dry_run {
         let summary = plan.summary();
         return Ok(Outcome::new("build", &summary, summary.render()));
     }
-    let report = dist::execute(&plan, &manifest, &options, reporter)?;
+    let report = assemble::execute(&plan, &manifest, &options, reporter)?;
     drop(temp);
     Ok(Outcome::new("build", &report, report.render()))
 }
@@ -310,8 +310,8 @@ pub struct PlanArgs {
     #[arg(required_unless_present = "bundle")]
     pub topology: Option<PathBuf>,
     /// Output format
-    #[arg(long, value_enum, default_value_t = plan::Format::Markdown)]
-    pub format: plan::Format,
+    #[arg(long, value_enum, default_value_t = runbook::Format::Markdown)]
+    pub format: runbook::Format,
     /// Write to this file (atomically) instead of stdout
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -340,7 +340,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     for w in topology.mail.iter().flat_map(|m| &m.warnings) {
         reporter.warn(w);
     }
-    let options = plan::PlanOptions {
+    let options = runbook::PlanOptions {
         topology_arg: match &args.topology {
             Some(p) => p.display().to_string(),
             None => bundle::TOPOLOGY.to_string(),
@@ -365,7 +365,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
             reporter,
         )?;
         let report = doctor.diagnose_sources(&manifest, &s.sources()?);
-        plan::Certificates::from_doctor(
+        runbook::Certificates::from_doctor(
             &serde_json::to_value(&report).unwrap_or_default(),
             "live (extpy doctor)".into(),
         )
@@ -382,14 +382,14 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
                 file.display()
             ))
         })?;
-        plan::Certificates::from_doctor(&doc, file.display().to_string())
+        runbook::Certificates::from_doctor(&doc, file.display().to_string())
             .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?
     } else {
         not_checked()
     };
-    let runbook = plan::build(&topology, &manifest, certificates, &options);
+    let runbook = runbook::build(&topology, &manifest, certificates, &options);
     let format = if reporter.json() {
-        plan::Format::Json
+        runbook::Format::Json
     } else {
         args.format
     };
@@ -409,8 +409,8 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     Ok(Outcome::new("plan", &runbook, human))
 }
 
-fn not_checked() -> plan::Certificates {
-    plan::Certificates::Skipped {
+fn not_checked() -> runbook::Certificates {
+    runbook::Certificates::Skipped {
         note: "run `extpy doctor` on the machine that downloads, or make this plan with --doctor (live) or --doctor-report FILE (a saved `extpy doctor --json`)".into(),
     }
 }
@@ -501,13 +501,13 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
     };
     let project = rollout::generate(&topology, &bundle, &options)?;
     drop(temp);
-    let plan_options = plan::PlanOptions {
+    let plan_options = runbook::PlanOptions {
         topology_arg: "topology.yaml".into(),
         bundle: Some(bundle.file_name()),
         rollout: Some("rollout.yml".into()),
     };
-    let plan_text = plan::build(&topology, &manifest, not_checked(), &plan_options)
-        .render(plan::Format::Markdown);
+    let plan_text = runbook::build(&topology, &manifest, not_checked(), &plan_options)
+        .render(runbook::Format::Markdown);
     crate::place::write_atomic(&project.dir.join("plan.md"), plan_text.as_bytes())?;
     let human = format!(
         "Ansible project written to {} for {} ({}):\n  inventory  {}\n  playbook   {}\n  runbook    {}\nRun:\n  ansible-playbook -i {} {}\n  extpy report merge {}\n",
@@ -573,12 +573,12 @@ pub fn bundle_create(
     reporter.info(fetched.summary());
     // The plan inside names the bundle generically: its bytes must not depend on OUT's name.
     let plan_text = topology.as_ref().map(|t| {
-        let options = plan::PlanOptions {
+        let options = runbook::PlanOptions {
             topology_arg: bundle::TOPOLOGY.into(),
             bundle: Some("<bundle>.zip".into()),
             rollout: None,
         };
-        plan::build(t, &manifest, not_checked(), &options).render(plan::Format::Markdown)
+        runbook::build(t, &manifest, not_checked(), &options).render(runbook::Format::Markdown)
     });
     let executable = if args.include_self {
         Some(std::env::current_exe().map_err(|source| Error::Io {

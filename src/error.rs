@@ -1,18 +1,18 @@
 //! The top-level error and the documented exit codes.
 
 use crate::archive::ArchiveError;
+use crate::assemble::BuildError;
+use crate::assemble::seal::SealError;
+use crate::assemble::wheel::WheelError;
 use crate::bundle::BundleError;
 use crate::cache::CacheError;
-use crate::dist::BuildError;
-use crate::dist::seal::SealError;
-use crate::dist::wheel::WheelError;
+use crate::doctor::DoctorError;
 use crate::fetch::{ArtifactError, FetchError};
 use crate::layout::LayoutError;
 use crate::manifest::InputError;
 use crate::net::NetError;
 use crate::place::PlaceError;
 use crate::source::SourceError;
-use crate::tls::DoctorError;
 
 /// Exit codes, documented in the README and `extpy --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub enum Error {
         /// The original error (it decides the exit code).
         source: Box<Error>,
         /// The diagnosis of each host whose TLS failed.
-        report: crate::tls::DoctorReport,
+        report: crate::doctor::DoctorReport,
     },
     /// A folder or file could not be put in place.
     #[error(transparent)]

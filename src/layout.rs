@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::assemble::seal::{self, SEAL_FILE, Seal, Verification, VerifyOptions, native};
+use crate::assemble::{self, BuildOptions, Inputs};
 use crate::config::Settings;
 use crate::digest::Sha256Digest;
-use crate::dist::seal::{self, SEAL_FILE, Seal, Verification, VerifyOptions, native};
-use crate::dist::{self, BuildOptions, Inputs};
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::place::{self, PlaceError, Staging};
@@ -525,7 +525,7 @@ fn build_sealed(
         force: true,
         jobs: settings.jobs,
     };
-    dist::build(manifest, inputs, &options, reporter)?;
+    assemble::build(manifest, inputs, &options, reporter)?;
     Seal::read(dir)?.map_err(Error::Mismatch)
 }
 

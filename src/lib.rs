@@ -5,6 +5,7 @@ pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod digest;
+pub mod doctor;
 pub mod error;
 pub mod fetch;
 pub mod layout;
@@ -14,7 +15,6 @@ pub mod net;
 pub mod report;
 pub mod rollout;
 pub mod source;
-pub mod tls;
 pub mod topology;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
@@ -36,10 +36,10 @@ pub fn parallel<T: Sync, R: Send>(
     }
 }
 pub mod archive;
+pub mod assemble;
 pub mod bundle;
-pub mod dist;
 pub mod place;
-pub mod plan;
+pub mod runbook;
 
 /// Threads for local work (hashing, extracting, copying): `--jobs`, but no more than the
 /// machine has cores, since extra threads there only contend.

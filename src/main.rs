@@ -10,9 +10,9 @@ use serde_json::json;
 
 use extpy::commands::{self, Outcome};
 use extpy::config::Settings;
+use extpy::doctor::render::{self, Detail};
 use extpy::error::{EXIT_CODES_HELP, Error};
 use extpy::report::{Reporter, Verbosity};
-use extpy::tls::render::{self, Detail};
 
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
 #[derive(Parser)]

@@ -254,7 +254,7 @@ pub fn dest_state(dest: &Path) -> DestState {
         Err(_) => DestState::Absent,
         Ok(m) if !m.is_dir() => DestState::NotAFolder,
         Ok(_) => {
-            if dest.join(crate::dist::seal::SEAL_FILE).is_file() {
+            if dest.join(crate::assemble::seal::SEAL_FILE).is_file() {
                 DestState::Sealed
             } else if fs::read_dir(dest)
                 .map(|mut r| r.next().is_none())
@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(dest_state(&p), DestState::Empty);
         fs::write(p.join("a"), "").unwrap();
         assert_eq!(dest_state(&p), DestState::Foreign);
-        fs::write(p.join(crate::dist::seal::SEAL_FILE), "{}").unwrap();
+        fs::write(p.join(crate::assemble::seal::SEAL_FILE), "{}").unwrap();
         assert_eq!(dest_state(&p), DestState::Sealed);
         assert_eq!(dest_state(&p.join("a")), DestState::NotAFolder);
     }

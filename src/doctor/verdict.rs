@@ -572,7 +572,7 @@ mod tests {
         assert_eq!(duration_words(3 * 365 * 86_400), "3 years");
     }
 
-    use crate::tls::testpki::{TestCa, aia, self_signed, valid};
+    use crate::doctor::testpki::{TestCa, aia, self_signed, valid};
     use rustls::pki_types::CertificateDer;
 
     const NOW: i64 = 1_800_000_000;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 
 use crate::archive::{Archive, ArchiveError, Entry, check_entry_name};
+use crate::assemble::seal::{SealedFile, native, write_sealed};
 use crate::digest::Sha256Digest;
-use crate::dist::seal::{SealedFile, native, write_sealed};
 use crate::manifest::wheel::{Tag, supported_tags};
 use crate::manifest::{Platform, PythonVersion, Wheel, normalize_name};
 
