@@ -499,7 +499,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         extpy,
         force: args.force,
     };
-    let project = rollout::generate(&topology, &bundle, &options)?;
+    let project = rollout::generate(&topology, &bundle, &options, reporter)?;
     drop(temp);
     let plan_options = runbook::PlanOptions {
         topology_arg: "topology.yaml".into(),

@@ -127,9 +127,9 @@ impl Error {
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
             Error::Layout(l) => layout_code(l),
             Error::Place(PlaceError::NotAFolder { .. }) => ExitCode::Input,
-            Error::Place(PlaceError::Io { .. }) => ExitCode::Local,
+            Error::Place(_) => ExitCode::Local,
             Error::Rollout(r) => match r {
-                crate::rollout::RolloutError::Place(PlaceError::Io { .. }) => ExitCode::Local,
+                crate::rollout::RolloutError::Place(_) => ExitCode::Local,
                 _ => ExitCode::Input,
             },
             Error::Bundle(b) => match b {
@@ -150,7 +150,7 @@ fn layout_code(l: &LayoutError) -> ExitCode {
         LayoutError::BadDistribution { .. } | LayoutError::CopyNotVerified { .. } => {
             ExitCode::Verification
         }
-        LayoutError::Place(PlaceError::Io { .. }) => ExitCode::Local,
+        LayoutError::Place(_) => ExitCode::Local,
         LayoutError::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
         LayoutError::Seal(SealError::Missing { .. }) => ExitCode::Verification,
         LayoutError::Seal(SealError::Io { .. }) => ExitCode::Local,
@@ -169,7 +169,7 @@ fn build_code(b: &BuildError) -> ExitCode {
     match b {
         BuildError::DestForeign { .. } | BuildError::Clash { .. } => ExitCode::Input,
         BuildError::Place(PlaceError::NotAFolder { .. }) => ExitCode::Input,
-        BuildError::Place(PlaceError::Io { .. }) | BuildError::Io { .. } => ExitCode::Local,
+        BuildError::Place(_) | BuildError::Io { .. } => ExitCode::Local,
         BuildError::Embeddable { .. } => ExitCode::Verification,
         BuildError::Archive(a) => archive_code(a),
         BuildError::Wheel(WheelError::Archive(a)) => archive_code(a),

@@ -323,7 +323,7 @@ pub fn execute(
     let work: Vec<&VuPlan> = plan.vus.iter().filter(|v| v.action.writes()).collect();
     let bar = reporter.count_bar(work.len() as u64, "VUs");
     let results = crate::parallel(crate::local_jobs(jobs), &work, |v| {
-        let r = copy_verified(dist, seal, &v.path, jobs);
+        let r = copy_verified(dist, seal, &v.path, jobs, reporter);
         bar.inc(1);
         if r.is_ok() {
             reporter.detail(format!(
@@ -350,8 +350,9 @@ pub fn copy_verified(
     seal: &Seal,
     target: &Path,
     jobs: usize,
+    reporter: &Reporter,
 ) -> Result<(), LayoutError> {
-    let staging = Staging::begin_locked(target)?;
+    let staging = Staging::begin_locked(target, reporter)?;
     let root = staging.path();
     let mut folders: Vec<&str> = seal
         .files

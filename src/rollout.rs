@@ -77,6 +77,7 @@ pub fn generate(
     topology: &Topology,
     bundle: &Bundle,
     options: &RolloutOptions,
+    reporter: &crate::report::Reporter,
 ) -> Result<Project, RolloutError> {
     match dest_state(&options.out) {
         DestState::Foreign if !options.force && !options.out.join(MARKER).is_file() => {
@@ -92,7 +93,7 @@ pub fn generate(
         }
         _ => {}
     }
-    let staging = Staging::begin(&options.out)?;
+    let staging = Staging::begin(&options.out, reporter)?;
     let root = staging.path();
     let write = |rel: &str, bytes: &[u8]| -> Result<(), PlaceError> {
         let path = root.join(rel);

@@ -331,7 +331,7 @@ pub fn execute(
             "{u}; the distribution may fail to import it (fix the manifest)"
         ));
     }
-    let staging = Staging::begin(&plan.dest)?;
+    let staging = Staging::begin(&plan.dest, reporter)?;
     let root = staging.path().to_path_buf();
 
     create_folders(&root, plan)?;
