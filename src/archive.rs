@@ -396,27 +396,68 @@ pub fn check_entry_name(raw: &str) -> Result<String, &'static str> {
     Ok(trimmed.to_string())
 }
 
-/// A path component Windows can hold as-is (no reserved device names, no `<>:"|?*`, no
-/// control characters, no trailing dot or space).
+/// The longest name component Windows (NTFS) holds.
+pub const MAX_COMPONENT_LEN: usize = 255;
+
+/// The one check for a name that becomes a single path component (archive entry parts,
+/// project and `.dist-info` names, VU names and prefixes, node names): not empty, no path
+/// separator, not `.` or `..`, no drive letter or other `<>:"|?*` or control character, no
+/// device name Windows reserves (CON, PRN, AUX, NUL, COMn, LPTn, CONIN$, CONOUT$), no trailing
+/// dot or space, at most 255 characters.
 pub fn check_windows_component(part: &str) -> Result<(), &'static str> {
-    if part.chars().any(|c| c < ' ' || "<>:\"|?*".contains(c)) {
+    if part.is_empty() {
+        return Err("the name is empty");
+    }
+    if part.contains(['/', '\\']) {
+        return Err("it holds a path separator (/ or \\); it must be a single folder name");
+    }
+    if part == "." || part == ".." {
+        return Err("it is '.' or '..', which climbs out of the destination");
+    }
+    if part
+        .chars()
+        .any(|c| c < ' ' || c == '\u{7f}' || "<>:\"|?*".contains(c))
+    {
         return Err(
-            "it holds a character Windows does not allow in names (<>:\"|?* or a control character)",
+            "it holds a character Windows does not allow in names (<>:\"|?*, a drive letter's ':' or a control character)",
         );
     }
     if part.ends_with('.') || part.ends_with(' ') {
         return Err("a name component ends in a dot or space, which Windows drops");
+    }
+    if part.chars().count() > MAX_COMPONENT_LEN {
+        return Err("a name component is longer than the 255 characters Windows allows");
     }
     let stem = part
         .split('.')
         .next()
         .unwrap_or(part)
         .trim_end()
-        .to_ascii_uppercase();
-    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit());
+        .to_uppercase();
+    let numbered = |prefix: &str| {
+        stem.strip_prefix(prefix).is_some_and(|n| {
+            matches!(
+                n,
+                "0" | "1"
+                    | "2"
+                    | "3"
+                    | "4"
+                    | "5"
+                    | "6"
+                    | "7"
+                    | "8"
+                    | "9"
+                    | "\u{b9}"
+                    | "\u{b2}"
+                    | "\u{b3}"
+            )
+        })
+    };
+    let reserved = matches!(
+        stem.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) || numbered("COM")
+        || numbered("LPT");
     if reserved {
         return Err("it uses a device name Windows reserves (CON, PRN, AUX, NUL, COMn, LPTn)");
     }
@@ -472,6 +513,9 @@ mod tests {
             ("pkg/COM1", "reserves"),
             ("pkg/name. ", "dot or space"),
             ("", "empty"),
+            ("pkg/conout$.txt", "reserves"),
+            ("pkg/com\u{b9}.py", "reserves"),
+            ("a\u{7f}b", "control character"),
         ] {
             let err = check_entry_name(bad).unwrap_err();
             assert!(err.contains(why), "{bad:?}: {err}");
@@ -481,5 +525,31 @@ mod tests {
             "CON only as a whole stem"
         );
         assert!(check_entry_name("com10.txt").is_ok());
+        assert!(
+            check_entry_name(&"a".repeat(5000))
+                .unwrap_err()
+                .contains("255")
+        );
+    }
+
+    #[test]
+    fn single_components() {
+        for (bad, why) in [
+            ("", "empty"),
+            ("a/b", "separator"),
+            ("..\\x", "separator"),
+            ("..", "'..'"),
+            (".", "'.'"),
+            ("C:x", "drive letter"),
+            ("NUL", "reserves"),
+            ("lpt9.log", "reserves"),
+            ("vu.", "dot or space"),
+            ("vu ", "dot or space"),
+            ("a\tb", "control"),
+        ] {
+            let err = check_windows_component(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert!(check_windows_component("ExternalPython1").is_ok());
     }
 }

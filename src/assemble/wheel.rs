@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
-use crate::archive::{Archive, ArchiveError, Entry, check_entry_name};
+use crate::archive::{Archive, ArchiveError, Entry, check_entry_name, check_windows_component};
 use crate::assemble::seal::{SealedFile, native, write_sealed};
 use crate::digest::Sha256Digest;
 use crate::manifest::wheel::{Tag, supported_tags};
@@ -146,6 +146,8 @@ pub fn plan(
     let (di_name, _) = stem
         .split_once('-')
         .ok_or_else(|| invalid(format!("{dist_info} is not name-version.dist-info")))?;
+    check_windows_component(di_name)
+        .map_err(|why| invalid(format!("its {dist_info} cannot name a folder: {why}")))?;
     if normalize_name(di_name) != wheel.filename.normalized_name() {
         return Err(invalid(format!(
             "its {dist_info} is for another project than the file name says"
@@ -204,6 +206,7 @@ pub fn plan(
         .and_then(|v| v.first())
         .cloned()
         .ok_or_else(|| invalid("METADATA has no Name".into()))?;
+    check_project_name(&name, &wheel.filename.normalized_name()).map_err(&invalid)?;
     let meta_version = metadata
         .get("version")
         .and_then(|v| v.first())
@@ -299,6 +302,32 @@ pub fn install(plan: &WheelPlan, root: &Path) -> Result<Vec<SealedFile>, WheelEr
     let record = render_record(&sealed, &plan.record_path());
     sealed.push(write_sealed(root, &plan.record_path(), record.as_bytes())?);
     Ok(sealed)
+}
+
+/// A METADATA `Name` becomes a folder (`Include/<name>`): it must be a valid project name
+/// (PEP 508: letters, digits, `.`, `_`, `-`, starting and ending with a letter or digit), one
+/// safe path component, and the project the wheel's file name says (compared after PEP 503
+/// normalization).
+fn check_project_name(name: &str, file_project: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(format!(
+            "METADATA Name {name:?} is not a project name (letters, digits, '.', '_' and '-' only)"
+        ));
+    }
+    check_windows_component(name)
+        .map_err(|why| format!("METADATA Name {name:?} cannot name a folder: {why}"))?;
+    if normalize_name(name) != file_project {
+        return Err(format!(
+            "METADATA Name {name:?} is another project than the file name says ({file_project})"
+        ));
+    }
+    Ok(())
 }
 
 fn data_target(rest: &str, project: &str) -> Result<String, String> {
@@ -491,6 +520,24 @@ mod tests {
         assert_eq!(data_target("headers/x.h", "p").unwrap(), "Include/p/x.h");
         assert!(data_target("weird/x", "p").is_err());
         assert!(data_target("purelib", "p").is_err());
+    }
+
+    #[test]
+    fn project_names_that_would_become_paths_are_refused() {
+        assert!(check_project_name("Data_Pkg", "data-pkg").is_ok());
+        for (bad, why) in [
+            ("../../x", "not a project name"),
+            ("/abs", "not a project name"),
+            ("C:x", "not a project name"),
+            ("a\\b", "not a project name"),
+            ("", "not a project name"),
+            ("con", "reserves"),
+            ("other", "another project"),
+        ] {
+            let file_project = if bad == "con" { "con" } else { "data-pkg" };
+            let err = check_project_name(bad, file_project).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct WheelSpec {
     pub record_lie: Vec<String>,
     /// `Requires-Dist` lines of its METADATA.
     pub requires: Vec<String>,
+    /// METADATA's `Name` when it should differ from `name` (to lie on purpose).
+    pub metadata_name: Option<String>,
 }
 
 impl WheelSpec {
@@ -100,6 +102,7 @@ impl WheelSpec {
             record_skip: vec![],
             record_lie: vec![],
             requires: vec![],
+            metadata_name: None,
         }
     }
 
@@ -131,7 +134,8 @@ impl WheelSpec {
             format!("{di}/METADATA"),
             format!(
                 "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{requires}",
-                self.name, self.version
+                self.metadata_name.as_deref().unwrap_or(&self.name),
+                self.version
             )
             .into_bytes(),
         ));

@@ -1,0 +1,191 @@
+//! Hostile inputs: names that would become paths, inputs without limits, archives whose
+//! headers disagree, reseals, endless downloads. Each test here is the regression test of
+//! one defect an attack on the release binary found.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::{PY, WheelSpec, World, embeddable, tree};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every file under `root`, so a test can show nothing was written outside DEST.
+fn files_under(root: &Path) -> Vec<String> {
+    tree(root)
+}
+
+#[test]
+fn a_metadata_name_never_becomes_a_path() {
+    for (meta_name, needle) in [
+        (
+            "../../escaped",
+            "METADATA Name \"../../escaped\" is not a project name",
+        ),
+        (
+            "/abs/escaped",
+            "METADATA Name \"/abs/escaped\" is not a project name",
+        ),
+        ("..\\..\\escaped", "is not a project name"),
+        (
+            "otherproject",
+            "is another project than the file name says (evil)",
+        ),
+    ] {
+        let mut evil = WheelSpec::pure("evil", "1.0");
+        evil.files
+            .push(("evil-1.0.data/headers/evil.h".into(), b"int x;\n".to_vec()));
+        evil.metadata_name = Some(meta_name.into());
+        let w = World::with_artifacts(embeddable(PY), vec![(evil.filename(), evil.build())]);
+        let before = files_under(w.dir.path());
+        let dest = w.path("a/b/dest");
+        let r = w.run(&["build", s(&dest)]).code(3);
+        assert!(
+            r.stderr.contains("wheel evil-1.0-py3-none-any.whl"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(needle), "{meta_name}: {}", r.stderr);
+        let after: Vec<String> = files_under(w.dir.path())
+            .into_iter()
+            .filter(|p| !p.starts_with("cache/"))
+            .collect();
+        let before: Vec<String> = before
+            .into_iter()
+            .filter(|p| !p.starts_with("cache/"))
+            .collect();
+        assert_eq!(after, before, "{meta_name}: nothing written");
+    }
+}
+
+#[test]
+fn a_headers_folder_follows_the_metadata_name_when_it_is_the_same_project() {
+    let mut ok = WheelSpec::pure("good_pkg", "1.0");
+    ok.files
+        .push(("good_pkg-1.0.data/headers/g.h".into(), b"int g;\n".to_vec()));
+    ok.metadata_name = Some("Good.Pkg".into());
+    let w = World::with_artifacts(embeddable(PY), vec![(ok.filename(), ok.build())]);
+    let dest = w.path("dest");
+    w.run(&["build", s(&dest)]).ok();
+    assert!(dest.join("Include/Good.Pkg/g.h").is_file());
+}
+
+/// A topology with one node, whose YAML lines are `extra` inserted at the node.
+fn one_node(w: &World, name: &str, prefix: Option<&str>, cores: &str) -> std::path::PathBuf {
+    let mut t = String::from("schema: 1\n");
+    if let Some(p) = prefix {
+        t.push_str(&format!("vu_prefix: '{p}'\n"));
+    }
+    t.push_str(&format!(
+        "nodes:\n  - name: '{name}'\n    vu_root: 'D:\\vu'\n    cores:\n{cores}"
+    ));
+    let path = w.path("topology.yaml");
+    fs::write(&path, t).unwrap();
+    path
+}
+
+#[test]
+fn topology_names_that_would_become_paths_are_refused_with_their_line() {
+    let w = World::new();
+    let plain = "      - Core1\n";
+    for (name, prefix, cores, line, needle) in [
+        (
+            "HAC1",
+            None,
+            "      - { core: Core1, vu: '../../x' }\n",
+            6,
+            "nodes[0].cores[0].vu: \"../../x\" cannot name a VU folder: it holds a path separator",
+        ),
+        (
+            "HAC1",
+            None,
+            "      - { core: Core1, vu: '/abs' }\n",
+            6,
+            "cannot name a VU folder",
+        ),
+        (
+            "HAC1",
+            None,
+            "      - { core: Core1, vu: 'a\\b' }\n",
+            6,
+            "cannot name a VU folder",
+        ),
+        (
+            "HAC1",
+            None,
+            "      - { core: Core1, vu: '..' }\n",
+            6,
+            "cannot name a VU folder",
+        ),
+        (
+            "HAC1",
+            None,
+            "      - { core: Core1, vu: 'COM1' }\n",
+            6,
+            "reserves",
+        ),
+        (
+            "HAC1",
+            Some("a/b"),
+            plain,
+            2,
+            "vu_prefix: \"a/b\" cannot name a folder",
+        ),
+        ("HAC1", Some("..\\"), plain, 2, "vu_prefix"),
+        (
+            "a/b",
+            None,
+            plain,
+            3,
+            "nodes[0].name: \"a/b\" cannot name a folder",
+        ),
+        (
+            "../x",
+            None,
+            plain,
+            3,
+            "nodes[0].name: \"../x\" cannot name a folder",
+        ),
+        ("NUL", None, plain, 3, "reserves"),
+        ("node.", None, plain, 3, "dot or space"),
+    ] {
+        let topo = one_node(&w, name, prefix, cores);
+        let r = w.run(&["plan", s(&topo)]).code(2);
+        assert!(
+            r.stderr.contains(&format!("{}:{line}: ", topo.display())),
+            "{name} {prefix:?} {cores}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn layout_never_writes_outside_the_vu_root() {
+    let w = World::new();
+    let topo = one_node(
+        &w,
+        "HAC1",
+        None,
+        "      - { core: Core1, vu: '../../escaped' }\n",
+    );
+    let root = w.path("deep/er/vu");
+    fs::create_dir_all(&root).unwrap();
+    let r = w
+        .run(&["layout", s(&topo), "--node", "HAC1", "--vu-root", s(&root)])
+        .code(2);
+    assert!(r.stderr.contains("cannot name a VU folder"), "{}", r.stderr);
+    assert!(!w.path("escaped").exists() && !w.path("deep/escaped").exists());
+    assert!(
+        fs::read_dir(&root).unwrap().next().is_none(),
+        "nothing laid out"
+    );
+    let topo = one_node(&w, "../../escaped", None, "      - Core1\n");
+    let out = w.path("deep/er/out");
+    let r = w.run(&["layout", s(&topo), "--out", s(&out)]).code(2);
+    assert!(r.stderr.contains("cannot name a folder"), "{}", r.stderr);
+    assert!(!w.path("escaped").exists() && !out.exists());
+}
