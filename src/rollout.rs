@@ -38,6 +38,33 @@ pub enum RolloutError {
     /// Writing failed.
     #[error(transparent)]
     Place(#[from] PlaceError),
+    /// A node name Ansible cannot take as an inventory host name as it is.
+    #[error(
+        "node {node:?} of the topology cannot be an Ansible inventory host: {why}\n  help: name the node with letters, digits, '.', '_' and '-' only"
+    )]
+    NodeName {
+        /// The node.
+        node: String,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+/// Inventory host names are Ansible host patterns and templated as `inventory_hostname`:
+/// only plain names pass.
+fn check_inventory_host(node: &str) -> Result<(), RolloutError> {
+    let plain = !node.is_empty()
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if plain {
+        Ok(())
+    } else {
+        Err(RolloutError::NodeName {
+            node: node.to_string(),
+            why: "it holds characters that Ansible reads as patterns or templates",
+        })
+    }
 }
 
 /// What `extpy rollout` needs.
@@ -92,6 +119,9 @@ pub fn generate(
             .into());
         }
         _ => {}
+    }
+    for node in &topology.nodes {
+        check_inventory_host(&node.name)?;
     }
     let staging = Staging::begin(&options.out, reporter)?;
     let root = staging.path();
@@ -168,9 +198,18 @@ fn s(v: &str) -> Yaml {
     Yaml::String(v.to_string())
 }
 
+/// A value that came from the topology, the bundle or the command line, written `!unsafe` so
+/// that Ansible never templates it: `{{ lookup('pipe', ...) }}` in a topology stays text.
+fn unsafe_value(v: &str) -> Yaml {
+    Yaml::Tagged(Box::new(serde_yaml::value::TaggedValue {
+        tag: serde_yaml::value::Tag::new("unsafe"),
+        value: s(v),
+    }))
+}
+
 fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
     let mut vars = Mapping::new();
-    vars.insert(s("extpy_bundle"), s(bundle));
+    vars.insert(s("extpy_bundle"), unsafe_value(bundle));
     vars.insert(
         s("extpy_sep"),
         s(match o.target {
@@ -210,7 +249,7 @@ fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
         let mut h = Mapping::new();
         h.insert(
             s("ansible_host"),
-            s(node.host.as_deref().unwrap_or(&node.name)),
+            unsafe_value(node.host.as_deref().unwrap_or(&node.name)),
         );
         let (vu_root, work_dir) = match (o.target, &o.vu_root_base) {
             (Target::Linux, Some(base)) => {
@@ -228,15 +267,18 @@ fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
             (Target::Linux, None) => (node.vu_root.to_string(), Some("/var/tmp/extpy".to_string())),
             (Target::Windows, _) => (node.vu_root.to_string(), None),
         };
-        h.insert(s("extpy_vu_root"), s(&vu_root));
+        h.insert(s("extpy_vu_root"), unsafe_value(&vu_root));
         if let Some(w) = work_dir {
-            h.insert(s("extpy_work_dir"), s(&w));
+            h.insert(s("extpy_work_dir"), unsafe_value(&w));
         }
         h.insert(
             s("extpy_cores"),
-            Yaml::Sequence(node.cores.iter().map(|c| s(c)).collect()),
+            Yaml::Sequence(node.cores.iter().map(|c| unsafe_value(c)).collect()),
         );
-        let vus = topology.pairs_of(&node.name).map(|p| s(&p.vu)).collect();
+        let vus = topology
+            .pairs_of(&node.name)
+            .map(|p| unsafe_value(&p.vu))
+            .collect();
         h.insert(s("extpy_vus"), Yaml::Sequence(vus));
         hosts.insert(s(&node.name), Yaml::Mapping(h));
     }
@@ -605,5 +647,13 @@ mod tests {
             !windows.contains("ansible.builtin.copy")
                 && !windows.contains("ansible.builtin.command")
         );
+    }
+
+    #[test]
+    fn inventory_hosts_are_plain_names() {
+        assert!(check_inventory_host("HAC-1.site_a").is_ok());
+        for bad in ["{{ x }}", "a,b", "a:b", "all[0]", "~re", ""] {
+            assert!(check_inventory_host(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -281,6 +281,12 @@ impl Topology {
                     why,
                 )
             })?;
+            if let Some(host) = &raw_node.host {
+                check_host(host).map_err(|why| {
+                    at(host, nth(host), field("host"), format!("{host:?} {why}"))
+                        .with_help("write a host name (hac1.example.com) or an IP address")
+                })?;
+            }
             if raw_node.cores.is_empty() {
                 return Err(at(
                     &raw_node.name,
@@ -424,6 +430,37 @@ impl Topology {
     }
 }
 
+/// A host name (letters, digits, `-` and `_` in dot-separated labels, at most 253
+/// characters) or an IPv4/IPv6 address; anything else could be a template or an option to
+/// the tools that get it.
+pub fn check_host(host: &str) -> Result<(), &'static str> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if host.is_empty() || host.len() > 253 {
+        return Err("is not a host name (1 to 253 characters)");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if host.trim_end_matches('.').split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(
+            "is not a host name or IP address (letters, digits, '-' and '_' in dot-separated labels)",
+        )
+    }
+}
+
 /// The number at the end of a core's name (`Core12` → 12).
 pub fn core_number(core: &str) -> Option<u32> {
     let digits: String = core
@@ -527,6 +564,32 @@ mod tests {
             "",
         ] {
             assert!(WinPath::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn host_names_and_addresses() {
+        for ok in [
+            "hac1",
+            "hac1.example.com",
+            "HAC_2.corp",
+            "10.0.0.1",
+            "::1",
+            "[fe80::1]",
+            "a.b.",
+        ] {
+            assert!(check_host(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "{{ lookup('pipe', 'id') }}",
+            "-oProxyCommand=x",
+            "a..b",
+            "a b",
+            "host:22",
+            "a/b",
+        ] {
+            assert!(check_host(bad).is_err(), "{bad}");
         }
     }
 

@@ -126,11 +126,14 @@ fn linux_rollout_lays_out_verifies_and_is_idempotent() {
         "{inventory}"
     );
     assert!(
-        inventory.contains(&format!("extpy_vu_root: {}", nodes.join("HAC3").display())),
+        inventory.contains(&format!(
+            "extpy_vu_root: !unsafe {}",
+            nodes.join("HAC3").display()
+        )),
         "{inventory}"
     );
     assert!(
-        inventory.contains("ansible_host: hac2.example.com"),
+        inventory.contains("ansible_host: !unsafe hac2.example.com"),
         "{inventory}"
     );
     assert!(
@@ -228,6 +231,66 @@ fn linux_rollout_lays_out_verifies_and_is_idempotent() {
 }
 
 #[test]
+fn topology_values_are_never_templated_by_ansible() {
+    let site = site();
+    let project = site.w.path("ro");
+    // A folder name and a core name that are templates running a command on the control
+    // machine (in the playbook's folder, where ansible-playbook runs).
+    let template = "{{ lookup('pipe', 'touch pwned') }}";
+    let base = site.w.path(template);
+    let home = site.w.path("ansible-home");
+    let topology = site.w.path("evil-topology.yaml");
+    fs::write(
+        &topology,
+        format!("schema: 1\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\vu'\n    cores:\n      - {{ core: \"{template}\", vu: ExternalPython1 }}\n"),
+    )
+    .unwrap();
+    let mut c = extpy();
+    c.args(["rollout", s(&topology), "--bundle", s(&site.bundle)])
+        .args(["--out", s(&project), "--target", "linux"])
+        .args(["--vu-root-base", s(&base)]);
+    run(c).ok();
+    let inventory = fs::read_to_string(project.join("inventory.yml")).unwrap();
+    assert!(inventory.contains("- !unsafe '{{ lookup("), "{inventory}");
+    playbook(&project, &home, &[]).ok();
+    let pwned: Vec<String> = support::tree(site.w.dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("pwned"))
+        .collect();
+    assert!(
+        pwned.is_empty(),
+        "a topology value ran a command: {pwned:?}"
+    );
+    assert!(
+        base.join("HAC1/ExternalPython1/Python/External/extpy-seal.json")
+            .is_file(),
+        "the VU root is the folder named, taken literally"
+    );
+}
+
+#[test]
+fn a_host_that_is_not_a_host_name_is_refused_with_its_line() {
+    let site = site();
+    let topology = site.w.path("evil-topology.yaml");
+    fs::write(
+        &topology,
+        "schema: 1\nnodes:\n  - name: HAC1\n    host: \"{{ lookup('pipe', 'id') }}\"\n    vu_root: 'D:\\vu'\n    cores: [Core1]\n",
+    )
+    .unwrap();
+    let mut c = extpy();
+    c.args(["rollout", s(&topology), "--bundle", s(&site.bundle)])
+        .args(["--out", s(&site.w.path("ro")), "--target", "linux"]);
+    let r = run(c).code(2);
+    assert!(
+        r.stderr
+            .contains(":4: nodes[0].host: \"{{ lookup('pipe', 'id') }}\" is not a host name"),
+        "{}",
+        r.stderr
+    );
+    assert!(!site.w.path("ro").exists());
+}
+
+#[test]
 fn windows_project_passes_syntax_check() {
     let site = site();
     let project = site.w.path("ro-win");
@@ -254,7 +317,10 @@ fn windows_project_passes_syntax_check() {
         inventory.contains("ansible_user: '{{ winrm_user }}'"),
         "{inventory}"
     );
-    assert!(inventory.contains("extpy_vu_root: E:\\vu"), "{inventory}");
+    assert!(
+        inventory.contains("extpy_vu_root: !unsafe E:\\vu"),
+        "{inventory}"
+    );
     let playbook_text = fs::read_to_string(project.join("rollout.yml")).unwrap();
     assert!(
         playbook_text.contains("ansible.windows.win_copy")
