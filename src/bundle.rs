@@ -17,6 +17,7 @@ use crate::digest::{HashingWriter, Sha256Digest, hash_file};
 use crate::fetch::FetchReport;
 use crate::manifest::yaml::Origin;
 use crate::manifest::{ArtifactKind, InputError, Manifest};
+use crate::report::text_for;
 use crate::topology::Topology;
 
 /// The bundle's description of itself.
@@ -226,7 +227,8 @@ pub fn create(
         entries.push(bytes(TOPOLOGY, t.as_bytes().to_vec()));
     }
     if let Some(p) = &extras.plan {
-        entries.push(bytes(PLAN, p.as_bytes().to_vec()));
+        // A bundle goes to a Windows site: its texts have the line ends Notepad shows.
+        entries.push(bytes(PLAN, text_for(p, true).into_bytes()));
     }
     let meta = Meta {
         format: FORMAT.into(),
@@ -249,7 +251,7 @@ pub fn create(
         .iter()
         .map(|e| format!("{}  {}\n", e.sha256, e.name))
         .collect();
-    entries.push(bytes(SUMS, sums.into_bytes()));
+    entries.push(bytes(SUMS, text_for(&sums, true).into_bytes()));
     entries.sort_by(|a, b| a.name.cmp(&b.name));
 
     let parent = out

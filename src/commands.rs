@@ -164,7 +164,7 @@ pub struct VerifyArgs {
     /// The node's VU root on this machine (default: the topology's, on Windows)
     #[arg(long, value_name = "PATH", conflicts_with = "out")]
     pub vu_root: Option<PathBuf>,
-    /// Check a staged layout (DIR/<node>/…) made by `extpy layout --out DIR`
+    /// Check a staged layout (DIR/<node>/...) made by `extpy layout --out DIR`
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Count __pycache__ files that Python writes at run time as extra files too
@@ -396,6 +396,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     let text = runbook.render(format);
     let human = match &args.out {
         Some(file) => {
+            let text = crate::report::text_for(&text, cfg!(windows));
             crate::place::write_atomic(file, text.as_bytes())?;
             reporter.info(format!(
                 "plan written to {} ({} steps)",
@@ -508,7 +509,11 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
     };
     let plan_text = runbook::build(&topology, &manifest, not_checked(), &plan_options)
         .render(runbook::Format::Markdown);
-    crate::place::write_atomic(&project.dir.join("plan.md"), plan_text.as_bytes())?;
+    let windows = options.target == rollout::Target::Windows;
+    crate::place::write_atomic(
+        &project.dir.join("plan.md"),
+        crate::report::text_for(&plan_text, windows).as_bytes(),
+    )?;
     let human = format!(
         "Ansible project written to {} for {} ({}):\n  inventory  {}\n  playbook   {}\n  runbook    {}\nRun:\n  ansible-playbook -i {} {}\n  extpy report merge {}\n",
         project.dir.display(),

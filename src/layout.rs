@@ -261,7 +261,7 @@ pub fn summary(v: &Verification) -> String {
             "{}: {f}{}",
             parts.join(", "),
             if parts.len() > 1 || v.changed.len() + v.missing.len() + v.extra.len() > 1 {
-                ", …"
+                ", ..."
             } else {
                 ""
             }

@@ -161,10 +161,7 @@ fn main() -> ExitCode {
     match result {
         Ok(outcome) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&outcome.json()).unwrap_or_default()
-                );
+                println!("{}", extpy::report::json_text(&outcome.json()));
             } else if verbosity > Verbosity::Quiet || outcome.command == "plan" {
                 print!("{}", outcome.human);
             }
@@ -212,7 +209,7 @@ fn fail(e: Error, command: &str, json: bool) -> ExitCode {
         if let Some(report) = diagnoses {
             doc["diagnoses"] = serde_json::to_value(&report.hosts).unwrap_or_default();
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        println!("{}", extpy::report::json_text(&doc));
     }
     ExitCode::from(code)
 }
@@ -261,5 +258,37 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Doctor(args) => commands::doctor(s, args, reporter),
         Command::Rollout(args) => commands::rollout(s, args, reporter),
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn all_help(cmd: &mut clap::Command, out: &mut Vec<(String, String)>) {
+        out.push((
+            cmd.get_name().to_string(),
+            cmd.render_long_help().to_string(),
+        ));
+        for sub in cmd.get_subcommands_mut() {
+            all_help(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_help_page_is_ascii() {
+        let mut pages = Vec::new();
+        all_help(&mut Cli::command(), &mut pages);
+        assert!(pages.len() > 10);
+        let bad: Vec<_> = pages
+            .iter()
+            .filter(|(_, text)| !text.is_ascii())
+            .map(|(name, text)| {
+                let line = text.lines().find(|l| !l.is_ascii()).unwrap_or_default();
+                format!("{name}: {line}")
+            })
+            .collect();
+        assert!(bad.is_empty(), "{bad:#?}");
     }
 }

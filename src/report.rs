@@ -168,12 +168,41 @@ fn truncate(s: &str, max: usize) -> String {
     let tail: String = s
         .chars()
         .rev()
-        .take(max - 1)
+        .take(max.saturating_sub(3))
         .collect::<Vec<_>>()
         .into_iter()
         .rev()
         .collect();
-    format!("…{tail}")
+    format!("...{tail}")
+}
+
+/// `value` as the pretty JSON extpy prints, every non-ASCII character escaped (`\u00fc`):
+/// Windows PowerShell 5.1 mangles UTF-8 it captures or redirects, but not an escape.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut out = String::with_capacity(pretty.len());
+    // serde_json writes non-ASCII only inside strings, where an escape means the same.
+    for c in pretty.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// `text` with the line ends its reader expects: CRLF for a file a Windows user opens
+/// (Notepad before 2018 shows an LF file as one line), LF otherwise.
+pub fn text_for(text: &str, windows: bool) -> String {
+    let lf = text.replace("\r\n", "\n");
+    if windows {
+        lf.replace('\n', "\r\n")
+    } else {
+        lf
+    }
 }
 
 /// `1 VU folder`, `2 VU folders`.
@@ -206,6 +235,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_escapes_what_is_not_ascii() {
+        let v = serde_json::json!({ "system": "Z\u{fc}rich \u{26a0} \u{1f600}", "n": 1 });
+        let text = json_text(&v);
+        assert!(text.is_ascii(), "{text}");
+        assert!(text.contains(r"Z\u00fcrich \u26a0 \ud83d\ude00"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn text_for_windows_has_crlf_and_never_doubles_it() {
+        assert_eq!(text_for("a\nb\r\nc\n", true), "a\r\nb\r\nc\r\n");
+        assert_eq!(text_for("a\r\nb\n", false), "a\nb\n");
+    }
+
+    /// Every string a user sees is written in the sources (data from their own files
+    /// aside); outside comments and tests, those sources must be ASCII (the help text,
+    /// from doc comments, is checked by the binary's own test).
+    #[test]
+    fn console_text_in_the_sources_is_ascii() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut bad = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    if line.trim_start().starts_with("mod tests") {
+                        break;
+                    }
+                    let t = line.trim_start();
+                    if !line.is_ascii() && !t.starts_with("//") {
+                        bad.push(format!("{}:{}: {line}", path.display(), i + 1));
+                    }
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "non-ASCII text a user may see:\n{}",
+            bad.join("\n")
+        );
+    }
+
+    #[test]
     fn capture_keeps_lines_in_order() {
         let (r, lines) = Reporter::capture();
         r.info("one");
@@ -219,6 +298,6 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10 * 1024 * 1024), "10.0 MiB");
-        assert_eq!(truncate("abcdef", 4), "…def");
+        assert_eq!(truncate("abcdefgh", 6), "...fgh");
     }
 }

@@ -11,7 +11,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 
 use crate::bundle::Bundle;
 use crate::place::{DestState, PlaceError, Staging, dest_state};
-use crate::report::plural;
+use crate::report::{plural, text_for};
 use crate::topology::{Topology, render_table};
 
 /// The kind of nodes the playbook drives.
@@ -178,7 +178,8 @@ pub fn generate(
         inventory(topology, &bundle_name, options).as_bytes(),
     )?;
     write("rollout.yml", playbook(options.target).as_bytes())?;
-    write("README.txt", readme(options).as_bytes())?;
+    let windows = options.target == Target::Windows;
+    write("README.txt", text_for(&readme(options), windows).as_bytes())?;
     write(
         MARKER,
         b"written by extpy rollout; extpy rollout may replace this folder\n",

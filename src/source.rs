@@ -39,7 +39,7 @@ pub enum SourceError {
     },
     /// The index has no page for the project.
     #[error(
-        "the index {index} has no project {project:?} ({url} answered 404)\n  help: check --index-url; a mirror must serve the Simple API (…/simple/<project>/)"
+        "the index {index} has no project {project:?} ({url} answered 404)\n  help: check --index-url; a mirror must serve the Simple API (.../simple/<project>/)"
     )]
     NoProject {
         /// The index base.

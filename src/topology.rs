@@ -28,7 +28,7 @@ impl WinPath {
             let mut parts = unc.split('\\').filter(|p| !p.is_empty());
             let (Some(server), Some(share)) = (parts.next(), parts.next()) else {
                 return Err(format!(
-                    "{raw:?} is not a complete UNC path (\\\\server\\share\\…)"
+                    "{raw:?} is not a complete UNC path (\\\\server\\share\\...)"
                 ));
             };
             (format!("\\\\{server}\\{share}"), parts.collect::<Vec<_>>())
@@ -37,7 +37,7 @@ impl WinPath {
             if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
                 if b.len() == 2 || b[2] != b'\\' {
                     return Err(format!(
-                        "{raw:?} is relative to the current folder of drive {}: write {}:\\…",
+                        "{raw:?} is relative to the current folder of drive {}: write {}:\\...",
                         &unified[..1],
                         &unified[..1]
                     ));
@@ -48,7 +48,7 @@ impl WinPath {
                 )
             } else {
                 return Err(format!(
-                    "{raw:?} is not an absolute Windows path; write it with a drive (D:\\SCP\\vu) or as \\\\server\\share\\…"
+                    "{raw:?} is not an absolute Windows path; write it with a drive (D:\\SCP\\vu) or as \\\\server\\share\\..."
                 ));
             }
         };

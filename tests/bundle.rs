@@ -173,7 +173,15 @@ fn entries_are_sorted_stored_with_fixed_times_and_the_artifacts_are_byte_identic
         all.len() - 1,
         "every other entry is listed"
     );
-    assert!(all.iter().any(|(n, _)| n == "plan.md"));
+    assert_eq!(
+        sums.matches("\r\n").count(),
+        all.len() - 1,
+        "CRLF: a bundle is read on Windows"
+    );
+    let plan = &all.iter().find(|(n, _)| n == "plan.md").unwrap().1;
+    let plan = String::from_utf8(plan.clone()).unwrap();
+    assert!(plan.is_ascii());
+    assert_eq!(plan.matches('\n').count(), plan.matches("\r\n").count());
 }
 
 #[test]

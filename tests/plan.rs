@@ -76,6 +76,8 @@ fn example_topology_snapshots_in_every_format() {
         ("html", "html"),
     ] {
         let r = plan(dir.path(), &["topology.example.yaml", "--format", format]).ok();
+        // Windows PowerShell 5.1 mangles anything else when it captures or redirects.
+        assert!(r.stdout.is_ascii(), "{format} is ASCII");
         assert_snapshot(&format!("plan-example.{ext}"), &r.stdout);
     }
 }
@@ -90,6 +92,7 @@ fn three_node_topology_snapshots_in_every_format() {
         ("html", "html"),
     ] {
         let r = plan(dir.path(), &["north.yaml", "--format", format]).ok();
+        assert!(r.stdout.is_ascii(), "{format} is ASCII");
         assert_snapshot(&format!("plan-north.{ext}"), &r.stdout);
     }
 }
@@ -142,6 +145,28 @@ fn the_checklist_names_every_vu_node_and_value_in_order() {
     assert!(md.contains("Every instance must be Active or Spare before the model is saved."));
     assert!(md.contains("extpy verify --topology north.yaml --node HAC3"));
     assert!(md.contains("https://login.microsoftonline.com/3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+}
+
+#[test]
+fn json_escapes_what_is_not_ascii_and_markdown_keeps_the_users_text() {
+    let dir = workspace();
+    let topo = THREE_NODES.replacen("system: ", "system: Z\u{fc}rich ", 1);
+    assert_ne!(topo, THREE_NODES);
+    fs::write(dir.path().join("zurich.yaml"), topo).unwrap();
+    let r = plan(dir.path(), &["zurich.yaml", "--json"]).ok();
+    assert!(r.stdout.is_ascii(), "{}", r.stdout);
+    assert!(r.stdout.contains(r"Z\u00fcrich"), "{}", r.stdout);
+    assert!(
+        r.json()["system"]
+            .as_str()
+            .unwrap()
+            .starts_with("Z\u{fc}rich ")
+    );
+    let md = plan(dir.path(), &["zurich.yaml"]).ok().stdout;
+    assert!(
+        md.contains("Z\u{fc}rich "),
+        "data from the user's own file, as written"
+    );
 }
 
 #[test]

@@ -141,6 +141,12 @@ fn linux_rollout_lays_out_verifies_and_is_idempotent() {
             .unwrap()
             .contains("ansible-playbook -i inventory.yml rollout.yml --limit HAC2")
     );
+    assert!(
+        !fs::read_to_string(project.join("plan.md"))
+            .unwrap()
+            .contains('\r'),
+        "LF for a Linux target"
+    );
 
     let syntax = playbook(&project, &home, &["--syntax-check"]).ok();
     assert!(
@@ -327,6 +333,16 @@ fn windows_project_passes_syntax_check() {
             && playbook_text.contains("ansible.windows.win_command")
     );
     assert!(project.join("files/extpy.exe").is_file());
+    // What a Windows user opens has Windows line ends, and nothing PowerShell 5.1 mangles.
+    for file in ["plan.md", "README.txt"] {
+        let text = fs::read_to_string(project.join(file)).unwrap();
+        assert!(text.is_ascii(), "{file}");
+        assert_eq!(
+            text.matches('\n').count(),
+            text.matches("\r\n").count(),
+            "{file} has CRLF line ends"
+        );
+    }
     let home = site.w.path("ansible-home");
     let r = playbook(&project, &home, &["--syntax-check"]).ok();
     assert!(r.stdout.contains("playbook: rollout.yml"), "{}", r.stdout);

@@ -49,7 +49,7 @@ pub enum DoctorError {
     },
     /// A bad `--resolve`.
     #[error(
-        "--resolve {value:?}: {reason}\n  help: the form is HOST:PORT:ADDR[,ADDR…], for example files.example.com:443:10.0.0.5"
+        "--resolve {value:?}: {reason}\n  help: the form is HOST:PORT:ADDR[,ADDR...], for example files.example.com:443:10.0.0.5"
     )]
     Resolve {
         /// The argument.

@@ -65,7 +65,7 @@ fn step(n: usize, s: &Step) -> String {
         ));
     }
     for w in &s.warnings {
-        out.push_str(&format!("<p class=\"warn\">⚠ {}</p>\n", esc(w)));
+        out.push_str(&format!("<p class=\"warn\">&#9888; {}</p>\n", esc(w)));
     }
     out.push_str("</div>\n");
     out
@@ -97,7 +97,7 @@ pub fn render(plan: &Plan) -> String {
     let pairs = plan.pairs_table();
     out.push_str(&table(&pairs));
     for w in &plan.warnings {
-        out.push_str(&format!("<p class=\"warn\">⚠ {}</p>\n", esc(w)));
+        out.push_str(&format!("<p class=\"warn\">&#9888; {}</p>\n", esc(w)));
     }
     out.push_str("<h2>Certificates</h2>\n");
     out.push_str(&format!("<p>{}</p>\n", esc(&plan.certificates_summary())));

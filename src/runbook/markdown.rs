@@ -61,7 +61,7 @@ fn table(t: &Table, code_last: bool, indent: &str) -> String {
 
 fn step(n: usize, s: &Step) -> String {
     let mut out = format!(
-        "- [ ] **{n}. {}** · {} · {}\n",
+        "- [ ] **{n}. {}** - {} - {}\n",
         text(&s.title),
         s.actor.label(),
         code(&s.id)
@@ -83,7 +83,7 @@ fn step(n: usize, s: &Step) -> String {
         out.push_str(&format!("\n  Check: {}\n", code(c)));
     }
     for w in &s.warnings {
-        out.push_str(&format!("\n  > ⚠ {}\n", text(w)));
+        out.push_str(&format!("\n  > **Warning:** {}\n", text(w)));
     }
     out
 }
@@ -110,7 +110,7 @@ pub fn render(plan: &Plan) -> String {
     if !plan.warnings.is_empty() {
         out.push_str("\n**Warnings**\n\n");
         for w in &plan.warnings {
-            out.push_str(&format!("- ⚠ {}\n", text(w)));
+            out.push_str(&format!("- Warning: {}\n", text(w)));
         }
     }
     out.push_str("\n## Certificates\n\n");

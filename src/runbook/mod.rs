@@ -742,7 +742,7 @@ impl Plan {
             Format::Markdown => markdown::render(self),
             Format::Html => html::render(self),
             Format::Json => {
-                let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+                let mut s = crate::report::json_text(self);
                 s.push('\n');
                 s
             }
