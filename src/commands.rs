@@ -16,6 +16,7 @@ use crate::doctor::{Advice, Doctor, DoctorOptions, DoctorReport, Resolve, Target
 use crate::error::Error;
 use crate::fetch::{self, ArtifactError, FetchError};
 use crate::layout::{self, DistSource, NodeTarget};
+use crate::mail::check::{self as mail_check, MailError, MailOptions, MailReport};
 use crate::manifest::Manifest;
 use crate::net::NetError;
 use crate::report::Reporter;
@@ -877,4 +878,96 @@ fn tls_message(e: &Error, report: &DoctorReport) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Where the mail check's endpoints are (`mail check`, and `plan --mail-check`).
+#[derive(Debug, Args)]
+pub struct MailEndpointArgs {
+    /// The identity platform's base URL (sovereign clouds, tests)
+    #[arg(long, value_name = "URL", env = "EXTPY_AUTHORITY_URL", default_value = mail_check::DEFAULT_AUTHORITY)]
+    pub authority_url: String,
+    /// IMAP over TLS
+    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_IMAP_HOST", default_value = mail_check::DEFAULT_IMAP)]
+    pub imap_host: String,
+    /// SMTP submission (STARTTLS)
+    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_SMTP_HOST", default_value = mail_check::DEFAULT_SMTP)]
+    pub smtp_host: String,
+}
+
+/// Arguments of `extpy mail check`.
+#[derive(Debug, Args)]
+pub struct MailCheckArgs {
+    /// Topology file with a mail: block (secrets come from the variables it names)
+    pub topology: PathBuf,
+    /// Check only this incoming server and its queues
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+    /// Check only the queue with this address
+    #[arg(long, value_name = "ADDRESS")]
+    pub queue: Option<String>,
+    #[command(flatten)]
+    pub endpoints: MailEndpointArgs,
+}
+
+/// `extpy mail check`.
+pub fn mail_check(
+    s: &Settings,
+    args: MailCheckArgs,
+    reporter: &Reporter,
+) -> Result<Outcome, Error> {
+    let topology = Topology::load(&args.topology)?;
+    let report = run_mail_check(
+        s,
+        &topology,
+        &args.topology.display().to_string(),
+        &args.endpoints,
+        args.server,
+        args.queue,
+        reporter,
+    )?;
+    let failed = report.failed();
+    let total = report.checks.len();
+    let human = crate::mail::render::report(
+        &report,
+        reporter.verbosity() > crate::report::Verbosity::Normal,
+    );
+    Ok(
+        Outcome::new("mail check", &report, human).failing_with(failed > 0, || {
+            Error::Diagnosed(format!("{failed} of {total} mail checks failed"))
+        }),
+    )
+}
+
+fn run_mail_check(
+    s: &Settings,
+    topology: &Topology,
+    name: &str,
+    endpoints: &MailEndpointArgs,
+    server: Option<String>,
+    queue: Option<String>,
+    reporter: &Reporter,
+) -> Result<MailReport, Error> {
+    if s.offline {
+        return Err(Error::Usage(
+            "the mail check needs the network, and --offline (or EXTPY_OFFLINE) forbids it".into(),
+        ));
+    }
+    let Some(mail) = &topology.mail else {
+        return Err(MailError::NoMail {
+            topology: name.into(),
+        }
+        .into());
+    };
+    for w in &mail.warnings {
+        reporter.warn(w);
+    }
+    let mut options = MailOptions::parse(
+        &endpoints.authority_url,
+        &endpoints.imap_host,
+        &endpoints.smtp_host,
+        s.net_options()?,
+    )?;
+    options.server = server;
+    options.queue = queue;
+    Ok(mail_check::check(mail, name, &options, reporter)?)
 }

@@ -26,7 +26,7 @@ pub enum ExitCode {
     Input = 2,
     /// Verification failed: a hash, seal or bundle does not match.
     Verification = 3,
-    /// Network or TLS failure, or artifacts missing with `--offline`.
+    /// Network or TLS failure, a live check that failed, or artifacts missing with `--offline`.
     Network = 4,
 }
 
@@ -37,7 +37,8 @@ Exit codes:
   1  local failure (file system, permissions, disk full)
   2  usage or input error (arguments, manifest, topology, --ca-cert file)
   3  verification failed (a sha256, seal or bundle does not match)
-  4  network or TLS failure, or artifacts missing with --offline";
+  4  network or TLS failure, a failed live check (doctor, mail check), or artifacts
+     missing with --offline";
 
 /// Anything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,9 @@ pub enum Error {
     /// `doctor` could not start.
     #[error(transparent)]
     Doctor(#[from] DoctorError),
+    /// The mail check could not start.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::check::MailError),
     /// Hosts failed their diagnosis (the report says why).
     #[error("{0}")]
     Diagnosed(String),
@@ -123,6 +127,8 @@ impl Error {
             Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
             Error::Doctor(d) => doctor_code(d),
             Error::Diagnosed(_) => ExitCode::Network,
+            Error::Mail(m) if m.is_input() => ExitCode::Input,
+            Error::Mail(_) => ExitCode::Network,
             Error::Explained { source, .. } => source.exit_code(),
             Error::Seal(SealError::Io { .. }) => ExitCode::Local,
             Error::Layout(l) => layout_code(l),

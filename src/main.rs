@@ -122,6 +122,21 @@ enum Command {
     /// Reports of scripted rollouts
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The SC e-mail settings tried live
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Token, IMAP and SMTP logins of the topology's mail settings: verdicts with fixes
+    ///
+    /// For each queue: a token (client credentials for OAuth Service, the password grant for
+    /// OAuth User) with its permissions read from the token; IMAP over TLS with XOAUTH2 and
+    /// EXAMINE INBOX (read-only); SMTP submission with STARTTLS and XOAUTH2, quitting before
+    /// any message. Nothing is read, moved or sent. Secrets come only from the environment
+    /// variables the topology names. Exit code 4 when any check fails.
+    Check(commands::MailCheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -227,6 +242,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Doctor(_) => "doctor",
         Command::Rollout(_) => "rollout",
         Command::Report(ReportCommand::Merge(_)) => "report merge",
+        Command::Mail(MailCommand::Check(_)) => "mail check",
     }
 }
 
@@ -258,6 +274,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Doctor(args) => commands::doctor(s, args, reporter),
         Command::Rollout(args) => commands::rollout(s, args, reporter),
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args),
+        Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args, reporter),
     }
 }
 

@@ -469,11 +469,38 @@ fn io_words(e: &io::Error) -> String {
     }
 }
 
-/// Accepts every certificate, keeping it: used only to capture, never to send a request.
+/// Keeps the certificates a server presents. Without an inner verifier it accepts every
+/// certificate (capture only: such a connection never carries a request); with one, that
+/// verifier decides, as for a mail server's handshake that the doctor may judge afterwards.
 #[derive(Debug)]
-struct Recorder {
+pub(crate) struct Recorder {
     presented: Mutex<Vec<CertificateDer<'static>>>,
     algorithms: WebPkiSupportedAlgorithms,
+    inner: Option<Arc<dyn ServerCertVerifier>>,
+}
+
+impl Recorder {
+    /// A recorder that accepts everything.
+    pub(crate) fn capturing() -> Self {
+        Self {
+            presented: Mutex::new(Vec::new()),
+            algorithms: trust::provider().signature_verification_algorithms,
+            inner: None,
+        }
+    }
+
+    /// A recorder that lets `inner` decide.
+    pub(crate) fn checking(inner: Arc<dyn ServerCertVerifier>) -> Self {
+        Self {
+            inner: Some(inner),
+            ..Self::capturing()
+        }
+    }
+
+    /// What the server presented, leaf first.
+    pub(crate) fn presented(&self) -> Vec<CertificateDer<'static>> {
+        self.presented.lock().map(|p| p.clone()).unwrap_or_default()
+    }
 }
 
 impl ServerCertVerifier for Recorder {
@@ -481,15 +508,21 @@ impl ServerCertVerifier for Recorder {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Ok(mut presented) = self.presented.lock() {
+            presented.clear();
             presented.push(end_entity.clone().into_owned());
             presented.extend(intermediates.iter().map(|c| c.clone().into_owned()));
         }
-        Ok(ServerCertVerified::assertion())
+        match &self.inner {
+            Some(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -498,7 +531,10 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        match &self.inner {
+            Some(v) => v.verify_tls12_signature(message, cert, dss),
+            None => rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms),
+        }
     }
 
     fn verify_tls13_signature(
@@ -507,11 +543,17 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        match &self.inner {
+            Some(v) => v.verify_tls13_signature(message, cert, dss),
+            None => rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms),
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        match &self.inner {
+            Some(v) => v.supported_verify_schemes(),
+            None => self.algorithms.supported_schemes(),
+        }
     }
 }
 
@@ -545,10 +587,7 @@ fn handshake(
     target: &Target,
     timeout: Duration,
 ) -> (Handshake, Vec<CertificateDer<'static>>) {
-    let recorder = Arc::new(Recorder {
-        presented: Mutex::new(Vec::new()),
-        algorithms: trust::provider().signature_verification_algorithms,
-    });
+    let recorder = Arc::new(Recorder::capturing());
     let mut hs = Handshake {
         version: None,
         cipher: None,
@@ -562,11 +601,7 @@ fn handshake(
     let started = Instant::now();
     let result = shake(stream, target, recorder.clone(), &mut hs);
     hs.ms = millis(started);
-    let presented = recorder
-        .presented
-        .lock()
-        .map(|p| p.clone())
-        .unwrap_or_default();
+    let presented = recorder.presented();
     if let Err(failure) = result {
         let (text, not_tls, answer) = failure.in_words(timeout);
         hs.error = Some(text);

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde::Serialize;
 use url::{Host, Url};
 
@@ -232,7 +232,8 @@ pub struct VerdictDoc {
 }
 
 impl VerdictDoc {
-    fn new(verdict: Verdict) -> Self {
+    /// The verdict with its words.
+    pub fn new(verdict: Verdict) -> Self {
         Self {
             summary: verdict.summary(),
             explanation: verdict.explanation(),
@@ -495,6 +496,36 @@ impl Doctor {
             probe,
             notes,
         }
+    }
+
+    /// The verdict and fix for a chain that another client's handshake captured (a mail
+    /// server's, after STARTTLS), judged with the same trust sources and the same rules;
+    /// `error` is why that handshake failed.
+    pub fn judge(
+        &self,
+        target: &Target,
+        presented: &[CertificateDer<'static>],
+        error: &str,
+    ) -> (VerdictDoc, Option<Fix>) {
+        let chain = Chain::parse(presented);
+        let failed = || Verdict::HandshakeFailed {
+            reason: error.to_string(),
+        };
+        let verdict = if chain.certs.is_empty() {
+            failed()
+        } else {
+            let trust = self.sources.check(&chain, &target.server_name);
+            let verdict = classify(&self.facts(target, &chain, &trust));
+            if verdict.ok() { failed() } else { verdict }
+        };
+        let fix = fix::fix_for(
+            &verdict,
+            target,
+            &chain,
+            &self.sources,
+            &self.options.advice,
+        );
+        (VerdictDoc::new(verdict), fix)
     }
 
     fn verdict(

@@ -241,6 +241,23 @@ pub struct Probe {
     pub date: Option<SystemTime>,
 }
 
+/// The answer to a form POST, whatever its status: an OAuth token endpoint says why it
+/// refused in the body of a 400 or 401.
+#[derive(Debug, Clone)]
+pub struct FormAnswer {
+    /// The status.
+    pub status: StatusCode,
+    /// The `Content-Type` without parameters, lowercase.
+    pub content_type: String,
+    /// The body (at most [`MAX_FORM_ANSWER_BYTES`]).
+    pub body: Vec<u8>,
+    /// The server's clock (`Date` header) when it answered.
+    pub date: Option<SystemTime>,
+}
+
+/// The largest answer to a form POST that extpy reads.
+pub const MAX_FORM_ANSWER_BYTES: u64 = 1024 * 1024;
+
 /// Redirects followed by a probe, as many as the client follows.
 const MAX_REDIRECTS: usize = 10;
 
@@ -328,6 +345,50 @@ impl Client {
         }
     }
 
+    /// POSTs `fields` as `application/x-www-form-urlencoded`, retrying only failures that
+    /// got no answer; any status is an answer. The fields may hold secrets: they travel in
+    /// the body only, and no error here shows them.
+    pub fn post_form(&self, url: &Url, fields: &[(&str, &str)]) -> Result<FormAnswer, NetError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.retrying(url, || self.form_attempt(url, &body))
+    }
+
+    fn form_attempt(&self, url: &Url, body: &str) -> Outcome<FormAnswer> {
+        let resp = match self
+            .http
+            .post(url.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(body.to_string())
+            .send()
+        {
+            Ok(r) => r,
+            Err(e) => return self.send_failure(url, &e),
+        };
+        let status = resp.status();
+        let content_type = media_type(resp.headers());
+        let date = resp
+            .headers()
+            .get(header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let mut body = Vec::new();
+        match resp.take(MAX_FORM_ANSWER_BYTES).read_to_end(&mut body) {
+            Ok(_) => Outcome::Done(FormAnswer {
+                status,
+                content_type,
+                body,
+                date,
+            }),
+            Err(e) => Outcome::Retry {
+                error: self.read_failure(url, &e, body.len() as u64, None),
+                after: None,
+            },
+        }
+    }
+
     /// GETs a page, retrying transient failures.
     pub fn get_page(&self, url: &Url, accept: &str) -> Result<Page, NetError> {
         self.retrying(url, || self.page_attempt(url, accept))
@@ -347,18 +408,7 @@ impl Client {
             return o;
         }
         let final_url = resp.url().clone();
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
+        let content_type = media_type(resp.headers());
         let mut body = Vec::new();
         match resp.take(MAX_PAGE_BYTES + 1).read_to_end(&mut body) {
             Ok(_) if body.len() as u64 > MAX_PAGE_BYTES => {
@@ -711,6 +761,21 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The `Content-Type` without parameters, lowercase; empty when absent.
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
 }
 
 fn content_range_start(headers: &HeaderMap) -> Option<u64> {

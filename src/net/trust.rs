@@ -72,6 +72,12 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetEr
 /// The TLS configuration of the one HTTP client: the operating system's verifier (its trust
 /// store, and on Windows its chain engine), plus the extra roots.
 pub fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
+    config_with_verifier(platform_verifier(extra)?)
+}
+
+/// The operating system's verifier (its trust store, and on Windows its chain engine) with
+/// the extra roots: what every TLS connection of extpy trusts.
+pub fn platform_verifier(extra: &ExtraRoots) -> Result<Arc<dyn ServerCertVerifier>, NetError> {
     let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
         extra.certs.iter().cloned(),
         provider(),
@@ -79,7 +85,7 @@ pub fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
     .map_err(|e| NetError::TrustStore {
         reason: e.to_string(),
     })?;
-    config_with_verifier(Arc::new(verifier))
+    Ok(Arc::new(verifier))
 }
 
 /// The one TLS policy (provider, protocol versions, ALPN) around a given verifier; `doctor`

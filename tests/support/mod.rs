@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod mail;
 pub mod mirror;
 pub mod pki;
 pub mod servers;

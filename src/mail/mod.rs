@@ -1,5 +1,13 @@
 //! SC e-mail settings for OAuth with Microsoft 365 (the optional `mail:` block of a
-//! topology): checked at the edge, secrets only ever named by an environment variable.
+//! topology): checked at the edge, secrets only ever named by an environment variable;
+//! and `extpy mail check`, which tries them live.
+
+pub mod check;
+pub mod jwt;
+pub mod render;
+pub mod token;
+pub mod verdict;
+pub mod wire;
 
 use std::collections::HashSet;
 

@@ -1,0 +1,660 @@
+//! `extpy mail check` against a local identity provider and a local IMAP/SMTP server (TLS
+//! with a test CA): every scenario gives its verdict and its fix, and no secret (client
+//! secret, password, access token) ever appears in stdout or stderr.
+
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use support::mail::{App, Directory, Exchange, Mailbox, Microsoft, User};
+use support::{Ca, Run, extpy, run};
+
+const TENANT: &str = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+const OTHER_TENANT: &str = "9a8b7c6d-0000-4000-8000-00000000abcd";
+const APP: &str = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+const OUT_APP: &str = "6ba7b812-9dad-11d1-80b4-00c04fd430c8";
+const UNKNOWN_APP: &str = "00000000-1111-2222-3333-444444444444";
+const SECRET: &str = "Qx8~SecretValue.For-Tests_0123456789";
+const OUT_SECRET: &str = "Zz9~OutgoingSecret.For-Tests_987654";
+const PASSWORD: &str = "Corr3ct-Horse-Battery!Staple";
+const SUPPORT: &str = "support@contoso.example.com";
+const SALES: &str = "sales@contoso.example.com";
+
+/// One setup of directory, mailboxes and topology.
+struct Scenario {
+    directory: Directory,
+    exchange: Exchange,
+    tenant: String,
+    client_id: String,
+    user_server: bool,
+    outgoing: bool,
+    env: Vec<(&'static str, String)>,
+    args: Vec<String>,
+    /// IMAP/SMTP present a certificate from a CA the test does not trust.
+    mail_untrusted: bool,
+}
+
+fn good() -> Scenario {
+    Scenario {
+        directory: Directory {
+            tenant: TENANT.into(),
+            domain: "contoso.example.com".into(),
+            apps: vec![
+                App {
+                    client_id: APP.into(),
+                    secret: SECRET.into(),
+                    expired: false,
+                    consented: true,
+                    roles: vec!["IMAP.AccessAsApp".into(), "SMTP.SendAsApp".into()],
+                    scopes: vec!["IMAP.AccessAsUser.All".into(), "SMTP.Send".into()],
+                },
+                App {
+                    client_id: OUT_APP.into(),
+                    secret: OUT_SECRET.into(),
+                    expired: false,
+                    consented: true,
+                    roles: vec!["SMTP.SendAsApp".into()],
+                    scopes: vec![],
+                },
+            ],
+            users: vec![User {
+                name: SALES.into(),
+                password: PASSWORD.into(),
+                mfa: false,
+            }],
+            html: false,
+            hang: false,
+        },
+        exchange: Exchange {
+            mailboxes: vec![
+                Mailbox {
+                    address: SUPPORT.into(),
+                    apps: vec![APP.into(), OUT_APP.into()],
+                    users: vec![],
+                    smtp_auth: true,
+                    messages: 42,
+                },
+                Mailbox {
+                    address: SALES.into(),
+                    apps: vec![APP.into(), OUT_APP.into()],
+                    users: vec![SALES.into()],
+                    smtp_auth: true,
+                    messages: 7,
+                },
+            ],
+            imap_hangs: false,
+        },
+        tenant: TENANT.into(),
+        client_id: APP.into(),
+        user_server: false,
+        outgoing: true,
+        env: vec![
+            ("EXTPY_TEST_MAIL_SECRET", SECRET.into()),
+            ("EXTPY_TEST_MAIL_OUTGOING", OUT_SECRET.into()),
+            ("EXTPY_TEST_SALES_PASSWORD", PASSWORD.into()),
+        ],
+        args: vec![],
+        mail_untrusted: false,
+    }
+}
+
+impl Scenario {
+    fn topology(&self) -> String {
+        let mut t = format!(
+            "schema: 1\nsystem: Mail test\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1]\nmail:\n  incoming:\n    - name: M365 Service\n      tenant: {}\n      auth: oauth_service\n      client_id: {}\n      secret_env: EXTPY_TEST_MAIL_SECRET\n",
+            self.tenant, self.client_id
+        );
+        if self.user_server {
+            t.push_str(&format!(
+                "    - name: M365 Users\n      tenant: {}\n      auth: oauth_user\n      client_id: {}\n",
+                self.tenant, self.client_id
+            ));
+        }
+        if self.outgoing {
+            t.push_str(&format!(
+                "  outgoing:\n    tenant: {}\n    auth: oauth_service\n    server_user: {OUT_APP}\n    password_env: EXTPY_TEST_MAIL_OUTGOING\n",
+                self.tenant
+            ));
+        }
+        t.push_str(&format!(
+            "  queues:\n    - address: {SUPPORT}\n      account: {SUPPORT}\n      server: M365 Service\n"
+        ));
+        if self.user_server {
+            t.push_str(&format!(
+                "    - address: {SALES}\n      account: {SALES}\n      password_env: EXTPY_TEST_SALES_PASSWORD\n      server: M365 Users\n"
+            ));
+        }
+        t
+    }
+
+    /// Runs `extpy mail check` (with `--json` when asked) against fresh servers.
+    fn run(self, json: bool) -> (Run, Microsoft) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::root("extpy mail test CA");
+        let ca_pem = ca.write_pem(dir.path(), "ca.pem");
+        let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+        let mail_tls = if self.mail_untrusted {
+            Ca::root("Somebody Else's CA")
+                .leaf(&["127.0.0.1"])
+                .server_config(&[])
+        } else {
+            leaf.server_config(&[])
+        };
+        let ms = Microsoft::start(
+            self.directory.clone(),
+            self.exchange.clone(),
+            leaf.server_config(&[]),
+            mail_tls,
+        );
+        let topo: PathBuf = dir.path().join("topology.yaml");
+        std::fs::write(&topo, self.topology()).unwrap();
+        let mut c = extpy();
+        c.args(["--ca-cert"]).arg(&ca_pem);
+        c.args(["--timeout", "3", "--retries", "0", "mail", "check"]);
+        c.arg(&topo);
+        for (opt, value) in [
+            ("--authority-url", ms.authority()),
+            ("--imap-host", format!("127.0.0.1:{}", ms.imap.port())),
+            ("--smtp-host", format!("127.0.0.1:{}", ms.smtp.port())),
+        ] {
+            if !self.args.iter().any(|a| a == opt) {
+                c.args([opt, &value]);
+            }
+        }
+        if json {
+            c.arg("--json");
+        }
+        c.args(&self.args);
+        for v in [
+            "EXTPY_TEST_MAIL_SECRET",
+            "EXTPY_TEST_MAIL_OUTGOING",
+            "EXTPY_TEST_SALES_PASSWORD",
+        ] {
+            c.env_remove(v);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let r = run(c);
+        assert_no_secrets(&r, &ms);
+        (r, ms)
+    }
+}
+
+/// No secret value and no issued token in anything extpy printed.
+#[track_caller]
+fn assert_no_secrets(r: &Run, ms: &Microsoft) {
+    let all = format!("{}\n{}", r.stdout, r.stderr);
+    for s in [SECRET, OUT_SECRET, PASSWORD] {
+        assert!(!all.contains(s), "a secret leaked into the output:\n{all}");
+    }
+    for t in ms.tokens() {
+        assert!(!all.contains(&t), "an access token leaked:\n{all}");
+        let payload = t.split('.').nth(1).unwrap().to_string();
+        assert!(
+            !all.contains(&payload),
+            "a token's claims leaked raw:\n{all}"
+        );
+    }
+    assert!(all.is_ascii(), "output is not ASCII:\n{all}");
+}
+
+/// The check with `id` from a `--json` run.
+#[track_caller]
+fn check<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {doc:#}"))
+}
+
+#[track_caller]
+fn kind(doc: &Value, id: &str) -> String {
+    check(doc, id)["verdict"]["kind"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[track_caller]
+fn fix_text(doc: &Value, id: &str) -> String {
+    let f = &check(doc, id)["fix"];
+    assert!(!f.is_null(), "no fix for {id}: {:#}", check(doc, id));
+    format!("{} {}", f["summary"], f["steps"])
+}
+
+/// Runs with `--json`, expects `code`, returns the document.
+fn json(s: Scenario, code: i32) -> (Value, Microsoft) {
+    let (r, ms) = s.run(true);
+    let r = r.code(code);
+    (r.json(), ms)
+}
+
+#[test]
+fn all_good_proves_every_login_and_changes_nothing() {
+    let mut s = good();
+    s.user_server = true;
+    let (doc, ms) = json(s, 0);
+    assert_eq!(doc["schema"], "extpy-mail-check/1");
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["command"], "mail check");
+    assert_eq!(kind(&doc, "token.m365-service"), "token_issued");
+    assert_eq!(kind(&doc, "token.outgoing"), "token_issued");
+    assert_eq!(
+        kind(&doc, "token.m365-users.sales-contoso-example-com"),
+        "token_issued"
+    );
+    let t = &check(&doc, "token.m365-service")["token"];
+    assert_eq!(t["claims"]["tenant"], TENANT);
+    assert_eq!(t["claims"]["roles"][0], "IMAP.AccessAsApp");
+    assert_eq!(t["secret_variables"][0], "EXTPY_TEST_MAIL_SECRET");
+    let imap = check(&doc, "imap.support-contoso-example-com");
+    assert_eq!(imap["verdict"]["kind"], "mailbox_opened");
+    assert_eq!(imap["verdict"]["messages"], 42);
+    assert_eq!(
+        kind(&doc, "imap.sales-contoso-example-com"),
+        "mailbox_opened"
+    );
+    assert_eq!(
+        kind(&doc, "smtp.support-contoso-example-com"),
+        "smtp_authenticated"
+    );
+    assert!(imap["fix"].is_null());
+    // Read-only: IMAP heard AUTHENTICATE, EXAMINE and LOGOUT only; SMTP never MAIL, RCPT or DATA.
+    let imap_log = ms.imap_log.lock().unwrap().clone();
+    for cmd in &imap_log {
+        assert!(
+            cmd == "AUTHENTICATE XOAUTH2" || cmd == "EXAMINE INBOX" || cmd == "LOGOUT",
+            "IMAP command {cmd:?} in {imap_log:?}"
+        );
+    }
+    assert!(imap_log.contains(&"EXAMINE INBOX".to_string()));
+    let smtp_log = ms.smtp_log.lock().unwrap().clone();
+    assert!(
+        smtp_log.contains(&"AUTH XOAUTH2".to_string()),
+        "{smtp_log:?}"
+    );
+    assert!(smtp_log.contains(&"QUIT".to_string()), "{smtp_log:?}");
+    for cmd in &smtp_log {
+        let verb = cmd
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        assert!(
+            !["MAIL", "RCPT", "DATA", "BDAT"].contains(&verb.as_str()),
+            "SMTP {cmd:?}"
+        );
+    }
+    // The OAuth User server brings the warning about the password grant.
+    let notes = doc["notes"].to_string();
+    assert!(
+        notes.contains("discourages") && notes.contains("MFA"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn all_good_in_words() {
+    let (r, _) = good().run(false);
+    let r = r.ok();
+    assert!(
+        r.stdout
+            .contains("OK    token  M365 Service  token issued, with IMAP.AccessAsApp"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "OK    imap   {SUPPORT}  {SUPPORT}: INBOX opened read-only (42 messages)"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("4 mail checks: all ok"), "{}", r.stdout);
+}
+
+#[test]
+fn wrong_tenant() {
+    let mut s = good();
+    s.tenant = OTHER_TENANT.into();
+    let (doc, _) = json(s, 4);
+    assert_eq!(kind(&doc, "token.m365-service"), "tenant_not_found");
+    assert!(fix_text(&doc, "token.m365-service").contains("Directory (tenant) ID"));
+    assert_eq!(kind(&doc, "imap.support-contoso-example-com"), "skipped");
+    assert_eq!(doc["ok"], false);
+}
+
+#[test]
+fn unknown_client() {
+    let mut s = good();
+    s.client_id = UNKNOWN_APP.into();
+    let (doc, _) = json(s, 4);
+    assert_eq!(kind(&doc, "token.m365-service"), "app_not_found");
+    let fix = fix_text(&doc, "token.m365-service");
+    assert!(
+        fix.contains("Application (client) ID") && fix.contains(UNKNOWN_APP),
+        "{fix}"
+    );
+}
+
+#[test]
+fn wrong_secret_names_the_variable_never_the_value() {
+    let mut s = good();
+    s.env[0].1 = "Wr0ng~Secret.Value_That-Is-Not-It".into();
+    let (r, ms) = s.run(false);
+    let r = r.code(4);
+    assert!(
+        r.stdout
+            .contains("invalid client secret in EXTPY_TEST_MAIL_SECRET (AADSTS7000215)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Value (not its Secret ID)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("Wr0ng~Secret") && !r.stderr.contains("Wr0ng~Secret"));
+    assert!(
+        r.stderr.contains("2 of 4 mail checks failed"),
+        "{}",
+        r.stderr
+    );
+    assert_no_secrets(&r, &ms);
+}
+
+#[test]
+fn expired_secret() {
+    let mut s = good();
+    s.directory.apps[0].expired = true;
+    let (doc, _) = json(s, 4);
+    assert_eq!(kind(&doc, "token.m365-service"), "secret_expired");
+    let fix = fix_text(&doc, "token.m365-service");
+    assert!(
+        fix.contains("New client secret") && fix.contains("EXTPY_TEST_MAIL_SECRET"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn consent_missing() {
+    let mut s = good();
+    s.directory.apps[0].consented = false;
+    let (doc, _) = json(s, 4);
+    assert_eq!(kind(&doc, "token.m365-service"), "consent_missing");
+    assert!(fix_text(&doc, "token.m365-service").contains("Grant admin consent"));
+    assert_eq!(kind(&doc, "imap.support-contoso-example-com"), "skipped");
+}
+
+#[test]
+fn imap_permission_missing() {
+    let mut s = good();
+    s.directory.apps[0].roles = vec!["SMTP.SendAsApp".into()];
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "token.m365-service");
+    assert_eq!(c["verdict"]["kind"], "permission_missing");
+    assert_eq!(c["verdict"]["permission"], "IMAP.AccessAsApp");
+    assert_eq!(c["verdict"]["granted"][0], "SMTP.SendAsApp");
+    let fix = fix_text(&doc, "token.m365-service");
+    assert!(
+        fix.contains("Application permissions") && fix.contains("IMAP.AccessAsApp"),
+        "{fix}"
+    );
+    // The outgoing token has what SMTP needs: SMTP still proves its login.
+    assert_eq!(
+        kind(&doc, "smtp.support-contoso-example-com"),
+        "smtp_authenticated"
+    );
+}
+
+#[test]
+fn mailbox_not_permitted() {
+    let mut s = good();
+    s.exchange.mailboxes[0].apps.clear();
+    let (doc, _) = json(s, 4);
+    assert_eq!(kind(&doc, "token.m365-service"), "token_issued");
+    let c = check(&doc, "imap.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "mailbox_not_permitted");
+    assert_eq!(c["verdict"]["answer"], "a1 NO AUTHENTICATE failed.");
+    let fix = fix_text(&doc, "imap.support-contoso-example-com");
+    assert!(
+        fix.contains("New-ServicePrincipal -AppId 6ba7b810")
+            && fix.contains("Add-MailboxPermission -Identity support@contoso.example.com")
+            && fix.contains("Test-ApplicationAccessPolicy"),
+        "{fix}"
+    );
+    let transcript = c["transcript"].to_string();
+    assert!(
+        transcript.contains("AUTHENTICATE XOAUTH2 <token for support@contoso.example.com hidden>"),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn oauth_user_blocked_by_mfa() {
+    let mut s = good();
+    s.user_server = true;
+    s.directory.users[0].mfa = true;
+    let (r, ms) = s.run(false);
+    let r = r.code(4);
+    assert!(
+        r.stdout.contains(&format!(
+            "sign-in of {SALES} blocked by MFA or Conditional Access (AADSTS50076)"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("switch the server to OAuth Service"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Microsoft discourages"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("FAIL  imap   {SALES}  not tried")),
+        "{}",
+        r.stdout
+    );
+    assert_no_secrets(&r, &ms);
+}
+
+#[test]
+fn smtp_auth_disabled() {
+    let mut s = good();
+    s.exchange.mailboxes[0].smtp_auth = false;
+    let (doc, _) = json(s, 4);
+    assert_eq!(
+        kind(&doc, "imap.support-contoso-example-com"),
+        "mailbox_opened"
+    );
+    let c = check(&doc, "smtp.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "smtp_auth_disabled");
+    assert!(
+        c["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .starts_with("535 5.7.139")
+    );
+    assert!(fix_text(&doc, "smtp.support-contoso-example-com").contains("Set-CASMailbox -Identity support@contoso.example.com -SmtpClientAuthenticationDisabled $false"));
+}
+
+#[test]
+fn imap_server_that_hangs_times_out() {
+    let mut s = good();
+    s.exchange.imap_hangs = true;
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "imap.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "timeout");
+    assert_eq!(c["verdict"]["waiting_for"], "the IMAP greeting");
+    assert_eq!(c["verdict"]["secs"], 3);
+    assert!(
+        fix_text(&doc, "imap.support-contoso-example-com")
+            .contains("Test-NetConnection 127.0.0.1 -Port")
+    );
+    // The hang did not hold up the rest.
+    assert_eq!(
+        kind(&doc, "smtp.support-contoso-example-com"),
+        "smtp_authenticated"
+    );
+}
+
+#[test]
+fn token_endpoint_that_hangs_times_out() {
+    let mut s = good();
+    s.directory.hang = true;
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "token.m365-service");
+    assert_eq!(c["verdict"]["kind"], "timeout");
+    assert_eq!(c["verdict"]["waiting_for"], "the token endpoint's answer");
+}
+
+#[test]
+fn token_endpoint_answering_html() {
+    let mut s = good();
+    s.directory.html = true;
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "token.m365-service");
+    assert_eq!(c["verdict"]["kind"], "token_not_json");
+    assert_eq!(c["verdict"]["content_type"], "text/html");
+    assert_eq!(c["verdict"]["answer"], "<!DOCTYPE html>");
+    assert!(fix_text(&doc, "token.m365-service").contains("--authority-url"));
+}
+
+#[test]
+fn untrusted_mail_server_certificate_is_judged_by_the_doctor() {
+    let mut s = good();
+    s.mail_untrusted = true;
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "imap.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "tls");
+    assert_eq!(c["verdict"]["doctor"]["kind"], "root_not_trusted");
+    assert!(
+        c["verdict"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Somebody Else's CA"),
+        "{c:#}"
+    );
+    assert!(fix_text(&doc, "imap.support-contoso-example-com").contains("Import-Certificate"));
+    // After STARTTLS too.
+    let c = check(&doc, "smtp.support-contoso-example-com");
+    assert_eq!(c["verdict"]["doctor"]["kind"], "root_not_trusted");
+}
+
+#[test]
+fn missing_secret_variables_are_named_before_anything_is_sent() {
+    let mut s = good();
+    s.env.retain(|(k, _)| *k == "EXTPY_TEST_SALES_PASSWORD");
+    let (r, ms) = s.run(false);
+    let r = r.code(2);
+    assert!(
+        r.stderr.contains(
+            "EXTPY_TEST_MAIL_SECRET (the client secret of incoming server \"M365 Service\")"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("EXTPY_TEST_MAIL_OUTGOING (the client secret of the outgoing server)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("help:"), "{}", r.stderr);
+    assert!(ms.tokens().is_empty() && ms.imap_log.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_mail_block_without_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let topo = dir.path().join("t.yaml");
+    std::fs::write(
+        &topo,
+        format!("schema: 1\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1]\nmail:\n  incoming:\n    - name: In\n      tenant: {TENANT}\n      auth: oauth_service\n      client_id: {APP}\n      secret_env: X_SECRET\n"),
+    )
+    .unwrap();
+    let mut c = extpy();
+    c.args(["mail", "check"]).arg(&topo);
+    let r = run(c).code(2);
+    assert!(r.stderr.contains("mail.queues is empty"), "{}", r.stderr);
+    // No mail block at all.
+    std::fs::write(
+        &topo,
+        "schema: 1\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1]\n",
+    )
+    .unwrap();
+    let mut c = extpy();
+    c.args(["mail", "check", "--json"]).arg(&topo);
+    let r = run(c).code(2);
+    assert!(r.stderr.contains("has no mail: block"), "{}", r.stderr);
+    assert_eq!(r.json()["exit_code"], 2);
+}
+
+#[test]
+fn unknown_server_and_queue() {
+    let mut s = good();
+    s.args = vec!["--server".into(), "Nope".into()];
+    let (r, _) = s.run(false);
+    let r = r.code(2);
+    assert!(r.stderr.contains("--server \"Nope\": no incoming server of that name in mail.incoming (known: M365 Service)"), "{}", r.stderr);
+    let mut s = good();
+    s.args = vec!["--queue".into(), "who@contoso.example.com".into()];
+    let (r, _) = s.run(false);
+    let r = r.code(2);
+    assert!(
+        r.stderr.contains(&format!("(known: {SUPPORT})")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn one_queue_with_queue() {
+    let mut s = good();
+    s.user_server = true;
+    s.args = vec!["--queue".into(), SALES.into()];
+    let (doc, _) = json(s, 0);
+    let ids: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "token.m365-users.sales-contoso-example-com",
+            "token.outgoing",
+            "imap.sales-contoso-example-com",
+            "smtp.sales-contoso-example-com"
+        ]
+    );
+}
+
+#[test]
+fn bad_endpoints_are_input_errors() {
+    for (opt, value, needle) in [
+        (
+            "--authority-url",
+            "http://login.example",
+            "must be an https:// URL",
+        ),
+        ("--imap-host", "host:notaport", "is not a port number"),
+        ("--smtp-host", "", "is not a host name"),
+    ] {
+        let mut s = good();
+        s.args = vec![opt.into(), value.into()];
+        let (r, _) = s.run(false);
+        let r = r.code(2);
+        assert!(
+            r.stderr.contains(needle) && r.stderr.contains(opt),
+            "{opt}: {}",
+            r.stderr
+        );
+    }
+}
