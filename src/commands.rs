@@ -377,7 +377,9 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
             action: "cannot read the doctor report",
             source,
         })?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let text = crate::wintext::decode(&bytes)
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        let doc: Value = serde_json::from_str(&text).map_err(|e| {
             Error::Usage(format!(
                 "{}: not a saved `extpy doctor --json` report: {e}",
                 file.display()

@@ -16,6 +16,7 @@ pub mod report;
 pub mod rollout;
 pub mod source;
 pub mod topology;
+pub mod wintext;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
 ///

@@ -325,15 +325,31 @@ fn untrusted_certificate_is_explained_and_ca_cert_fixes_it() {
 #[test]
 fn ca_cert_from_the_environment() {
     let w = World::new();
-    let mut c = extpy();
-    c.args(["fetch", "--manifest"])
-        .arg(&w.manifest)
-        .arg("--cache-dir")
-        .arg(&w.cache);
-    c.env("EXTPY_PYTHON_MIRROR", w.mirror.python_mirror())
-        .env("PIP_INDEX_URL", w.mirror.index_url());
-    c.env("SSL_CERT_FILE", &w.ca_pem);
-    run(c).ok();
+    // As Windows writes a certificate file: the PEM, a DER `.cer` (the default export),
+    // and the PEM through Windows PowerShell 5.1 `>` (UTF-16 with a BOM, CRLF).
+    let pem = std::fs::read_to_string(&w.ca_pem).unwrap();
+    let cer = w.path("root.cer");
+    std::fs::write(&cer, w.ca.der.as_ref()).unwrap();
+    let ps51 = w.path("root-ps51.pem");
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(
+        pem.replace('\n', "\r\n")
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    std::fs::write(&ps51, utf16).unwrap();
+    for (i, file) in [&w.ca_pem, &cer, &ps51].into_iter().enumerate() {
+        let mut c = extpy();
+        c.args(["fetch", "--manifest"])
+            .arg(&w.manifest)
+            .arg("--cache-dir")
+            .arg(w.path(&format!("cache-{i}")));
+        c.env("EXTPY_PYTHON_MIRROR", w.mirror.python_mirror())
+            .env("PIP_INDEX_URL", w.mirror.index_url());
+        c.env("SSL_CERT_FILE", file);
+        let r = run(c).ok();
+        assert!(r.stdout.contains("4 artifacts verified"), "{}", r.stdout);
+    }
 }
 
 #[test]

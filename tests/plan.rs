@@ -496,6 +496,23 @@ fn a_failed_host_in_a_doctor_report_adds_the_remediation_step() {
         "{md}"
     );
     let trust_id = format!("`prepare.trust.127-0-0-1-{}`", mirror.addr.port());
+    // The same report as Windows PowerShell 5.1 `>` writes it: UTF-16 with a BOM, CRLF.
+    let text = fs::read_to_string(dir.path().join("doctor.json")).unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(
+        text.replace('\n', "\r\n")
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    fs::write(dir.path().join("doctor16.json"), utf16).unwrap();
+    let md16 = plan(
+        dir.path(),
+        &["topology.example.yaml", "--doctor-report", "doctor16.json"],
+    )
+    .ok()
+    .stdout;
+    assert!(md16.contains("Checked (doctor16.json): 0 of 1 hosts trusted."));
+    assert!(md16.contains(&trust_id), "{md16}");
     let trust = md
         .find(&trust_id)
         .unwrap_or_else(|| panic!("no remediation step:\n{md}"));

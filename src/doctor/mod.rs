@@ -9,7 +9,7 @@ pub mod connect;
 pub mod fix;
 pub mod render;
 #[cfg(test)]
-mod testpki;
+pub(crate) mod testpki;
 pub mod verdict;
 pub mod verify;
 

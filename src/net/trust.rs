@@ -48,25 +48,51 @@ impl ExtraRoots {
     }
 }
 
-/// The certificates of one PEM file.
+/// The certificates of one file as Windows or anything else writes it: PEM (with or without
+/// a UTF-8 byte-order mark, as UTF-16, with CRLF) or one DER certificate (a `.cer` file, what
+/// Windows exports by default).
 pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let bad = |reason: String| NetError::CaCert {
         path: path.to_path_buf(),
         reason,
     };
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(format!("it is not valid PEM: {e}")))?;
-    if certs.is_empty() {
-        let hint = if bytes.first() == Some(&0x30) {
-            "it looks like a DER (.cer) file; convert it with `openssl x509 -inform der -in FILE -out FILE.pem` or use the .pem that `extpy doctor --export` writes"
-        } else {
-            "it holds no `-----BEGIN CERTIFICATE-----` block"
+    if bytes.first() == Some(&0x30) {
+        return match x509_parser::parse_x509_certificate(&bytes) {
+            Ok(([], _)) => Ok(vec![CertificateDer::from(bytes)]),
+            _ => Err(bad(format!(
+                "it is binary (DER) but not one X.509 certificate (a .p7b or .pfx?); export the certificate as \"DER encoded binary X.509 (.CER)\" or \"Base-64 encoded X.509 (.CER)\", or use the .pem that `extpy doctor --export` writes{}",
+                certutil_hint(path)
+            ))),
         };
-        return Err(bad(hint.to_string()));
+    }
+    let text =
+        crate::wintext::decode(&bytes).map_err(|e| bad(format!("{e}{}", certutil_hint(path))))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(text.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("it is not valid PEM: {e}{}", certutil_hint(path))))?;
+    if certs.is_empty() {
+        return Err(bad(format!(
+            "it holds no `-----BEGIN CERTIFICATE-----` block{}",
+            certutil_hint(path)
+        )));
     }
     Ok(certs)
+}
+
+/// The command that turns a certificate Windows exported into PEM.
+fn certutil_hint(path: &Path) -> String {
+    let pem = path.with_extension("pem");
+    let pem = if pem == path {
+        path.with_extension("b64.pem")
+    } else {
+        pem
+    };
+    format!(
+        "\n  help: if it is a certificate exported from Windows, encode it as PEM with: certutil -encode \"{}\" \"{}\"",
+        path.display(),
+        pem.display()
+    )
 }
 
 /// The TLS configuration of the one HTTP client: the operating system's verifier (its trust
@@ -252,10 +278,76 @@ mod tests {
             err.contains("no `-----BEGIN CERTIFICATE-----` block"),
             "{err}"
         );
+        assert!(
+            err.contains(&format!(
+                "certutil -encode \"{}\" \"{}\"",
+                empty.display(),
+                dir.path().join("empty.b64.pem").display()
+            )),
+            "{err}"
+        );
         let der = dir.path().join("root.cer");
         std::fs::write(&der, [0x30, 0x82, 0x01]).unwrap();
         let err = read_pem_certs(&der).unwrap_err().to_string();
-        assert!(err.contains("DER"), "{err}");
+        assert!(
+            err.contains("DER") && err.contains("certutil -encode"),
+            "{err}"
+        );
+    }
+
+    fn pem_of(der: &[u8]) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        )
+    }
+
+    #[test]
+    fn certificate_files_as_windows_writes_them() {
+        let ca = crate::doctor::testpki::TestCa::root("Inspecting Proxy CA");
+        let other = crate::doctor::testpki::TestCa::root("Second CA");
+        let pem = pem_of(&ca.der) + &pem_of(&other.der);
+        let crlf = pem.replace('\n', "\r\n");
+        let utf16 = |s: &str, bom: &[u8]| -> Vec<u8> {
+            let mut v = bom.to_vec();
+            v.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+            v
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("plain.pem", pem.clone().into_bytes()),
+            ("crlf.pem", crlf.clone().into_bytes()),
+            (
+                "bom.pem",
+                [b"\xEF\xBB\xBF".as_slice(), crlf.as_bytes()].concat(),
+            ),
+            // Windows PowerShell 5.1: `Get-Content a.pem > b.pem`, `Out-File`.
+            ("ps51.pem", utf16(&crlf, &[0xFF, 0xFE])),
+        ];
+        for (name, bytes) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let certs = read_pem_certs(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(certs, [ca.der.clone(), other.der.clone()], "{name}");
+        }
+        let cer = dir.path().join("root.cer");
+        std::fs::write(&cer, ca.der.as_ref()).unwrap();
+        assert_eq!(read_pem_certs(&cer).unwrap(), vec![ca.der.clone()]);
+        // Extra bytes after the certificate: not one DER certificate.
+        std::fs::write(&cer, [ca.der.as_ref(), b"\x00"].concat()).unwrap();
+        assert!(
+            read_pem_certs(&cer)
+                .unwrap_err()
+                .to_string()
+                .contains("not one X.509")
+        );
     }
 
     #[test]
