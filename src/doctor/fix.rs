@@ -248,6 +248,41 @@ fn other_fix(verdict: &Verdict, target: &Target, advice: &Advice) -> Fix {
         Verdict::CertificateRejected { .. } => {
             "report this to the server's administrators: the certificate must be replaced".into()
         }
+        Verdict::Revoked { .. } => {
+            notes.push("Do not work around a revocation (no --ca-cert, no other root): the issuer withdrew the certificate.".into());
+            "the server's administrators must replace the revoked certificate; nothing on this machine should fix this".into()
+        }
+        Verdict::Distrusted { root, .. } => {
+            commands.push(FixCommand {
+                platform: "windows-powershell",
+                label: "Windows",
+                command: "Get-ChildItem Cert:\\LocalMachine\\Disallowed, Cert:\\CurrentUser\\Disallowed | Format-List Subject, Thumbprint, NotAfter".into(),
+            });
+            notes.push("An administrator, a Group Policy or Windows Update put it there, usually on purpose: ask before removing it (Remove-Item Cert:\\LocalMachine\\Disallowed\\<Thumbprint>).".into());
+            format!(
+                "find out why this machine distrusts the chain to \"{root}\" (its Disallowed store); installing the root again does not help"
+            )
+        }
+        Verdict::RestrictedByPolicy { root, .. } => {
+            commands.push(FixCommand {
+                platform: "windows-powershell",
+                label: "Windows",
+                command: "certlm.msc".into(),
+            });
+            notes.push(format!("In certlm.msc: Trusted Root Certification Authorities, Certificates, \"{root}\", Properties: \"Enable all purposes for this certificate\" or at least \"Server Authentication\". If a Group Policy sets it, its administrators must change it there."));
+            format!(
+                "allow \"{root}\" to vouch for TLS servers (Server Authentication) on this machine, or have the Group Policy that restricts it changed"
+            )
+        }
+        Verdict::RevocationUnknown { .. } => {
+            commands.push(FixCommand {
+                platform: "windows-powershell",
+                label: "Windows",
+                command: "netsh winhttp show proxy".into(),
+            });
+            notes.push("Windows fetches CRLs and OCSP answers through the WinHTTP proxy (netsh winhttp), not the user's browser settings.".into());
+            "let this machine reach the CRL and OCSP addresses named in the certificates (directly or through the WinHTTP proxy), then run again".into()
+        }
         Verdict::HandshakeFailed { .. } => {
             notes.push(format!("Compare with `curl -v https://{}/` or `openssl s_client -connect {}` from this machine.", target.authority(), target.authority()));
             "check that this is the server's TLS port and that it accepts TLS 1.2 or 1.3; a device in between that breaks TLS must let it through".into()
@@ -534,6 +569,53 @@ fn der_of_pem(pem: &[u8]) -> Option<CertificateDer<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_this_machine_get_their_own_fix_and_never_a_root_to_install() {
+        let target = Target::parse("www.example.com").unwrap();
+        let advice = Advice {
+            command: "build".into(),
+            export: None,
+            after_failure: false,
+        };
+        let root = "Public Root R1".to_string();
+        let cases = [
+            (
+                Verdict::Revoked {
+                    subject: "www.example.com".into(),
+                },
+                "replace the revoked certificate",
+            ),
+            (
+                Verdict::Distrusted {
+                    root: root.clone(),
+                    reason: String::new(),
+                },
+                "Disallowed",
+            ),
+            (
+                Verdict::RestrictedByPolicy {
+                    root: root.clone(),
+                    reason: String::new(),
+                },
+                "Server Authentication",
+            ),
+            (
+                Verdict::RevocationUnknown {
+                    reason: String::new(),
+                },
+                "CRL and OCSP",
+            ),
+        ];
+        for (verdict, words) in cases {
+            let fix = other_fix(&verdict, &target, &advice);
+            let text = format!("{} {:?} {:?}", fix.summary, fix.commands, fix.notes);
+            assert!(text.contains(words), "{verdict:?}: {text}");
+            assert!(fix.certificate.is_none());
+            assert!(!fix.summary.contains("--ca-cert"), "{}", fix.summary);
+            assert!(!fix.summary.contains("trust this root"), "{}", fix.summary);
+        }
+    }
 
     #[test]
     fn file_stems_are_safe() {

@@ -74,7 +74,33 @@ pub enum Verdict {
         /// Its subject.
         subject: String,
     },
-    /// Rejected for another reason (bad signature, wrong key usage, revoked…).
+    /// This machine says a certificate on the path has been revoked.
+    Revoked {
+        /// Whose certificate (the leaf when the refusal does not say).
+        subject: String,
+    },
+    /// This machine explicitly distrusts a certificate on the path (on Windows: it is in the
+    /// Disallowed store).
+    Distrusted {
+        /// The root the chain leads to.
+        root: String,
+        /// The refusal in the system's words.
+        reason: String,
+    },
+    /// This machine trusts the root, but a policy restricts what it may be used for.
+    RestrictedByPolicy {
+        /// The root the chain leads to.
+        root: String,
+        /// The refusal in the system's words.
+        reason: String,
+    },
+    /// This machine could not learn whether a certificate is revoked (CRL or OCSP servers
+    /// unreachable) and refuses for that.
+    RevocationUnknown {
+        /// The refusal in the system's words.
+        reason: String,
+    },
+    /// Rejected for another reason (bad signature, wrong key usage, revoked...).
     CertificateRejected {
         /// Why.
         reason: String,
@@ -170,6 +196,18 @@ impl Verdict {
                 names.join(", ")
             ),
             Verdict::SelfSigned { subject } => format!("self-signed certificate: \"{subject}\""),
+            Verdict::Revoked { subject } => {
+                format!("revoked: this machine says \"{subject}\" has been revoked")
+            }
+            Verdict::Distrusted { root, .. } => {
+                format!("distrusted: this machine explicitly distrusts the chain to \"{root}\"")
+            }
+            Verdict::RestrictedByPolicy { root, .. } => format!(
+                "restricted by policy: this machine does not let \"{root}\" vouch for TLS servers"
+            ),
+            Verdict::RevocationUnknown { .. } => {
+                "revocation unknown: this machine could not check whether the certificate is revoked".into()
+            }
             Verdict::CertificateRejected { reason } => format!("certificate rejected: {reason}"),
             Verdict::HandshakeFailed { reason } => format!("handshake failure: {reason}"),
             Verdict::NotTls { answer: Some(a) } => {
@@ -228,6 +266,16 @@ impl Verdict {
             }
             Verdict::NameMismatch { .. } => "The certificate does not cover the name extpy connected to: the name or address is not one the server serves, or something else (a proxy, a captive portal, a load balancer) answered.".into(),
             Verdict::SelfSigned { .. } => "The server presented a certificate that signs itself: no certificate authority vouches for it. Trust exactly this certificate only if you know the server.".into(),
+            Verdict::Revoked { .. } => "This machine's certificate checks say a certificate on the path has been revoked by its issuer: it must not be trusted, whatever else trusts it. Installing a root does not change this.".into(),
+            Verdict::Distrusted { reason, .. } => format!(
+                "This machine's trust store has the chain's root, or a certificate on the path, on its list of explicitly distrusted certificates (on Windows the Disallowed store, filled by an administrator, a Group Policy or Windows Update): {reason}. Installing the root again does not change this."
+            ),
+            Verdict::RestrictedByPolicy { reason, .. } => format!(
+                "This machine knows the root, but a policy limits it (its allowed purposes in the store, or a Group Policy), so it may not vouch for a TLS server: {reason}."
+            ),
+            Verdict::RevocationUnknown { reason } => format!(
+                "This machine tries to check revocation (CRL or OCSP) for each certificate and could not reach the servers that answer, so it refuses the chain: {reason}."
+            ),
             Verdict::CertificateRejected { .. } => "The chain is complete, but a certificate in it cannot be accepted.".into(),
             Verdict::HandshakeFailed { .. } => "The server and extpy could not agree on TLS. extpy offers TLS 1.3 and 1.2 with modern ciphers; a very old server or a device in between may refuse them.".into(),
             Verdict::NotTls { .. } => "Something listens on this port, but it does not speak TLS.".into(),
@@ -293,14 +341,22 @@ pub fn classify(f: &Facts<'_>) -> Verdict {
             reason: "the server presented no certificate".into(),
         };
     };
-    if check(Source::Mozilla).is_some_and(|c| c.ok) {
-        let root = f.public_root.clone().unwrap_or_else(|| {
-            if top.self_signed {
-                top.name.clone()
-            } else {
-                top.issuer_name.clone()
-            }
-        });
+    // Only an unknown issuer may lead to "install the root": a refusal of this machine's own
+    // (revoked, distrusted, restricted) stands whatever the Mozilla set says.
+    let root = f.public_root.clone().unwrap_or_else(|| {
+        if top.self_signed {
+            top.name.clone()
+        } else {
+            top.issuer_name.clone()
+        }
+    });
+    let public_ok = check(Source::Mozilla).is_some_and(|c| c.ok);
+    if let Some(v) =
+        check(Source::System).and_then(|c| system_refusal(c, &leaf.name, &root, public_ok))
+    {
+        return v;
+    }
+    if public_ok {
         return Verdict::RootNotTrusted {
             root,
             public: true,
@@ -351,6 +407,73 @@ pub fn classify(f: &Facts<'_>) -> Verdict {
             presented,
         }
     }
+}
+
+/// Windows CryptoAPI results (HRESULTs) that the platform verifier passes on as
+/// `... (os error N)` in its message; the ones it maps itself arrive as rustls errors.
+mod hresult {
+    pub const CERT_E_UNTRUSTEDCA: i32 = 0x800B_0112_u32 as i32;
+    pub const CERT_E_INVALID_POLICY: i32 = 0x800B_0113_u32 as i32;
+    pub const CERT_E_PURPOSE: i32 = 0x800B_0106_u32 as i32;
+    pub const CERT_E_REVOKED: i32 = 0x800B_010C_u32 as i32;
+    pub const CERT_E_REVOCATION_FAILURE: i32 = 0x800B_010E_u32 as i32;
+    pub const TRUST_E_EXPLICIT_DISTRUST: i32 = 0x800B_0111_u32 as i32;
+    pub const CRYPT_E_NO_REVOCATION_CHECK: i32 = 0x8009_2012_u32 as i32;
+    pub const CRYPT_E_REVOCATION_OFFLINE: i32 = 0x8009_2013_u32 as i32;
+}
+
+/// The Windows error code in a refusal's words (`... (os error -2146762479)`).
+fn os_error(message: &str) -> Option<i32> {
+    let at = message.rfind("os error ")? + "os error ".len();
+    let digits: String = message[at..]
+        .chars()
+        .enumerate()
+        .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-'))
+        .map(|(_, c)| c)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The verdict for a refusal of this machine's own, which installing a root cannot fix;
+/// `None` for an unknown issuer (or anything else the other sources decide). A wrong
+/// purpose is this machine's restriction only when the public set accepts the chain.
+fn system_refusal(system: &TrustCheck, leaf: &str, root: &str, public_ok: bool) -> Option<Verdict> {
+    use hresult::*;
+    if system.ok {
+        return None;
+    }
+    let reason = system.message.clone().unwrap_or_default();
+    let code = os_error(&reason);
+    let verdict = match (&system.tls_problem, code) {
+        (Some(TlsProblem::Revoked), _) | (_, Some(CERT_E_REVOKED)) => Verdict::Revoked {
+            subject: leaf.to_string(),
+        },
+        (_, Some(TRUST_E_EXPLICIT_DISTRUST)) => Verdict::Distrusted {
+            root: root.to_string(),
+            reason,
+        },
+        (_, Some(CERT_E_UNTRUSTEDCA | CERT_E_INVALID_POLICY | CERT_E_PURPOSE)) if public_ok => {
+            Verdict::RestrictedByPolicy {
+                root: root.to_string(),
+                reason,
+            }
+        }
+        (Some(TlsProblem::InvalidPurpose), _) if public_ok => Verdict::RestrictedByPolicy {
+            root: root.to_string(),
+            reason,
+        },
+        (
+            _,
+            Some(
+                CRYPT_E_NO_REVOCATION_CHECK
+                | CRYPT_E_REVOCATION_OFFLINE
+                | CERT_E_REVOCATION_FAILURE,
+            ),
+        ) => Verdict::RevocationUnknown { reason },
+        (Some(TlsProblem::RevocationUnknown), _) => Verdict::RevocationUnknown { reason },
+        _ => return None,
+    };
+    Some(verdict)
 }
 
 /// Expired or not-yet-valid: the leaf always; the CAs on the path when a source says dates
@@ -660,6 +783,78 @@ mod tests {
             }
         );
         assert!(v.wants_trust() && !v.ok());
+    }
+
+    /// Windows' own refusals, as the platform verifier reports them, with the Mozilla set
+    /// accepting the chain: only an unknown issuer means "install the public root".
+    #[test]
+    fn refusals_of_this_machine_are_not_a_missing_root() {
+        let root = TestCa::root("Public Root R1");
+        let inter = root.intermediate("Public Issuing CA");
+        let certs = [inter.leaf(&["www.example.com"], |_| {}), inter.der.clone()];
+        let windows = |hresult: u32, words: &str| {
+            TlsProblem::BadCertificate(format!("{words} (os error {})", hresult as i32))
+        };
+        let cases = [
+            (TlsProblem::Revoked, "revoked"),
+            (
+                windows(0x800B_010C, "The certificate is revoked."),
+                "revoked",
+            ),
+            (
+                windows(
+                    0x800B_0111,
+                    "The certificate was explicitly marked as untrusted by the user.",
+                ),
+                "distrusted",
+            ),
+            (TlsProblem::InvalidPurpose, "restricted_by_policy"),
+            (
+                windows(
+                    0x800B_0112,
+                    "A certification chain processed correctly, but one of the CA certificates is not trusted by the policy provider.",
+                ),
+                "restricted_by_policy",
+            ),
+            (
+                windows(
+                    0x8009_2013,
+                    "The revocation function was unable to check revocation because the revocation server was offline.",
+                ),
+                "revocation_unknown",
+            ),
+            (TlsProblem::RevocationUnknown, "revocation_unknown"),
+            (TlsProblem::UnknownIssuer, "root_not_trusted"),
+        ];
+        for (problem, kind) in cases {
+            let checks = [
+                check(Source::System, Some(problem.clone())),
+                check(Source::Mozilla, None),
+            ];
+            let v = verdict_with("www.example.com", &certs, &checks, |f| {
+                f.public_root = Some("Public Root R1".into());
+                f.top_issuer_known = true;
+            });
+            let json = serde_json::to_value(&v).unwrap();
+            assert_eq!(json["kind"], kind, "{problem:?}: {v:?}");
+            assert_eq!(v.wants_trust(), kind == "root_not_trusted", "{kind}");
+            assert!(!v.ok());
+            assert!(v.summary().is_ascii() && v.explanation().is_ascii());
+        }
+        // A leaf that is wrong for TLS everywhere is not a policy of this machine.
+        let checks = [
+            check(Source::System, Some(TlsProblem::InvalidPurpose)),
+            check(Source::Mozilla, Some(TlsProblem::InvalidPurpose)),
+        ];
+        let v = verdict("www.example.com", &certs, &checks);
+        assert!(matches!(v, Verdict::CertificateRejected { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn os_errors_in_refusal_words() {
+        assert_eq!(os_error("x (os error -2146762479)"), Some(-2146762479));
+        assert_eq!(os_error("x (os error 5)"), Some(5));
+        assert_eq!(os_error("no code"), None);
     }
 
     #[test]

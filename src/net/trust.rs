@@ -144,6 +144,11 @@ pub enum TlsProblem {
     NameMismatch,
     /// The certificate was revoked.
     Revoked,
+    /// A certificate on the path may not be used for TLS servers (its key usage, or a
+    /// restriction this machine puts on its root).
+    InvalidPurpose,
+    /// Whether a certificate is revoked could not be learnt, and that was reason to refuse.
+    RevocationUnknown,
     /// Some other certificate problem.
     BadCertificate(String),
     /// The peer does not speak TLS (or not a version we accept).
@@ -161,6 +166,8 @@ impl TlsProblem {
             TlsProblem::NotYetValid => "not_yet_valid",
             TlsProblem::NameMismatch => "name_mismatch",
             TlsProblem::Revoked => "revoked",
+            TlsProblem::InvalidPurpose => "invalid_purpose",
+            TlsProblem::RevocationUnknown => "revocation_unknown",
             TlsProblem::BadCertificate(_) => "bad_certificate",
             TlsProblem::NotTls(_) => "not_tls",
             TlsProblem::Handshake(_) => "handshake",
@@ -180,6 +187,12 @@ impl std::fmt::Display for TlsProblem {
             }
             TlsProblem::NameMismatch => f.write_str("the server's certificate is for a different host name"),
             TlsProblem::Revoked => f.write_str("the server's certificate has been revoked"),
+            TlsProblem::InvalidPurpose => f.write_str(
+                "a certificate on the path may not be used for TLS servers (extended key usage)",
+            ),
+            TlsProblem::RevocationUnknown => f.write_str(
+                "whether the server's certificate is revoked could not be checked",
+            ),
             TlsProblem::BadCertificate(why) => write!(f, "the server's certificate was rejected: {why}"),
             TlsProblem::NotTls(why) => write!(f, "the server did not answer with TLS ({why})"),
             TlsProblem::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
@@ -210,20 +223,24 @@ pub fn find_tls_problem(err: &(dyn std::error::Error + 'static)) -> Option<TlsPr
 /// Plain words for a rustls error.
 pub fn classify(err: &rustls::Error) -> TlsProblem {
     match err {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => TlsProblem::UnknownIssuer,
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                TlsProblem::Expired
+        rustls::Error::InvalidCertificate(c) => {
+            match c {
+                CertificateError::UnknownIssuer => TlsProblem::UnknownIssuer,
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    TlsProblem::Expired
+                }
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                    TlsProblem::NotYetValid
+                }
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => TlsProblem::NameMismatch,
+                CertificateError::Revoked => TlsProblem::Revoked,
+                CertificateError::InvalidPurpose
+                | CertificateError::InvalidPurposeContext { .. } => TlsProblem::InvalidPurpose,
+                CertificateError::UnknownRevocationStatus => TlsProblem::RevocationUnknown,
+                other => TlsProblem::BadCertificate(certificate_words(other)),
             }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                TlsProblem::NotYetValid
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                TlsProblem::NameMismatch
-            }
-            CertificateError::Revoked => TlsProblem::Revoked,
-            other => TlsProblem::BadCertificate(certificate_words(other)),
-        },
+        }
         rustls::Error::InvalidMessage(m) => TlsProblem::NotTls(format!("{m:?}")),
         rustls::Error::AlertReceived(a) => {
             TlsProblem::Handshake(format!("the server sent the alert {a:?}"))
@@ -240,18 +257,12 @@ fn certificate_words(err: &CertificateError) -> String {
     match err {
         CertificateError::BadEncoding => "it is not a well-formed certificate".into(),
         CertificateError::BadSignature => "a signature in the chain does not verify".into(),
-        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-            "it is not meant for TLS servers (extended key usage)".into()
-        }
         CertificateError::UnhandledCriticalExtension => {
             "it has a critical extension that cannot be checked".into()
         }
         CertificateError::UnsupportedSignatureAlgorithmContext { .. }
         | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
             "it is signed with an algorithm extpy does not accept".into()
-        }
-        CertificateError::UnknownRevocationStatus => {
-            "its revocation status cannot be determined".into()
         }
         CertificateError::Other(e) => e.to_string(),
         other => format!("{other:?}"),
