@@ -811,19 +811,6 @@ fn get_py_shim_keeps_the_old_contract() {
     );
 }
 
-/// Pseudo-random bytes that do not compress (so a small disk really fills up).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// A disk that fills up mid-build: a clear error, the previous build intact, nothing left
 /// behind. Needs a small tmpfs, mounted in a private user and mount namespace.
 #[test]
@@ -839,7 +826,7 @@ fn a_full_disk_fails_cleanly_and_keeps_the_previous_build() {
     small.run(&["build", good.to_str().unwrap()]).ok();
 
     let big = WheelSpec {
-        files: vec![("big/blob.bin".into(), noise(3 << 20, 7))],
+        files: vec![("big/blob.bin".into(), support::fixtures::noise(3 << 20, 7))],
         ..WheelSpec::pure("big", "1.0")
     };
     let w = World::with_wheels(&[big]);

@@ -630,3 +630,176 @@ fn empty_settings_in_the_environment_count_as_unset() {
     c.arg("fetch");
     run(c).ok();
 }
+
+/// A world with large artifacts: a 3 MiB embeddable and a 2 MiB wheel beside a small one.
+fn large_world() -> World {
+    let wheels = vec![
+        (
+            "big-1.0-py3-none-any.whl".to_string(),
+            support::fixtures::noise(2 << 20, 11),
+        ),
+        (
+            support::WheelSpec::pure("alpha", "1.0").filename(),
+            support::WheelSpec::pure("alpha", "1.0").build(),
+        ),
+    ];
+    World::with_artifacts(support::fixtures::noise(3 << 20, 5), wheels)
+}
+
+#[test]
+fn a_link_that_drops_every_512_kib_completes_without_fetching_twice() {
+    let w = large_world();
+    w.mirror.drop_every(512 * 1024);
+    let r = w.run(&["fetch", "--json", "-v"]).ok();
+    let doc = r.json();
+    let sizes: u64 =
+        w.wheels.iter().map(|(_, b)| b.len() as u64).sum::<u64>() + w.embed.len() as u64;
+    for (name, bytes) in w
+        .wheels
+        .iter()
+        .map(|(n, b)| (n.as_str(), b))
+        .chain([("embeddable", &w.embed)])
+    {
+        let blob =
+            std::fs::read(w.blob(bytes)).unwrap_or_else(|e| panic!("{name} not cached: {e}"));
+        assert!(blob == *bytes, "{name}: the cached copy is the pinned file");
+    }
+    assert_eq!(
+        doc["artifacts"].as_array().unwrap().len(),
+        3,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        doc["artifacts"][0]["resumed"], true,
+        "the embeddable was resumed: {}",
+        r.stdout
+    );
+    let embed_requests = w.mirror.requests_to(&w.embed_path());
+    assert!(
+        embed_requests.len() >= 6,
+        "3 MiB in 512 KiB pieces: {}",
+        embed_requests.len()
+    );
+    assert!(
+        embed_requests[1..]
+            .iter()
+            .all(|q| q.headers.contains_key("range")),
+        "every request after the first continues with a Range"
+    );
+    let sent = w.mirror.body_bytes_sent();
+    assert!(sent >= sizes, "the mirror sent {sent} bytes of {sizes}");
+    assert!(
+        sent * 10 <= sizes * 12,
+        "the mirror sent {sent} bytes for {sizes} bytes of artifacts (more than 1.2x)\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_stalled_connection_is_resumed_with_a_range_in_the_same_run() {
+    let w = large_world();
+    let path = w.embed_path();
+    let stalled_at = 256 * 1024;
+    // Twice: should the first answer not reach the client at all on a loaded machine, the
+    // second one stalls at the same byte.
+    for _ in 0..2 {
+        w.mirror
+            .fault(&path, Fault::StallAfter(stalled_at, Duration::from_secs(4)));
+    }
+    let r = w.run(&["fetch", "--json", "--timeout", "2", "-v"]).ok();
+    assert_eq!(r.json()["artifacts"][0]["resumed"], true, "{}", r.stderr);
+    let reqs = w.mirror.requests_to(&path);
+    assert!(
+        reqs.iter()
+            .any(|q| q.headers.get("range") == Some(&format!("bytes={stalled_at}-"))),
+        "continues where the stall began: {reqs:?}\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("resuming where it stopped"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(w.blob(&w.embed)).unwrap(), w.embed);
+}
+
+#[test]
+fn a_killed_run_is_continued_by_the_next_one() {
+    let w = large_world();
+    let path = w.embed_path();
+    let got = 512 * 1024;
+    w.mirror
+        .fault(&path, Fault::StallAfter(got, Duration::from_secs(30)));
+    let mut child = w.cmd().args(["fetch", "--jobs", "1"]).spawn().unwrap();
+    let part = w.cache.join("partial").join(format!(
+        "{}.part",
+        extpy::digest::Sha256Digest::of(&w.embed)
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < got as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never got {got} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let doc = w.run(&["fetch", "--json"]).ok().json();
+    assert_eq!(doc["artifacts"][0]["resumed"], true);
+    let reqs = w.mirror.requests_to(&path);
+    assert_eq!(
+        reqs.last()
+            .and_then(|q| q.headers.get("range"))
+            .map(String::as_str),
+        Some(format!("bytes={got}-").as_str())
+    );
+    assert_eq!(std::fs::read(w.blob(&w.embed)).unwrap(), w.embed);
+}
+
+#[test]
+fn one_connection_carries_every_request_to_a_host() {
+    let w = World::new();
+    w.run(&["fetch", "--jobs", "1"]).ok();
+    assert_eq!(
+        w.mirror.requests().len(),
+        7,
+        "three index pages and four files"
+    );
+    assert_eq!(
+        w.mirror.connections(),
+        1,
+        "kept alive: no TCP or TLS handshake per artifact"
+    );
+}
+
+#[test]
+fn the_largest_kinds_start_first() {
+    let wheels = vec![
+        support::WheelSpec::pure("alpha", "1.0"),
+        support::WheelSpec {
+            tag: "cp312-cp312-win_amd64".into(),
+            purelib: false,
+            ..support::WheelSpec::pure("native", "1.0")
+        },
+    ];
+    let w = World::with_wheels(&wheels);
+    w.run(&["fetch", "--jobs", "1"]).ok();
+    let files: Vec<String> = w
+        .mirror
+        .requests()
+        .into_iter()
+        .map(|q| q.path)
+        .filter(|p| !p.starts_with("/simple/"))
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            w.embed_path(),
+            format!("/files/{}", w.wheels[1].0),
+            format!("/files/{}", w.wheels[0].0),
+        ],
+        "the embeddable, then compiled wheels, then pure ones"
+    );
+}

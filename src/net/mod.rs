@@ -23,6 +23,9 @@ pub use trust::{ExtraRoots, TlsProblem};
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The largest index page extpy reads.
 pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
+/// Bytes an interrupted attempt must add to the partial file for the next one to count as a
+/// resumption rather than a retry.
+const RESUME_PROGRESS: u64 = 64 * 1024;
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 
@@ -277,6 +280,9 @@ enum Outcome<T> {
         error: NetError,
         after: Option<Duration>,
     },
+    /// The connection broke after the file grew: continue at once with a Range request.
+    /// This is not a failed try: a link that drops every few MiB still gets through.
+    Resume(NetError),
     Fail(NetError),
 }
 
@@ -437,9 +443,20 @@ impl Client {
         let mut validator: Option<String> = None;
         let mut attempts = 0;
         let mut transferred = 0;
+        // The longest the partial file has been: only real growth past it counts as progress,
+        // so a server that ignores Range, or cuts every answer after a few bytes, still runs
+        // out of retries.
+        let part_len = || fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+        let mut longest = part_len();
         let mut result = self.retrying(url, || {
             attempts += 1;
-            self.download_attempt(url, part, &mut validator, &mut transferred, bar)
+            match self.download_attempt(url, part, &mut validator, &mut transferred, bar) {
+                Outcome::Retry { error, .. } if part_len() >= longest + RESUME_PROGRESS => {
+                    longest = part_len();
+                    Outcome::Resume(error)
+                }
+                other => other,
+            }
         })?;
         result.attempts = attempts;
         result.transferred = transferred;
@@ -583,6 +600,11 @@ impl Client {
             match attempt() {
                 Outcome::Done(v) => return Ok(v),
                 Outcome::Fail(e) => return Err(e),
+                Outcome::Resume(error) => {
+                    self.reporter
+                        .detail(format!("{error}; resuming where it stopped"));
+                    tries = 0;
+                }
                 Outcome::Retry { error, after } => {
                     if tries > self.options.retries {
                         return Err(if tries > 1 {

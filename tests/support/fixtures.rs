@@ -327,3 +327,17 @@ pub fn raw_wheel(name: &str, version: &str, entries: &[RawEntry]) -> (String, Ve
     });
     (format!("{name}-{version}-py3-none-any.whl"), raw_zip(&all))
 }
+
+/// Pseudo-random bytes that do not compress (a disk that really fills up, a download that
+/// really takes many packets).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

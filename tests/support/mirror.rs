@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub enum Fault {
     Redirect(String),
     /// Serve the whole file even when a Range is asked for.
     IgnoreRange,
+    /// Send this many bytes of the body, then go silent (the connection stays open).
+    StallAfter(usize, Duration),
 }
 
 /// A request as the mirror saw it.
@@ -53,6 +55,8 @@ struct State {
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     log: Mutex<Vec<Logged>>,
     connections: AtomicUsize,
+    body_bytes: AtomicU64,
+    drop_every: AtomicUsize,
     html_only: AtomicBool,
     hide_hashes: AtomicBool,
     hash_override: Mutex<HashMap<String, String>>,
@@ -188,6 +192,16 @@ impl Mirror {
             .collect()
     }
 
+    /// A flaky link: every connection is closed after `bytes` bytes of response body.
+    pub fn drop_every(&self, bytes: usize) {
+        self.state.drop_every.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Bytes of response bodies written to the network so far (pages and files).
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.state.body_bytes.load(Ordering::SeqCst)
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
@@ -215,6 +229,10 @@ fn serve_connection(state: &State, tls: Option<Arc<rustls::ServerConfig>>, tcp: 
         None => Box::new(tcp),
     };
     let mut reader = BufReader::new(stream);
+    let mut budget = match state.drop_every.load(Ordering::SeqCst) {
+        0 => usize::MAX,
+        n => n,
+    };
     while let Some(req) = read_request(&mut reader) {
         state.log.lock().unwrap().push(req.clone());
         let fault = state
@@ -223,7 +241,7 @@ fn serve_connection(state: &State, tls: Option<Arc<rustls::ServerConfig>>, tcp: 
             .unwrap()
             .get_mut(&req.path)
             .and_then(VecDeque::pop_front);
-        if !respond(state, &req, fault, reader.get_mut(), &raw) {
+        if !respond(state, &req, fault, reader.get_mut(), &raw, &mut budget) {
             return;
         }
     }
@@ -290,6 +308,7 @@ fn respond(
     fault: Option<Fault>,
     w: &mut dyn Write,
     raw: &TcpStream,
+    budget: &mut usize,
 ) -> bool {
     let mut fault = fault;
     if let Some(Fault::Stall(d)) = fault {
@@ -355,7 +374,24 @@ fn respond(
     if head(w, status, &headers, slice.len()).is_err() {
         return false;
     }
+    if slice.len() > *budget && fault.is_none() {
+        fault = Some(Fault::Truncate(*budget));
+    }
+    *budget = budget.saturating_sub(slice.len());
+    let sent = match &fault {
+        Some(Fault::Truncate(n) | Fault::Reset(n) | Fault::StallAfter(n, _)) => {
+            (*n).min(slice.len())
+        }
+        _ => slice.len(),
+    };
+    state.body_bytes.fetch_add(sent as u64, Ordering::SeqCst);
     match fault {
+        Some(Fault::StallAfter(n, d)) => {
+            let _ = w.write_all(&slice[..n.min(slice.len())]);
+            let _ = w.flush();
+            std::thread::sleep(d);
+            false
+        }
         Some(Fault::Truncate(n)) => {
             let _ = w.write_all(&slice[..n.min(slice.len())]);
             let _ = w.flush();
