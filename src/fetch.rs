@@ -214,7 +214,9 @@ pub fn fetch(
         });
     }
 
-    // Act: download what is missing, in parallel.
+    // Act: download what is missing, in parallel, the likely largest first so that no large
+    // file starts late behind small ones while the link idles at the end.
+    missing.sort_by_key(|&i| likely_size_rank(artifacts[i]));
     let mut downloaded_bytes = 0;
     if !missing.is_empty() {
         let client = Client::new(options.net.clone(), reporter.clone())?;
@@ -250,6 +252,16 @@ pub fn fetch(
         downloaded_bytes,
         elapsed: started.elapsed(),
     })
+}
+
+/// Sizes are unknown before the download starts; the kind says enough to order them: the
+/// embeddable CPython is by far the largest, then wheels with compiled code, then pure ones.
+fn likely_size_rank(a: &Artifact) -> u8 {
+    match a.kind {
+        ArtifactKind::Embeddable => 0,
+        ArtifactKind::Wheel if !a.file.ends_with("-any.whl") => 1,
+        ArtifactKind::Wheel => 2,
+    }
 }
 
 fn from_cache(a: &Artifact, path: PathBuf, size: u64) -> Fetched {

@@ -20,21 +20,45 @@ pub mod wintext;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
 ///
-/// Downloads, copies and hashing all go through here, so `--jobs` means the same everywhere.
+/// Items start in input order (each thread takes the next one as it becomes free), so a
+/// caller puts first what should start first, such as the largest download. Downloads,
+/// copies and hashing all go through here, so `--jobs` means the same everywhere.
 pub fn parallel<T: Sync, R: Send>(
     jobs: usize,
     items: &[T],
     f: impl Fn(&T) -> R + Sync + Send,
 ) -> Vec<R> {
-    use rayon::prelude::*;
-    let run = || items.par_iter().map(&f).collect();
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-    {
-        Ok(pool) => pool.install(run),
-        Err(_) => items.iter().map(&f).collect(),
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = jobs.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(&f).collect();
     }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .expect("every item ran: a panicking worker would have ended the scope")
+        })
+        .collect()
 }
 pub mod archive;
 pub mod assemble;

@@ -136,7 +136,7 @@ impl Reporter {
         };
         let bar = m.add(ProgressBar::new(0));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>40.dim} {bar:25.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}")
+            ProgressStyle::with_template("{prefix:>40.dim} {bar:25.cyan/blue} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} eta {eta:>3}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_prefix(truncate(name, 40));
