@@ -9,7 +9,7 @@ mkdir -p "$WORK"
 echo "work folder: $WORK ($RUNS runs each)"
 
 (cd "$ROOT" && cargo build --release --quiet --bin extpy --example mirror)
-EXTPY=$ROOT/target/release/extpy
+EXTPY=${EXTPY_BIN:-$ROOT/target/release/extpy} # EXTPY_BIN: measure another build
 
 # The pins of the shipped manifest, as name==version.
 mapfile -t PINS < <(sed -n 's/^  - file: \(.*\)\.whl$/\1/p' "$ROOT/manifests/python-3.12-win-amd64.yaml" |
