@@ -9,11 +9,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use zip::ZipArchive;
 
 use crate::digest::{HashingWriter, Sha256Digest};
+use crate::exit::ExitCode;
+use crate::fsio::IoError;
 
 /// Limits that tell an archive from a zip bomb.
 #[derive(Debug, Clone, Copy)]
@@ -74,19 +76,18 @@ pub enum ArchiveError {
         source: io::Error,
     },
     /// Writing an extracted file failed.
-    #[error("cannot write {}: {source}{}", path.display(), crate::place::io_hint(source))]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl ArchiveError {
-    /// True when the failure is local I/O rather than the archive's content.
-    pub fn is_io(&self) -> bool {
-        matches!(self, ArchiveError::Write { .. })
+    /// The exit code: local I/O is local; an archive that cannot be read or holds a
+    /// refused entry fails verification.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ArchiveError::Io(e) => e.exit_code(),
+            _ => ExitCode::Verification,
+        }
     }
 }
 
@@ -322,10 +323,7 @@ impl Archive {
         entry: &Entry,
         dest: &Path,
     ) -> Result<(Sha256Digest, u64), ArchiveError> {
-        let write_err = |source| ArchiveError::Write {
-            path: dest.to_path_buf(),
-            source,
-        };
+        let write_err = |source| ArchiveError::Io(IoError::new(dest, "cannot write", source));
         let created = match File::create(dest) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(parent) = dest.parent() {

@@ -14,7 +14,9 @@ use zip::write::SimpleFileOptions;
 use crate::archive::{Archive, ArchiveError};
 use crate::assemble::Inputs;
 use crate::digest::{HashingWriter, Sha256Digest, hash_file};
+use crate::exit::ExitCode;
 use crate::fetch::FetchReport;
+use crate::fsio::{IoError, at};
 use crate::manifest::yaml::Origin;
 use crate::manifest::{ArtifactKind, InputError, Manifest};
 use crate::report::text_for;
@@ -59,15 +61,8 @@ pub enum BundleError {
     #[error(transparent)]
     Input(#[from] InputError),
     /// A file could not be read or written.
-    #[error("{}: {action}: {source}{}", path.display(), crate::place::io_hint(source))]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The cause.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// An artifact changed between fetch and bundling.
     #[error(
         "{file}: the cached copy no longer matches its pin (sha256 {actual}, pinned {expected}); run `extpy fetch` again"
@@ -80,6 +75,19 @@ pub enum BundleError {
         /// What was read.
         actual: Sha256Digest,
     },
+}
+
+impl BundleError {
+    /// The exit code: a bundle that does not verify fails verification; a missing one or
+    /// one whose manifest does not parse is the user's input.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            BundleError::Archive(a) => a.exit_code(),
+            BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,
+            BundleError::Input(_) | BundleError::NotFound { .. } => ExitCode::Input,
+            BundleError::Io(e) => e.exit_code(),
+        }
+    }
 }
 
 /// The manifest as the bundle records it.
@@ -207,11 +215,7 @@ pub fn create(
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "extpy".into())
             );
-            let (sha256, _) = hash_file(exe).map_err(|source| BundleError::Io {
-                path: exe.clone(),
-                action: "cannot read",
-                source,
-            })?;
+            let (sha256, _) = hash_file(exe).map_err(at(exe, "cannot read"))?;
             entries.push(NewEntry {
                 name: name.clone(),
                 content: Content::File(exe.clone()),
@@ -265,22 +269,14 @@ pub fn create(
         .unwrap_or_else(|| "bundle.zip".into());
     let temp = parent.join(format!(".{name}.extpy-tmp-{}", std::process::id()));
     let result = write_zip(&temp, &entries, extras.epoch).and_then(|n| {
-        fs::rename(&temp, out).map_err(|source| BundleError::Io {
-            path: out.to_path_buf(),
-            action: "cannot move the bundle into place",
-            source,
-        })?;
+        fs::rename(&temp, out).map_err(at(out, "cannot move the bundle into place"))?;
         Ok(n)
     });
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
     let count = result?;
-    let (sha256, size) = hash_file(out).map_err(|source| BundleError::Io {
-        path: out.to_path_buf(),
-        action: "cannot read",
-        source,
-    })?;
+    let (sha256, size) = hash_file(out).map_err(at(out, "cannot read"))?;
     Ok(Created {
         path: out.to_path_buf(),
         sha256,
@@ -290,11 +286,7 @@ pub fn create(
 }
 
 fn write_zip(path: &Path, entries: &[NewEntry], epoch: Option<u64>) -> Result<usize, BundleError> {
-    let io_err = |source| BundleError::Io {
-        path: path.to_path_buf(),
-        action: "cannot write",
-        source,
-    };
+    let io_err = |source| IoError::new(path.to_path_buf(), "cannot write", source);
     let file = File::create(path).map_err(io_err)?;
     let mut zip = zip::ZipWriter::new(io::BufWriter::new(file));
     let base = SimpleFileOptions::default()
@@ -310,11 +302,7 @@ fn write_zip(path: &Path, entries: &[NewEntry], epoch: Option<u64>) -> Result<us
         match &e.content {
             Content::Bytes(b) => w.write_all(b).map_err(io_err)?,
             Content::File(p) => {
-                let mut f = File::open(p).map_err(|source| BundleError::Io {
-                    path: p.clone(),
-                    action: "cannot read",
-                    source,
-                })?;
+                let mut f = File::open(p).map_err(at(p, "cannot read"))?;
                 io::copy(&mut f, &mut w).map_err(io_err)?;
             }
         }
@@ -402,11 +390,7 @@ pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
         });
     }
     let label = format!("bundle {}", path.display());
-    let (sha256, _) = hash_file(path).map_err(|source| BundleError::Io {
-        path: path.to_path_buf(),
-        action: "cannot read",
-        source,
-    })?;
+    let (sha256, _) = hash_file(path).map_err(at(path, "cannot read"))?;
     let mut archive = Archive::open(path, &label)?;
     let mut problems = Vec::new();
     let files: Vec<crate::archive::Entry> = archive.files().cloned().collect();

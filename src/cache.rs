@@ -7,17 +7,19 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Sha256Digest, hash_file};
+use crate::exit::ExitCode;
+use crate::fsio::{IoError, at};
 
 /// A cache failure (always local I/O).
 #[derive(Debug, thiserror::Error)]
-#[error("cache {}: {action}: {source}\n  help: check that the folder is writable, or choose another with --cache-dir", path.display())]
-pub struct CacheError {
-    /// The path involved.
-    pub path: PathBuf,
-    /// What was being done.
-    pub action: &'static str,
-    /// The cause.
-    pub source: io::Error,
+#[error("cache {}: {}: {}\n  help: check that the folder is writable, or choose another with --cache-dir", .0.path.display(), .0.action, .0.source)]
+pub struct CacheError(#[from] IoError);
+
+impl CacheError {
+    /// The exit code: always local.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::Local
+    }
 }
 
 /// What the cache holds for a digest.
@@ -61,11 +63,7 @@ impl Cache {
     pub fn open(root: &Path) -> Result<Self, CacheError> {
         for sub in ["sha256", "partial", "locks"] {
             let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(|source| CacheError {
-                path: dir,
-                action: "cannot create",
-                source,
-            })?;
+            fs::create_dir_all(&dir).map_err(at(&dir, "cannot create"))?;
         }
         Ok(Self {
             root: root.to_path_buf(),
@@ -95,19 +93,11 @@ impl Cache {
         match hash_file(&path) {
             Ok((actual, size)) if actual == *digest => Ok(Lookup::Hit { path, size }),
             Ok((actual, _)) => {
-                fs::remove_file(&path).map_err(|source| CacheError {
-                    path,
-                    action: "cannot remove a corrupt entry",
-                    source,
-                })?;
+                fs::remove_file(&path).map_err(at(&path, "cannot remove a corrupt entry"))?;
                 Ok(Lookup::Corrupt { actual })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Lookup::Miss),
-            Err(source) => Err(CacheError {
-                path,
-                action: "cannot read",
-                source,
-            }),
+            Err(source) => Err(IoError::new(path, "cannot read", source).into()),
         }
     }
 
@@ -122,43 +112,16 @@ impl Cache {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| CacheError {
-                path: path.clone(),
-                action: "cannot open lock",
-                source,
-            })?;
-        file.lock().map_err(|source| CacheError {
-            path,
-            action: "cannot lock",
-            source,
-        })?;
+            .map_err(at(&path, "cannot open lock"))?;
+        file.lock().map_err(at(&path, "cannot lock"))?;
         Ok(CacheLock { _file: file })
     }
 
     /// Moves a verified download into place; only verified bytes are ever published.
     pub fn publish(&self, digest: &Sha256Digest, verified: &Path) -> Result<PathBuf, CacheError> {
         let dest = self.blob_path(digest);
-        fs::rename(verified, &dest).map_err(|source| CacheError {
-            path: dest.clone(),
-            action: "cannot publish",
-            source,
-        })?;
+        fs::rename(verified, &dest).map_err(at(&dest, "cannot publish"))?;
         Ok(dest)
-    }
-
-    /// Copies a file whose digest the caller has verified into the cache (used for bundles).
-    pub fn insert_verified(
-        &self,
-        digest: &Sha256Digest,
-        bytes: &[u8],
-    ) -> Result<PathBuf, CacheError> {
-        let part = self.partial_path(digest);
-        fs::write(&part, bytes).map_err(|source| CacheError {
-            path: part.clone(),
-            action: "cannot write",
-            source,
-        })?;
-        self.publish(digest, &part)
     }
 }
 

@@ -1,9 +1,9 @@
-//! One function per command: the arguments each takes (clap derive), the work, and an
-//! [`Outcome`] that `main.rs` prints. Commands speak to the user only through the Reporter.
+//! One function per command: the arguments each takes (plain data; `main.rs` parses them with
+//! clap), the work, and an [`Outcome`] that `main.rs` prints. Commands speak to the user only
+//! through the Reporter.
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -15,7 +15,9 @@ use crate::doctor::render;
 use crate::doctor::{Advice, Doctor, DoctorOptions, DoctorReport, Resolve, Target};
 use crate::error::Error;
 use crate::fetch::{self, ArtifactError, FetchError};
-use crate::layout::{self, DistSource, NodeTarget};
+use crate::fsio::IoError;
+use crate::inputs::{self, DistSource};
+use crate::layout::{self, NodeTarget};
 use crate::mail::check::{self as mail_check, MailError, MailOptions, MailReport};
 use crate::manifest::Manifest;
 use crate::net::NetError;
@@ -83,18 +85,15 @@ pub fn fetch(s: &Settings, reporter: &Reporter) -> Result<Outcome, Error> {
 }
 
 /// Arguments of `extpy build`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct BuildArgs {
     /// Destination folder [default: contents/Python/external]
     pub dest: Option<PathBuf>,
     /// Replace DEST even if extpy did not build it
-    #[arg(long)]
     pub force: bool,
     /// Show what would be built; change nothing at DEST
-    #[arg(long)]
     pub dry_run: bool,
     /// Build from this offline bundle (verified first; no network is used)
-    #[arg(long, value_name = "FILE")]
     pub bundle: Option<PathBuf>,
 }
 
@@ -148,28 +147,21 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
 }
 
 /// Arguments of `extpy verify`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct VerifyArgs {
     /// Folders holding an extpy-seal.json
-    #[arg(required_unless_present_any = ["topology", "bundle"], conflicts_with_all = ["topology", "bundle"])]
     pub paths: Vec<PathBuf>,
     /// Check the VU folders of this topology instead
-    #[arg(long, value_name = "FILE")]
     pub topology: Option<PathBuf>,
     /// Take the topology and manifest from this offline bundle
-    #[arg(long, value_name = "FILE")]
     pub bundle: Option<PathBuf>,
     /// Only this node of the topology
-    #[arg(long)]
     pub node: Option<String>,
     /// The node's VU root on this machine (default: the topology's, on Windows)
-    #[arg(long, value_name = "PATH", conflicts_with = "out")]
     pub vu_root: Option<PathBuf>,
     /// Check a staged layout (DIR/<node>/...) made by `extpy layout --out DIR`
-    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Count __pycache__ files that Python writes at run time as extra files too
-    #[arg(long)]
     pub strict: bool,
 }
 
@@ -223,31 +215,23 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
 }
 
 /// Arguments of `extpy layout`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct LayoutArgs {
     /// Topology file (see manifests/topology.example.yaml); default: the bundle's
-    #[arg(required_unless_present = "bundle")]
     pub topology: Option<PathBuf>,
     /// Stage every node under this folder, and write DIR/pairing.json
-    #[arg(long, value_name = "DIR", conflicts_with = "vu_root")]
     pub out: Option<PathBuf>,
     /// Only this node
-    #[arg(long)]
     pub node: Option<String>,
     /// The node's VU root on this machine (default: the topology's, on Windows)
-    #[arg(long, value_name = "PATH")]
     pub vu_root: Option<PathBuf>,
     /// Copy this built distribution instead of building one
-    #[arg(long, value_name = "PATH", conflicts_with = "bundle")]
     pub dist: Option<PathBuf>,
     /// Build from this offline bundle (verified first; no network is used)
-    #[arg(long, value_name = "FILE")]
     pub bundle: Option<PathBuf>,
     /// Replace VU folders that differ from their seal or hold foreign files
-    #[arg(long)]
     pub repair: bool,
     /// Show what would be created or changed; touch nothing
-    #[arg(long)]
     pub dry_run: bool,
 }
 
@@ -277,7 +261,7 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
                 (None, Some(b)) => DistSource::Bundle(b),
                 (None, None) => DistSource::Cached,
             };
-            let prepared = layout::prepare_distribution(&manifest, s, source, reporter)
+            let prepared = inputs::prepare_distribution(&manifest, s, source, reporter)
                 .map_err(|e| explain_tls(e, s, "layout"))?;
             layout::execute(
                 &plan,
@@ -305,28 +289,21 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
 }
 
 /// Arguments of `extpy plan`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct PlanArgs {
     /// Topology file (see manifests/topology.example.yaml); default: the bundle's
-    #[arg(required_unless_present = "bundle")]
     pub topology: Option<PathBuf>,
     /// Output format
-    #[arg(long, value_enum, default_value_t = runbook::Format::Markdown)]
     pub format: runbook::Format,
     /// Write to this file (atomically) instead of stdout
-    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Plan for building from this offline bundle (its topology and manifest; no network)
-    #[arg(long, value_name = "FILE")]
     pub bundle: Option<PathBuf>,
     /// The copy and verify steps run by this generated playbook (`extpy rollout`)
-    #[arg(long, value_name = "PLAYBOOK")]
     pub rollout: Option<String>,
     /// Run the certificate diagnosis now and put its results in the plan
-    #[arg(long, conflicts_with = "doctor_report")]
     pub doctor: bool,
     /// Put the results of a saved `extpy doctor --json` in the plan
-    #[arg(long, value_name = "FILE")]
     pub doctor_report: Option<PathBuf>,
 }
 
@@ -372,10 +349,8 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         )
         .map_err(Error::Usage)?
     } else if let Some(file) = &args.doctor_report {
-        let bytes = std::fs::read(file).map_err(|source| Error::Io {
-            path: file.clone(),
-            action: "cannot read the doctor report",
-            source,
+        let bytes = std::fs::read(file).map_err(|source| {
+            IoError::new(file.clone(), "cannot read the doctor report", source)
         })?;
         let text = crate::wintext::decode(&bytes)
             .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
@@ -420,43 +395,34 @@ fn not_checked() -> runbook::Certificates {
 }
 
 /// Arguments of `extpy bundle create`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct BundleCreateArgs {
     /// The bundle to write (a .zip)
     pub out: PathBuf,
     /// Include this topology and its rendered plan
-    #[arg(long, value_name = "FILE")]
     pub topology: Option<PathBuf>,
     /// Include this extpy executable (bin/extpy or bin/extpy.exe)
-    #[arg(long)]
     pub include_self: bool,
 }
 
 /// Arguments of `extpy rollout`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct RolloutArgs {
     /// Topology file; default: the bundle's
     pub topology: Option<PathBuf>,
     /// The offline bundle every node lays out from
-    #[arg(long, value_name = "FILE")]
     pub bundle: PathBuf,
     /// The Ansible project folder to write
-    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// The nodes' operating system
-    #[arg(long, value_enum, default_value_t = rollout::Target::Windows)]
     pub target: rollout::Target,
     /// Linux: put each node's VU root at DIR/<node> (and run every host on this machine)
-    #[arg(long, value_name = "DIR")]
     pub vu_root_base: Option<PathBuf>,
     /// The Ansible connection [default: winrm for windows; for linux local with --vu-root-base, else ssh]
-    #[arg(long)]
     pub connection: Option<String>,
     /// The extpy executable the nodes run [default: this one, when it fits the target]
-    #[arg(long, value_name = "PATH")]
     pub extpy: Option<PathBuf>,
     /// Replace --out even if extpy rollout did not write it
-    #[arg(long)]
     pub force: bool,
 }
 
@@ -471,10 +437,12 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
     let mut temp = None;
     let extpy = match (&args.extpy, runs_here) {
         (Some(p), _) => p.clone(),
-        (None, true) => std::env::current_exe().map_err(|source| Error::Io {
-            path: PathBuf::from("extpy"),
-            action: "cannot find the running executable",
-            source,
+        (None, true) => std::env::current_exe().map_err(|source| {
+            IoError::new(
+                PathBuf::from("extpy"),
+                "cannot find the running executable",
+                source,
+            )
         })?,
         (None, false) => {
             let wanted = if args.target == rollout::Target::Windows {
@@ -533,13 +501,11 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
 }
 
 /// Arguments of `extpy report merge`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct MergeArgs {
     /// Folders with the nodes' `extpy verify --json` reports (a rollout project, or its reports/)
-    #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
     /// The topology whose nodes must all report [default: a rollout project's topology.yaml]
-    #[arg(long, value_name = "FILE")]
     pub topology: Option<PathBuf>,
 }
 
@@ -589,10 +555,12 @@ pub fn bundle_create(
         runbook::build(t, &manifest, not_checked(), &options).render(runbook::Format::Markdown)
     });
     let executable = if args.include_self {
-        Some(std::env::current_exe().map_err(|source| Error::Io {
-            path: PathBuf::from("extpy"),
-            action: "cannot find the running executable",
-            source,
+        Some(std::env::current_exe().map_err(|source| {
+            IoError::new(
+                PathBuf::from("extpy"),
+                "cannot find the running executable",
+                source,
+            )
         })?)
     } else {
         None
@@ -722,16 +690,13 @@ fn targets(
 }
 
 /// Arguments of `extpy doctor`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct DoctorArgs {
     /// Hosts to check: HOST, HOST:PORT or an http(s) URL [default: the sources' hosts]
-    #[arg(value_name = "URL|HOST")]
     pub targets: Vec<String>,
     /// Write the certificate to trust into DIR as PEM (.pem) and DER (.cer)
-    #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
     /// Connect to ADDR for HOST:PORT instead of asking DNS, like curl (repeatable)
-    #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<String>,
 }
 
@@ -883,31 +848,25 @@ fn tls_message(e: &Error, report: &DoctorReport) -> String {
 }
 
 /// Where the mail check's endpoints are (`mail check`, and `plan --mail-check`).
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct MailEndpointArgs {
     /// The identity platform's base URL (sovereign clouds, tests)
-    #[arg(long, value_name = "URL", env = "EXTPY_AUTHORITY_URL", default_value = mail_check::DEFAULT_AUTHORITY)]
     pub authority_url: String,
     /// IMAP over TLS
-    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_IMAP_HOST", default_value = mail_check::DEFAULT_IMAP)]
     pub imap_host: String,
     /// SMTP submission (STARTTLS)
-    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_SMTP_HOST", default_value = mail_check::DEFAULT_SMTP)]
     pub smtp_host: String,
 }
 
 /// Arguments of `extpy mail check`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct MailCheckArgs {
     /// Topology file with a mail: block (secrets come from the variables it names)
     pub topology: PathBuf,
     /// Check only this incoming server and its queues
-    #[arg(long, value_name = "NAME")]
     pub server: Option<String>,
     /// Check only the queue with this address
-    #[arg(long, value_name = "ADDRESS")]
     pub queue: Option<String>,
-    #[command(flatten)]
     pub endpoints: MailEndpointArgs,
 }
 

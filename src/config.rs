@@ -9,6 +9,13 @@ use crate::manifest::{InputError, Manifest};
 use crate::net::{ExtraRoots, NetOptions};
 use crate::source::{DEFAULT_INDEX_URL, DEFAULT_PYTHON_MIRROR, Sources};
 
+/// `--jobs` when not given: parallel downloads and copies.
+pub const DEFAULT_JOBS: u16 = 8;
+/// `--timeout` when not given, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// `--retries` when not given.
+pub const DEFAULT_RETRIES: u32 = 4;
+
 /// Settings every command shares.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -64,9 +71,9 @@ impl Settings {
             ca_certs: Vec::new(),
             ssl_cert_file: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
             offline: false,
-            jobs: 8,
-            timeout: Duration::from_secs(30),
-            retries: 4,
+            jobs: DEFAULT_JOBS.into(),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            retries: DEFAULT_RETRIES,
         })
     }
 

@@ -90,7 +90,7 @@ impl Serialize for Sha256Digest {
 
 impl<'de> Deserialize<'de> for Sha256Digest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::manifest::yaml::ParseVisitor::new(
+        d.deserialize_str(crate::parse::ParseVisitor::new(
             "a sha256 of 64 hexadecimal digits",
         ))
     }

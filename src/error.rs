@@ -1,44 +1,19 @@
 //! The top-level error and the documented exit codes.
 
-use crate::archive::ArchiveError;
 use crate::assemble::BuildError;
 use crate::assemble::seal::SealError;
-use crate::assemble::wheel::WheelError;
 use crate::bundle::BundleError;
 use crate::cache::CacheError;
 use crate::doctor::DoctorError;
-use crate::fetch::{ArtifactError, FetchError};
+use crate::fetch::FetchError;
+use crate::fsio::IoError;
 use crate::layout::LayoutError;
 use crate::manifest::InputError;
 use crate::net::NetError;
 use crate::place::PlaceError;
 use crate::source::SourceError;
 
-/// Exit codes, documented in the README and `extpy --help`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitCode {
-    /// Everything worked.
-    Success = 0,
-    /// A local failure: file system, permissions, disk full.
-    Local = 1,
-    /// Usage or input error: bad arguments, manifest, topology or `--ca-cert` file.
-    Input = 2,
-    /// Verification failed: a hash, seal or bundle does not match.
-    Verification = 3,
-    /// Network or TLS failure, a live check that failed, or artifacts missing with `--offline`.
-    Network = 4,
-}
-
-/// The exit-code table shown in `--help`.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success
-  1  local failure (file system, permissions, disk full)
-  2  usage or input error (arguments, manifest, topology, --ca-cert file)
-  3  verification failed (a sha256, seal or bundle does not match)
-  4  network or TLS failure, a failed live check (doctor, mail check), or artifacts
-     missing with --offline";
+pub use crate::exit::{EXIT_CODES_HELP, ExitCode};
 
 /// Anything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -102,136 +77,95 @@ pub enum Error {
     #[error(transparent)]
     Place(#[from] PlaceError),
     /// A local file could not be read or written.
-    #[error("{}: {action}: {source}", path.display())]
-    Io {
-        /// The path.
-        path: std::path::PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl Error {
-    /// The exit code for this error.
+    /// The exit code for this error: each module's error knows its own class.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Input(_) | Error::Usage(_) => ExitCode::Input,
-            Error::Source(s) => source_code(s),
-            Error::Fetch(f) => fetch_code(f),
-            Error::Net(n) => net_code(n),
-            Error::Cache(_) | Error::Io { .. } => ExitCode::Local,
-            Error::Build(b) => build_code(b),
-            Error::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
-            Error::Seal(SealError::Missing { .. }) | Error::Mismatch(_) => ExitCode::Verification,
-            Error::Doctor(d) => doctor_code(d),
+            Error::Mismatch(_) => ExitCode::Verification,
             Error::Diagnosed(_) => ExitCode::Network,
-            Error::Mail(m) if m.is_input() => ExitCode::Input,
-            Error::Mail(_) => ExitCode::Network,
+            Error::Mail(e) => e.exit_code(),
             Error::Explained { source, .. } => source.exit_code(),
-            Error::Seal(SealError::Io { .. }) => ExitCode::Local,
-            Error::Layout(l) => layout_code(l),
-            Error::Place(PlaceError::NotAFolder { .. }) => ExitCode::Input,
-            Error::Place(_) => ExitCode::Local,
-            Error::Rollout(r) => match r {
-                crate::rollout::RolloutError::Place(_) => ExitCode::Local,
-                _ => ExitCode::Input,
-            },
-            Error::Bundle(b) => match b {
-                BundleError::Archive(a) => archive_code(a),
-                BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,
-                BundleError::Input(_) | BundleError::NotFound { .. } => ExitCode::Input,
-                BundleError::Io { .. } => ExitCode::Local,
-            },
+            Error::Source(e) => e.exit_code(),
+            Error::Fetch(e) => e.exit_code(),
+            Error::Net(e) => e.exit_code(),
+            Error::Cache(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
+            Error::Seal(e) => e.exit_code(),
+            Error::Bundle(e) => e.exit_code(),
+            Error::Rollout(e) => e.exit_code(),
+            Error::Layout(e) => e.exit_code(),
+            Error::Doctor(e) => e.exit_code(),
+            Error::Place(e) => e.exit_code(),
+            Error::Io(e) => e.exit_code(),
         }
     }
 }
 
-fn layout_code(l: &LayoutError) -> ExitCode {
-    match l {
-        LayoutError::Selection(_) | LayoutError::Place(PlaceError::NotAFolder { .. }) => {
-            ExitCode::Input
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assemble::seal::SealError;
+    use crate::layout::LayoutError;
+    use std::path::PathBuf;
+
+    fn io() -> IoError {
+        IoError::new("x", "cannot write", std::io::ErrorKind::StorageFull.into())
+    }
+
+    #[test]
+    fn each_error_brings_its_exit_class() {
+        let cases: Vec<(Error, ExitCode)> = vec![
+            (Error::Io(io()), ExitCode::Local),
+            (
+                Error::Place(PlaceError::NotAFolder { path: "x".into() }),
+                ExitCode::Input,
+            ),
+            (Error::Layout(LayoutError::Io(io())), ExitCode::Local),
+            (
+                Error::Layout(LayoutError::Seal(SealError::NoFolder { path: "x".into() })),
+                ExitCode::Input,
+            ),
+            (
+                Error::Seal(SealError::Corrupt {
+                    path: PathBuf::from("x"),
+                    reason: "eof".into(),
+                }),
+                ExitCode::Verification,
+            ),
+            (
+                Error::Build(BuildError::Archive(crate::archive::ArchiveError::Io(io()))),
+                ExitCode::Local,
+            ),
+            (
+                Error::Bundle(BundleError::NotFound {
+                    path: "b.zip".into(),
+                }),
+                ExitCode::Input,
+            ),
+            (Error::Cache(CacheError::from(io())), ExitCode::Local),
+            (
+                Error::Fetch(FetchError::Offline {
+                    cache: "c".into(),
+                    missing: vec![],
+                    total: 0,
+                }),
+                ExitCode::Network,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "{e}");
         }
-        LayoutError::BadDistribution { .. } | LayoutError::CopyNotVerified { .. } => {
-            ExitCode::Verification
-        }
-        LayoutError::Place(_) => ExitCode::Local,
-        LayoutError::Seal(SealError::NoFolder { .. }) => ExitCode::Input,
-        LayoutError::Seal(SealError::Missing { .. }) => ExitCode::Verification,
-        LayoutError::Seal(SealError::Io { .. }) => ExitCode::Local,
     }
-}
 
-fn archive_code(a: &ArchiveError) -> ExitCode {
-    if a.is_io() {
-        ExitCode::Local
-    } else {
-        ExitCode::Verification
-    }
-}
-
-fn build_code(b: &BuildError) -> ExitCode {
-    match b {
-        BuildError::DestForeign { .. } | BuildError::Clash { .. } => ExitCode::Input,
-        BuildError::Place(PlaceError::NotAFolder { .. }) => ExitCode::Input,
-        BuildError::Place(_) | BuildError::Io { .. } => ExitCode::Local,
-        BuildError::Embeddable { .. } => ExitCode::Verification,
-        BuildError::Archive(a) => archive_code(a),
-        BuildError::Wheel(WheelError::Archive(a)) => archive_code(a),
-        BuildError::Wheel(_) => ExitCode::Verification,
-    }
-}
-
-fn doctor_code(d: &DoctorError) -> ExitCode {
-    match d {
-        DoctorError::ExportDir { .. } => ExitCode::Local,
-        DoctorError::Net(n) => net_code(n),
-        _ if d.is_input() => ExitCode::Input,
-        _ => ExitCode::Network,
-    }
-}
-
-fn net_code(n: &NetError) -> ExitCode {
-    if n.is_input() {
-        ExitCode::Input
-    } else if n.is_io() {
-        ExitCode::Local
-    } else {
-        ExitCode::Network
-    }
-}
-
-fn source_code(s: &SourceError) -> ExitCode {
-    match s {
-        SourceError::BadBase { .. } => ExitCode::Input,
-        SourceError::IndexHashMismatch { .. } => ExitCode::Verification,
-        SourceError::Net(n) => net_code(n),
-        _ => ExitCode::Network,
-    }
-}
-
-fn artifact_code(a: &ArtifactError) -> ExitCode {
-    match a {
-        ArtifactError::HashMismatch { .. } => ExitCode::Verification,
-        ArtifactError::Source { source, .. } => source_code(source),
-        ArtifactError::Net { source, .. } => net_code(source),
-        ArtifactError::Cache(_) => ExitCode::Local,
-    }
-}
-
-fn fetch_code(f: &FetchError) -> ExitCode {
-    match f {
-        FetchError::Offline { .. } => ExitCode::Network,
-        FetchError::Cache(_) => ExitCode::Local,
-        FetchError::Net(n) => net_code(n),
-        // Several failures: the most actionable class wins (input, then verification).
-        FetchError::Artifacts(failures) => {
-            let codes: Vec<ExitCode> = failures.iter().map(artifact_code).collect();
-            [ExitCode::Input, ExitCode::Verification, ExitCode::Local]
-                .into_iter()
-                .find(|c| codes.contains(c))
-                .unwrap_or(ExitCode::Network)
-        }
+    #[test]
+    fn the_one_io_shape_names_path_action_cause_and_help() {
+        let text = Error::Io(io()).to_string();
+        assert!(text.starts_with("x: cannot write: "), "{text}");
+        assert!(text.contains("help: the disk is full"), "{text}");
     }
 }

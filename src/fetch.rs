@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::cache::{Cache, CacheError, Lookup};
 use crate::digest::Sha256Digest;
+use crate::exit::ExitCode;
 use crate::manifest::{Artifact, ArtifactKind, Manifest};
 use crate::net::{Client, NetError, NetOptions};
 use crate::parallel;
@@ -131,6 +132,18 @@ pub enum ArtifactError {
     Cache(#[from] CacheError),
 }
 
+impl ArtifactError {
+    /// The exit code of this artifact's failure.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ArtifactError::HashMismatch { .. } => ExitCode::Verification,
+            ArtifactError::Source { source, .. } => source.exit_code(),
+            ArtifactError::Net { source, .. } => source.exit_code(),
+            ArtifactError::Cache(c) => c.exit_code(),
+        }
+    }
+}
+
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -168,11 +181,20 @@ fn render_failures(failures: &[ArtifactError]) -> String {
 }
 
 impl FetchError {
-    /// The failures, for exit-code mapping.
-    pub fn failures(&self) -> &[ArtifactError] {
+    /// The exit code; of several failures the most actionable class wins (input, then
+    /// verification, then local).
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            FetchError::Artifacts(f) => f,
-            _ => &[],
+            FetchError::Offline { .. } => ExitCode::Network,
+            FetchError::Cache(c) => c.exit_code(),
+            FetchError::Net(n) => n.exit_code(),
+            FetchError::Artifacts(failures) => {
+                let codes: Vec<ExitCode> = failures.iter().map(ArtifactError::exit_code).collect();
+                [ExitCode::Input, ExitCode::Verification, ExitCode::Local]
+                    .into_iter()
+                    .find(|c| codes.contains(c))
+                    .unwrap_or(ExitCode::Network)
+            }
         }
     }
 }

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::assemble::seal::{self, SEAL_FILE, Seal, Verification, VerifyOptions, native};
-use crate::assemble::{self, BuildOptions, Inputs};
-use crate::config::Settings;
+use crate::assemble::seal::{
+    self, DestState, SEAL_FILE, Seal, SealError, Verification, VerifyOptions, dest_state, native,
+};
 use crate::digest::Sha256Digest;
-use crate::error::Error;
+use crate::exit::ExitCode;
+use crate::fsio::{IoError, at};
 use crate::manifest::Manifest;
 use crate::place::{self, PlaceError, Staging};
 use crate::report::{Reporter, plural};
@@ -45,6 +46,25 @@ pub enum LayoutError {
     /// A seal could not be read.
     #[error(transparent)]
     Seal(#[from] seal::SealError),
+    /// A file could not be copied.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl LayoutError {
+    /// The exit code: a selection that does not fit the topology is input, a distribution
+    /// or copy that does not match its seal a failed verification.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            LayoutError::Selection(_) => ExitCode::Input,
+            LayoutError::BadDistribution { .. } | LayoutError::CopyNotVerified { .. } => {
+                ExitCode::Verification
+            }
+            LayoutError::Place(p) => p.exit_code(),
+            LayoutError::Seal(s) => s.exit_code(),
+            LayoutError::Io(e) => e.exit_code(),
+        }
+    }
 }
 
 /// Where one node's VU folders go on this machine.
@@ -203,16 +223,16 @@ pub fn vu_dir(root: &Path, vu: &str) -> PathBuf {
 
 /// Looks at what a VU folder holds (hashing it against its seal), changing nothing.
 pub fn inspect(dir: &Path, manifest: &Manifest, jobs: usize) -> Result<Found, LayoutError> {
-    match place::dest_state(dir) {
-        place::DestState::Absent | place::DestState::Empty => return Ok(Found::Absent),
-        place::DestState::Foreign => return Ok(Found::Foreign),
-        place::DestState::NotAFolder => {
+    match dest_state(dir) {
+        DestState::Absent | DestState::Empty => return Ok(Found::Absent),
+        DestState::Foreign => return Ok(Found::Foreign),
+        DestState::NotAFolder => {
             return Err(PlaceError::NotAFolder {
                 path: dir.to_path_buf(),
             }
             .into());
         }
-        place::DestState::Sealed => {}
+        DestState::Sealed => {}
     }
     let v = seal::verify(
         dir,
@@ -226,12 +246,13 @@ pub fn inspect(dir: &Path, manifest: &Manifest, jobs: usize) -> Result<Found, La
             summary: summary(&v),
         });
     }
-    match Seal::read(dir)? {
+    match Seal::read(dir) {
         Ok(s) if s.manifest.sha256 == manifest.digest => Ok(Found::Matches),
         Ok(s) => Ok(Found::Outdated {
             manifest: format!("{}@{}", s.manifest.name, s.manifest.sha256.short()),
         }),
-        Err(why) => Ok(Found::Damaged { summary: why }),
+        Err(SealError::Corrupt { reason, .. }) => Ok(Found::Damaged { summary: reason }),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -363,11 +384,7 @@ pub fn copy_verified(
     folders.dedup();
     for f in folders {
         let p = native(root, f);
-        fs::create_dir_all(&p).map_err(|source| PlaceError::Io {
-            path: p,
-            action: "cannot create the folder",
-            source,
-        })?;
+        fs::create_dir_all(&p).map_err(at(&p, "cannot create the folder"))?;
     }
     for rel in seal
         .files
@@ -376,11 +393,7 @@ pub fn copy_verified(
         .chain([SEAL_FILE])
     {
         let (from, to) = (native(dist, rel), native(root, rel));
-        fs::copy(&from, &to).map_err(|source| PlaceError::Io {
-            path: to,
-            action: "cannot copy",
-            source,
-        })?;
+        fs::copy(&from, &to).map_err(at(&to, "cannot copy"))?;
     }
     let v = seal::verify(
         root,
@@ -397,137 +410,6 @@ pub fn copy_verified(
     }
     staging.commit()?;
     Ok(())
-}
-
-/// Where the distribution a layout copies comes from.
-pub enum DistSource<'a> {
-    /// A built distribution (checked against its seal first).
-    Dir(&'a Path),
-    /// An offline bundle: built into a temporary folder, no network.
-    Bundle(&'a mut crate::bundle::Bundle),
-    /// A build of the manifest kept in the cache, reused while it verifies.
-    Cached,
-}
-
-/// A sealed distribution ready to copy; a temporary one is removed when this is dropped.
-pub struct Prepared {
-    /// The folder.
-    pub dir: PathBuf,
-    /// Its seal.
-    pub seal: Seal,
-    _temp: Option<tempfile::TempDir>,
-}
-
-/// Makes the sealed distribution a layout copies.
-pub fn prepare_distribution(
-    manifest: &Manifest,
-    settings: &Settings,
-    source: DistSource,
-    reporter: &Reporter,
-) -> Result<Prepared, Error> {
-    let options = VerifyOptions {
-        jobs: settings.jobs,
-        strict: false,
-    };
-    let read_seal =
-        |dir: &Path| -> Result<Seal, Error> { Seal::read(dir)?.map_err(Error::Mismatch) };
-    match source {
-        DistSource::Dir(d) => {
-            let v = seal::verify(d, options)?;
-            if !v.ok {
-                return Err(LayoutError::BadDistribution {
-                    path: d.to_path_buf(),
-                    summary: summary(&v),
-                }
-                .into());
-            }
-            let seal = read_seal(d)?;
-            if seal.manifest.sha256 != manifest.digest {
-                reporter.warn(format!(
-                    "{} was built from manifest {}@{}, not {}; its seal is what gets copied",
-                    d.display(),
-                    seal.manifest.name,
-                    seal.manifest.sha256.short(),
-                    manifest.identity()
-                ));
-            }
-            Ok(Prepared {
-                dir: d.to_path_buf(),
-                seal,
-                _temp: None,
-            })
-        }
-        DistSource::Bundle(bundle) => {
-            let temp = crate::place::temp_dir("extpy-layout-")?;
-            let inputs = bundle.extract_artifacts(temp.path())?;
-            let dir = temp.path().join("dist");
-            let seal = build_sealed(manifest, &inputs, &dir, settings, reporter)?;
-            reporter.info(format!(
-                "built the distribution from {} (seal {})",
-                bundle.file_name(),
-                seal.digest.short()
-            ));
-            Ok(Prepared {
-                dir,
-                seal,
-                _temp: Some(temp),
-            })
-        }
-        DistSource::Cached => {
-            let dir = settings
-                .cache_dir
-                .join("builds")
-                .join(manifest.digest.to_hex());
-            if let Ok(v) = seal::verify(&dir, options)
-                && v.ok
-                && let Ok(Ok(seal)) = Seal::read(&dir)
-                && seal.manifest.sha256 == manifest.digest
-            {
-                reporter.detail(format!("using the cached build {}", dir.display()));
-                return Ok(Prepared {
-                    dir,
-                    seal,
-                    _temp: None,
-                });
-            }
-            let fetched = crate::fetch::fetch(manifest, &settings.fetch_options()?, reporter)?;
-            reporter.info(fetched.summary());
-            let seal = build_sealed(
-                manifest,
-                &Inputs::from_fetch(&fetched),
-                &dir,
-                settings,
-                reporter,
-            )?;
-            reporter.info(format!(
-                "built the distribution ({} files, seal {})",
-                seal.files.len(),
-                seal.digest.short()
-            ));
-            Ok(Prepared {
-                dir,
-                seal,
-                _temp: None,
-            })
-        }
-    }
-}
-
-/// Builds the distribution into `dir` (replacing what is there) and returns its seal.
-fn build_sealed(
-    manifest: &Manifest,
-    inputs: &Inputs,
-    dir: &Path,
-    settings: &Settings,
-    reporter: &Reporter,
-) -> Result<Seal, Error> {
-    let options = BuildOptions {
-        dest: dir.to_path_buf(),
-        force: true,
-        jobs: settings.jobs,
-    };
-    assemble::build(manifest, inputs, &options, reporter)?;
-    Seal::read(dir)?.map_err(Error::Mismatch)
 }
 
 /// Writes `pairing.json` into `out` (through a temporary file renamed into place).
@@ -570,12 +452,7 @@ impl LayoutPlan {
         self.vus
             .iter()
             .filter(|v| v.found == Found::Matches)
-            .find_map(|v| {
-                Seal::read(&v.path)
-                    .ok()
-                    .and_then(|r| r.ok())
-                    .map(|s| s.digest)
-            })
+            .find_map(|v| Seal::read(&v.path).ok().map(|s| s.digest))
     }
 
     /// The report of this plan before anything is done (what `--dry-run` shows).
@@ -693,10 +570,7 @@ pub fn check(
         for pair in topology.pairs_of(&t.node.name) {
             let path = vu_dir(&t.root, &pair.vu);
             let found = inspect(&path, manifest, jobs)?;
-            let seal_digest = Seal::read(&path)
-                .ok()
-                .and_then(|r| r.ok())
-                .map(|s| s.digest);
+            let seal_digest = Seal::read(&path).ok().map(|s| s.digest);
             out.push(VuCheck {
                 pair: pair.clone(),
                 path,

@@ -7,14 +7,20 @@ pub mod config;
 pub mod digest;
 pub mod doctor;
 pub mod error;
+pub mod exit;
 pub mod fetch;
+pub mod fsio;
+pub mod inputs;
 pub mod layout;
 pub mod mail;
 pub mod manifest;
 pub mod net;
+pub mod parse;
 pub mod report;
 pub mod rollout;
 pub mod source;
+#[cfg(test)]
+mod testpki;
 pub mod topology;
 pub mod wintext;
 

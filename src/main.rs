@@ -5,14 +5,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use extpy::commands::{self, Outcome};
-use extpy::config::Settings;
+use extpy::config::{DEFAULT_JOBS, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, Settings};
 use extpy::doctor::render::{self, Detail};
 use extpy::error::{EXIT_CODES_HELP, Error};
 use extpy::report::{Reporter, Verbosity};
+use extpy::{rollout, runbook};
 
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
 #[derive(Parser)]
@@ -52,11 +53,11 @@ struct Global {
     #[arg(long, global = true, env = "EXTPY_OFFLINE", value_parser = BoolishValueParser::new())]
     offline: bool,
     /// Parallel downloads and copies
-    #[arg(long, short = 'j', global = true, env = "EXTPY_JOBS", value_name = "N", default_value_t = 8,
+    #[arg(long, short = 'j', global = true, env = "EXTPY_JOBS", value_name = "N", default_value_t = DEFAULT_JOBS,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     /// Seconds to wait for a connection or for data before retrying
-    #[arg(long, global = true, env = "EXTPY_TIMEOUT", value_name = "SECS", default_value_t = 30,
+    #[arg(long, global = true, env = "EXTPY_TIMEOUT", value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
     /// Retries of a transient failure (timeouts, resets, 5xx, 429)
@@ -65,7 +66,7 @@ struct Global {
         global = true,
         env = "EXTPY_RETRIES",
         value_name = "N",
-        default_value_t = 4
+        default_value_t = DEFAULT_RETRIES
     )]
     retries: u32,
     /// Print one JSON document on stdout instead of human results
@@ -90,11 +91,11 @@ enum Command {
     ///
     /// Drop-in for get-py.ps1: DEST defaults to contents/Python/external under the current
     /// folder. The distribution is built beside DEST and renamed into place only when complete.
-    Build(commands::BuildArgs),
+    Build(BuildArgs),
     /// Check built distributions (or VU folders) against their seal: missing, changed, extra files
     ///
     /// With --topology (or --bundle), checks every ExternalPython VU of the node(s): one line per VU.
-    Verify(commands::VerifyArgs),
+    Verify(VerifyArgs),
     /// Diagnose TLS to the download hosts: the chain presented, who trusts it, the cause, the fix
     ///
     /// Without arguments: every host the sources use (python mirror, index, and the file
@@ -102,15 +103,15 @@ enum Command {
     /// server presented, its verification against this machine's trust store, the Mozilla
     /// roots and --ca-cert, a verdict, the fix, and an HTTP probe once TLS is trusted.
     /// Exit code 4 when any host fails.
-    Doctor(commands::DoctorArgs),
+    Doctor(DoctorArgs),
     /// Lay out the ExternalPythonN VU folders of a topology, paired with their cores
     ///
     /// Stages every node under --out DIR (DIR/<node>/<VU>/Python/External), or lays out one
     /// node in place with --node NAME [--vu-root PATH]. Every copy is verified against the
     /// seal; a second run changes nothing.
-    Layout(commands::LayoutArgs),
+    Layout(LayoutArgs),
     /// Write the step plan (runbook) for a topology: every IA/SC step with its concrete values
-    Plan(commands::PlanArgs),
+    Plan(PlanArgs),
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -118,7 +119,7 @@ enum Command {
     ///
     /// One inventory host per HAC node; the playbook copies extpy and the bundle to each node,
     /// verifies the bundle, lays out the node's VUs, verifies them and fetches the report.
-    Rollout(commands::RolloutArgs),
+    Rollout(RolloutArgs),
     /// Reports of scripted rollouts
     #[command(subcommand)]
     Report(ReportCommand),
@@ -136,19 +137,19 @@ enum MailCommand {
     /// EXAMINE INBOX (read-only); SMTP submission with STARTTLS and XOAUTH2, quitting before
     /// any message. Nothing is read, moved or sent. Secrets come only from the environment
     /// variables the topology names. Exit code 4 when any check fails.
-    Check(commands::MailCheckArgs),
+    Check(MailCheckArgs),
 }
 
 #[derive(Subcommand)]
 enum ReportCommand {
     /// Combine the nodes' reports into one table (node, VU, core, status, seal)
-    Merge(commands::MergeArgs),
+    Merge(MergeArgs),
 }
 
 #[derive(Subcommand)]
 enum BundleCommand {
     /// Write a deterministic bundle: manifest, artifacts, topology and plan, SHA256SUMS
-    Create(commands::BundleCreateArgs),
+    Create(BundleCreateArgs),
     /// Check every entry of a bundle against SHA256SUMS and the manifest's pins
     Verify {
         /// The bundle
@@ -159,6 +160,266 @@ enum BundleCommand {
         /// The bundle
         bundle: PathBuf,
     },
+}
+
+/// Arguments of `extpy build`.
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// Destination folder [default: contents/Python/external]
+    dest: Option<PathBuf>,
+    /// Replace DEST even if extpy did not build it
+    #[arg(long)]
+    force: bool,
+    /// Show what would be built; change nothing at DEST
+    #[arg(long)]
+    dry_run: bool,
+    /// Build from this offline bundle (verified first; no network is used)
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+}
+
+/// Arguments of `extpy verify`.
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// Folders holding an extpy-seal.json
+    #[arg(required_unless_present_any = ["topology", "bundle"], conflicts_with_all = ["topology", "bundle"])]
+    paths: Vec<PathBuf>,
+    /// Check the VU folders of this topology instead
+    #[arg(long, value_name = "FILE")]
+    topology: Option<PathBuf>,
+    /// Take the topology and manifest from this offline bundle
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// Only this node of the topology
+    #[arg(long)]
+    node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    #[arg(long, value_name = "PATH", conflicts_with = "out")]
+    vu_root: Option<PathBuf>,
+    /// Check a staged layout (DIR/<node>/...) made by `extpy layout --out DIR`
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Count __pycache__ files that Python writes at run time as extra files too
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Arguments of `extpy layout`.
+#[derive(Debug, Args)]
+struct LayoutArgs {
+    /// Topology file (see manifests/topology.example.yaml); default: the bundle's
+    #[arg(required_unless_present = "bundle")]
+    topology: Option<PathBuf>,
+    /// Stage every node under this folder, and write DIR/pairing.json
+    #[arg(long, value_name = "DIR", conflicts_with = "vu_root")]
+    out: Option<PathBuf>,
+    /// Only this node
+    #[arg(long)]
+    node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    #[arg(long, value_name = "PATH")]
+    vu_root: Option<PathBuf>,
+    /// Copy this built distribution instead of building one
+    #[arg(long, value_name = "PATH", conflicts_with = "bundle")]
+    dist: Option<PathBuf>,
+    /// Build from this offline bundle (verified first; no network is used)
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// Replace VU folders that differ from their seal or hold foreign files
+    #[arg(long)]
+    repair: bool,
+    /// Show what would be created or changed; touch nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Arguments of `extpy plan`.
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Topology file (see manifests/topology.example.yaml); default: the bundle's
+    #[arg(required_unless_present = "bundle")]
+    topology: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Markdown)]
+    format: FormatArg,
+    /// Write to this file (atomically) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Plan for building from this offline bundle (its topology and manifest; no network)
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// The copy and verify steps run by this generated playbook (`extpy rollout`)
+    #[arg(long, value_name = "PLAYBOOK")]
+    rollout: Option<String>,
+    /// Run the certificate diagnosis now and put its results in the plan
+    #[arg(long, conflicts_with = "doctor_report")]
+    doctor: bool,
+    /// Put the results of a saved `extpy doctor --json` in the plan
+    #[arg(long, value_name = "FILE")]
+    doctor_report: Option<PathBuf>,
+}
+
+/// Arguments of `extpy bundle create`.
+#[derive(Debug, Args)]
+struct BundleCreateArgs {
+    /// The bundle to write (a .zip)
+    out: PathBuf,
+    /// Include this topology and its rendered plan
+    #[arg(long, value_name = "FILE")]
+    topology: Option<PathBuf>,
+    /// Include this extpy executable (bin/extpy or bin/extpy.exe)
+    #[arg(long)]
+    include_self: bool,
+}
+
+/// Arguments of `extpy rollout`.
+#[derive(Debug, Args)]
+struct RolloutArgs {
+    /// Topology file; default: the bundle's
+    topology: Option<PathBuf>,
+    /// The offline bundle every node lays out from
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// The Ansible project folder to write
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The nodes' operating system
+    #[arg(long, value_enum, default_value_t = TargetArg::Windows)]
+    target: TargetArg,
+    /// Linux: put each node's VU root at DIR/<node> (and run every host on this machine)
+    #[arg(long, value_name = "DIR")]
+    vu_root_base: Option<PathBuf>,
+    /// The Ansible connection [default: winrm for windows; for linux local with --vu-root-base, else ssh]
+    #[arg(long)]
+    connection: Option<String>,
+    /// The extpy executable the nodes run [default: this one, when it fits the target]
+    #[arg(long, value_name = "PATH")]
+    extpy: Option<PathBuf>,
+    /// Replace --out even if extpy rollout did not write it
+    #[arg(long)]
+    force: bool,
+}
+
+/// Arguments of `extpy report merge`.
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Folders with the nodes' `extpy verify --json` reports (a rollout project, or its reports/)
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// The topology whose nodes must all report [default: a rollout project's topology.yaml]
+    #[arg(long, value_name = "FILE")]
+    topology: Option<PathBuf>,
+}
+
+/// Arguments of `extpy doctor`.
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Hosts to check: HOST, HOST:PORT or an http(s) URL [default: the sources' hosts]
+    #[arg(value_name = "URL|HOST")]
+    targets: Vec<String>,
+    /// Write the certificate to trust into DIR as PEM (.pem) and DER (.cer)
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+    /// Connect to ADDR for HOST:PORT instead of asking DNS, like curl (repeatable)
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    resolve: Vec<String>,
+}
+
+/// Where the mail check's endpoints are (`mail check`, and `plan --mail-check`).
+#[derive(Debug, Args)]
+struct MailEndpointArgs {
+    /// The identity platform's base URL (sovereign clouds, tests)
+    #[arg(long, value_name = "URL", env = "EXTPY_AUTHORITY_URL", default_value = extpy::mail::check::DEFAULT_AUTHORITY)]
+    authority_url: String,
+    /// IMAP over TLS
+    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_IMAP_HOST", default_value = extpy::mail::check::DEFAULT_IMAP)]
+    imap_host: String,
+    /// SMTP submission (STARTTLS)
+    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_SMTP_HOST", default_value = extpy::mail::check::DEFAULT_SMTP)]
+    smtp_host: String,
+}
+
+/// Arguments of `extpy mail check`.
+#[derive(Debug, Args)]
+struct MailCheckArgs {
+    /// Topology file with a mail: block (secrets come from the variables it names)
+    topology: PathBuf,
+    /// Check only this incoming server and its queues
+    #[arg(long, value_name = "NAME")]
+    server: Option<String>,
+    /// Check only the queue with this address
+    #[arg(long, value_name = "ADDRESS")]
+    queue: Option<String>,
+    #[command(flatten)]
+    endpoints: MailEndpointArgs,
+}
+
+/// The formats a plan renders to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// A Markdown checklist.
+    Markdown,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// One self-contained printable HTML page.
+    Html,
+}
+
+impl From<FormatArg> for runbook::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Markdown => runbook::Format::Markdown,
+            FormatArg::Json => runbook::Format::Json,
+            FormatArg::Yaml => runbook::Format::Yaml,
+            FormatArg::Html => runbook::Format::Html,
+        }
+    }
+}
+
+/// The kind of nodes the playbook drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetArg {
+    /// Windows nodes over WinRM (ansible.windows modules).
+    Windows,
+    /// Linux nodes (builtin modules), also for trying a rollout on one machine.
+    Linux,
+}
+
+impl From<TargetArg> for rollout::Target {
+    fn from(t: TargetArg) -> Self {
+        match t {
+            TargetArg::Windows => rollout::Target::Windows,
+            TargetArg::Linux => rollout::Target::Linux,
+        }
+    }
+}
+
+/// The library's plain arguments from the parsed ones, field by field: a field added on one
+/// side only does not compile.
+macro_rules! plain_args {
+    ($($name:ident { $($field:ident),* })*) => {$(
+        impl From<$name> for commands::$name {
+            fn from(a: $name) -> Self {
+                let $name { $($field),* } = a;
+                Self { $($field: $field.into()),* }
+            }
+        }
+    )*};
+}
+
+plain_args! {
+    BuildArgs { dest, force, dry_run, bundle }
+    VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
+    LayoutArgs { topology, out, node, vu_root, dist, bundle, repair, dry_run }
+    PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report }
+    BundleCreateArgs { out, topology, include_self }
+    RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
+    MergeArgs { dirs, topology }
+    DoctorArgs { targets, export, resolve }
+    MailEndpointArgs { authority_url, imap_host, smtp_host }
+    MailCheckArgs { topology, server, queue, endpoints }
 }
 
 fn main() -> ExitCode {
@@ -264,17 +525,19 @@ fn settings(g: &Global) -> Result<Settings, Error> {
 fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, Error> {
     match command {
         Command::Fetch => commands::fetch(s, reporter),
-        Command::Build(args) => commands::build(s, args, reporter),
-        Command::Verify(args) => commands::verify(s, args, reporter),
-        Command::Layout(args) => commands::layout(s, args, reporter),
-        Command::Plan(args) => commands::plan(s, args, reporter),
-        Command::Bundle(BundleCommand::Create(args)) => commands::bundle_create(s, args, reporter),
+        Command::Build(args) => commands::build(s, args.into(), reporter),
+        Command::Verify(args) => commands::verify(s, args.into(), reporter),
+        Command::Layout(args) => commands::layout(s, args.into(), reporter),
+        Command::Plan(args) => commands::plan(s, args.into(), reporter),
+        Command::Bundle(BundleCommand::Create(args)) => {
+            commands::bundle_create(s, args.into(), reporter)
+        }
         Command::Bundle(BundleCommand::Verify { bundle }) => commands::bundle_verify(&bundle),
         Command::Bundle(BundleCommand::Inspect { bundle }) => commands::bundle_inspect(&bundle),
-        Command::Doctor(args) => commands::doctor(s, args, reporter),
-        Command::Rollout(args) => commands::rollout(s, args, reporter),
-        Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args),
-        Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args, reporter),
+        Command::Doctor(args) => commands::doctor(s, args.into(), reporter),
+        Command::Rollout(args) => commands::rollout(s, args.into(), reporter),
+        Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args.into()),
+        Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args.into(), reporter),
     }
 }
 

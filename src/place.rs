@@ -17,6 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::exit::ExitCode;
+#[cfg(test)]
+use crate::fsio::WinError;
+#[cfg(any(windows, test))]
+use crate::fsio::sharing_violation;
+use crate::fsio::{IoError, at, windows_code};
 use crate::report::Reporter;
 
 /// How long a rename or delete is retried while a process holds a file in the folder.
@@ -26,15 +32,8 @@ pub(crate) const RETRY_LIMIT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
     /// An I/O step failed.
-    #[error("{}: {action}: {source}{}", path.display(), place_hint(path, source))]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The cause.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The target exists and is not a folder.
     #[error("{} exists and is not a folder; remove it or choose another destination", path.display())]
     NotAFolder {
@@ -84,82 +83,18 @@ pub enum PlaceError {
     },
 }
 
-/// Advice for an I/O failure a user can fix (disk full, no permission), or nothing.
-pub fn io_hint(e: &io::Error) -> &'static str {
-    if sharing_violation(e) {
-        return "\n  help: a process holds a file in this folder (antivirus, an open Explorer or cmd window, a running python.exe): stop CEM or close the window, then re-run";
-    }
-    match e.kind() {
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
-            "\n  help: the disk is full; free space and run again (nothing was changed)"
+impl PlaceError {
+    /// The exit code: a destination that is not a folder is the user's input; the rest
+    /// (I/O, a stranded or busy swap) is local.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            PlaceError::NotAFolder { .. } => ExitCode::Input,
+            PlaceError::Io(e) => e.exit_code(),
+            PlaceError::Stranded { .. }
+            | PlaceError::SeveralOld { .. }
+            | PlaceError::InUse { .. } => ExitCode::Local,
         }
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            "\n  help: this folder is not writable for you (on Windows a file in it may be in use: is CEM running with this Python?)"
-        }
-        _ => "",
     }
-}
-
-/// Like [`io_hint`], naming the folder a process holds a file in.
-fn place_hint(path: &Path, e: &io::Error) -> String {
-    if sharing_violation(e) {
-        return format!(
-            "\n  help: a process holds a file in {} (antivirus, an open Explorer or cmd window, a running python.exe): stop CEM or close the window, then re-run",
-            path.display()
-        );
-    }
-    io_hint(e).to_string()
-}
-
-/// A Windows error code injected into an [`io::Error`], so that the handling of Windows
-/// failures runs (and is tested) on any platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WinError(pub u32);
-
-impl std::fmt::Display for WinError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self.0 {
-            5 => "Access is denied.",
-            32 => "The process cannot access the file because it is being used by another process.",
-            33 => {
-                "The process cannot access the file because another process has locked a portion of the file."
-            }
-            _ => "Windows error",
-        };
-        write!(f, "{what} (os error {})", self.0)
-    }
-}
-
-impl std::error::Error for WinError {}
-
-#[cfg(test)]
-impl WinError {
-    /// The `io::Error` Windows would return with this code.
-    pub(crate) fn io(code: u32) -> io::Error {
-        let kind = if code == 5 {
-            io::ErrorKind::PermissionDenied
-        } else {
-            io::ErrorKind::Other
-        };
-        io::Error::new(kind, WinError(code))
-    }
-}
-
-/// The Windows error code of `e`: its raw code on Windows, or an injected [`WinError`].
-pub(crate) fn windows_code(e: &io::Error) -> Option<u32> {
-    if cfg!(windows)
-        && let Some(code) = e.raw_os_error()
-    {
-        return u32::try_from(code).ok();
-    }
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<WinError>())
-        .map(|w| w.0)
-}
-
-/// ERROR_SHARING_VIOLATION (32) or ERROR_LOCK_VIOLATION (33): a process holds the file.
-fn sharing_violation(e: &io::Error) -> bool {
-    matches!(windows_code(e), Some(32 | 33))
 }
 
 /// A failure that goes away when the process holding a handle lets go (5, 32, 33).
@@ -353,14 +288,6 @@ pub struct Staging {
     mover: Mover,
 }
 
-fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> PlaceError + 'a {
-    move |source| PlaceError::Io {
-        path: path.to_path_buf(),
-        action,
-        source,
-    }
-}
-
 /// The leftovers of interrupted runs beside a target.
 struct Leftovers {
     temps: Vec<PathBuf>,
@@ -385,13 +312,12 @@ impl Staging {
         own_lock: bool,
         mover: Mover,
     ) -> Result<Self, PlaceError> {
-        let target =
-            std::path::absolute(target).map_err(io_err(target, "cannot resolve the path"))?;
+        let target = std::path::absolute(target).map_err(at(target, "cannot resolve the path"))?;
         if target.exists() && !target.is_dir() {
             return Err(PlaceError::NotAFolder { path: target });
         }
         let (parent, name) = parent_and_name(&target);
-        fs::create_dir_all(&parent).map_err(io_err(&parent, "cannot create the folder"))?;
+        fs::create_dir_all(&parent).map_err(at(&parent, "cannot create the folder"))?;
         let lock = if own_lock {
             Some(lock_file(&parent.join(format!(".{name}.extpy-lock")))?)
         } else {
@@ -417,7 +343,7 @@ impl Staging {
             return Err(PlaceError::InUse { target, file });
         }
         let temp = parent.join(format!(".{name}.extpy-tmp-{}", std::process::id()));
-        fs::create_dir(&temp).map_err(io_err(&temp, "cannot create the temporary folder"))?;
+        fs::create_dir(&temp).map_err(at(&temp, "cannot create the temporary folder"))?;
         Ok(Self {
             target,
             temp,
@@ -441,10 +367,9 @@ impl Staging {
     pub fn commit(mut self) -> Result<(), PlaceError> {
         let (parent, name) = parent_and_name(&self.target);
         if !self.target.exists() {
-            self.mover.rename(&self.temp, &self.target).map_err(io_err(
-                &self.target,
-                "cannot move the new folder into place",
-            ))?;
+            self.mover
+                .rename(&self.temp, &self.target)
+                .map_err(at(&self.target, "cannot move the new folder into place"))?;
             self.committed = true;
             return Ok(());
         }
@@ -455,10 +380,9 @@ impl Staging {
             });
         }
         let old = parent.join(format!(".{name}.extpy-old-{}", std::process::id()));
-        self.mover.rename(&self.target, &old).map_err(io_err(
-            &self.target,
-            "cannot move the previous folder aside",
-        ))?;
+        self.mover
+            .rename(&self.target, &old)
+            .map_err(at(&self.target, "cannot move the previous folder aside"))?;
         if let Err(source) = self.mover.rename(&self.temp, &self.target) {
             if self.mover.rename(&old, &self.target).is_err() {
                 return Err(PlaceError::Stranded {
@@ -467,11 +391,12 @@ impl Staging {
                     source,
                 });
             }
-            return Err(PlaceError::Io {
-                path: self.target.clone(),
-                action: "cannot move the new folder into place (the previous folder is back)",
+            return Err(IoError::new(
+                &self.target,
+                "cannot move the new folder into place (the previous folder is back)",
                 source,
-            });
+            )
+            .into());
         }
         self.committed = true;
         if let Err(e) = self.mover.remove_tree(&old) {
@@ -517,7 +442,7 @@ fn restore_previous(target: &Path, olds: Vec<PathBuf>, mover: &Mover) -> Result<
         [old] => {
             mover
                 .rename(old, target)
-                .map_err(io_err(old, "cannot restore the previous copy"))?;
+                .map_err(at(old, "cannot restore the previous copy"))?;
             mover.reporter.warn(format!(
                 "restored {} from {}, left by a run interrupted during its swap",
                 target.display(),
@@ -533,19 +458,19 @@ fn restore_previous(target: &Path, olds: Vec<PathBuf>, mover: &Mover) -> Result<
 }
 
 /// Holds an exclusive lock on `<dir>/.extpy.lock` (creating `dir`) until dropped.
-pub fn lock_folder(dir: &Path) -> Result<File, PlaceError> {
-    fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the folder"))?;
+pub fn lock_folder(dir: &Path) -> Result<File, IoError> {
+    fs::create_dir_all(dir).map_err(at(dir, "cannot create the folder"))?;
     lock_file(&dir.join(".extpy.lock"))
 }
 
-fn lock_file(path: &Path) -> Result<File, PlaceError> {
+fn lock_file(path: &Path) -> Result<File, IoError> {
     let lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(io_err(path, "cannot create the lock file"))?;
-    lock.lock().map_err(io_err(path, "cannot lock"))?;
+        .map_err(at(path, "cannot create the lock file"))?;
+    lock.lock().map_err(at(path, "cannot lock"))?;
     Ok(lock)
 }
 
@@ -582,24 +507,26 @@ fn leftovers(parent: &Path, name: &str, case_insensitive: bool) -> Leftovers {
 }
 
 /// A temporary folder (removed when dropped) for files extpy unpacks on its way.
-pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, PlaceError> {
+pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, IoError> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
-        .map_err(|source| PlaceError::Io {
-            path: std::env::temp_dir(),
-            action: "cannot create a temporary folder",
-            source,
+        .map_err(|source| {
+            IoError::new(
+                std::env::temp_dir(),
+                "cannot create a temporary folder",
+                source,
+            )
         })
 }
 
 /// Writes a file through a temporary sibling renamed into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlaceError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     let parent = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    fs::create_dir_all(&parent).map_err(io_err(&parent, "cannot create the folder"))?;
+    fs::create_dir_all(&parent).map_err(at(&parent, "cannot create the folder"))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -608,48 +535,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlaceError> {
     let written = fs::write(&temp, bytes).and_then(|_| fs::rename(&temp, path));
     if let Err(source) = written {
         let _ = fs::remove_file(&temp);
-        return Err(PlaceError::Io {
-            path: path.to_path_buf(),
-            action: "cannot write",
-            source,
-        });
+        return Err(IoError::new(path, "cannot write", source));
     }
     Ok(())
-}
-
-/// What is at a destination folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DestState {
-    /// Nothing there.
-    Absent,
-    /// An empty folder.
-    Empty,
-    /// A folder with an extpy seal.
-    Sealed,
-    /// A folder with other content.
-    Foreign,
-    /// A file or something else.
-    NotAFolder,
-}
-
-/// Looks at `dest` without changing it.
-pub fn dest_state(dest: &Path) -> DestState {
-    match fs::symlink_metadata(dest) {
-        Err(_) => DestState::Absent,
-        Ok(m) if !m.is_dir() => DestState::NotAFolder,
-        Ok(_) => {
-            if dest.join(crate::assemble::seal::SEAL_FILE).is_file() {
-                DestState::Sealed
-            } else if fs::read_dir(dest)
-                .map(|mut r| r.next().is_none())
-                .unwrap_or(false)
-            {
-                DestState::Empty
-            } else {
-                DestState::Foreign
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -844,7 +732,7 @@ mod tests {
         let (m, _) = mover(ops);
         let s = Staging::begin_with(&target, true, m).unwrap();
         let e = s.commit().unwrap_err();
-        assert!(matches!(e, PlaceError::Io { .. }), "{e}");
+        assert!(matches!(e, PlaceError::Io(_)), "{e}");
         assert!(e.to_string().contains("the previous folder is back"), "{e}");
         assert_eq!(fs::read_to_string(target.join("old.txt")).unwrap(), "old");
         assert_eq!(names(dir.path()), ["out"]);
@@ -1069,19 +957,5 @@ mod tests {
         assert!(!stale.exists());
         assert!(other.exists(), "only this target's leftovers");
         s.commit().unwrap();
-    }
-
-    #[test]
-    fn states() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x");
-        assert_eq!(dest_state(&p), DestState::Absent);
-        fs::create_dir(&p).unwrap();
-        assert_eq!(dest_state(&p), DestState::Empty);
-        fs::write(p.join("a"), "").unwrap();
-        assert_eq!(dest_state(&p), DestState::Foreign);
-        fs::write(p.join(crate::assemble::seal::SEAL_FILE), "{}").unwrap();
-        assert_eq!(dest_state(&p), DestState::Sealed);
-        assert_eq!(dest_state(&p.join("a")), DestState::NotAFolder);
     }
 }

@@ -161,6 +161,26 @@ impl Reporter {
     }
 }
 
+/// How a transfer reports its bytes as they arrive; the reporter decides whether and how
+/// that is drawn, so the code that transfers does not know about terminals.
+pub trait Progress: Sync {
+    /// The transfer is `total` bytes long (0 when unknown) and `done` are already here.
+    fn start(&self, total: u64, done: u64);
+    /// `n` more bytes arrived.
+    fn advance(&self, n: u64);
+}
+
+impl Progress for ProgressBar {
+    fn start(&self, total: u64, done: u64) {
+        self.set_length(total);
+        self.set_position(done);
+    }
+
+    fn advance(&self, n: u64) {
+        self.inc(n);
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
@@ -228,6 +248,19 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// Lowercase, `-` for anything but letters and digits: a stable id part.
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
 }
 
 #[cfg(test)]

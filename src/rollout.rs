@@ -9,13 +9,16 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_yaml::{Mapping, Value as Yaml};
 
+use crate::assemble::seal::{DestState, dest_state};
 use crate::bundle::Bundle;
-use crate::place::{DestState, PlaceError, Staging, dest_state};
+use crate::exit::ExitCode;
+use crate::fsio::{IoError, at};
+use crate::place::{PlaceError, Staging};
 use crate::report::{plural, text_for};
 use crate::topology::{Topology, render_table};
 
 /// The kind of nodes the playbook drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// Windows nodes over WinRM (ansible.windows modules).
     Windows,
@@ -48,6 +51,22 @@ pub enum RolloutError {
         /// Why.
         why: &'static str,
     },
+    /// Writing the project failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl RolloutError {
+    /// The exit code: local I/O is local, the rest is the user's input.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RolloutError::Place(p) => p.exit_code(),
+            RolloutError::Io(e) => e.exit_code(),
+            RolloutError::Foreign { .. }
+            | RolloutError::NoExecutable(_)
+            | RolloutError::NodeName { .. } => ExitCode::Input,
+        }
+    }
 }
 
 /// Inventory host names are Ansible host patterns and templated as `inventory_hostname`:
@@ -125,40 +144,22 @@ pub fn generate(
     }
     let staging = Staging::begin(&options.out, reporter)?;
     let root = staging.path();
-    let write = |rel: &str, bytes: &[u8]| -> Result<(), PlaceError> {
+    let write = |rel: &str, bytes: &[u8]| -> Result<(), IoError> {
         let path = root.join(rel);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|source| PlaceError::Io {
-                path: parent.to_path_buf(),
-                action: "cannot create the folder",
-                source,
-            })?;
+            fs::create_dir_all(parent).map_err(at(parent, "cannot create the folder"))?;
         }
-        fs::write(&path, bytes).map_err(|source| PlaceError::Io {
-            path,
-            action: "cannot write",
-            source,
-        })
+        fs::write(&path, bytes).map_err(at(&path, "cannot write"))
     };
-    let copy = |from: &Path, rel: &str| -> Result<(), PlaceError> {
+    let copy = |from: &Path, rel: &str| -> Result<(), IoError> {
         let to = root.join(rel);
-        fs::copy(from, &to).map_err(|source| PlaceError::Io {
-            path: to,
-            action: "cannot copy",
-            source,
-        })?;
+        fs::copy(from, &to).map_err(at(&to, "cannot copy"))?;
         Ok(())
     };
-    fs::create_dir_all(root.join("files")).map_err(|source| PlaceError::Io {
-        path: root.join("files"),
-        action: "cannot create the folder",
-        source,
-    })?;
-    fs::create_dir_all(root.join("reports")).map_err(|source| PlaceError::Io {
-        path: root.join("reports"),
-        action: "cannot create the folder",
-        source,
-    })?;
+    for folder in ["files", "reports"] {
+        let dir = root.join(folder);
+        fs::create_dir_all(&dir).map_err(at(&dir, "cannot create the folder"))?;
+    }
     let bundle_name = bundle.file_name();
     copy(&bundle.path, &format!("files/{bundle_name}"))?;
     let exe_name = match options.target {

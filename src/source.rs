@@ -5,6 +5,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::digest::Sha256Digest;
+use crate::exit::ExitCode;
 use crate::manifest::{Artifact, ArtifactKind, Manifest};
 use crate::net::{Client, NetError};
 
@@ -84,6 +85,19 @@ pub enum SourceError {
     /// The page could not be fetched.
     #[error(transparent)]
     Net(#[from] NetError),
+}
+
+impl SourceError {
+    /// The exit code: a bad base URL is input, an index that disagrees with a pin a failed
+    /// verification, the rest network.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            SourceError::BadBase { .. } => ExitCode::Input,
+            SourceError::IndexHashMismatch { .. } => ExitCode::Verification,
+            SourceError::Net(n) => n.exit_code(),
+            _ => ExitCode::Network,
+        }
+    }
 }
 
 /// A file as an index lists it.

@@ -14,12 +14,15 @@ use serde::Serialize;
 
 use crate::archive::{Archive, ArchiveError, Entry};
 use crate::digest::Sha256Digest;
+use crate::exit::ExitCode;
 use crate::fetch::FetchReport;
+use crate::fsio::{IoError, at};
 use crate::manifest::Manifest;
-use crate::place::{DestState, PlaceError, Staging, dest_state};
+use crate::place::{PlaceError, Staging};
 use crate::report::{Reporter, human_bytes};
 use seal::{
-    SEAL_FILE, Seal, SealManifest, SealPackage, SealPython, SealedFile, native, write_sealed,
+    DestState, SEAL_FILE, Seal, SealManifest, SealPackage, SealPython, SealedFile, dest_state,
+    native, write_sealed,
 };
 use wheel::{WheelError, WheelPlan};
 
@@ -65,15 +68,23 @@ pub enum BuildError {
     #[error(transparent)]
     Place(#[from] PlaceError),
     /// A file could not be read or written.
-    #[error("{}: {action}: {source}{}", path.display(), crate::place::io_hint(source))]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl BuildError {
+    /// The exit code: a destination the user chose badly is input, damaged artifacts fail
+    /// verification, the rest is local.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            BuildError::DestForeign { .. } | BuildError::Clash { .. } => ExitCode::Input,
+            BuildError::Embeddable { .. } => ExitCode::Verification,
+            BuildError::Place(p) => p.exit_code(),
+            BuildError::Io(e) => e.exit_code(),
+            BuildError::Archive(a) => a.exit_code(),
+            BuildError::Wheel(w) => w.exit_code(),
+        }
+    }
 }
 
 /// The verified artifacts a build reads (from the cache or a bundle), in manifest order.
@@ -445,11 +456,7 @@ fn create_folders(root: &Path, plan: &BuildPlan) -> Result<(), BuildError> {
     folders.dedup();
     for f in folders {
         let path = native(root, f);
-        std::fs::create_dir_all(&path).map_err(|source| BuildError::Io {
-            path,
-            action: "cannot create the folder",
-            source,
-        })?;
+        std::fs::create_dir_all(&path).map_err(at(&path, "cannot create the folder"))?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Sha256Digest, hash_file};
+use crate::exit::ExitCode;
+use crate::fsio::{IoError, at};
 
 /// The seal's file name at a distribution's root.
 pub const SEAL_FILE: &str = "extpy-seal.json";
@@ -102,14 +104,29 @@ pub enum SealError {
         /// The folder.
         path: PathBuf,
     },
-    /// Unreadable.
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        /// The seal path.
+    /// The seal exists but is not one extpy can read (damaged, or another format).
+    #[error("{}: the seal cannot be read: {reason}", path.display())]
+    Corrupt {
+        /// The seal file.
         path: PathBuf,
-        /// The cause.
-        source: io::Error,
+        /// Why.
+        reason: String,
     },
+    /// Unreadable.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl SealError {
+    /// The exit code: a missing folder is the user's input, a missing or damaged seal a
+    /// failed verification.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            SealError::NoFolder { .. } => ExitCode::Input,
+            SealError::Missing { .. } | SealError::Corrupt { .. } => ExitCode::Verification,
+            SealError::Io(e) => e.exit_code(),
+        }
+    }
 }
 
 impl Seal {
@@ -152,8 +169,8 @@ impl Seal {
         v
     }
 
-    /// Reads the seal of `dir`. `Ok(Err(why))` when the file exists but does not parse.
-    pub fn read(dir: &Path) -> Result<Result<Seal, String>, SealError> {
+    /// Reads the seal of `dir`; [`SealError::Corrupt`] when the file exists but does not parse.
+    pub fn read(dir: &Path) -> Result<Seal, SealError> {
         if !dir.is_dir() {
             return Err(SealError::NoFolder {
                 path: dir.to_path_buf(),
@@ -167,17 +184,17 @@ impl Seal {
                     path: dir.to_path_buf(),
                 });
             }
-            Err(source) => return Err(SealError::Io { path, source }),
+            Err(source) => return Err(IoError::new(path, "cannot read", source).into()),
         };
-        Ok(serde_json::from_slice::<Seal>(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                if s.format == FORMAT {
-                    Ok(s)
-                } else {
-                    Err(format!("unknown seal format {:?}", s.format))
-                }
-            }))
+        let corrupt = |reason| SealError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let seal = serde_json::from_slice::<Seal>(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if seal.format != FORMAT {
+            return Err(corrupt(format!("unknown seal format {:?}", seal.format)));
+        }
+        Ok(seal)
     }
 
     /// Total bytes of sealed files.
@@ -240,23 +257,21 @@ pub struct VerifyOptions {
 /// Recomputes `dir` against its seal.
 pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
     let mut v = Verification::failed(dir, None);
-    let seal = match Seal::read(dir)? {
+    let seal = match Seal::read(dir) {
         Ok(s) => s,
-        Err(why) => {
+        Err(SealError::Corrupt { reason, .. }) => {
             v.seal_altered = true;
-            v.seal_error = Some(format!("{SEAL_FILE} cannot be read: {why}"));
+            v.seal_error = Some(format!("{SEAL_FILE} cannot be read: {reason}"));
             return Ok(v);
         }
+        Err(e) => return Err(e),
     };
     v.seal_digest = Some(seal.digest);
     v.manifest = Some(seal.manifest.name.clone());
     v.files = seal.files.len();
     v.seal_altered = seal.compute_digest() != seal.digest;
 
-    let on_disk = list_files(dir).map_err(|source| SealError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let on_disk = list_files(dir).map_err(at(dir, "cannot list the files"))?;
     let sealed: BTreeMap<&str, &SealedFile> =
         seal.files.iter().map(|f| (f.path.as_str(), f)).collect();
     let present: BTreeMap<&str, &Listed> = on_disk.iter().map(|f| (f.rel.as_str(), f)).collect();
@@ -370,14 +385,9 @@ pub fn native(root: &Path, rel: &str) -> PathBuf {
 }
 
 /// Writes `bytes` at `root`/`rel` and returns the file as the seal will list it.
-pub fn write_sealed(
-    root: &Path,
-    rel: &str,
-    bytes: &[u8],
-) -> Result<SealedFile, crate::archive::ArchiveError> {
+pub fn write_sealed(root: &Path, rel: &str, bytes: &[u8]) -> Result<SealedFile, IoError> {
     let path = native(root, rel);
-    fs::write(&path, bytes)
-        .map_err(|source| crate::archive::ArchiveError::Write { path, source })?;
+    fs::write(&path, bytes).map_err(at(&path, "cannot write"))?;
     Ok(SealedFile {
         path: rel.to_string(),
         size: bytes.len() as u64,
@@ -392,6 +402,41 @@ pub fn relative(root: &Path, path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// What is at a destination folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestState {
+    /// Nothing there.
+    Absent,
+    /// An empty folder.
+    Empty,
+    /// A folder with an extpy seal.
+    Sealed,
+    /// A folder with other content.
+    Foreign,
+    /// A file or something else.
+    NotAFolder,
+}
+
+/// Looks at `dest` without changing it.
+pub fn dest_state(dest: &Path) -> DestState {
+    match fs::symlink_metadata(dest) {
+        Err(_) => DestState::Absent,
+        Ok(m) if !m.is_dir() => DestState::NotAFolder,
+        Ok(_) => {
+            if dest.join(SEAL_FILE).is_file() {
+                DestState::Sealed
+            } else if fs::read_dir(dest)
+                .map(|mut r| r.next().is_none())
+                .unwrap_or(false)
+            {
+                DestState::Empty
+            } else {
+                DestState::Foreign
+            }
+        }
+    }
 }
 
 impl Verification {
@@ -486,6 +531,20 @@ impl Verification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        assert_eq!(dest_state(&p), DestState::Absent);
+        fs::create_dir(&p).unwrap();
+        assert_eq!(dest_state(&p), DestState::Empty);
+        fs::write(p.join("a"), "").unwrap();
+        assert_eq!(dest_state(&p), DestState::Foreign);
+        fs::write(p.join(SEAL_FILE), "{}").unwrap();
+        assert_eq!(dest_state(&p), DestState::Sealed);
+        assert_eq!(dest_state(&p.join("a")), DestState::NotAFolder);
+    }
 
     #[test]
     fn runtime_caches() {

@@ -10,6 +10,8 @@ use base64::Engine;
 use crate::archive::{Archive, ArchiveError, Entry, check_entry_name, check_windows_component};
 use crate::assemble::seal::{SealedFile, native, write_sealed};
 use crate::digest::Sha256Digest;
+use crate::exit::ExitCode;
+use crate::fsio::IoError;
 use crate::manifest::wheel::{Tag, supported_tags};
 use crate::manifest::{Platform, PythonVersion, Wheel, normalize_name};
 
@@ -46,12 +48,22 @@ pub enum WheelError {
         /// The bytes' digest.
         actual: Sha256Digest,
     },
+    /// A file could not be written.
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl WheelError {
-    /// True when the failure is local I/O.
-    pub fn is_io(&self) -> bool {
-        matches!(self, WheelError::Archive(a) if a.is_io())
+    /// The exit code: local I/O is local, anything about the wheel's content a failed
+    /// verification.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            WheelError::Archive(a) => a.exit_code(),
+            WheelError::Io(e) => e.exit_code(),
+            WheelError::Invalid { .. } | WheelError::RecordMismatch { .. } => {
+                ExitCode::Verification
+            }
+        }
     }
 }
 

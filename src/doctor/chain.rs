@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(ip_text(&[1, 2, 3]), None);
     }
 
-    use crate::doctor::testpki::{TestCa, aia, self_signed};
+    use crate::testpki::{TestCa, aia, self_signed};
 
     #[test]
     fn aia_ca_issuers_urls_are_read() {

@@ -8,19 +8,19 @@ pub mod chain;
 pub mod connect;
 pub mod fix;
 pub mod render;
-#[cfg(test)]
-pub(crate) mod testpki;
+
 pub mod verdict;
 pub mod verify;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde::Serialize;
 use url::{Host, Url};
 
+use crate::exit::ExitCode;
+use crate::fsio::{IoError, at};
 use crate::manifest::{ArtifactKind, Manifest};
 use crate::net::{Client, NetError, NetOptions};
 use crate::parallel;
@@ -58,25 +58,20 @@ pub enum DoctorError {
         reason: String,
     },
     /// `--export DIR` cannot be created.
-    #[error("cannot create the export folder {}: {source}", path.display())]
-    ExportDir {
-        /// The folder.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    ExportDir(#[from] IoError),
     /// The trust settings are unusable (a bad `--ca-cert`).
     #[error(transparent)]
     Net(#[from] NetError),
 }
 
 impl DoctorError {
-    /// True for bad arguments.
-    pub fn is_input(&self) -> bool {
+    /// The exit code: bad arguments are input, an export folder that cannot be made local.
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            DoctorError::Target { .. } | DoctorError::Resolve { .. } => true,
-            DoctorError::Net(n) => n.is_input(),
-            DoctorError::ExportDir { .. } => false,
+            DoctorError::Target { .. } | DoctorError::Resolve { .. } => ExitCode::Input,
+            DoctorError::Net(n) => n.exit_code(),
+            DoctorError::ExportDir(e) => e.exit_code(),
         }
     }
 }
@@ -332,10 +327,7 @@ impl Doctor {
     /// Prepares the trust sources and the HTTP client for probes.
     pub fn new(mut options: DoctorOptions, reporter: &Reporter) -> Result<Self, DoctorError> {
         if let Some(dir) = &options.advice.export {
-            std::fs::create_dir_all(dir).map_err(|source| DoctorError::ExportDir {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(at(dir, "cannot create the export folder"))?;
         }
         options.net.resolve = options
             .resolve

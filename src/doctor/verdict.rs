@@ -695,7 +695,7 @@ mod tests {
         assert_eq!(duration_words(3 * 365 * 86_400), "3 years");
     }
 
-    use crate::doctor::testpki::{TestCa, aia, self_signed, valid};
+    use crate::testpki::{TestCa, aia, self_signed, valid};
     use rustls::pki_types::CertificateDer;
 
     const NOW: i64 = 1_800_000_000;

@@ -12,9 +12,10 @@ use url::Url;
 
 use crate::doctor::chain::rfc3339;
 use crate::doctor::{Advice, Doctor, DoctorOptions, Fix, Target, VerdictDoc};
+use crate::exit::ExitCode;
 use crate::net::{Client, NetError, NetOptions, trust};
 use crate::report::Reporter;
-use crate::runbook::slug;
+use crate::report::slug;
 
 use super::jwt::{self, Claims};
 use super::token::{self, Answer, Grant, Secret};
@@ -114,11 +115,12 @@ pub enum MailError {
 }
 
 impl MailError {
-    /// True for bad input (everything but an unreadable trust store).
-    pub fn is_input(&self) -> bool {
+    /// The exit code: bad input (everything but an unreadable trust store) is input.
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            MailError::Net(n) => n.is_input(),
-            _ => true,
+            MailError::Net(n) if n.exit_code() == ExitCode::Input => ExitCode::Input,
+            MailError::Net(_) => ExitCode::Network,
+            _ => ExitCode::Input,
         }
     }
 }

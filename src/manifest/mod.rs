@@ -77,7 +77,7 @@ impl fmt::Display for Platform {
 
 impl<'de> Deserialize<'de> for Platform {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(yaml::ParseVisitor::new(
+        d.deserialize_str(crate::parse::ParseVisitor::new(
             "a platform: win_amd64, win32 or win_arm64",
         ))
     }
@@ -146,7 +146,7 @@ impl Serialize for PythonVersion {
 
 impl<'de> Deserialize<'de> for PythonVersion {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(yaml::ParseVisitor::new(
+        d.deserialize_str(crate::parse::ParseVisitor::new(
             "a Python release version like 3.12.10 (quote it if YAML reads it as a number)",
         ))
     }

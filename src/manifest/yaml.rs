@@ -99,41 +99,6 @@ pub fn read_file(
     }
 }
 
-/// Deserializes a string scalar through `FromStr`.
-///
-/// Errors raised inside a visitor carry the scalar's own position; errors raised after
-/// `String::deserialize` would point at the enclosing mapping instead.
-pub struct ParseVisitor<T> {
-    expecting: &'static str,
-    _t: std::marker::PhantomData<T>,
-}
-
-impl<T> ParseVisitor<T> {
-    /// A visitor that describes what it expects with `expecting`.
-    pub fn new(expecting: &'static str) -> Self {
-        Self {
-            expecting,
-            _t: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<T> serde::de::Visitor<'_> for ParseVisitor<T>
-where
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.expecting)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
-        v.parse().map_err(E::custom)
-    }
-}
-
 /// Parses `text` as `T`, turning serde's error into an [`InputError`] with line, column and field.
 pub fn parse<T: DeserializeOwned>(origin: &Origin, text: &str) -> Result<T, InputError> {
     serde_yaml::from_str(text).map_err(|e| {

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use indicatif::ProgressBar;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use url::Url;
 
 use crate::digest::{Hasher, Sha256Digest};
-use crate::report::Reporter;
+use crate::exit::ExitCode;
+use crate::fsio::IoError;
+use crate::report::{Progress, Reporter};
 pub use trust::{ExtraRoots, TlsProblem};
 
 /// The longest `Retry-After` extpy honours before giving up instead.
@@ -145,13 +146,8 @@ pub enum NetError {
         last: Box<NetError>,
     },
     /// A local file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
@@ -166,14 +162,13 @@ impl NetError {
         }
     }
 
-    /// True for problems with the user's input (a bad `--ca-cert` file).
-    pub fn is_input(&self) -> bool {
-        matches!(self.root(), NetError::CaCert { .. })
-    }
-
-    /// True for local I/O failures.
-    pub fn is_io(&self) -> bool {
-        matches!(self.root(), NetError::Io { .. })
+    /// The exit code: a bad `--ca-cert` file is input, a local file local, the rest network.
+    pub fn exit_code(&self) -> ExitCode {
+        match self.root() {
+            NetError::CaCert { .. } => ExitCode::Input,
+            NetError::Io(e) => e.exit_code(),
+            _ => ExitCode::Network,
+        }
     }
 }
 
@@ -188,17 +183,6 @@ pub struct NetOptions {
     pub retries: u32,
     /// Addresses to use instead of DNS for some host names (`doctor --resolve`).
     pub resolve: Vec<(String, SocketAddr)>,
-}
-
-impl Default for NetOptions {
-    fn default() -> Self {
-        Self {
-            extra_roots: ExtraRoots::default(),
-            timeout: Duration::from_secs(30),
-            retries: 4,
-            resolve: Vec::new(),
-        }
-    }
 }
 
 /// A fetched page (Simple API document).
@@ -438,7 +422,7 @@ impl Client {
         &self,
         url: &Url,
         part: &Path,
-        bar: &ProgressBar,
+        bar: &dyn Progress,
     ) -> Result<Downloaded, NetError> {
         let mut validator: Option<String> = None;
         let mut attempts = 0;
@@ -469,12 +453,9 @@ impl Client {
         part: &Path,
         validator: &mut Option<String>,
         transferred: &mut u64,
-        bar: &ProgressBar,
+        bar: &dyn Progress,
     ) -> Outcome<Downloaded> {
-        let io_err = |source| NetError::Io {
-            path: part.to_path_buf(),
-            source,
-        };
+        let io_err = |source| NetError::Io(IoError::new(part, "cannot write", source));
         let existing = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut req = self.http.get(url.clone());
         if existing > 0 {
@@ -538,8 +519,7 @@ impl Client {
         };
         let offset = hasher.len();
         let expected = resp.content_length().map(|l| l + offset);
-        bar.set_length(expected.unwrap_or(0));
-        bar.set_position(offset);
+        bar.start(expected.unwrap_or(0), offset);
 
         let mut resp = resp;
         let mut buf = vec![0u8; 128 * 1024];
@@ -561,7 +541,7 @@ impl Client {
             }
             hasher.update(&buf[..n]);
             *transferred += n as u64;
-            bar.inc(n as u64);
+            bar.advance(n as u64);
         }
         if let Err(e) = file.flush().and_then(|_| file.sync_all()) {
             return Outcome::Fail(io_err(e));

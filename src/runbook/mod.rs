@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::mail::{AuthType, Mail};
 use crate::manifest::Manifest;
+use crate::report::slug;
 use crate::topology::{Pair, Topology};
 
 /// The plan's schema name, bumped on incompatible changes.
@@ -286,19 +287,6 @@ pub struct PlanManifest {
     pub platform: String,
     /// `name version` of every package.
     pub packages: Vec<String>,
-}
-
-/// Lowercase, `-` for anything but letters and digits: a stable id part.
-pub fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_string()
 }
 
 /// Quotes an argument for a command line when it needs it.
@@ -686,7 +674,7 @@ fn mail_steps(mail: &Mail) -> Vec<Step> {
 }
 
 /// The formats a plan renders to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A Markdown checklist.
     Markdown,

@@ -1,4 +1,4 @@
-//! Certificates for the unit tests of this module, made with rcgen.
+//! Certificates for the unit tests (doctor, net), made with rcgen.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair,

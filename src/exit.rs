@@ -1,0 +1,27 @@
+//! The documented exit codes: every error type of the crate says which one it ends with.
+
+/// Exit codes, documented in the README and `extpy --help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything worked.
+    Success = 0,
+    /// A local failure: file system, permissions, disk full.
+    Local = 1,
+    /// Usage or input error: bad arguments, manifest, topology or `--ca-cert` file.
+    Input = 2,
+    /// Verification failed: a hash, seal or bundle does not match.
+    Verification = 3,
+    /// Network or TLS failure, a live check that failed, or artifacts missing with `--offline`.
+    Network = 4,
+}
+
+/// The exit-code table shown in `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  local failure (file system, permissions, disk full)
+  2  usage or input error (arguments, manifest, topology, --ca-cert file)
+  3  verification failed (a sha256, seal or bundle does not match)
+  4  network or TLS failure, a failed live check (doctor, mail check), or artifacts
+     missing with --offline";
