@@ -398,7 +398,14 @@ pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
     let mut texts: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for e in &files {
         let keep = [SUMS, META, MANIFEST, TOPOLOGY, PLAN].contains(&e.name.as_str());
-        if keep {
+        if keep && e.size > crate::limits::MAX_JSON {
+            problems.push(format!(
+                "{} declares {} bytes, more than a bundle's {} can be",
+                e.name, e.size, e.name
+            ));
+            let (d, _) = archive.copy(e, &mut io::sink())?;
+            digests.insert(e.name.clone(), d);
+        } else if keep {
             let data = archive.read(e)?;
             digests.insert(e.name.clone(), Sha256Digest::of(&data));
             texts.insert(e.name.clone(), data);

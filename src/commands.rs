@@ -349,9 +349,10 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         )
         .map_err(Error::Usage)?
     } else if let Some(file) = &args.doctor_report {
-        let bytes = std::fs::read(file).map_err(|source| {
-            IoError::new(file.clone(), "cannot read the doctor report", source)
-        })?;
+        let bytes =
+            crate::limits::read_regular(file, crate::limits::MAX_JSON).map_err(|source| {
+                IoError::new(file.clone(), "cannot read the doctor report", source)
+            })?;
         let text = crate::wintext::decode(&bytes)
             .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
         let doc: Value = serde_json::from_str(&text).map_err(|e| {

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod fsio;
 pub mod inputs;
 pub mod layout;
+pub mod limits;
 pub mod mail;
 pub mod manifest;
 pub mod net;

@@ -498,7 +498,7 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
     let mut unreadable = Vec::new();
     let mut seen_nodes: BTreeMap<String, ()> = BTreeMap::new();
     for f in &files {
-        let doc: serde_json::Value = match fs::read(f)
+        let doc: serde_json::Value = match crate::limits::read_regular(f, crate::limits::MAX_JSON)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
         {

@@ -189,3 +189,84 @@ fn layout_never_writes_outside_the_vu_root() {
     assert!(r.stderr.contains("cannot name a folder"), "{}", r.stderr);
     assert!(!w.path("escaped").exists() && !out.exists());
 }
+
+#[test]
+fn oversized_and_deeply_nested_inputs_are_refused() {
+    let w = World::new();
+    let big = w.path("big.yaml");
+    let mut text = String::from("schema: 1\n");
+    while text.len() <= 4 << 20 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    fs::write(&big, &text).unwrap();
+    let mut c = support::extpy();
+    c.args(["--manifest", s(&big), "fetch"]);
+    let r = support::run(c).code(2);
+    assert!(
+        r.stderr.contains("larger than the 4.0 MiB allowed"),
+        "{}",
+        r.stderr
+    );
+    for (what, line, deep) in [
+        (
+            "flow",
+            2,
+            format!("schema: 1\nnodes: {}", "[".repeat(100_000)),
+        ),
+        (
+            "block",
+            3,
+            format!("schema: 1\nnodes:\n{}x\n", "- ".repeat(100_000)),
+        ),
+    ] {
+        let topo = w.path("deep.yaml");
+        fs::write(&topo, deep).unwrap();
+        let r = w.run(&["plan", s(&topo)]).code(2);
+        assert!(
+            r.stderr.contains(&format!(
+                "{}:{line}: the YAML nests deeper than the 64 levels extpy reads",
+                topo.display()
+            )),
+            "{what}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_device_or_fifo_as_input_is_refused() {
+    let w = World::new();
+    let topo = w.path("topology.yaml");
+    fs::write(
+        &topo,
+        "schema: 1\nmanifest: /dev/zero\nnodes:\n  - name: A\n    vu_root: 'D:\\vu'\n    cores: [Core1]\n",
+    )
+    .unwrap();
+    let mut c = support::extpy();
+    c.args(["plan", s(&topo)]);
+    let r = support::run(c).code(2);
+    assert!(
+        r.stderr
+            .contains("/dev/zero: cannot read the manifest: it is not a regular file"),
+        "{}",
+        r.stderr
+    );
+    let fifo = w.path("fifo.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut c = support::extpy();
+    c.args(["--manifest", s(&fifo), "fetch"]);
+    let r = support::run(c).code(2);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    let r = w.run(&["verify", s(&fifo)]).code(2);
+    assert!(
+        r.stderr
+            .contains(&format!("{} is not a folder", fifo.display())),
+        "{}",
+        r.stderr
+    );
+}

@@ -92,8 +92,8 @@ struct Body<'a> {
 /// A seal that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    /// The folder does not exist.
-    #[error("{} does not exist", path.display())]
+    /// The folder does not exist, or the path is not a folder.
+    #[error("{} {}", path.display(), if path.symlink_metadata().is_ok() { "is not a folder" } else { "does not exist" })]
     NoFolder {
         /// The folder.
         path: PathBuf,
@@ -177,7 +177,7 @@ impl Seal {
             });
         }
         let path = dir.join(SEAL_FILE);
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::limits::read_regular(&path, crate::limits::MAX_JSON) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(SealError::Missing {

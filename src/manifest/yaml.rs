@@ -86,7 +86,7 @@ pub fn read_file(
     help: &str,
 ) -> Result<(Origin, String), InputError> {
     let origin = Origin(path.display().to_string());
-    match std::fs::read_to_string(path) {
+    match crate::limits::read_regular_text(path, crate::limits::MAX_YAML) {
         Ok(text) => Ok((origin, text)),
         Err(e) => Err(InputError {
             origin,
@@ -101,6 +101,20 @@ pub fn read_file(
 
 /// Parses `text` as `T`, turning serde's error into an [`InputError`] with line, column and field.
 pub fn parse<T: DeserializeOwned>(origin: &Origin, text: &str) -> Result<T, InputError> {
+    let max = crate::limits::MAX_YAML_DEPTH;
+    if let Err(line) = crate::limits::check_yaml_nesting(text, max) {
+        return Err(InputError {
+            origin: origin.clone(),
+            line: Some(line),
+            column: None,
+            field: None,
+            message: format!("the YAML nests deeper than the {max} levels extpy reads"),
+            help: Some(
+                "this is not a manifest or topology extpy wrote or documents; check the file"
+                    .into(),
+            ),
+        });
+    }
     serde_yaml::from_str(text).map_err(|e| {
         let location = e.location();
         let mut message = e.to_string();

@@ -56,7 +56,8 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetEr
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let bytes = crate::limits::read_regular(path, crate::limits::MAX_PEM)
+        .map_err(|e| bad(format!("cannot read it: {e}")))?;
     if bytes.first() == Some(&0x30) {
         return match x509_parser::parse_x509_certificate(&bytes) {
             Ok(([], _)) => Ok(vec![CertificateDer::from(bytes)]),
