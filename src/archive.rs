@@ -48,7 +48,7 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// Not a readable zip.
-    #[error("{archive}: not a readable zip archive: {source}")]
+    #[error("{archive}: {}", plain_zip_error(source))]
     Open {
         /// The archive.
         archive: String,
@@ -157,6 +157,7 @@ impl Archive {
                 ),
             ));
         }
+        let mut raw_file = File::open(path).map_err(|e| open_err(zip::result::ZipError::Io(e)))?;
         let mut entries = Vec::with_capacity(zip.len());
         let mut total: u64 = 0;
         let mut files_ci: HashMap<String, String> = HashMap::new();
@@ -168,6 +169,7 @@ impl Archive {
                 .map(|n| n.into_owned())
                 .unwrap_or_else(|_| String::from_utf8_lossy(f.name_raw()).into_owned());
             let name = check_entry_name(&raw).map_err(|reason| refuse(&raw, reason.to_string()))?;
+            check_local_header(&mut raw_file, &f).map_err(|reason| refuse(&raw, reason))?;
             if f.is_symlink() {
                 return Err(refuse(&raw, "it is a symbolic link".into()));
             }
@@ -347,6 +349,83 @@ impl Archive {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The zip library's words ("Could not find EOCD", "Invalid CDFH offset") in plain words.
+fn plain_zip_error(e: &zip::result::ZipError) -> String {
+    use zip::result::ZipError;
+    match e {
+        ZipError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            "the archive is truncated (it ends in the middle of an entry or of its table of contents)\n  help: download or copy it again".into()
+        }
+        ZipError::Io(io) => format!("cannot read it: {io}"),
+        ZipError::InvalidArchive(why) => format!(
+            "it is not a zip archive, or it is truncated or damaged (its table of contents cannot be read: {})\n  help: download or copy it again; a file that is not a zip cannot be used here",
+            why.to_lowercase()
+        ),
+        ZipError::UnsupportedArchive(why) => format!(
+            "it uses a zip feature extpy does not read ({})",
+            why.to_lowercase()
+        ),
+        other => format!("it is not a readable zip archive ({other})"),
+    }
+}
+
+/// The local file header of an entry must say what the central directory says (name,
+/// method and, unless a data descriptor follows, CRC and sizes): a reader that trusts the
+/// central directory and one that streams local headers must never see two archives.
+fn check_local_header(
+    raw: &mut File,
+    f: &zip::read::ZipFile<'_, BufReader<File>>,
+) -> Result<(), String> {
+    use std::io::{Seek, SeekFrom};
+    let le16 = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let mut head = [0u8; 30];
+    raw.seek(SeekFrom::Start(f.header_start()))
+        .and_then(|_| raw.read_exact(&mut head))
+        .map_err(|_| "its local header lies outside the archive".to_string())?;
+    if le32(&head, 0) != 0x0403_4b50 {
+        return Err("the central directory points at no local header for it".into());
+    }
+    let mut name = vec![0u8; le16(&head, 26) as usize];
+    raw.read_exact(&mut name)
+        .map_err(|_| "its local header is cut short".to_string())?;
+    let disagree = |what: String| {
+        format!(
+            "its local header disagrees with the central directory: {what}; the archive was tampered with or is damaged"
+        )
+    };
+    if name != f.name_raw() {
+        return Err(disagree(format!(
+            "the local header names {:?}",
+            String::from_utf8_lossy(&name)
+        )));
+    }
+    #[allow(deprecated)] // the numeric method is what both headers store
+    let method = f.compression().to_u16();
+    if le16(&head, 8) != method {
+        return Err(disagree(format!(
+            "compression method {} against {method}",
+            le16(&head, 8)
+        )));
+    }
+    let descriptor = le16(&head, 6) & 0x8 != 0;
+    let (crc, csize, usize) = (le32(&head, 14), le32(&head, 18), le32(&head, 22));
+    if !descriptor {
+        if crc != f.crc32() {
+            return Err(disagree(format!("CRC {crc:08x} against {:08x}", f.crc32())));
+        }
+        let zip64 = csize == u32::MAX || usize == u32::MAX;
+        if !zip64 && (u64::from(csize) != f.compressed_size() || u64::from(usize) != f.size()) {
+            return Err(disagree(format!(
+                "sizes {csize}/{usize} against {}/{}",
+                f.compressed_size(),
+                f.size()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn is_write_side(e: &io::Error) -> bool {

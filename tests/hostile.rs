@@ -270,3 +270,75 @@ fn a_device_or_fifo_as_input_is_refused() {
         r.stderr
     );
 }
+
+/// `bytes` with the first occurrence of `from` (a local header's name) replaced by `to`.
+fn patch_first(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the name is in the archive");
+    bytes[at..at + to.len()].copy_from_slice(to);
+    bytes
+}
+
+#[test]
+fn a_local_header_that_disagrees_with_the_central_directory_is_refused() {
+    let entry = support::fixtures::RawEntry {
+        name: "hostile/ok.py",
+        data: b"print('ok')\n",
+        mode: None,
+    };
+    let (file, bytes) = support::fixtures::raw_wheel("hostile", "1.0", &[entry]);
+    let patched = patch_first(bytes, b"hostile/ok.py", b"../../x/ok.py");
+    let w = World::with_artifacts(embeddable(PY), vec![(file, patched)]);
+    let dest = w.path("dest");
+    let r = w.run(&["build", s(&dest)]).code(3);
+    assert!(
+        r.stderr.contains(
+            "wheel hostile-1.0-py3-none-any.whl: refused entry \"hostile/ok.py\": its local header disagrees with the central directory: the local header names \"../../x/ok.py\""
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!dest.exists() && !w.path("x").exists());
+}
+
+#[test]
+fn invalid_archives_are_explained_in_plain_words_with_exit_3() {
+    // Not a zip at all, and a zip cut in half.
+    let good = WheelSpec::pure("cut", "1.0");
+    let whole = good.build();
+    for (what, bytes) in [
+        ("not a zip", b"this is not a zip file at all".to_vec()),
+        ("truncated", whole[..whole.len() / 2].to_vec()),
+    ] {
+        let w = World::with_artifacts(embeddable(PY), vec![(good.filename(), bytes)]);
+        let r = w.run(&["build", s(&w.path("dest"))]).code(3);
+        assert!(
+            r.stderr.contains("wheel cut-1.0-py3-none-any.whl: it is not a zip archive, or it is truncated or damaged"),
+            "{what}: {}",
+            r.stderr
+        );
+        for library_words in ["EOCD", "CDFH", "Invalid Zip archive"] {
+            assert!(!r.stderr.contains(library_words), "{what}: {}", r.stderr);
+        }
+    }
+    // A 5000-character entry name is an invalid archive, not a local failure.
+    let long = format!("hostile/{}.py", "a".repeat(5000));
+    let entry = support::fixtures::RawEntry {
+        name: &long,
+        data: b"x",
+        mode: None,
+    };
+    let (file, bytes) = support::fixtures::raw_wheel("hostile", "1.0", &[entry]);
+    let w = World::with_artifacts(embeddable(PY), vec![(file, bytes)]);
+    let r = w.run(&["build", s(&w.path("dest"))]).code(3);
+    assert!(
+        r.stderr
+            .contains("longer than the 255 characters Windows allows"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("extpy-tmp"), "{}", r.stderr);
+}
