@@ -344,7 +344,12 @@ fn fetch_one(
         source,
     };
     let mut got = client
-        .download(&located.url, &part, &bar)
+        .download(
+            &located.url,
+            &part,
+            &bar,
+            (a.download_limit(), a.size.is_some()),
+        )
         .map_err(net_err)?;
     if got.sha256 != a.sha256 && got.resumed {
         // The kept prefix may be from other bytes: one more try from scratch.
@@ -354,7 +359,12 @@ fn fetch_one(
         ));
         let _ = std::fs::remove_file(&part);
         let again = client
-            .download(&located.url, &part, &bar)
+            .download(
+                &located.url,
+                &part,
+                &bar,
+                (a.download_limit(), a.size.is_some()),
+            )
             .map_err(net_err)?;
         got = crate::net::Downloaded {
             attempts: got.attempts + again.attempts,

@@ -342,3 +342,67 @@ fn invalid_archives_are_explained_in_plain_words_with_exit_3() {
     );
     assert!(!r.stderr.contains("extpy-tmp"), "{}", r.stderr);
 }
+
+#[test]
+fn an_endless_download_stops_at_the_pinned_or_announced_size() {
+    use support::mirror::Fault;
+    let w = World::new();
+    // Pinned: the manifest's size: stops a body without Content-Length at once.
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    let pinned = text.replacen(
+        "wheels:\n",
+        &format!("  size: {}\nwheels:\n", w.embed.len()),
+        1,
+    );
+    fs::write(&w.manifest, pinned).unwrap();
+    w.mirror.fault(&w.embed_path(), Fault::Endless(None));
+    let r = w.run(&["fetch"]).code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "the server sent more than the {} bytes the manifest pins; the download was stopped",
+            w.embed.len()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        w.mirror.requests_to(&w.embed_path()).len(),
+        1,
+        "not retried"
+    );
+    assert!(!w.blob(&w.embed).exists());
+    // The pin holds for a good download too.
+    w.run(&["fetch"]).ok();
+    assert!(w.blob(&w.embed).is_file());
+
+    // Unpinned: an announced size beyond the cap is refused before a byte is read.
+    let w = World::new();
+    w.mirror
+        .fault(&w.embed_path(), Fault::Endless(Some(1 << 40)));
+    let r = w.run(&["fetch"]).code(3);
+    assert!(
+        r.stderr.contains(
+            "the server announces more than the 536870912 bytes a download without a pinned size may have"
+        ),
+        "{}",
+        r.stderr
+    );
+    let partials: Vec<String> = tree(&w.cache);
+    assert!(
+        partials.iter().all(|p| !p.contains(".part")),
+        "{partials:?}"
+    );
+}
+
+#[test]
+fn a_pinned_size_is_a_manifest_field_with_its_line() {
+    let w = World::new();
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    fs::write(
+        &w.manifest,
+        text.replacen("wheels:\n", "  size: -1\nwheels:\n", 1),
+    )
+    .unwrap();
+    let r = w.run(&["fetch"]).code(2);
+    assert!(r.stderr.contains("embeddable.size"), "{}", r.stderr);
+}

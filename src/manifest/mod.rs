@@ -177,6 +177,20 @@ pub struct Artifact {
     pub line: Option<usize>,
     /// For wheels: the PEP 503 project name used on the index.
     pub project: Option<String>,
+    /// The pinned size in bytes (optional `size:`): a download is stopped the moment it
+    /// exceeds it.
+    pub size: Option<u64>,
+}
+
+/// The most a download without a pinned size may send (the largest real artifact, the
+/// embeddable zip, is about 11 MB): an endless response is stopped here.
+pub const MAX_UNPINNED_DOWNLOAD: u64 = 512 << 20;
+
+impl Artifact {
+    /// The most bytes a download of this artifact may send.
+    pub fn download_limit(&self) -> u64 {
+        self.size.unwrap_or(MAX_UNPINNED_DOWNLOAD)
+    }
 }
 
 /// A pinned wheel with its parsed file name.
@@ -234,6 +248,8 @@ struct RawArtifact {
     sha256: Sha256Digest,
     #[serde(default)]
     url: Option<Url>,
+    #[serde(default)]
+    size: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -312,6 +328,7 @@ impl Manifest {
             sha256: raw.embeddable.sha256,
             url: raw.embeddable.url,
             project: None,
+            size: raw.embeddable.size,
         };
 
         let mut wheels: Vec<Wheel> = Vec::new();
@@ -378,6 +395,7 @@ impl Manifest {
                     url: raw_wheel.url,
                     line,
                     project: Some(project),
+                    size: raw_wheel.size,
                 },
                 filename,
             });

@@ -137,6 +137,18 @@ pub enum NetError {
         /// Why.
         detail: String,
     },
+    /// The server sends (or announces) more bytes than the artifact may have.
+    #[error("{url}: the server {} more than the {limit} bytes {}; the download was stopped\n  help: the server sends something else than the pinned file; check the mirror (or the manifest's size:)", if *announced { "announces" } else { "sent" }, if *pinned { "the manifest pins" } else { "a download without a pinned size may have" })]
+    Oversized {
+        /// The URL.
+        url: Url,
+        /// The limit.
+        limit: u64,
+        /// True when the limit is the manifest's `size:`.
+        pinned: bool,
+        /// True when the response announced it (and nothing was read).
+        announced: bool,
+    },
     /// Retries ran out.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
@@ -167,6 +179,7 @@ impl NetError {
         match self.root() {
             NetError::CaCert { .. } => ExitCode::Input,
             NetError::Io(e) => e.exit_code(),
+            NetError::Oversized { .. } => ExitCode::Verification,
             _ => ExitCode::Network,
         }
     }
@@ -418,11 +431,14 @@ impl Client {
 
     /// Downloads `url` into `part`, continuing a partial file with a Range request when the
     /// server allows it, hashing as the bytes arrive.
+    /// `limit` is the most bytes the file may have (its pinned size, or a cap), and
+    /// `pinned` says which: a response that exceeds it is stopped at once.
     pub fn download(
         &self,
         url: &Url,
         part: &Path,
         bar: &dyn Progress,
+        (limit, pinned): (u64, bool),
     ) -> Result<Downloaded, NetError> {
         let mut validator: Option<String> = None;
         let mut attempts = 0;
@@ -434,7 +450,14 @@ impl Client {
         let mut longest = part_len();
         let mut result = self.retrying(url, || {
             attempts += 1;
-            match self.download_attempt(url, part, &mut validator, &mut transferred, bar) {
+            match self.download_attempt(
+                url,
+                part,
+                &mut validator,
+                &mut transferred,
+                bar,
+                (limit, pinned),
+            ) {
                 Outcome::Retry { error, .. } if part_len() >= longest + RESUME_PROGRESS => {
                     longest = part_len();
                     Outcome::Resume(error)
@@ -454,7 +477,17 @@ impl Client {
         validator: &mut Option<String>,
         transferred: &mut u64,
         bar: &dyn Progress,
+        (limit, pinned): (u64, bool),
     ) -> Outcome<Downloaded> {
+        let too_large = |announced| {
+            let _ = fs::remove_file(part);
+            Outcome::Fail(NetError::Oversized {
+                url: url.clone(),
+                limit,
+                pinned,
+                announced,
+            })
+        };
         let io_err = |source| NetError::Io(IoError::new(part, "cannot write", source));
         let existing = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut req = self.http.get(url.clone());
@@ -519,6 +552,12 @@ impl Client {
         };
         let offset = hasher.len();
         let expected = resp.content_length().map(|l| l + offset);
+        // Announced more than allowed: nothing is read. Never read beyond the announced
+        // length either.
+        if expected.is_some_and(|e| e > limit) {
+            return too_large(true);
+        }
+        let cap = expected.unwrap_or(limit);
         bar.start(expected.unwrap_or(0), offset);
 
         let mut resp = resp;
@@ -536,6 +575,9 @@ impl Client {
                     };
                 }
             };
+            if hasher.len() + n as u64 > cap {
+                return too_large(false);
+            }
             if let Err(e) = file.write_all(&buf[..n]) {
                 return Outcome::Fail(io_err(e));
             }

@@ -32,6 +32,9 @@ pub enum Fault {
     IgnoreRange,
     /// Send this many bytes of the body, then go silent (the connection stays open).
     StallAfter(usize, Duration),
+    /// An endless body of zeros (announcing this Content-Length, or none), until the client
+    /// hangs up.
+    Endless(Option<u64>),
 }
 
 /// A request as the mirror saw it.
@@ -321,6 +324,23 @@ fn respond(
             return head(w, 429, &[("Retry-After", secs.to_string())], 0)
                 .and_then(|_| w.flush())
                 .is_ok();
+        }
+        Some(Fault::Endless(announce)) => {
+            let length = announce
+                .map(|n| format!("Content-Length: {n}\r\n"))
+                .unwrap_or_default();
+            let head = format!("HTTP/1.1 200 OK\r\nConnection: close\r\n{length}\r\n");
+            if w.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            let zeros = vec![0u8; 64 * 1024];
+            // Bounded so that a client that never stops cannot keep the test running.
+            for _ in 0..(64 * 1024) {
+                if w.write_all(&zeros).is_err() {
+                    break;
+                }
+            }
+            return false;
         }
         Some(Fault::Redirect(to)) => {
             return head(w, 302, &[("Location", to.clone())], 0)
