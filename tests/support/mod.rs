@@ -231,10 +231,35 @@ pub fn can_mount_tmpfs() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Compares `actual` with `tests/snapshots/<name>`; with `EXTPY_UPDATE_SNAPSHOTS=1` writes
+/// `extpy 1.2.3` becomes `extpy [version]`: a release does not rewrite the snapshots.
+pub fn redact_version(text: &str) -> String {
+    const NAME: &str = "extpy ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(NAME) {
+        let (head, tail) = rest.split_at(i + NAME.len());
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || ".+-".contains(c)))
+            .unwrap_or(tail.len());
+        let word = tail[..end].trim_end_matches('.');
+        if word.starts_with(|c: char| c.is_ascii_digit()) && word.contains('.') {
+            out.push_str("[version]");
+            rest = &tail[word.len()..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Compares `actual` (its version redacted) with `tests/snapshots/<name>`; with `EXTPY_UPDATE_SNAPSHOTS=1` writes
 /// it instead (then review the diff before committing).
 #[track_caller]
 pub fn assert_snapshot(name: &str, actual: &str) {
+    let actual = redact_version(actual);
+    let actual = actual.as_str();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(name);
