@@ -247,7 +247,8 @@ pub fn create(
         plan: extras.plan.is_some(),
         executable,
     };
-    let mut meta_bytes = serde_json::to_vec_pretty(&meta).unwrap_or_default();
+    let mut meta_bytes = serde_json::to_vec_pretty(&meta)
+        .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
     meta_bytes.push(b'\n');
     entries.push(bytes(META, meta_bytes));
     entries.sort_by(|a, b| a.name.cmp(&b.name));

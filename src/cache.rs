@@ -80,6 +80,12 @@ impl Cache {
         self.root.join("sha256").join(digest.to_hex())
     }
 
+    /// Where the build of the manifest with `digest` is kept (`extpy layout` reuses it while
+    /// it verifies).
+    pub fn build_path(&self, manifest_digest: &Sha256Digest) -> PathBuf {
+        self.root.join("builds").join(manifest_digest.to_hex())
+    }
+
     /// Where an unfinished download of `digest` is kept, so a later attempt can resume it.
     pub fn partial_path(&self, digest: &Sha256Digest) -> PathBuf {
         self.root

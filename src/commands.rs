@@ -8,30 +8,80 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::assemble::seal::{self, VerifyOptions};
-use crate::assemble::{self, BuildOptions, Inputs};
+use crate::assemble::{self, BuildOptions};
 use crate::bundle::{self, Bundle};
 use crate::config::Settings;
+use crate::doctor::explain::{self, Explained, Failure};
 use crate::doctor::render;
-use crate::doctor::{Advice, Doctor, DoctorOptions, DoctorReport, Resolve, Target};
+use crate::doctor::summary::DoctorSummary;
+use crate::doctor::{Advice, Doctor, DoctorOptions, Resolve, Target};
 use crate::error::Error;
-use crate::fetch::{self, ArtifactError, FetchError};
+use crate::fetch;
 use crate::fsio::IoError;
-use crate::inputs::{self, DistSource};
+use crate::inputs::{self, DistSource, InputSource};
 use crate::layout::{self, NodeTarget};
 use crate::mail::check::{self as mail_check, MailError, MailOptions, MailReport};
 use crate::manifest::Manifest;
-use crate::net::NetError;
 use crate::report::Reporter;
 use crate::rollout;
 use crate::runbook;
 use crate::topology::Topology;
 
+/// The commands, as `--json` documents and error reports name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandName {
+    /// `extpy fetch`.
+    Fetch,
+    /// `extpy build`.
+    Build,
+    /// `extpy verify`.
+    Verify,
+    /// `extpy layout`.
+    Layout,
+    /// `extpy plan`.
+    Plan,
+    /// `extpy bundle create`.
+    BundleCreate,
+    /// `extpy bundle verify`.
+    BundleVerify,
+    /// `extpy bundle inspect`.
+    BundleInspect,
+    /// `extpy doctor`.
+    Doctor,
+    /// `extpy rollout`.
+    Rollout,
+    /// `extpy report merge`.
+    ReportMerge,
+    /// `extpy mail check`.
+    MailCheck,
+}
+
+impl CommandName {
+    /// The name as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandName::Fetch => "fetch",
+            CommandName::Build => "build",
+            CommandName::Verify => "verify",
+            CommandName::Layout => "layout",
+            CommandName::Plan => "plan",
+            CommandName::BundleCreate => "bundle create",
+            CommandName::BundleVerify => "bundle verify",
+            CommandName::BundleInspect => "bundle inspect",
+            CommandName::Doctor => "doctor",
+            CommandName::Rollout => "rollout",
+            CommandName::ReportMerge => "report merge",
+            CommandName::MailCheck => "mail check",
+        }
+    }
+}
+
 /// What a command produced: its JSON document, its human rendering, and whether it found
 /// something that does not match (exit 3 after the report is printed).
 #[derive(Debug)]
 pub struct Outcome {
-    /// The command's name.
-    pub command: &'static str,
+    /// The command.
+    pub command: CommandName,
     /// False when the report says something does not match.
     pub ok: bool,
     /// The JSON document (`command` and `ok` are added when printed).
@@ -43,11 +93,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new<T: Serialize>(command: &'static str, document: &T, human: String) -> Self {
+    fn new<T: Serialize>(command: CommandName, document: &T, human: String) -> Self {
         Self {
             command,
             ok: true,
-            document: serde_json::to_value(document).unwrap_or(Value::Null),
+            document: serde_json::to_value(document).expect(
+                "serializing plain data (string keys, no failing Serialize impl) cannot fail",
+            ),
             human,
             failure: None,
         }
@@ -69,7 +121,7 @@ impl Outcome {
     pub fn json(&self) -> Value {
         let mut doc = self.document.clone();
         if let Some(obj) = doc.as_object_mut() {
-            obj.insert("command".into(), json!(self.command));
+            obj.insert("command".into(), json!(self.command.as_str()));
             obj.insert("ok".into(), json!(self.ok));
         }
         doc
@@ -81,7 +133,7 @@ pub fn fetch(s: &Settings, reporter: &Reporter) -> Result<Outcome, Error> {
     let manifest = s.load_manifest()?;
     let report = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
         .map_err(|e| explain_tls(e.into(), s, "fetch"))?;
-    Ok(Outcome::new("fetch", &report, report.render()))
+    Ok(Outcome::new(CommandName::Fetch, &report, report.render()))
 }
 
 /// Arguments of `extpy build`.
@@ -116,34 +168,35 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         "Generating python at location: {}",
         assemble::absolute_dest(&dest).display()
     ));
-    let mut temp = None;
-    let inputs = match bundle.as_mut() {
-        Some(b) => {
-            let dir = crate::place::temp_dir("extpy-bundle-")?;
-            let inputs = b.extract_artifacts(dir.path())?;
-            temp = Some(dir);
-            inputs
-        }
-        None => {
-            let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
-                .map_err(|e| explain_tls(e.into(), s, "build"))?;
-            reporter.info(fetched.summary());
-            Inputs::from_fetch(&fetched)
-        }
-    };
     let options = BuildOptions {
         dest,
         force: args.force,
         jobs: s.jobs,
     };
-    let plan = assemble::plan(&manifest, &inputs, &options)?;
+    if args.dry_run && bundle.is_none() {
+        // A dry run plans from the cache and downloads nothing.
+        let summary = match inputs::cached(&manifest, s, reporter)? {
+            inputs::Cached::All(inputs) => assemble::plan(&manifest, &inputs, &options)?.summary(),
+            inputs::Cached::Missing(missing) => {
+                assemble::summary_without_inputs(&manifest, &options, missing)?
+            }
+        };
+        return Ok(Outcome::new(CommandName::Build, &summary, summary.render()));
+    }
+    let source = match bundle.as_mut() {
+        Some(b) => InputSource::Bundle(b),
+        None => InputSource::Fetch,
+    };
+    let resolved =
+        inputs::resolve(&manifest, s, source, reporter).map_err(|e| explain_tls(e, s, "build"))?;
+    let plan = assemble::plan(&manifest, &resolved.inputs, &options)?;
     if args.dry_run {
         let summary = plan.summary();
-        return Ok(Outcome::new("build", &summary, summary.render()));
+        return Ok(Outcome::new(CommandName::Build, &summary, summary.render()));
     }
     let report = assemble::execute(&plan, &manifest, &options, reporter)?;
-    drop(temp);
-    Ok(Outcome::new("build", &report, report.render()))
+    drop(resolved);
+    Ok(Outcome::new(CommandName::Build, &report, report.render()))
 }
 
 /// Arguments of `extpy verify`.
@@ -179,7 +232,7 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
         let failed = checks.iter().filter(|c| !c.ok).count();
         let doc = json!({ "manifest": manifest.identity(), "vus": checks });
         return Ok(
-            Outcome::new("verify", &doc, layout::render_checks(&checks)).failing_if(
+            Outcome::new(CommandName::Verify, &doc, layout::render_checks(&checks)).failing_if(
                 failed > 0,
                 || {
                     format!(
@@ -202,7 +255,7 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
     let failed = results.iter().filter(|r| !r.ok).count();
     let human = results.iter().map(|r| r.render()).collect();
     Ok(
-        Outcome::new("verify", &json!({ "results": results }), human).failing_if(
+        Outcome::new(CommandName::Verify, &json!({ "results": results }), human).failing_if(
             failed > 0,
             || {
                 format!(
@@ -283,7 +336,7 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         report
     };
     let left = report.left;
-    Ok(Outcome::new("layout", &report, report.render()).failing_if(left > 0, || {
+    Ok(Outcome::new(CommandName::Layout, &report, report.render()).failing_if(left > 0, || {
         format!("{left} VU folders differ from their seal and were left as they are; re-run with --repair to replace them")
     }))
 }
@@ -344,10 +397,9 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         )?;
         let report = doctor.diagnose_sources(&manifest, &s.sources()?);
         runbook::Certificates::from_doctor(
-            &serde_json::to_value(&report).unwrap_or_default(),
+            &DoctorSummary::from(&report),
             "live (extpy doctor)".into(),
         )
-        .map_err(Error::Usage)?
     } else if let Some(file) = &args.doctor_report {
         let bytes =
             crate::limits::read_regular(file, crate::limits::MAX_JSON).map_err(|source| {
@@ -355,14 +407,9 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
             })?;
         let text = crate::wintext::decode(&bytes)
             .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
-        let doc: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!(
-                "{}: not a saved `extpy doctor --json` report: {e}",
-                file.display()
-            ))
-        })?;
-        runbook::Certificates::from_doctor(&doc, file.display().to_string())
-            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?
+        let summary = DoctorSummary::parse(text.as_bytes())
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        runbook::Certificates::from_doctor(&summary, file.display().to_string())
     } else {
         not_checked()
     };
@@ -386,7 +433,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         }
         None => text,
     };
-    Ok(Outcome::new("plan", &runbook, human))
+    Ok(Outcome::new(CommandName::Plan, &runbook, human))
 }
 
 fn not_checked() -> runbook::Certificates {
@@ -498,7 +545,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         project.playbook.display(),
         project.dir.display()
     );
-    Ok(Outcome::new("rollout", &project, human))
+    Ok(Outcome::new(CommandName::Rollout, &project, human))
 }
 
 /// Arguments of `extpy report merge`.
@@ -521,11 +568,13 @@ pub fn report_merge(args: MergeArgs) -> Result<Outcome, Error> {
     let topology = topology_file.as_deref().map(Topology::load).transpose()?;
     let merged =
         rollout::merge(&args.dirs, topology.as_ref()).map_err(|e| Error::Usage(e.to_string()))?;
-    let bad = merged.rows.iter().filter(|r| r.status != "ok").count();
+    let bad = (merged.rows.iter())
+        .filter(|r| r.status != rollout::VuStatus::Ok)
+        .count();
     let missing = merged.missing_nodes.len();
     let ok = merged.ok;
     Ok(
-        Outcome::new("report merge", &merged, merged.render()).failing_if(!ok, || {
+        Outcome::new(CommandName::ReportMerge, &merged, merged.render()).failing_if(!ok, || {
             if merged.rows.is_empty() {
                 "no node reports were found".to_string()
             } else {
@@ -543,9 +592,10 @@ pub fn bundle_create(
 ) -> Result<Outcome, Error> {
     let topology = args.topology.as_deref().map(Topology::load).transpose()?;
     let manifest = manifest_for(s, topology.as_ref())?;
-    let fetched = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
-        .map_err(|e| explain_tls(e.into(), s, "bundle create"))?;
-    reporter.info(fetched.summary());
+    let resolved = inputs::resolve(&manifest, s, InputSource::Fetch, reporter)
+        .map_err(|e| explain_tls(e, s, "bundle create"))?;
+    let fetched =
+        (resolved.fetched.as_ref()).expect("inputs resolved by fetching carry their fetch report");
     // The plan inside names the bundle generically: its bytes must not depend on OUT's name.
     let plan_text = topology.as_ref().map(|t| {
         let options = runbook::PlanOptions {
@@ -580,7 +630,7 @@ pub fn bundle_create(
         executable,
         epoch,
     };
-    let created = bundle::create(&args.out, &manifest, &fetched, extras)?;
+    let created = bundle::create(&args.out, &manifest, fetched, extras)?;
     let human = format!(
         "bundle written: {} ({} entries, {})\n{}  {}\n",
         created.path.display(),
@@ -589,7 +639,7 @@ pub fn bundle_create(
         created.sha256,
         created.path.display()
     );
-    Ok(Outcome::new("bundle create", &created, human))
+    Ok(Outcome::new(CommandName::BundleCreate, &created, human))
 }
 
 /// `extpy bundle verify`.
@@ -598,7 +648,7 @@ pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
     let failed = !check.ok;
     let n = check.problems.len();
     Ok(
-        Outcome::new("bundle verify", &check, check.render()).failing_if(failed, || {
+        Outcome::new(CommandName::BundleVerify, &check, check.render()).failing_if(failed, || {
             format!("the bundle does not verify ({n} problem(s))")
         }),
     )
@@ -610,7 +660,7 @@ pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
         (Some(b), check) => {
             let inspection = b.inspect(check);
             Ok(Outcome::new(
-                "bundle inspect",
+                CommandName::BundleInspect,
                 &inspection,
                 inspection.render(),
             ))
@@ -618,9 +668,10 @@ pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
         (None, check) => {
             let n = check.problems.len();
             Ok(
-                Outcome::new("bundle inspect", &check, check.render()).failing_if(true, || {
-                    format!("the bundle does not verify ({n} problem(s))")
-                }),
+                Outcome::new(CommandName::BundleInspect, &check, check.render())
+                    .failing_if(true, || {
+                        format!("the bundle does not verify ({n} problem(s))")
+                    }),
             )
         }
     }
@@ -733,9 +784,10 @@ pub fn doctor(s: &Settings, args: DoctorArgs, reporter: &Reporter) -> Result<Out
     let failed = report.failed();
     let total = report.hosts.len();
     Ok(
-        Outcome::new("doctor", &report, render::report(&report)).failing_with(failed > 0, || {
-            Error::Diagnosed(format!("{failed} of {total} hosts failed the diagnosis"))
-        }),
+        Outcome::new(CommandName::Doctor, &report, render::report(&report))
+            .failing_with(failed > 0, || {
+                Error::Diagnosed(format!("{failed} of {total} hosts failed the diagnosis"))
+            }),
     )
 }
 
@@ -752,20 +804,14 @@ fn doctor_options(
     })
 }
 
-/// A fetch that failed on TLS: diagnose each host concerned (once), so that the error says
-/// the cause and the fix instead of the generic TLS message.
+/// A fetch that failed on TLS: the doctor diagnoses each host concerned, so that the error
+/// says the cause and the fix instead of the generic TLS message.
 fn explain_tls(e: Error, s: &Settings, command: &str) -> Error {
-    let mut targets: Vec<Target> = Vec::new();
-    for url in tls_failures(&e) {
-        if let Some(t) = Target::from_url(url, "download")
-            && !targets.iter().any(|x| x.authority() == t.authority())
-        {
-            targets.push(t);
-        }
-    }
-    if targets.is_empty() {
-        return e;
-    }
+    let failure = match &e {
+        Error::Fetch(f) => Failure::Fetch(f),
+        Error::Net(n) => Failure::Net(n),
+        _ => return e,
+    };
     let advice = Advice {
         command: command.into(),
         export: None,
@@ -774,77 +820,13 @@ fn explain_tls(e: Error, s: &Settings, command: &str) -> Error {
     let Ok(options) = doctor_options(s, Vec::new(), advice) else {
         return e;
     };
-    let Ok(doctor) = Doctor::new(options, &Reporter::silent()) else {
-        return e;
-    };
-    let report = doctor.diagnose_all(&targets);
-    Error::Explained {
-        message: tls_message(&e, &report),
-        source: Box::new(e),
-        report,
-    }
-}
-
-/// The URLs whose TLS failed, in the order of the failures.
-fn tls_failures(e: &Error) -> Vec<&url::Url> {
-    fn tls_url(n: &NetError) -> Option<&url::Url> {
-        match n.root() {
-            NetError::Tls { url, .. } => Some(url),
-            _ => None,
-        }
-    }
-    match e {
-        Error::Fetch(FetchError::Artifacts(failures)) => failures
-            .iter()
-            .filter_map(|f| f.net().and_then(tls_url))
-            .collect(),
-        Error::Fetch(FetchError::Net(n)) | Error::Net(n) => tls_url(n).into_iter().collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The error with each TLS failure replaced by its host's verdict.
-fn tls_message(e: &Error, report: &DoctorReport) -> String {
-    let verdict_for = |n: &NetError| -> Option<String> {
-        let NetError::Tls { url, .. } = n.root() else {
-            return None;
-        };
-        let t = Target::from_url(url, "download")?;
-        let d = report
-            .hosts
-            .iter()
-            .find(|h| h.host == t.host && h.port == t.port)?;
-        Some(format!("TLS with {} failed: {}", t.host, d.verdict.summary))
-    };
-    let line = |f: &ArtifactError| -> String {
-        let (file, origin, line) = match f {
-            ArtifactError::Net {
-                file, origin, line, ..
-            }
-            | ArtifactError::Source {
-                file, origin, line, ..
-            } => (file, origin, line),
-            other => return other.to_string(),
-        };
-        match f.net().and_then(verdict_for) {
-            Some(v) => format!("{file} ({origin}:{line}): {v}"),
-            None => f.to_string(),
-        }
-    };
-    match e {
-        Error::Fetch(FetchError::Artifacts(failures)) if failures.len() == 1 => line(&failures[0]),
-        Error::Fetch(FetchError::Artifacts(failures)) => {
-            let mut s = format!("{} artifacts could not be fetched:", failures.len());
-            for f in failures {
-                s.push_str("\n- ");
-                s.push_str(&line(f).replace('\n', "\n  "));
-            }
-            s
-        }
-        Error::Fetch(FetchError::Net(n)) | Error::Net(n) => {
-            verdict_for(n).unwrap_or_else(|| n.to_string())
-        }
-        other => other.to_string(),
+    match explain::explain(failure, options) {
+        Some(Explained { message, report }) => Error::Explained {
+            message,
+            source: Box::new(e),
+            report,
+        },
+        None => e,
     }
 }
 
@@ -894,7 +876,7 @@ pub fn mail_check(
         reporter.verbosity() > crate::report::Verbosity::Normal,
     );
     Ok(
-        Outcome::new("mail check", &report, human).failing_with(failed > 0, || {
+        Outcome::new(CommandName::MailCheck, &report, human).failing_with(failed > 0, || {
             Error::Diagnosed(format!("{failed} of {total} mail checks failed"))
         }),
     )

@@ -6,18 +6,101 @@ use std::path::{Path, PathBuf};
 
 use crate::assemble::seal::{self, Seal, VerifyOptions};
 use crate::assemble::{self, BuildOptions, Inputs};
+use crate::bundle::Bundle;
+use crate::cache::Cache;
 use crate::config::Settings;
 use crate::error::Error;
+use crate::fetch::{self, FetchError, FetchReport};
 use crate::layout::{LayoutError, summary};
 use crate::manifest::Manifest;
 use crate::report::Reporter;
+
+/// Where a build's inputs come from.
+pub enum InputSource<'a> {
+    /// A verified offline bundle: its artifacts are extracted and checked, no network.
+    Bundle(&'a mut Bundle),
+    /// The cache, downloading (and verifying) what it lacks.
+    Fetch,
+}
+
+/// A build's verified inputs; files extracted from a bundle live until this is dropped.
+pub struct Resolved {
+    /// The artifacts, in manifest order.
+    pub inputs: Inputs,
+    /// The fetch that put them in the cache (none from a bundle).
+    pub fetched: Option<FetchReport>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// The one way to get a build's inputs: extracted from a bundle, or fetched into the cache;
+/// every file verified against its pin either way.
+pub fn resolve(
+    manifest: &Manifest,
+    settings: &Settings,
+    source: InputSource,
+    reporter: &Reporter,
+) -> Result<Resolved, Error> {
+    match source {
+        InputSource::Bundle(bundle) => {
+            let temp = crate::place::temp_dir("extpy-bundle-")?;
+            let inputs = bundle.extract_artifacts(temp.path())?;
+            Ok(Resolved {
+                inputs,
+                fetched: None,
+                _temp: Some(temp),
+            })
+        }
+        InputSource::Fetch => {
+            let fetched = fetch::fetch(manifest, &settings.fetch_options()?, reporter)?;
+            reporter.info(fetched.summary());
+            Ok(Resolved {
+                inputs: from_fetch(&fetched),
+                fetched: Some(fetched),
+                _temp: None,
+            })
+        }
+    }
+}
+
+/// What the cache holds of a manifest's artifacts, for a dry run: never uses the network.
+pub enum Cached {
+    /// Every artifact is cached and verified.
+    All(Inputs),
+    /// These are not (`file (manifest:line)` each); a real run downloads them.
+    Missing(Vec<String>),
+}
+
+/// Looks the manifest's artifacts up in the cache (as `--offline` does), downloading nothing.
+pub fn cached(
+    manifest: &Manifest,
+    settings: &Settings,
+    reporter: &Reporter,
+) -> Result<Cached, Error> {
+    let mut options = settings.fetch_options()?;
+    options.offline = true;
+    match fetch::fetch(manifest, &options, reporter) {
+        Ok(fetched) => Ok(Cached::All(from_fetch(&fetched))),
+        Err(FetchError::Offline { missing, .. }) => Ok(Cached::Missing(missing)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The cache paths a fetch produced, in manifest order (the embeddable zip first).
+fn from_fetch(report: &FetchReport) -> Inputs {
+    let mut paths = report.artifacts.iter().map(|a| a.path.clone());
+    let embeddable = paths.next().unwrap_or_default();
+    Inputs {
+        embeddable,
+        wheels: paths.collect(),
+    }
+}
 
 /// Where the distribution a layout copies comes from.
 pub enum DistSource<'a> {
     /// A built distribution (checked against its seal first).
     Dir(&'a Path),
     /// An offline bundle: built into a temporary folder, no network.
-    Bundle(&'a mut crate::bundle::Bundle),
+    Bundle(&'a mut Bundle),
     /// A build of the manifest kept in the cache, reused while it verifies.
     Cached,
 }
@@ -71,12 +154,12 @@ pub fn prepare_distribution(
         }
         DistSource::Bundle(bundle) => {
             let temp = crate::place::temp_dir("extpy-layout-")?;
-            let inputs = bundle.extract_artifacts(temp.path())?;
+            let name = bundle.file_name();
+            let resolved = resolve(manifest, settings, InputSource::Bundle(bundle), reporter)?;
             let dir = temp.path().join("dist");
-            let seal = build_sealed(manifest, &inputs, &dir, settings, reporter)?;
+            let seal = build_sealed(manifest, &resolved.inputs, &dir, settings, reporter)?;
             reporter.info(format!(
-                "built the distribution from {} (seal {})",
-                bundle.file_name(),
+                "built the distribution from {name} (seal {})",
                 seal.digest.short()
             ));
             Ok(Prepared {
@@ -86,10 +169,7 @@ pub fn prepare_distribution(
             })
         }
         DistSource::Cached => {
-            let dir = settings
-                .cache_dir
-                .join("builds")
-                .join(manifest.digest.to_hex());
+            let dir = Cache::open(&settings.cache_dir)?.build_path(&manifest.digest);
             if let Ok(v) = seal::verify(&dir, options)
                 && v.ok
                 && let Ok(seal) = Seal::read(&dir)
@@ -102,15 +182,8 @@ pub fn prepare_distribution(
                     _temp: None,
                 });
             }
-            let fetched = crate::fetch::fetch(manifest, &settings.fetch_options()?, reporter)?;
-            reporter.info(fetched.summary());
-            let seal = build_sealed(
-                manifest,
-                &Inputs::from_fetch(&fetched),
-                &dir,
-                settings,
-                reporter,
-            )?;
+            let resolved = resolve(manifest, settings, InputSource::Fetch, reporter)?;
+            let seal = build_sealed(manifest, &resolved.inputs, &dir, settings, reporter)?;
             reporter.info(format!(
                 "built the distribution ({} files, seal {})",
                 seal.files.len(),

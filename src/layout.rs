@@ -435,7 +435,8 @@ pub fn write_pairing(
         pairs: &topology.pairs,
     };
     let path = out.join("pairing.json");
-    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    let mut bytes = serde_json::to_vec_pretty(&doc)
+        .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
     bytes.push(b'\n');
     place::write_atomic(&path, &bytes)?;
     Ok(path)

@@ -8,7 +8,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use extpy::commands::{self, Outcome};
+use extpy::commands::{self, CommandName, Outcome};
 use extpy::config::{DEFAULT_JOBS, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, Settings};
 use extpy::doctor::render::{self, Detail};
 use extpy::error::{EXIT_CODES_HELP, Error};
@@ -170,7 +170,7 @@ struct BuildArgs {
     /// Replace DEST even if extpy did not build it
     #[arg(long)]
     force: bool,
-    /// Show what would be built; change nothing at DEST
+    /// Show what would be built; change nothing at DEST and download nothing
     #[arg(long)]
     dry_run: bool,
     /// Build from this offline bundle (verified first; no network is used)
@@ -438,7 +438,7 @@ fn main() -> ExitCode {
         Ok(outcome) => {
             if json {
                 println!("{}", extpy::report::json_text(&outcome.json()));
-            } else if verbosity > Verbosity::Quiet || outcome.command == "plan" {
+            } else if verbosity > Verbosity::Quiet || outcome.command == CommandName::Plan {
                 print!("{}", outcome.human);
             }
             match outcome.failure {
@@ -462,7 +462,7 @@ fn forget_empty_settings() {
 }
 
 /// Prints the error (and, with --json, a document saying so) and gives its exit code.
-fn fail(e: Error, command: &str, json: bool) -> ExitCode {
+fn fail(e: Error, command: CommandName, json: bool) -> ExitCode {
     let code = e.exit_code() as u8;
     eprintln!("error: {e}");
     let diagnoses = match &e {
@@ -480,30 +480,31 @@ fn fail(e: Error, command: &str, json: bool) -> ExitCode {
         );
     }
     if json {
-        let mut doc =
-            json!({ "command": command, "ok": false, "exit_code": code, "error": e.to_string() });
+        let mut doc = json!({ "command": command.as_str(), "ok": false, "exit_code": code, "error": e.to_string() });
         if let Some(report) = diagnoses {
-            doc["diagnoses"] = serde_json::to_value(&report.hosts).unwrap_or_default();
+            doc["diagnoses"] = serde_json::to_value(&report.hosts).expect(
+                "serializing plain data (string keys, no failing Serialize impl) cannot fail",
+            );
         }
         println!("{}", extpy::report::json_text(&doc));
     }
     ExitCode::from(code)
 }
 
-fn command_name(c: &Command) -> &'static str {
+fn command_name(c: &Command) -> CommandName {
     match c {
-        Command::Fetch => "fetch",
-        Command::Build(_) => "build",
-        Command::Verify(_) => "verify",
-        Command::Layout(_) => "layout",
-        Command::Plan(_) => "plan",
-        Command::Bundle(BundleCommand::Create(_)) => "bundle create",
-        Command::Bundle(BundleCommand::Verify { .. }) => "bundle verify",
-        Command::Bundle(BundleCommand::Inspect { .. }) => "bundle inspect",
-        Command::Doctor(_) => "doctor",
-        Command::Rollout(_) => "rollout",
-        Command::Report(ReportCommand::Merge(_)) => "report merge",
-        Command::Mail(MailCommand::Check(_)) => "mail check",
+        Command::Fetch => CommandName::Fetch,
+        Command::Build(_) => CommandName::Build,
+        Command::Verify(_) => CommandName::Verify,
+        Command::Layout(_) => CommandName::Layout,
+        Command::Plan(_) => CommandName::Plan,
+        Command::Bundle(BundleCommand::Create(_)) => CommandName::BundleCreate,
+        Command::Bundle(BundleCommand::Verify { .. }) => CommandName::BundleVerify,
+        Command::Bundle(BundleCommand::Inspect { .. }) => CommandName::BundleInspect,
+        Command::Doctor(_) => CommandName::Doctor,
+        Command::Rollout(_) => CommandName::Rollout,
+        Command::Report(ReportCommand::Merge(_)) => CommandName::ReportMerge,
+        Command::Mail(MailCommand::Check(_)) => CommandName::MailCheck,
     }
 }
 

@@ -199,7 +199,8 @@ fn truncate(s: &str, max: usize) -> String {
 /// `value` as the pretty JSON extpy prints, every non-ASCII character escaped (`\u00fc`):
 /// Windows PowerShell 5.1 mangles UTF-8 it captures or redirects, but not an escape.
 pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+    let pretty = serde_json::to_string_pretty(value)
+        .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
     let mut out = String::with_capacity(pretty.len());
     // serde_json writes non-ASCII only inside strings, where an escape means the same.
     for c in pretty.chars() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value as Yaml};
 
 use crate::assemble::seal::{DestState, dest_state};
@@ -299,7 +299,8 @@ fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
     };
     format!(
         "{header}{}",
-        serde_yaml::to_string(&Yaml::Mapping(doc)).unwrap_or_default()
+        serde_yaml::to_string(&Yaml::Mapping(doc))
+            .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail")
     )
 }
 
@@ -442,10 +443,86 @@ pub struct MergedRow {
     pub vu: String,
     /// Its core.
     pub core: String,
-    /// `ok`, `missing`, `differs`, `outdated`, `foreign`, or `no report`.
-    pub status: String,
+    /// What the node's report says of it.
+    pub status: VuStatus,
     /// The seal digest found.
     pub seal_digest: Option<String>,
+}
+
+/// A VU's state in the merged report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VuStatus {
+    /// It holds the distribution, matching its seal.
+    Ok,
+    /// No distribution in the VU folder.
+    Missing,
+    /// It differs from its seal.
+    Differs,
+    /// It holds another manifest's distribution.
+    Outdated,
+    /// It holds files without a seal.
+    Foreign,
+    /// The report says something this extpy does not know.
+    Unknown,
+    /// The node sent no report.
+    #[serde(rename = "no report")]
+    NoReport,
+}
+
+impl VuStatus {
+    /// The word the table shows (upper case when it failed).
+    fn shown(self) -> &'static str {
+        match self {
+            VuStatus::Ok => "ok",
+            VuStatus::Missing => "MISSING",
+            VuStatus::Differs => "DIFFERS",
+            VuStatus::Outdated => "OUTDATED",
+            VuStatus::Foreign => "FOREIGN",
+            VuStatus::Unknown => "UNKNOWN",
+            VuStatus::NoReport => "NO REPORT",
+        }
+    }
+}
+
+/// The part of an `extpy verify --json` report that merging reads.
+#[derive(Deserialize)]
+struct VerifyDoc {
+    vus: Option<Vec<VuDoc>>,
+}
+
+/// One VU of a verify report.
+#[derive(Deserialize)]
+struct VuDoc {
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    vu: String,
+    #[serde(default)]
+    core: String,
+    #[serde(default)]
+    found: Option<FoundDoc>,
+    #[serde(default)]
+    seal_digest: Option<String>,
+}
+
+/// What the VU folder held (`layout::Found`, as its JSON says).
+#[derive(Deserialize)]
+struct FoundDoc {
+    #[serde(default)]
+    state: Option<FoundState>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FoundState {
+    Matches,
+    Absent,
+    Damaged,
+    Outdated,
+    Foreign,
+    #[serde(other)]
+    Other,
 }
 
 /// The merged report.
@@ -498,7 +575,7 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
     let mut unreadable = Vec::new();
     let mut seen_nodes: BTreeMap<String, ()> = BTreeMap::new();
     for f in &files {
-        let doc: serde_json::Value = match crate::limits::read_regular(f, crate::limits::MAX_JSON)
+        let doc: VerifyDoc = match crate::limits::read_regular(f, crate::limits::MAX_JSON)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
         {
@@ -508,7 +585,7 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
                 continue;
             }
         };
-        let Some(vus) = doc.get("vus").and_then(|v| v.as_array()) else {
+        let Some(vus) = doc.vus else {
             unreadable.push(format!(
                 "{} (not an `extpy verify --json` report)",
                 f.display()
@@ -516,30 +593,21 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
             continue;
         };
         for v in vus {
-            let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-            let node = text("node");
-            seen_nodes.insert(node.clone(), ());
-            let status = match v
-                .get("found")
-                .and_then(|f| f.get("state"))
-                .and_then(|s| s.as_str())
-            {
-                Some("matches") => "ok",
-                Some("absent") => "missing",
-                Some("damaged") => "differs",
-                Some("outdated") => "outdated",
-                Some("foreign") => "foreign",
-                _ => "unknown",
+            seen_nodes.insert(v.node.clone(), ());
+            let status = match v.found.and_then(|f| f.state) {
+                Some(FoundState::Matches) => VuStatus::Ok,
+                Some(FoundState::Absent) => VuStatus::Missing,
+                Some(FoundState::Damaged) => VuStatus::Differs,
+                Some(FoundState::Outdated) => VuStatus::Outdated,
+                Some(FoundState::Foreign) => VuStatus::Foreign,
+                Some(FoundState::Other) | None => VuStatus::Unknown,
             };
             rows.push(MergedRow {
-                node,
-                vu: text("vu"),
-                core: text("core"),
-                status: status.to_string(),
-                seal_digest: v
-                    .get("seal_digest")
-                    .and_then(|x| x.as_str())
-                    .map(str::to_string),
+                node: v.node,
+                vu: v.vu,
+                core: v.core,
+                status,
+                seal_digest: v.seal_digest,
             });
         }
     }
@@ -553,7 +621,7 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
                         node: n.name.clone(),
                         vu: p.vu.clone(),
                         core: p.core.clone(),
-                        status: "no report".into(),
+                        status: VuStatus::NoReport,
                         seal_digest: None,
                     });
                 }
@@ -570,7 +638,7 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
     let ok = unreadable.is_empty()
         && missing_nodes.is_empty()
         && !rows.is_empty()
-        && rows.iter().all(|r| r.status == "ok");
+        && rows.iter().all(|r| r.status == VuStatus::Ok);
     Ok(Merged {
         rows,
         missing_nodes,
@@ -590,11 +658,7 @@ impl Merged {
                     r.node.clone(),
                     r.vu.clone(),
                     r.core.clone(),
-                    if r.status == "ok" {
-                        "ok".into()
-                    } else {
-                        r.status.to_uppercase()
-                    },
+                    r.status.shown().to_string(),
                     r.seal_digest
                         .as_deref()
                         .map(|d| d[..12.min(d.len())].to_string())
@@ -611,7 +675,11 @@ impl Merged {
         for u in &self.unreadable {
             out.push_str(&format!("cannot read the report {u}\n"));
         }
-        let bad = self.rows.iter().filter(|r| r.status != "ok").count();
+        let bad = self
+            .rows
+            .iter()
+            .filter(|r| r.status != VuStatus::Ok)
+            .count();
         if self.ok {
             out.push_str(&format!(
                 "all {} match their seal\n",

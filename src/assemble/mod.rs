@@ -15,7 +15,6 @@ use serde::Serialize;
 use crate::archive::{Archive, ArchiveError, Entry};
 use crate::digest::Sha256Digest;
 use crate::exit::ExitCode;
-use crate::fetch::FetchReport;
 use crate::fsio::{IoError, at};
 use crate::manifest::Manifest;
 use crate::place::{PlaceError, Staging};
@@ -96,18 +95,6 @@ pub struct Inputs {
     pub wheels: Vec<PathBuf>,
 }
 
-impl Inputs {
-    /// The cache paths a fetch produced.
-    pub fn from_fetch(report: &FetchReport) -> Self {
-        let mut paths = report.artifacts.iter().map(|a| a.path.clone());
-        let embeddable = paths.next().unwrap_or_default();
-        Self {
-            embeddable,
-            wheels: paths.collect(),
-        }
-    }
-}
-
 /// Build settings.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -145,12 +132,16 @@ pub struct PlanSummary {
     pub dest: PathBuf,
     /// `absent`, `empty`, `sealed` or `foreign`.
     pub dest_now: &'static str,
-    /// Files the embeddable zip adds.
-    pub embeddable_files: usize,
-    /// Per wheel: name, version, files.
-    pub wheels: Vec<(String, String, usize)>,
-    /// Requirements of the wheels that the pinned set does not meet.
+    /// Files the embeddable zip adds (unknown until it is in the cache).
+    pub embeddable_files: Option<usize>,
+    /// Per wheel: name, version, files (unknown until it is in the cache).
+    pub wheels: Vec<(String, String, Option<usize>)>,
+    /// Requirements of the wheels that the pinned set does not meet (checked once every
+    /// wheel is in the cache).
     pub unmet_requirements: Vec<String>,
+    /// Artifacts not in the cache (`file (manifest:line)`): a real run downloads them, a
+    /// dry run does not.
+    pub to_download: Vec<String>,
     /// Always true: nothing was written.
     pub dry_run: bool,
 }
@@ -167,15 +158,25 @@ impl PlanSummary {
             self.dest.display(),
             self.dest_now
         );
+        let files = |n: &Option<usize>| match n {
+            Some(n) => format!("{n} files"),
+            None => "not in the cache yet".to_string(),
+        };
         out.push_str(&format!(
-            "  embeddable CPython: {} files\n",
-            self.embeddable_files
+            "  embeddable CPython: {}\n",
+            files(&self.embeddable_files)
         ));
         for (n, v, f) in &self.wheels {
-            out.push_str(&format!("  {n} {v}: {f} files\n"));
+            out.push_str(&format!("  {n} {v}: {}\n", files(f)));
         }
         for u in &self.unmet_requirements {
             out.push_str(&format!("  unmet: {u}\n"));
+        }
+        for d in &self.to_download {
+            out.push_str(&format!("  would download: {d}\n"));
+        }
+        if !self.to_download.is_empty() {
+            out.push_str("nothing was downloaded (dry run); file counts and requirements are checked once the artifacts are in the cache (`extpy fetch`)\n");
         }
         out
     }
@@ -186,22 +187,61 @@ impl BuildPlan {
     pub fn summary(&self) -> PlanSummary {
         PlanSummary {
             dest: self.dest.clone(),
-            dest_now: match self.replaces {
-                DestState::Absent => "absent",
-                DestState::Empty => "empty",
-                DestState::Sealed => "sealed",
-                DestState::Foreign => "foreign",
-                DestState::NotAFolder => "not a folder",
-            },
-            embeddable_files: self.embeddable_files.len(),
+            dest_now: dest_now(self.replaces),
+            embeddable_files: Some(self.embeddable_files.len()),
             wheels: self
                 .wheels
                 .iter()
-                .map(|w| (w.name.clone(), w.version.clone(), w.files.len()))
+                .map(|w| (w.name.clone(), w.version.clone(), Some(w.files.len())))
                 .collect(),
             unmet_requirements: self.unmet.clone(),
+            to_download: Vec::new(),
             dry_run: true,
         }
+    }
+}
+
+fn dest_now(state: DestState) -> &'static str {
+    match state {
+        DestState::Absent => "absent",
+        DestState::Empty => "empty",
+        DestState::Sealed => "sealed",
+        DestState::Foreign => "foreign",
+        DestState::NotAFolder => "not a folder",
+    }
+}
+
+/// What a dry run can say when some artifacts are not in the cache: the destination, the
+/// pinned packages, and what a real run would download (nothing is downloaded).
+pub fn summary_without_inputs(
+    manifest: &Manifest,
+    options: &BuildOptions,
+    to_download: Vec<String>,
+) -> Result<PlanSummary, BuildError> {
+    let (dest, replaces) = check_dest(options)?;
+    Ok(PlanSummary {
+        dest,
+        dest_now: dest_now(replaces),
+        embeddable_files: None,
+        wheels: manifest
+            .wheels
+            .iter()
+            .map(|w| (w.filename.name.clone(), w.filename.version.clone(), None))
+            .collect(),
+        unmet_requirements: Vec::new(),
+        to_download,
+        dry_run: true,
+    })
+}
+
+/// The absolute destination and what is there, refusing one the build must not replace.
+fn check_dest(options: &BuildOptions) -> Result<(PathBuf, DestState), BuildError> {
+    let dest = absolute_dest(&options.dest);
+    let replaces = dest_state(&dest);
+    match replaces {
+        DestState::Foreign if !options.force => Err(BuildError::DestForeign { dest }),
+        DestState::NotAFolder => Err(PlaceError::NotAFolder { path: dest }.into()),
+        _ => Ok((dest, replaces)),
     }
 }
 
@@ -243,13 +283,7 @@ pub fn plan(
     inputs: &Inputs,
     options: &BuildOptions,
 ) -> Result<BuildPlan, BuildError> {
-    let dest = absolute_dest(&options.dest);
-    let replaces = dest_state(&dest);
-    match replaces {
-        DestState::Foreign if !options.force => return Err(BuildError::DestForeign { dest }),
-        DestState::NotAFolder => return Err(PlaceError::NotAFolder { path: dest }.into()),
-        _ => {}
-    }
+    let (dest, replaces) = check_dest(options)?;
 
     let embed_file = &manifest.embeddable.file;
     let embed = Archive::open(&inputs.embeddable, &format!("embeddable zip {embed_file}"))?;

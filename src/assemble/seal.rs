@@ -159,12 +159,17 @@ impl Seal {
             packages: &self.packages,
             files: &self.files,
         };
-        Sha256Digest::of(&serde_json::to_vec(&body).unwrap_or_default())
+        Sha256Digest::of(
+            &serde_json::to_vec(&body).expect(
+                "serializing plain data (string keys, no failing Serialize impl) cannot fail",
+            ),
+        )
     }
 
     /// The seal file's bytes: pretty JSON, stable order, trailing newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut v = serde_json::to_vec_pretty(self)
+            .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
         v.push(b'\n');
         v
     }

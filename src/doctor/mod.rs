@@ -6,9 +6,10 @@
 
 pub mod chain;
 pub mod connect;
+pub mod explain;
 pub mod fix;
 pub mod render;
-
+pub mod summary;
 pub mod verdict;
 pub mod verify;
 

@@ -432,7 +432,8 @@ impl Manifest {
                 })
                 .collect(),
         };
-        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+        let bytes = serde_json::to_vec(&canonical)
+            .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
         Sha256Digest::of(&bytes)
     }
 

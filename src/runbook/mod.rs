@@ -6,6 +6,7 @@ pub mod markdown;
 
 use serde::Serialize;
 
+use crate::doctor::summary::DoctorSummary;
 use crate::mail::{AuthType, Mail};
 use crate::manifest::Manifest;
 use crate::report::slug;
@@ -186,55 +187,31 @@ pub enum Certificates {
 }
 
 impl Certificates {
-    /// The results of an `extpy doctor --json` document (saved, or of a live run).
-    pub fn from_doctor(doc: &serde_json::Value, source: String) -> Result<Self, String> {
-        let hosts = doc
-            .get("hosts")
-            .and_then(|h| h.as_array())
-            .ok_or("it has no `hosts` list: not an `extpy doctor --json` report")?;
-        let mut out = Vec::new();
-        for (i, h) in hosts.iter().enumerate() {
-            let text =
-                |v: Option<&serde_json::Value>| v.and_then(|x| x.as_str()).map(str::to_string);
-            let host = text(h.get("host")).ok_or(format!("hosts[{i}] has no host"))?;
-            let port = h
-                .get("port")
-                .and_then(|p| p.as_u64())
-                .ok_or(format!("hosts[{i}] has no port"))?;
-            let ok = h
-                .get("ok")
-                .and_then(|o| o.as_bool())
-                .ok_or(format!("hosts[{i}] has no ok"))?;
-            let verdict =
-                text(h.get("verdict").and_then(|v| v.get("summary"))).unwrap_or_else(|| {
-                    if ok {
-                        "trusted".into()
-                    } else {
-                        "failed".into()
-                    }
-                });
-            let cert = h
-                .get("fix")
-                .and_then(|f| f.get("certificate"))
-                .filter(|c| !c.is_null());
-            let trust = match cert {
-                Some(c) => Some(TrustFix {
-                    name: text(c.get("name"))
-                        .ok_or(format!("hosts[{i}].fix.certificate has no name"))?,
-                    sha256_fingerprint: text(c.get("sha256"))
-                        .ok_or(format!("hosts[{i}].fix.certificate has no sha256"))?,
-                    file_stem: text(c.get("file_stem")).unwrap_or_else(|| "root".into()),
-                }),
-                None => None,
-            };
-            out.push(HostCheck {
-                host: format!("{host}:{port}"),
-                ok,
-                verdict,
-                trust,
-            });
-        }
-        Ok(Certificates::Checked { source, hosts: out })
+    /// The results of a doctor run (live, or a saved `extpy doctor --json`).
+    pub fn from_doctor(doctor: &DoctorSummary, source: String) -> Self {
+        let hosts = doctor
+            .hosts
+            .iter()
+            .map(|h| HostCheck {
+                host: format!("{}:{}", h.host, h.port),
+                ok: h.ok,
+                verdict: match &h.verdict {
+                    Some(v) => v.summary.clone(),
+                    None if h.ok => "trusted".into(),
+                    None => "failed".into(),
+                },
+                trust: h
+                    .fix
+                    .as_ref()
+                    .and_then(|f| f.certificate.as_ref())
+                    .map(|c| TrustFix {
+                        name: c.name.clone(),
+                        sha256_fingerprint: c.sha256.clone(),
+                        file_stem: c.file_stem.clone(),
+                    }),
+            })
+            .collect();
+        Certificates::Checked { source, hosts }
     }
 }
 
