@@ -4,11 +4,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use crate::assemble::seal::{
-    self, DestState, SEAL_FILE, Seal, SealError, Verification, VerifyOptions, dest_state, native,
+    self, DestState, SEAL_FILE, Seal, SealError, SealedFile, Verification, VerifyOptions,
+    dest_state, native,
 };
 use crate::digest::Sha256Digest;
 use crate::exit::ExitCode;
@@ -343,38 +345,47 @@ pub fn execute(
         .collect::<Result<Vec<_>, _>>()?;
     let work: Vec<&VuPlan> = plan.vus.iter().filter(|v| v.action.writes()).collect();
     let bar = reporter.count_bar(work.len() as u64, "VUs");
-    let results = crate::parallel(crate::local_jobs(jobs), &work, |v| {
-        let r = copy_verified(dist, seal, &v.path, jobs, reporter);
-        bar.inc(1);
-        if r.is_ok() {
-            reporter.detail(format!(
-                "{} {} ({})",
-                v.action.past(false),
-                v.pair.vu,
-                v.path.display()
-            ));
-        }
-        r
-    });
+    let paths: Vec<&Path> = work.iter().map(|v| v.path.as_path()).collect();
+    let results = copy_verified(dist, seal, &paths, jobs, reporter);
     bar.finish_and_clear();
-    for r in results {
+    for (v, r) in work.iter().zip(results) {
         r?;
+        reporter.detail(format!(
+            "{} {} ({})",
+            v.action.past(false),
+            v.pair.vu,
+            v.path.display()
+        ));
         report.written += 1;
     }
     Ok(report)
 }
 
-/// Copies the sealed files of `dist` into `target` through a sibling folder, verifies the
-/// copy against the seal, and only then renames it into place.
+/// Copies the sealed files of `dist` into every one of `targets` at once, each through a
+/// sibling folder renamed into place only when all its files matched.
+///
+/// Each file is read once and checked against the seal (size and sha256); those very bytes
+/// are written into every target, and each written file is read back and compared with
+/// them. So the source is hashed once, not once per copy, and every copy is verified byte
+/// for byte against bytes that matched the seal. One result per target, in order.
 pub fn copy_verified(
     dist: &Path,
     seal: &Seal,
-    target: &Path,
+    targets: &[&Path],
     jobs: usize,
     reporter: &Reporter,
-) -> Result<(), LayoutError> {
-    let staging = Staging::begin_locked(target, reporter)?;
-    let root = staging.path();
+) -> Vec<Result<(), LayoutError>> {
+    let stagings: Vec<Result<Staging, LayoutError>> = targets
+        .iter()
+        .map(|t| Staging::begin_locked(t, reporter).map_err(LayoutError::from))
+        .collect();
+    let failed: Vec<Mutex<Option<LayoutError>>> =
+        targets.iter().map(|_| Mutex::default()).collect();
+    let fail = |i: usize, e: LayoutError| {
+        if let Ok(mut slot) = failed[i].lock() {
+            slot.get_or_insert(e);
+        }
+    };
     let mut folders: Vec<&str> = seal
         .files
         .iter()
@@ -382,33 +393,105 @@ pub fn copy_verified(
         .collect();
     folders.sort_unstable();
     folders.dedup();
-    for f in folders {
-        let p = native(root, f);
-        fs::create_dir_all(&p).map_err(at(&p, "cannot create the folder"))?;
+    for (i, staging) in stagings.iter().enumerate() {
+        let Ok(staging) = staging else { continue };
+        for f in &folders {
+            let p = native(staging.path(), f);
+            if let Err(source) = fs::create_dir_all(&p) {
+                fail(
+                    i,
+                    IoError::new(p, "cannot create the folder", source).into(),
+                );
+                break;
+            }
+        }
     }
-    for rel in seal
+    let files: Vec<(&str, Option<&SealedFile>)> = seal
         .files
         .iter()
-        .map(|f| f.path.as_str())
-        .chain([SEAL_FILE])
-    {
-        let (from, to) = (native(dist, rel), native(root, rel));
-        fs::copy(&from, &to).map_err(at(&to, "cannot copy"))?;
-    }
-    let v = seal::verify(
-        root,
-        VerifyOptions {
-            jobs: 1.max(jobs / 4),
-            strict: true,
+        .map(|f| (f.path.as_str(), Some(f)))
+        .chain([(SEAL_FILE, None)])
+        .collect();
+    let source_failed: Mutex<Option<String>> = Mutex::default();
+    crate::parallel(crate::local_jobs(jobs), &files, |&(rel, entry)| {
+        let bytes = match read_sealed(dist, rel, entry, seal) {
+            Ok(b) => b,
+            Err(e) => {
+                if let Ok(mut slot) = source_failed.lock() {
+                    slot.get_or_insert(e);
+                }
+                return;
+            }
+        };
+        for (i, staging) in stagings.iter().enumerate() {
+            let Ok(staging) = staging else { continue };
+            if failed[i].lock().map_or(true, |f| f.is_some()) {
+                continue;
+            }
+            if let Err(e) = write_compared(&native(staging.path(), rel), rel, &bytes, targets[i]) {
+                fail(i, e);
+            }
+        }
+    });
+    let source_failed = source_failed.into_inner().ok().flatten();
+    stagings
+        .into_iter()
+        .zip(failed)
+        .map(|(staging, failed)| {
+            let staging = staging?;
+            if let Some(e) = &source_failed {
+                return Err(LayoutError::BadDistribution {
+                    path: dist.to_path_buf(),
+                    summary: e.clone(),
+                });
+            }
+            if let Some(e) = failed.into_inner().ok().flatten() {
+                return Err(e);
+            }
+            staging.commit()?;
+            Ok(())
+        })
+        .collect()
+}
+
+/// One file of the distribution, read once and checked: a sealed file against its size and
+/// sha256, the seal file by parsing it to the digest of the seal being copied.
+fn read_sealed(
+    dist: &Path,
+    rel: &str,
+    entry: Option<&SealedFile>,
+    seal: &Seal,
+) -> Result<Vec<u8>, String> {
+    let path = native(dist, rel);
+    let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match entry {
+        Some(f) => {
+            let actual = Sha256Digest::of(&bytes);
+            if bytes.len() as u64 != f.size || actual != f.sha256 {
+                return Err(format!(
+                    "{rel} changed since the distribution was checked (sha256 {actual}, sealed {})",
+                    f.sha256
+                ));
+            }
+        }
+        None => match serde_json::from_slice::<Seal>(&bytes) {
+            Ok(s) if s.digest == seal.digest && s.compute_digest() == seal.digest => {}
+            _ => return Err(format!("{rel} changed since the distribution was checked")),
         },
-    )?;
-    if !v.ok || v.seal_digest != Some(seal.digest) {
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` to a new file at `to`, then reads it back and compares.
+fn write_compared(to: &Path, rel: &str, bytes: &[u8], target: &Path) -> Result<(), LayoutError> {
+    fs::write(to, bytes).map_err(at(to, "cannot write"))?;
+    let back = fs::read(to).map_err(at(to, "cannot read back"))?;
+    if back != bytes {
         return Err(LayoutError::CopyNotVerified {
             path: target.to_path_buf(),
-            summary: summary(&v),
+            summary: format!("{rel} read back differs from what was written"),
         });
     }
-    staging.commit()?;
     Ok(())
 }
 
@@ -615,4 +698,148 @@ pub fn render_checks(checks: &[VuCheck]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assemble::seal::{SealManifest, SealPython, write_sealed};
+
+    /// A small sealed distribution in `dir`.
+    fn sealed_dist(dir: &Path) -> Seal {
+        fs::create_dir_all(dir.join("Lib").join("site-packages")).unwrap();
+        let files = vec![
+            write_sealed(dir, "python.exe", b"MZ python").unwrap(),
+            write_sealed(dir, "Lib/site-packages/a.py", &[7u8; 100_000]).unwrap(),
+        ];
+        let d = Sha256Digest::of(b"m");
+        let seal = Seal::new(
+            SealManifest {
+                name: "m".into(),
+                sha256: d,
+            },
+            SealPython {
+                version: "3.12.10".into(),
+                platform: "win_amd64".into(),
+                embeddable: "e.zip".into(),
+                sha256: d,
+            },
+            vec![],
+            files,
+        );
+        fs::write(dir.join(SEAL_FILE), seal.to_bytes()).unwrap();
+        seal
+    }
+
+    fn strict(dir: &Path) -> Verification {
+        seal::verify(
+            dir,
+            VerifyOptions {
+                jobs: 1,
+                strict: true,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_target_gets_a_copy_that_verifies_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dist = tmp.path().join("dist");
+        let seal = sealed_dist(&dist);
+        let vus: Vec<PathBuf> = (1..=3)
+            .map(|i| vu_dir(&tmp.path().join("out"), &format!("ExternalPython{i}")))
+            .collect();
+        let targets: Vec<&Path> = vus.iter().map(PathBuf::as_path).collect();
+        let results = copy_verified(&dist, &seal, &targets, 4, &Reporter::silent());
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        for vu in &vus {
+            let v = strict(vu);
+            assert!(
+                v.ok && v.seal_digest == Some(seal.digest),
+                "{}",
+                summary(&v)
+            );
+            let siblings: Vec<_> = fs::read_dir(vu.parent().unwrap()).unwrap().collect();
+            assert_eq!(
+                siblings.len(),
+                1,
+                "no temporary folder is left beside {}",
+                vu.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_source_file_changed_after_its_check_is_never_copied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dist = tmp.path().join("dist");
+        let seal = sealed_dist(&dist);
+        fs::write(
+            dist.join("Lib").join("site-packages").join("a.py"),
+            b"changed",
+        )
+        .unwrap();
+        let vu = vu_dir(tmp.path(), "ExternalPython1");
+        let results = copy_verified(&dist, &seal, &[vu.as_path()], 2, &Reporter::silent());
+        match &results[0] {
+            Err(LayoutError::BadDistribution { summary, .. }) => {
+                assert!(
+                    summary.contains("Lib/site-packages/a.py changed"),
+                    "{summary}"
+                )
+            }
+            other => panic!("expected a refused distribution, got {other:?}"),
+        }
+        assert!(
+            !vu.exists(),
+            "nothing is placed from a changed distribution"
+        );
+        assert_eq!(
+            fs::read_dir(vu.parent().unwrap()).unwrap().count(),
+            0,
+            "no temporary folder left"
+        );
+    }
+
+    #[test]
+    fn an_edited_seal_file_is_never_copied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dist = tmp.path().join("dist");
+        let seal = sealed_dist(&dist);
+        let text = fs::read_to_string(dist.join(SEAL_FILE)).unwrap();
+        fs::write(
+            dist.join(SEAL_FILE),
+            text.replace("python.exe", "pythonw.exe"),
+        )
+        .unwrap();
+        let vu = vu_dir(tmp.path(), "ExternalPython1");
+        let results = copy_verified(&dist, &seal, &[vu.as_path()], 2, &Reporter::silent());
+        assert!(
+            matches!(results[0], Err(LayoutError::BadDistribution { .. })),
+            "{results:?}"
+        );
+        assert!(!vu.exists());
+    }
+
+    #[test]
+    fn a_target_that_cannot_be_written_fails_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dist = tmp.path().join("dist");
+        let seal = sealed_dist(&dist);
+        let blocked = tmp.path().join("blocked");
+        fs::write(&blocked, b"a file where a folder should be").unwrap();
+        let bad = vu_dir(&blocked, "ExternalPython1");
+        let good = vu_dir(&tmp.path().join("out"), "ExternalPython2");
+        let results = copy_verified(
+            &dist,
+            &seal,
+            &[bad.as_path(), good.as_path()],
+            2,
+            &Reporter::silent(),
+        );
+        assert!(results[0].is_err(), "{results:?}");
+        assert!(results[1].is_ok(), "{results:?}");
+        assert!(strict(&good).ok);
+    }
 }
