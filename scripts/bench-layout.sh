@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark: `extpy layout` of 8 ExternalPython VUs (one node, eight cores) beside `cp -r`
-# of the same distribution eight times, in one run. extpy also verifies every copy against
-# the seal (it reads each file back) and renames each VU into place only when it matched.
+# Benchmark: `extpy layout --out` of 8 ExternalPython VUs (one node, eight cores) beside
+# `cp -r` of the same distribution eight times, in one run. extpy also checks every source
+# file against the seal, reads every written file back and compares it, and renames each VU
+# into place only when it matched. Rounds alternate the two, and each round's ratio is
+# kept, so the result is a median ratio with its spread.
 #
 #   RUNS=5 scripts/bench-layout.sh
 set -euo pipefail
@@ -24,14 +26,25 @@ cp_eight() {
     cp -r "$WORK/dist" "$WORK/cp-out/ExternalPython$i/Python/External"
   done
 }
-extpy_layout() { "$EXTPY" "${M[@]}" layout "$WORK/topology-8.yaml" --node HAC1 --vu-root "$WORK/extpy-out" --dist "$WORK/dist"; }
-extpy_verify() { "$EXTPY" "${M[@]}" verify --topology "$WORK/topology-8.yaml" --node HAC1 --vu-root "$WORK/extpy-out"; }
+extpy_layout() { "$EXTPY" "${M[@]}" layout "$WORK/topology-8.yaml" --out "$WORK/extpy-out" --dist "$WORK/dist"; }
+extpy_verify() { "$EXTPY" "${M[@]}" verify --topology "$WORK/topology-8.yaml" --out "$WORK/extpy-out"; }
 
-measure "cp -r (8 VUs)" 'rm -rf "$WORK/cp-out"' cp_eight
-measure "extpy layout (8 VUs)" 'rm -rf "$WORK/extpy-out"' extpy_layout
+timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc -l; }
+CP=() LAYOUT=() RATIO=()
+for _ in $(seq "$RUNS"); do
+  rm -rf "$WORK/cp-out" "$WORK/extpy-out"
+  sync
+  c=$(timed cp_eight)
+  sync
+  l=$(timed extpy_layout)
+  CP+=("$c") LAYOUT+=("$l") RATIO+=("$(echo "$l / $c" | bc -l)")
+done
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
+printf '%-28s median %.3fs (%ss)\n' "cp -r (8 VUs)" "$(printf '%s\n' "${CP[@]}" | median)" "$(spread "${CP[@]}")"
+printf '%-28s median %.3fs (%ss)\n' "extpy layout --out (8 VUs)" "$(printf '%s\n' "${LAYOUT[@]}" | median)" "$(spread "${LAYOUT[@]}")"
 measure "extpy layout (again, no-op)" ':' extpy_layout
 measure "extpy verify --topology" ':' extpy_verify
 
 echo
-echo "extpy layout (copy + verify of 8 VUs) takes $(echo "${T[extpy layout (8 VUs)]} / ${T[cp -r (8 VUs)]}" | bc -l | xargs printf '%.2f')x the time of cp -r (copy only)"
-echo "a second extpy layout (verifies all 8, copies nothing) takes $(echo "${T[extpy layout (again, no-op)]} / ${T[cp -r (8 VUs)]}" | bc -l | xargs printf '%.2f')x the time of cp -r"
+echo "extpy layout (copy + verify of 8 VUs) takes $(printf '%s\n' "${RATIO[@]}" | median | xargs printf '%.2f')x the time of cp -r (copy only), per round $(spread "${RATIO[@]}")x"
+echo "a second extpy layout (verifies all 8, copies nothing) takes $(echo "${T[extpy layout (again, no-op)]} / $(printf '%s\n' "${CP[@]}" | median)" | bc -l | xargs printf '%.2f')x the time of cp -r"
