@@ -12,7 +12,7 @@ use crate::digest::Sha256Digest;
 use super::Target;
 use super::chain::{CertInfo, Chain};
 use super::verdict::Verdict;
-use super::verify::TrustSources;
+use super::verify::{ExtraAnchors, TrustSources};
 
 /// What to do about a host.
 #[derive(Debug, Clone, Serialize)]
@@ -88,7 +88,7 @@ pub fn fix_for(
     if verdict.wants_trust() {
         return Some(trust_fix(verdict, target, chain, sources, advice));
     }
-    Some(other_fix(verdict, target, advice))
+    Some(other_fix(verdict, target, advice, sources.anchors()))
 }
 
 fn trust_fix(
@@ -114,7 +114,7 @@ fn trust_fix(
                 "trust \"{name}\" on this machine, or pass it to extpy with --ca-cert FILE"
             ),
             certificate: None,
-            commands: install_commands(&stem, None, advice, true),
+            commands: install_commands(&stem, None, advice, true, true),
             notes,
         };
     };
@@ -150,9 +150,16 @@ fn trust_fix(
             cert.file_stem
         ));
     }
-    if cert.role == "intermediate" {
+    // On Windows --ca-cert anchors only at a root; the machine's Root store takes any CA.
+    let ca_cert_works = cert.role != "intermediate" || sources.anchors() == ExtraAnchors::AnyCa;
+    if cert.role == "intermediate" && ca_cert_works {
         notes.push(format!(
             "The server did not send its root, so this is the highest certificate it sent, the intermediate \"{}\"; trusting it is enough for extpy, but its root is the better thing to install.",
+            cert.name
+        ));
+    } else if cert.role == "intermediate" {
+        notes.push(format!(
+            "The server did not send its root, so this is the highest certificate it sent, the intermediate \"{}\". On Windows extpy's --ca-cert takes roots only, so it does not help here: install \"{0}\" into Cert:\\LocalMachine\\Root as above (Windows anchors at any CA there), or get its root and install or pass that.",
             cert.name
         ));
     }
@@ -165,11 +172,18 @@ fn trust_fix(
         Verdict::TlsInspection { .. } => "the inspecting CA",
         _ => "this root",
     };
-    let summary = format!(
-        "trust {what} \"{}\" on this machine (Windows or Linux below), or pass it to extpy with --ca-cert FILE",
-        cert.name
-    );
-    let commands = install_commands(&cert.file_stem, exported, advice, true);
+    let summary = if ca_cert_works {
+        format!(
+            "trust {what} \"{}\" on this machine (Windows or Linux below), or pass it to extpy with --ca-cert FILE",
+            cert.name
+        )
+    } else {
+        format!(
+            "trust {what} \"{}\" on this machine: install it into Cert:\\LocalMachine\\Root (below)",
+            cert.name
+        )
+    };
+    let commands = install_commands(&cert.file_stem, exported, advice, true, ca_cert_works);
     Fix {
         summary,
         certificate: Some(cert),
@@ -210,7 +224,7 @@ fn cert_to_trust(verdict: &Verdict, chain: &Chain, sources: &TrustSources) -> Op
     }
 }
 
-fn other_fix(verdict: &Verdict, target: &Target, advice: &Advice) -> Fix {
+fn other_fix(verdict: &Verdict, target: &Target, advice: &Advice, anchors: ExtraAnchors) -> Fix {
     let host = &target.host;
     let port = target.port;
     let mut commands = Vec::new();
@@ -218,7 +232,7 @@ fn other_fix(verdict: &Verdict, target: &Target, advice: &Advice) -> Fix {
     let summary = match verdict {
         Verdict::MissingIntermediate { issuer, url } => {
             let stem = file_stem(issuer);
-            commands = intermediate_commands(&stem, url, advice);
+            commands = intermediate_commands(&stem, url, advice, anchors);
             notes.push(
                 "The URL is the one the server's certificate names for its issuer; check the fingerprint of what you download with the server's administrators before installing it."
                     .to_string(),
@@ -340,10 +354,11 @@ fn install_commands(
     exported: Option<(PathBuf, PathBuf)>,
     advice: &Advice,
     root: bool,
+    with_extpy: bool,
 ) -> Vec<FixCommand> {
     let (win_cer, linux_pem, extpy_pem) = paths(stem, exported.as_ref());
     let store = if root { "Root" } else { "CA" };
-    vec![
+    let mut commands = vec![
         FixCommand {
             platform: "windows-powershell",
             label: "Windows (PowerShell as administrator)",
@@ -372,7 +387,9 @@ fn install_commands(
                 sh_quote(&linux_pem)
             ),
         },
-        FixCommand {
+    ];
+    if with_extpy {
+        commands.push(FixCommand {
             platform: "extpy",
             label: "or, for extpy only",
             command: format!(
@@ -380,12 +397,20 @@ fn install_commands(
                 advice.command,
                 quote_here(&extpy_pem)
             ),
-        },
-    ]
+        });
+    }
+    commands
 }
 
-fn intermediate_commands(stem: &str, url: &str, advice: &Advice) -> Vec<FixCommand> {
-    vec![
+/// The commands that install a missing intermediate; `--ca-cert` only where it anchors
+/// at an intermediate (not on Windows).
+fn intermediate_commands(
+    stem: &str,
+    url: &str,
+    advice: &Advice,
+    anchors: ExtraAnchors,
+) -> Vec<FixCommand> {
+    let mut commands = vec![
         FixCommand {
             platform: "windows-powershell",
             label: "Windows (PowerShell as administrator)",
@@ -405,12 +430,15 @@ fn intermediate_commands(stem: &str, url: &str, advice: &Advice) -> Vec<FixComma
                 "curl -fsSL -o {stem}.cer '{url}' && openssl x509 -inform der -in {stem}.cer -out {stem}.pem && sudo cp {stem}.pem /usr/local/share/ca-certificates/{stem}.crt && sudo update-ca-certificates"
             ),
         },
-        FixCommand {
+    ];
+    if anchors == ExtraAnchors::AnyCa {
+        commands.push(FixCommand {
             platform: "extpy",
-            label: "or, for extpy only (with the PEM from above)",
+            label: "or, for extpy only (with the PEM from above; not on Windows, where --ca-cert takes roots only)",
             command: format!("extpy {} --ca-cert {stem}.pem", advice.command),
-        },
-    ]
+        });
+    }
+    commands
 }
 
 /// The certificate paths as each command shows them: the real path on the OS this runs on,
@@ -570,14 +598,36 @@ fn der_of_pem(pem: &[u8]) -> Option<CertificateDer<'static>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn refusals_of_this_machine_get_their_own_fix_and_never_a_root_to_install() {
-        let target = Target::parse("www.example.com").unwrap();
-        let advice = Advice {
+    fn build_advice() -> Advice {
+        Advice {
             command: "build".into(),
             export: None,
             after_failure: false,
+        }
+    }
+
+    #[test]
+    fn a_missing_intermediate_is_offered_to_ca_cert_only_where_it_anchors() {
+        let target = Target::parse("www.example.com").unwrap();
+        let advice = build_advice();
+        let verdict = Verdict::MissingIntermediate {
+            issuer: "Issuing CA 2".into(),
+            url: "http://pki.example.com/ca2.cer".into(),
         };
+        let ca_cert = |anchors| {
+            other_fix(&verdict, &target, &advice, anchors)
+                .commands
+                .iter()
+                .any(|c| c.command.contains("--ca-cert"))
+        };
+        assert!(ca_cert(ExtraAnchors::AnyCa));
+        assert!(!ca_cert(ExtraAnchors::RootsOnly));
+    }
+
+    #[test]
+    fn refusals_of_this_machine_get_their_own_fix_and_never_a_root_to_install() {
+        let target = Target::parse("www.example.com").unwrap();
+        let advice = build_advice();
         let root = "Public Root R1".to_string();
         let cases = [
             (
@@ -608,7 +658,7 @@ mod tests {
             ),
         ];
         for (verdict, words) in cases {
-            let fix = other_fix(&verdict, &target, &advice);
+            let fix = other_fix(&verdict, &target, &advice, ExtraAnchors::current());
             let text = format!("{} {:?} {:?}", fix.summary, fix.commands, fix.notes);
             assert!(text.contains(words), "{verdict:?}: {text}");
             assert!(fix.certificate.is_none());

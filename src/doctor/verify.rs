@@ -52,6 +52,29 @@ impl TrustCheck {
     }
 }
 
+/// How the downloads' verifier uses `--ca-cert` certificates on the platform extpy runs on;
+/// the doctor's check of the extra roots follows it, so that both agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtraAnchors {
+    /// Any CA certificate is a trust anchor, an intermediate too (rustls' own verification,
+    /// as on Linux).
+    AnyCa,
+    /// Only self-signed roots: Windows' chain engine takes them as an exclusive root store
+    /// after the system chain failed, and an intermediate there anchors nothing.
+    RootsOnly,
+}
+
+impl ExtraAnchors {
+    /// What the platform extpy runs on does.
+    pub fn current() -> Self {
+        if cfg!(windows) {
+            ExtraAnchors::RootsOnly
+        } else {
+            ExtraAnchors::AnyCa
+        }
+    }
+}
+
 /// A verifier, or why the source it stands for cannot be used.
 type Verifier = Result<Arc<dyn ServerCertVerifier>, String>;
 
@@ -61,6 +84,9 @@ pub struct TrustSources {
     mozilla: Verifier,
     extra: Option<(String, Verifier)>,
     extra_subjects: Vec<Vec<u8>>,
+    /// Extra certificates the platform does not take as anchors, and what to do instead.
+    extra_note: Option<String>,
+    anchors: ExtraAnchors,
     public_roots: OnceLock<Vec<PublicRoot>>,
 }
 
@@ -75,8 +101,25 @@ pub struct PublicRoot {
 }
 
 impl TrustSources {
-    /// The system store, the Mozilla set, and the extra roots when there are any.
+    /// The system store, the Mozilla set, and the extra roots when there are any, used as
+    /// this platform's downloads use them.
     pub fn new(extra: &ExtraRoots) -> Self {
+        Self::with_anchors(extra, ExtraAnchors::current())
+    }
+
+    /// Like [`TrustSources::new`], with the extra roots used as `anchors` says.
+    pub fn with_anchors(extra: &ExtraRoots, anchors: ExtraAnchors) -> Self {
+        let (anchor_certs, skipped) = split_anchors(&extra.certs, anchors);
+        let extra_note = (!skipped.is_empty()).then(|| {
+            let names = skipped
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "on Windows extpy's downloads take --ca-cert certificates as roots only, and {names} is an intermediate CA, not a root: pass its root with --ca-cert, or install it into Cert:\\LocalMachine\\Root (or its root there and it into Cert:\\LocalMachine\\CA)"
+            )
+        });
         let provider = trust::provider();
         let system = rustls_platform_verifier::Verifier::new(provider.clone())
             .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
@@ -86,7 +129,7 @@ impl TrustSources {
         });
         let extra_check = (!extra.files.is_empty()).then(|| {
             let mut store = RootCertStore::empty();
-            let (_, ignored) = store.add_parsable_certificates(extra.certs.iter().cloned());
+            let (_, ignored) = store.add_parsable_certificates(anchor_certs.iter().cloned());
             let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
             let label = extra
                 .files
@@ -98,16 +141,16 @@ impl TrustSources {
                 .collect::<Vec<_>>()
                 .join(", ");
             let verifier = if store.is_empty() {
-                Err(format!(
-                    "none of the {ignored} certificates can serve as a root"
-                ))
+                Err(match &extra_note {
+                    Some(note) => format!("no root to use: {note}"),
+                    None => format!("none of the {ignored} certificates can serve as a root"),
+                })
             } else {
                 webpki_verifier(store)
             };
             (label, verifier)
         });
-        let extra_subjects = extra
-            .certs
+        let extra_subjects = anchor_certs
             .iter()
             .filter_map(|c| {
                 X509Certificate::from_der(c.as_ref())
@@ -120,6 +163,8 @@ impl TrustSources {
             mozilla,
             extra: extra_check,
             extra_subjects,
+            extra_note,
+            anchors,
             public_roots: OnceLock::new(),
         }
     }
@@ -146,15 +191,20 @@ impl TrustSources {
             ),
         ];
         if let Some((label, verifier)) = &self.extra {
-            checks.push(run_check(
-                Source::Extra,
-                label.clone(),
-                verifier,
-                chain,
-                host,
-            ));
+            let mut check = run_check(Source::Extra, label.clone(), verifier, chain, host);
+            if let (false, Some(note), Some(message)) = (check.ok, &self.extra_note, &check.message)
+                && !message.contains(note.as_str())
+            {
+                check.message = Some(format!("{message}; {note}"));
+            }
+            checks.push(check);
         }
         checks
+    }
+
+    /// How the extra roots are used (the fixes say what works on this platform).
+    pub fn anchors(&self) -> ExtraAnchors {
+        self.anchors
     }
 
     /// True when a root with this (DER) subject is among the extra roots.
@@ -169,6 +219,28 @@ impl TrustSources {
             .iter()
             .find(|r| r.subject_raw == subject_raw)
     }
+}
+
+/// The extra certificates that anchor chains under `anchors`, and the names of the others.
+fn split_anchors(
+    certs: &[CertificateDer<'static>],
+    anchors: ExtraAnchors,
+) -> (Vec<CertificateDer<'static>>, Vec<String>) {
+    let mut used = Vec::new();
+    let mut skipped = Vec::new();
+    for cert in certs {
+        let parsed = X509Certificate::from_der(cert.as_ref()).ok().map(|(_, x)| {
+            (
+                x.subject().as_raw() == x.issuer().as_raw(),
+                short_name(x.subject()),
+            )
+        });
+        match (anchors, parsed) {
+            (ExtraAnchors::RootsOnly, Some((false, name))) => skipped.push(name),
+            _ => used.push(cert.clone()),
+        }
+    }
+    (used, skipped)
 }
 
 fn webpki_verifier(store: RootCertStore) -> Verifier {
@@ -242,5 +314,97 @@ fn in_words(problem: &TlsProblem) -> String {
         TlsProblem::NameMismatch => "the certificate is not for this host name".into(),
         TlsProblem::Revoked => "a certificate of the chain is revoked".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::fix::{Advice, fix_for};
+    use crate::doctor::testpki::TestCa;
+    use crate::doctor::verdict::{Facts, classify};
+
+    /// A TLS-inspecting proxy's issuing CA (an intermediate) given with --ca-cert: Linux
+    /// downloads anchor at it, Windows downloads do not, and the doctor says the same.
+    #[test]
+    fn an_intermediate_given_with_ca_cert_counts_only_where_downloads_use_it() {
+        let root = TestCa::root("Proxy Root CA");
+        let inter = root.intermediate("Proxy Issuing CA");
+        let certs = [
+            inter.leaf(&["files.example.com"], |_| {}),
+            inter.der.clone(),
+        ];
+        let chain = Chain::parse(&certs);
+        let host = ServerName::try_from("files.example.com").unwrap();
+        let extra = ExtraRoots {
+            files: vec!["issuing.pem".into()],
+            certs: vec![inter.der.clone()],
+        };
+        let verdict_under = |anchors| {
+            let sources = TrustSources::with_anchors(&extra, anchors);
+            let checks = sources.check(&chain, &host);
+            let verdict = classify(&Facts {
+                host: "files.example.com",
+                chain: &chain,
+                checks: &checks,
+                name_covered: true,
+                top_issuer_known: false,
+                public_root: None,
+                now: 1_800_000_000,
+                skew: None,
+            });
+            let target = crate::doctor::Target::parse("files.example.com").unwrap();
+            let advice = Advice {
+                command: "build".into(),
+                export: None,
+                after_failure: false,
+            };
+            let fix = fix_for(&verdict, &target, &chain, &sources, &advice);
+            (checks, verdict, fix)
+        };
+
+        let (checks, verdict, fix) = verdict_under(ExtraAnchors::AnyCa);
+        assert!(checks.iter().any(|c| c.source == Source::Extra && c.ok));
+        assert!(verdict.ok(), "{verdict:?}");
+        assert!(fix.is_none());
+
+        let (checks, verdict, fix) = verdict_under(ExtraAnchors::RootsOnly);
+        let extra = checks.iter().find(|c| c.source == Source::Extra).unwrap();
+        assert!(!extra.ok);
+        let message = extra.message.clone().unwrap();
+        assert!(
+            message.contains("\"Proxy Issuing CA\" is an intermediate CA")
+                && message.contains("Cert:\\LocalMachine\\Root"),
+            "{message}"
+        );
+        assert!(!verdict.ok(), "{verdict:?}");
+        let fix = fix.unwrap();
+        let text = format!("{} {:?} {:?}", fix.summary, fix.commands, fix.notes);
+        assert!(
+            !fix.commands.iter().any(|c| c.command.contains("--ca-cert")),
+            "{text}"
+        );
+        assert!(!fix.summary.contains("--ca-cert"), "{text}");
+        assert!(fix.summary.contains("Cert:\\LocalMachine\\Root"), "{text}");
+        assert!(
+            fix.commands
+                .iter()
+                .any(|c| c.command.contains("Cert:\\LocalMachine\\Root")),
+            "{text}"
+        );
+
+        // A root given with --ca-cert works on both.
+        let extra = ExtraRoots {
+            files: vec!["root.pem".into()],
+            certs: vec![root.der.clone()],
+        };
+        for anchors in [ExtraAnchors::AnyCa, ExtraAnchors::RootsOnly] {
+            let sources = TrustSources::with_anchors(&extra, anchors);
+            let checks = sources.check(&chain, &host);
+            assert!(
+                checks.iter().any(|c| c.source == Source::Extra && c.ok),
+                "{anchors:?}"
+            );
+        }
     }
 }
