@@ -835,29 +835,60 @@ fn site_packages_matches_pip_install_target() {
     assert!(ours.len() > 10);
 }
 
+/// There is no PowerShell here: the shim is checked as text for what decides its behaviour
+/// in Windows PowerShell 5.1 (its help, how it takes arguments, its exit codes).
 #[test]
 fn get_py_shim_keeps_the_old_contract() {
     let shim = read(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/get-py.ps1"
     )));
+    let code: Vec<&str> = {
+        let after_help = &shim[shim.find("#>").expect("comment-based help") + 2..];
+        after_help
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    };
+    let code_text = code.join("\n");
+    // `-?` and Get-Help show the contract: comment-based help first, with examples.
+    assert!(shim.starts_with("<#\n.SYNOPSIS"), "help comes first");
+    for section in [".DESCRIPTION", ".EXAMPLE"] {
+        assert!(shim.contains(section), "{section}");
+    }
+    assert!(shim.contains("contents\\Python\\external beside this script"));
+    assert!(shim.contains("Unblock-File .\\get-py.ps1"), "documents Unblock-File");
+    assert!(shim.contains("passed to `extpy build` unchanged"));
+    // Extra arguments reach extpy: no advanced-script markers, which refuse undeclared
+    // arguments (--ca-cert) and empty $args.
+    for marker in ["[Parameter", "[CmdletBinding"] {
+        assert!(!code_text.contains(marker), "{marker} makes it an advanced script");
+    }
     assert!(
-        shim.contains("param("),
-        "takes an optional destination parameter"
+        !code.iter().any(|l| l.to_ascii_lowercase().starts_with("param(")),
+        "no script-level param() block"
     );
+    assert!(code_text.contains("$rest = @($args)"));
+    assert!(code_text.contains("& $extpy build @native"));
     assert!(
-        shim.contains("'contents\\Python\\external'"),
-        "defaults to contents\\Python\\external"
+        code_text.contains("@($rest | ForEach-Object { ConvertTo-NativeArgument ([string]$_) })"),
+        "every remaining argument is passed on, in order"
     );
-    assert!(
-        shim.contains("$PSScriptRoot"),
-        "the default is beside the script, not the current folder"
-    );
-    assert!(shim.contains("build"), "calls extpy build");
-    assert!(
-        shim.contains("exit $LASTEXITCODE"),
-        "passes the exit code through"
-    );
+    // The old contract: an optional first destination, its default beside the script.
+    assert!(code_text.contains("-not ([string]$rest[0]).StartsWith('-')"));
+    assert!(code_text.contains("$rest[0] -eq '-Destination'"), "the old named form");
+    assert!(code_text.contains("Join-Path $PSScriptRoot 'contents\\Python\\external'"));
+    // A trailing backslash does not escape the quote PowerShell 5.1 adds.
+    assert!(code_text.contains("$Destination.TrimEnd('\\')"));
+    assert!(code_text.contains("'(\\\\+)$'"), "trailing backslashes doubled");
+    // stderr lines must not become terminating errors; exit codes are extpy's.
+    assert!(!code_text.contains("$ErrorActionPreference = 'Stop'"));
+    assert!(code_text.contains("$ErrorActionPreference = 'Continue'"));
+    assert!(!code_text.contains("Write-Error"), "Write-Error under Stop exits 1");
+    assert!(code_text.contains("exit 2"), "extpy missing is a usage error");
+    assert!(code_text.ends_with("exit $LASTEXITCODE"), "passes the exit code through");
+    assert!(shim.is_ascii(), "Windows PowerShell 5.1 reads a BOM-less script as ANSI");
 }
 
 /// A disk that fills up mid-build: a clear error, the previous build intact, nothing left
