@@ -97,6 +97,7 @@ impl Settings {
             timeout: self.timeout,
             retries: self.retries,
             resolve: Vec::new(),
+            proxy: crate::net::ProxyConfig::resolve(),
         })
     }
 

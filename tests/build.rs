@@ -858,15 +858,23 @@ fn get_py_shim_keeps_the_old_contract() {
         assert!(shim.contains(section), "{section}");
     }
     assert!(shim.contains("contents\\Python\\external beside this script"));
-    assert!(shim.contains("Unblock-File .\\get-py.ps1"), "documents Unblock-File");
+    assert!(
+        shim.contains("Unblock-File .\\get-py.ps1"),
+        "documents Unblock-File"
+    );
     assert!(shim.contains("passed to `extpy build` unchanged"));
     // Extra arguments reach extpy: no advanced-script markers, which refuse undeclared
     // arguments (--ca-cert) and empty $args.
     for marker in ["[Parameter", "[CmdletBinding"] {
-        assert!(!code_text.contains(marker), "{marker} makes it an advanced script");
+        assert!(
+            !code_text.contains(marker),
+            "{marker} makes it an advanced script"
+        );
     }
     assert!(
-        !code.iter().any(|l| l.to_ascii_lowercase().starts_with("param(")),
+        !code
+            .iter()
+            .any(|l| l.to_ascii_lowercase().starts_with("param(")),
         "no script-level param() block"
     );
     assert!(code_text.contains("$rest = @($args)"));
@@ -877,18 +885,36 @@ fn get_py_shim_keeps_the_old_contract() {
     );
     // The old contract: an optional first destination, its default beside the script.
     assert!(code_text.contains("-not ([string]$rest[0]).StartsWith('-')"));
-    assert!(code_text.contains("$rest[0] -eq '-Destination'"), "the old named form");
+    assert!(
+        code_text.contains("$rest[0] -eq '-Destination'"),
+        "the old named form"
+    );
     assert!(code_text.contains("Join-Path $PSScriptRoot 'contents\\Python\\external'"));
     // A trailing backslash does not escape the quote PowerShell 5.1 adds.
     assert!(code_text.contains("$Destination.TrimEnd('\\')"));
-    assert!(code_text.contains("'(\\\\+)$'"), "trailing backslashes doubled");
+    assert!(
+        code_text.contains("'(\\\\+)$'"),
+        "trailing backslashes doubled"
+    );
     // stderr lines must not become terminating errors; exit codes are extpy's.
     assert!(!code_text.contains("$ErrorActionPreference = 'Stop'"));
     assert!(code_text.contains("$ErrorActionPreference = 'Continue'"));
-    assert!(!code_text.contains("Write-Error"), "Write-Error under Stop exits 1");
-    assert!(code_text.contains("exit 2"), "extpy missing is a usage error");
-    assert!(code_text.ends_with("exit $LASTEXITCODE"), "passes the exit code through");
-    assert!(shim.is_ascii(), "Windows PowerShell 5.1 reads a BOM-less script as ANSI");
+    assert!(
+        !code_text.contains("Write-Error"),
+        "Write-Error under Stop exits 1"
+    );
+    assert!(
+        code_text.contains("exit 2"),
+        "extpy missing is a usage error"
+    );
+    assert!(
+        code_text.ends_with("exit $LASTEXITCODE"),
+        "passes the exit code through"
+    );
+    assert!(
+        shim.is_ascii(),
+        "Windows PowerShell 5.1 reads a BOM-less script as ANSI"
+    );
 }
 
 /// A disk that fills up mid-build: a clear error, the previous build intact, nothing left

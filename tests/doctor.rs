@@ -574,7 +574,7 @@ fn proxy_that_refuses_connect_is_named_with_its_answer() {
         &r,
         "files.example.com:443",
         &format!(
-            "proxy failure: the proxy {} (from HTTPS_PROXY) refused the tunnel to files.example.com:443: it answered \"403 Forbidden\"",
+            "proxy failure: the proxy {} (from the environment: HTTPS_PROXY) refused the tunnel to files.example.com:443: it answered \"403 Forbidden\"",
             proxy.http_url()
         ),
     );
@@ -598,7 +598,9 @@ fn proxy_that_cannot_be_reached() {
     says(
         &r.code(4),
         "files.example.com:443",
-        &format!("proxy failure: cannot connect to the proxy {proxy} (from HTTPS_PROXY)"),
+        &format!(
+            "proxy failure: cannot connect to the proxy {proxy} (from the environment: HTTPS_PROXY)"
+        ),
     );
     assert_eq!(kind(&doc), "proxy_failed");
 }
@@ -621,7 +623,8 @@ fn proxy_tunnel_is_used_and_no_proxy_bypasses_it() {
     assert_eq!(h["dns"]["source"], "proxy");
     assert_eq!(h["probe"]["status"], 200);
     assert!(
-        r.stdout.contains("(from HTTPS_PROXY), used"),
+        r.stdout
+            .contains("(from the environment: HTTPS_PROXY), used"),
         "{}",
         r.stdout
     );
@@ -643,7 +646,8 @@ fn proxy_tunnel_is_used_and_no_proxy_bypasses_it() {
     assert_eq!(h["proxy"]["used"], false);
     assert_eq!(h["connect"]["via_proxy"], false);
     assert!(
-        r.stdout.contains("bypassed: NO_PROXY lists this host"),
+        r.stdout
+            .contains("bypassed: its bypass list names this host"),
         "{}",
         r.stdout
     );

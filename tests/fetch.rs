@@ -596,6 +596,33 @@ fn downloads_go_through_https_proxy_unless_no_proxy_says_otherwise() {
     assert!(proxy2.requests().is_empty(), "NO_PROXY bypasses the proxy");
 }
 
+/// One proxy resolution: the doctor, run with the environment of a download, reports the
+/// proxy that download went through, and where the setting came from.
+#[test]
+fn the_doctor_reports_the_proxy_the_download_used_and_its_source() {
+    let w = World::new();
+    let proxy = support::servers::Proxy::start();
+    // Without a scheme, as people often set it: both take it as http://.
+    let setting = proxy.url().trim_start_matches("http://").to_string();
+    let mut c = w.cmd();
+    c.env("HTTPS_PROXY", &setting).arg("fetch");
+    run(c).ok();
+    let tunnels = proxy.requests().len();
+    assert!(tunnels > 0, "the download went through the proxy");
+
+    let mut c = w.cmd();
+    c.env("HTTPS_PROXY", &setting)
+        .args(["--json", "doctor", &w.mirror.index_url()]);
+    let doc = run(c).ok().json();
+    let h = &doc["hosts"][0];
+    assert_eq!(h["proxy"]["url"], proxy.url(), "{h}");
+    assert_eq!(h["proxy"]["source"], "environment");
+    assert_eq!(h["proxy"]["variable"], "HTTPS_PROXY");
+    assert_eq!(h["proxy"]["used"], true);
+    assert_eq!(h["connect"]["via_proxy"], true);
+    assert!(proxy.requests().len() > tunnels, "the doctor tunnelled too");
+}
+
 #[test]
 fn an_unreachable_proxy_is_named() {
     let w = World::new();
@@ -606,7 +633,7 @@ fn an_unreachable_proxy_is_named() {
     let r = run(c).code(4);
     assert!(
         r.stderr.contains(&format!(
-            "through the proxy http://127.0.0.1:{port} (from HTTPS_PROXY)"
+            "through the proxy http://127.0.0.1:{port} (from the environment: HTTPS_PROXY)"
         )),
         "{}",
         r.stderr

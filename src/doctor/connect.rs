@@ -20,14 +20,17 @@ use serde::Serialize;
 use url::Url;
 
 use crate::net::trust::{self, classify};
-use crate::net::{TlsProblem, bypasses_proxy, no_proxy, proxy_setting};
+use crate::net::{ProxyConfig, ProxySource, TlsProblem};
 
 use super::Target;
 
-/// The proxy the environment sets for a host, and whether the host bypasses it.
+/// The proxy set for a host (by the run's one proxy resolution), and whether the host
+/// bypasses it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxyInfo {
-    /// The variable that sets it (`HTTPS_PROXY`, …), if any.
+    /// Where the proxy setting came from (`environment`, `user_registry`, `winhttp`, `none`).
+    pub source: ProxySource,
+    /// The setting (`HTTPS_PROXY`, the registry value, `netsh winhttp show proxy`), if any.
     pub variable: Option<String>,
     /// The proxy URL, without any password.
     pub url: Option<String>,
@@ -50,10 +53,11 @@ pub(crate) struct ProxyEndpoint {
 }
 
 impl ProxyInfo {
-    /// The proxy for `url` as the environment sets it.
-    pub fn from_env(url: &Url) -> Self {
-        let Some((variable, value)) = proxy_setting(url) else {
+    /// The proxy for `url` as `config` (the same the downloads use) sets it.
+    pub fn from_config(config: &ProxyConfig, url: &Url) -> Self {
+        let Some(choice) = config.setting(url) else {
             return Self {
+                source: ProxySource::None,
                 variable: None,
                 url: None,
                 bypassed: false,
@@ -62,13 +66,14 @@ impl ProxyInfo {
                 unusable: None,
             };
         };
-        let bypassed = bypasses_proxy(url.host_str().unwrap_or(""), &no_proxy());
-        let (shown, endpoint, unusable) = match parse_proxy(&value) {
+        let bypassed = config.bypasses(url.host_str().unwrap_or(""));
+        let (shown, endpoint, unusable) = match parse_proxy(&choice.value) {
             Ok((shown, endpoint)) => (shown, Some(endpoint), None),
-            Err(why) => (value.clone(), None, Some(why)),
+            Err(why) => (choice.value.clone(), None, Some(why)),
         };
         Self {
-            variable: Some(variable),
+            source: choice.source,
+            variable: Some(choice.setting),
             url: Some(shown),
             bypassed,
             used: !bypassed,
@@ -80,7 +85,7 @@ impl ProxyInfo {
     /// The proxy as shown to people.
     pub fn shown(&self) -> String {
         match (&self.url, &self.variable) {
-            (Some(u), Some(v)) => format!("{u} (from {v})"),
+            (Some(u), Some(v)) => format!("{u} (from {}: {v})", self.source.label()),
             (Some(u), None) => u.clone(),
             _ => "none".into(),
         }

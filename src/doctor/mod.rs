@@ -276,7 +276,7 @@ pub struct Diagnosis {
     pub ok: bool,
     /// The cause, in words.
     pub verdict: VerdictDoc,
-    /// The proxy from the environment.
+    /// The proxy, from the same resolution the downloads use, and where it came from.
     pub proxy: ProxyInfo,
     /// Name resolution.
     pub dns: Option<Dns>,
@@ -428,7 +428,7 @@ impl Doctor {
 
     /// Diagnoses one host.
     pub fn diagnose(&self, target: &Target) -> Diagnosis {
-        let proxy = ProxyInfo::from_env(&target.url);
+        let proxy = ProxyInfo::from_config(&self.options.net.proxy, &target.url);
         let resolve: Vec<(String, u16, Vec<IpAddr>)> = self
             .options
             .resolve

@@ -154,8 +154,11 @@ fn authority(d: &Diagnosis) -> String {
 fn proxy_line(d: &Diagnosis) -> String {
     let p = &d.proxy;
     match (&p.url, p.bypassed) {
+        (None, _) if cfg!(windows) => {
+            "none (not in the environment, the user registry or WinHTTP)".into()
+        }
         (None, _) => "none (HTTPS_PROXY is not set)".into(),
-        (Some(_), true) => format!("{}, bypassed: NO_PROXY lists this host", p.shown()),
+        (Some(_), true) => format!("{}, bypassed: its bypass list names this host", p.shown()),
         (Some(_), false) => format!("{}, used", p.shown()),
     }
 }

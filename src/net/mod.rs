@@ -1,6 +1,7 @@
 //! The one HTTP client: trust (OS store plus extra roots), proxies from the environment,
 //! timeouts, retries with backoff, and resumable downloads hashed while they stream.
 
+pub mod proxy;
 pub mod trust;
 
 use std::fs::{self, File, OpenOptions};
@@ -18,6 +19,7 @@ use crate::digest::{Hasher, Sha256Digest};
 use crate::exit::ExitCode;
 use crate::fsio::IoError;
 use crate::report::{Progress, Reporter};
+pub use proxy::{ProxyConfig, ProxySource};
 pub use trust::{ExtraRoots, TlsProblem};
 
 /// The longest `Retry-After` extpy honours before giving up instead.
@@ -196,6 +198,8 @@ pub struct NetOptions {
     pub retries: u32,
     /// Addresses to use instead of DNS for some host names (`doctor --resolve`).
     pub resolve: Vec<(String, SocketAddr)>,
+    /// The proxy of this run, the same for downloads and the doctor.
+    pub proxy: ProxyConfig,
 }
 
 /// A fetched page (Simple API document).
@@ -733,7 +737,7 @@ impl Client {
             url: url.clone(),
             host,
             detail: chain(err),
-            proxy: proxy_note(url),
+            proxy: proxy_note(&self.options.proxy, url),
         };
         (error, true)
     }
@@ -784,6 +788,11 @@ fn build_http(
         .no_brotli()
         .no_deflate()
         .no_zstd();
+    // The one proxy resolution (environment, else the Windows settings), never reqwest's own.
+    let proxy = options.proxy.clone();
+    builder = builder.proxy(reqwest::Proxy::custom(move |url| {
+        proxy.for_url(url).map(|c| c.value)
+    }));
     for (host, addr) in &options.resolve {
         builder = builder.resolve(host, *addr);
     }
@@ -854,62 +863,12 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-/// The proxy the environment sets for a URL, as the client will use it.
-pub fn proxy_for(url: &Url) -> Option<(String, String)> {
-    let (var, value) = proxy_setting(url)?;
-    let host = url.host_str().unwrap_or("");
-    if bypasses_proxy(host, &no_proxy()) {
-        return None;
-    }
-    Some((var, value))
-}
-
-/// The proxy variable (and its value) the environment sets for a URL's scheme, before
-/// `NO_PROXY` is consulted.
-pub fn proxy_setting(url: &Url) -> Option<(String, String)> {
-    let vars: &[&str] = if url.scheme() == "https" {
-        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-    } else {
-        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
-    };
-    vars.iter().find_map(|v| {
-        std::env::var(v)
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| (v.to_string(), s))
-    })
-}
-
-/// `NO_PROXY` (or `no_proxy`), empty when unset.
-pub fn no_proxy() -> String {
-    std::env::var("NO_PROXY")
-        .or_else(|_| std::env::var("no_proxy"))
-        .unwrap_or_default()
-}
-
-/// True when `host` matches a `NO_PROXY` list (`*`, exact names, `.suffix` or `suffix`).
-pub fn bypasses_proxy(host: &str, no_proxy: &str) -> bool {
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    no_proxy
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .any(|entry| {
-            if entry == "*" {
-                return true;
-            }
-            let entry = entry.trim_start_matches("*.").trim_start_matches('.');
-            host == entry || host.ends_with(&format!(".{entry}"))
-        })
-}
-
-fn proxy_note(url: &Url) -> String {
-    match proxy_for(url) {
-        Some((var, value)) => format!(
-            "\n  note: the connection goes through the proxy {value} (from {var}); check it, or list the host in NO_PROXY"
+fn proxy_note(proxy: &ProxyConfig, url: &Url) -> String {
+    match proxy.for_url(url) {
+        Some(choice) => format!(
+            "\n  note: the connection goes through the proxy {} (from {}); check it, or list the host in NO_PROXY",
+            proxy::hide_password(&choice.value),
+            choice.origin()
         ),
         None => String::new(),
     }
@@ -968,12 +927,20 @@ mod tests {
 
     #[test]
     fn no_proxy_matching() {
-        assert!(bypasses_proxy("files.example.org", "example.org"));
-        assert!(bypasses_proxy("files.example.org", ".example.org"));
-        assert!(bypasses_proxy("example.org", "*.example.org"));
-        assert!(bypasses_proxy("127.0.0.1", "localhost, 127.0.0.1"));
-        assert!(bypasses_proxy("anything", "*"));
-        assert!(!bypasses_proxy("badexample.org", "example.org"));
-        assert!(!bypasses_proxy("example.org", ""));
+        let bypasses = |host: &str, no_proxy: &str| {
+            let env = |name: &str| match name {
+                "HTTPS_PROXY" => Some("http://proxy:3128".to_string()),
+                "NO_PROXY" => Some(no_proxy.to_string()),
+                _ => None,
+            };
+            ProxyConfig::resolve_from(&env, &proxy::WindowsSettings::default()).bypasses(host)
+        };
+        assert!(bypasses("files.example.org", "example.org"));
+        assert!(bypasses("files.example.org", ".example.org"));
+        assert!(bypasses("example.org", "*.example.org"));
+        assert!(bypasses("127.0.0.1", "localhost, 127.0.0.1"));
+        assert!(bypasses("anything", "*"));
+        assert!(!bypasses("badexample.org", "example.org"));
+        assert!(!bypasses("example.org", ""));
     }
 }
