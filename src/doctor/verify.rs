@@ -321,8 +321,8 @@ fn in_words(problem: &TlsProblem) -> String {
 mod tests {
     use super::*;
     use crate::doctor::fix::{Advice, fix_for};
-    use crate::doctor::testpki::TestCa;
     use crate::doctor::verdict::{Facts, classify};
+    use crate::testpki::TestCa;
 
     /// A TLS-inspecting proxy's issuing CA (an intermediate) given with --ca-cert: Linux
     /// downloads anchor at it, Windows downloads do not, and the doctor says the same.
