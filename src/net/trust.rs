@@ -98,8 +98,17 @@ fn certutil_hint(path: &Path) -> String {
 
 /// The TLS configuration of the one HTTP client: the operating system's verifier (its trust
 /// store, and on Windows its chain engine), plus the extra roots.
+///
+/// When the operating system's verifier cannot be made, plain `http://` mirrors and cached or
+/// bundled work still go on: the failure is kept and reported by the first TLS handshake
+/// instead (Wine's crypt32, for one, refuses the chain engine).
 pub fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
-    config_with_verifier(platform_verifier(extra)?)
+    let verifier = match platform_verifier(extra) {
+        Ok(v) => v,
+        Err(NetError::TrustStore { reason }) => Arc::new(NoTrustStore::new(reason)),
+        Err(e) => return Err(e),
+    };
+    config_with_verifier(verifier)
 }
 
 /// The operating system's verifier (its trust store, and on Windows its chain engine) with
@@ -113,6 +122,65 @@ pub fn platform_verifier(extra: &ExtraRoots) -> Result<Arc<dyn ServerCertVerifie
         reason: e.to_string(),
     })?;
     Ok(Arc::new(verifier))
+}
+
+/// The verifier used when the operating system's could not be made: it rejects every server
+/// with the reason.
+#[derive(Debug)]
+struct NoTrustStore {
+    reason: String,
+    schemes: Vec<rustls::SignatureScheme>,
+}
+
+impl NoTrustStore {
+    fn new(reason: String) -> Self {
+        let schemes = provider()
+            .signature_verification_algorithms
+            .supported_schemes();
+        Self { reason, schemes }
+    }
+
+    fn error(&self) -> rustls::Error {
+        rustls::Error::General(format!(
+            "cannot load the operating system's trusted certificates: {}",
+            self.reason
+        ))
+    }
+}
+
+impl ServerCertVerifier for NoTrustStore {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Err(self.error())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(self.error())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.schemes.clone()
+    }
 }
 
 /// The one TLS policy (provider, protocol versions, ALPN) around a given verifier; `doctor`
@@ -373,5 +441,53 @@ mod tests {
         assert_eq!(find_tls_problem(&nested), Some(TlsProblem::UnknownIssuer));
         let plain = std::io::Error::other("nothing to see");
         assert_eq!(find_tls_problem(&plain), None);
+    }
+
+    #[test]
+    fn without_a_trust_store_plain_http_works_and_tls_names_the_reason() {
+        let config =
+            config_with_verifier(Arc::new(NoTrustStore::new("Invalid parameter".into()))).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                .unwrap();
+        });
+        let client = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(config)
+            .build()
+            .unwrap();
+        let body = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert_eq!(body, "ok");
+        server.join().unwrap();
+
+        let verifier = NoTrustStore::new("Invalid parameter".into());
+        let name = rustls::pki_types::ServerName::try_from("example.test").unwrap();
+        let err = verifier
+            .verify_server_cert(
+                &CertificateDer::from(vec![0x30]),
+                &[],
+                &name,
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
+            .unwrap_err();
+        let problem = classify(&err).to_string();
+        assert!(
+            problem.contains(
+                "cannot load the operating system's trusted certificates: Invalid parameter"
+            ),
+            "{problem}"
+        );
+        assert!(!verifier.supported_verify_schemes().is_empty());
     }
 }
