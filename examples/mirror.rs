@@ -6,9 +6,13 @@
 //!
 //! ```text
 //! cargo run --example mirror -- --out /tmp/mirror [--wheels DIR] [--python-zip FILE] [--port N]
+//!                                [--plain] [--fault PATH=KIND]...
 //! ```
 //! Without `--wheels` it serves three small synthetic wheels; without `--python-zip` a
 //! synthetic embeddable CPython (python.org's real zip can be given when you have it).
+//! `--plain` serves plain `http://` (no CA); `--fault` makes the next request to PATH
+//! misbehave (`status:503`, `too-many:SECS`, `reset:BYTES`, `truncate:BYTES`, `wrong-bytes`),
+//! in the order given, as the Windows lane does to see retries and resume.
 
 // The test support is shared as-is; not every helper is used here.
 #[allow(dead_code)]
@@ -42,6 +46,32 @@ struct Args {
     /// Port (0: any free port)
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Plain HTTP instead of HTTPS
+    #[arg(long)]
+    plain: bool,
+    /// PATH=KIND: the next request to PATH misbehaves (repeatable, in order)
+    #[arg(long, value_parser = parse_fault)]
+    fault: Vec<(String, mirror::Fault)>,
+}
+
+fn parse_fault(s: &str) -> Result<(String, mirror::Fault), String> {
+    let (path, kind) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected PATH=KIND"))?;
+    let (name, arg) = kind.split_once(':').unwrap_or((kind, ""));
+    let num = |what: &str| {
+        arg.parse::<u64>()
+            .map_err(|_| format!("{s}: {what} needs a number, as in {what}:100"))
+    };
+    let fault = match name {
+        "status" => mirror::Fault::Status(num("status")? as u16),
+        "too-many" => mirror::Fault::TooMany(num("too-many")?),
+        "reset" => mirror::Fault::Reset(num("reset")? as usize),
+        "truncate" => mirror::Fault::Truncate(num("truncate")? as usize),
+        "wrong-bytes" => mirror::Fault::WrongBytes,
+        _ => return Err(format!("{s}: unknown fault {name}")),
+    };
+    Ok((path.to_string(), fault))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,11 +107,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let ca = pki::Ca::root("extpy demo mirror CA");
-    let ca_pem = ca.write_pem(&args.out, "ca.pem");
-    let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
-    // Like many private CAs and TLS-inspecting proxies, the server sends its CA with the leaf.
-    let server = mirror::Mirror::start_on(args.port, Some(leaf.server_config(&[&ca.der])));
+    let (server, ca_line) = if args.plain {
+        (mirror::Mirror::start_on(args.port, None), String::new())
+    } else {
+        let ca = pki::Ca::root("extpy demo mirror CA");
+        let ca_pem = ca.write_pem(&args.out, "ca.pem");
+        let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+        // Like many private CAs and TLS-inspecting proxies, the server sends its CA with the leaf.
+        let server = mirror::Mirror::start_on(args.port, Some(leaf.server_config(&[&ca.der])));
+        (server, format!("EXTPY_CA_CERT={}\n", ca_pem.display()))
+    };
+    for (path, fault) in &args.fault {
+        server.fault(path, fault.clone());
+    }
     server.add_python(
         &args.python,
         &format!("python-{}-embed-amd64.zip", args.python),
@@ -95,10 +133,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fixtures::manifest_text(&args.python, &embed, &wheels),
     )?;
     let env = format!(
-        "EXTPY_PYTHON_MIRROR={}\nEXTPY_INDEX_URL={}\nEXTPY_CA_CERT={}\nMIRROR_URL={}\n",
+        "EXTPY_PYTHON_MIRROR={}\nEXTPY_INDEX_URL={}\n{ca_line}MIRROR_URL={}\n",
         server.python_mirror(),
         server.index_url(),
-        ca_pem.display(),
         server.url()
     );
     std::fs::write(args.out.join("env"), &env)?;

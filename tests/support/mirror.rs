@@ -68,6 +68,7 @@ struct State {
 /// The running mirror.
 pub struct Mirror {
     pub addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<State>,
     stop: Arc<AtomicBool>,
 }
@@ -84,6 +85,7 @@ impl Mirror {
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(State::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (st, sp) = (state.clone(), stop.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -96,17 +98,22 @@ impl Mirror {
                 std::thread::spawn(move || serve_connection(&st2, tls2, stream));
             }
         });
-        Self { addr, state, stop }
+        Self {
+            addr,
+            scheme,
+            state,
+            stop,
+        }
     }
 
-    /// `https://127.0.0.1:<port>`.
+    /// `https://127.0.0.1:<port>` (`http://` for a plain mirror).
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.addr.port())
+        format!("{}://127.0.0.1:{}", self.scheme, self.addr.port())
     }
 
     /// The same server under the name `localhost` (another host to the client).
     pub fn localhost_url(&self) -> String {
-        format!("https://localhost:{}", self.addr.port())
+        format!("{}://localhost:{}", self.scheme, self.addr.port())
     }
 
     /// Base of the python download area.
