@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# The Windows lane: extpy.exe (scripts/build-windows.sh) run under Wine, with Windows paths
+# on a D: drive, against the Linux extpy of the same commit as the reference. Also compiles
+# and runs the unit tests for Windows under Wine, and runs clippy for the Windows target.
+#
+# Installs what it needs (Wine, the mingw-w64 compiler) from the package registry when it
+# is missing, and fails loudly when it cannot. Every check prints one PASS or FAIL line; the
+# last line is the summary `windows-lane: N passed, M failed`, and the exit code is non-zero
+# when anything failed.
+#
+# What Wine cannot show (and the Linux tests cover instead): HTTPS through the Windows
+# certificate verifier (Wine's crypt32 rejects the CryptoAPI chain engine rustls-platform-
+# verifier creates), sharing violations of a real NTFS volume, and PowerShell (get-py.ps1).
+#
+#   scripts/test-windows.sh [--skip-unit]   (--skip-unit: only the end-to-end flows)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/windows/common.sh
+
+SKIP_UNIT=
+for a in "$@"; do
+  case $a in
+    --skip-unit) SKIP_UNIT=1 ;;
+    *) win_die "unknown argument $a
+help: scripts/test-windows.sh [--skip-unit]" ;;
+  esac
+done
+
+set -e
+win_apt_install wine64 gcc-mingw-w64-x86-64
+WINE=/usr/lib/wine/wine64
+WINESERVER=/usr/lib/wine/wineserver
+[ -x "$WINE" ] || win_die "$WINE is missing although wine64 is installed
+help: reinstall it: apt-get install --reinstall wine64"
+
+# The reference: the Linux extpy and the fixture mirror of this commit, built by the host
+# toolchain (the debug profile, which the test suite has already built in CI).
+cargo build --locked --quiet --bin extpy --example mirror
+LINUX_EXTPY=$ROOT/target/debug/extpy
+MIRROR_BIN=$ROOT/target/debug/examples/mirror
+# The exe the release archive ships.
+scripts/build-windows.sh
+EXE=$ROOT/target/windows/$WIN_TARGET/release/extpy.exe
+
+# A Wine prefix of the lane's own, no display, no Wine chatter, and no Gecko/Mono installers.
+W=$ROOT/target/wine
+export WINEPREFIX=$W/prefix WINEDEBUG=-all DISPLAY= WINEDLLOVERRIDES="mscoree,mshtml="
+unset WAYLAND_DISPLAY
+mkdir -p "$W"
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  echo "creating the Wine prefix $WINEPREFIX" >&2
+  "$WINE" wineboot --init >/dev/null 2>&1 || true
+  "$WINESERVER" -w
+  [ -f "$WINEPREFIX/system.reg" ] || win_die "wineboot did not create $WINEPREFIX
+help: run WINEPREFIX=$WINEPREFIX $WINE wineboot --init and read its output"
+fi
+# Wine 8 has no bcryptprimitives.dll, whose ProcessPrng Rust's standard library imports.
+"$WIN_MINGW_CC" -shared -O2 -s -o "$W/bcryptprimitives.dll" scripts/windows/bcryptprimitives.c -ladvapi32
+cp "$W/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+cleanup() {
+  for p in ${MIRROR_PIDS:-}; do kill "$p" 2>/dev/null || true; done
+  "$WINESERVER" -k 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# D: is a folder of the lane, fresh every run.
+D=$W/d
+rm -rf "$D" "$W/out"
+mkdir -p "$D" "$W/out"
+ln -sfn "$D" "$WINEPREFIX/dosdevices/d:"
+OUT=$W/out
+set +e
+
+PASSED=0
+FAILED=0
+pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
+fail() {
+  echo "FAIL $1"
+  FAILED=$((FAILED + 1))
+  [ -n "${2:-}" ] && [ -s "$2" ] && sed 's/^/    | /' "$2" | tail -15
+  return 0
+}
+# check NAME COMMAND...: PASS when the command succeeds.
+check() {
+  local name=$1
+  shift
+  if "$@" >"$OUT/check.log" 2>&1; then pass "$name"; else fail "$name" "$OUT/check.log"; fi
+}
+
+# dpath REL: the Windows path of $D/REL.
+dpath() { printf 'D:\\%s' "${1//\//\\}"; }
+
+# win TAG DIR ARGS...: extpy.exe in the unix folder DIR (seen by Windows under D:), with the
+# lane's settings as Windows paths. Output in $OUT/TAG.out and .err, exit code in RC.
+win() {
+  local tag=$1 dir=$2
+  shift 2
+  (cd "$dir" && env EXTPY_CACHE_DIR="${WIN_CACHE:-$(dpath cache)}" EXTPY_MANIFEST="$(dpath manifest.yaml)" \
+    "$WINE" "$EXE" "$@") >"$OUT/$tag.out" 2>"$OUT/$tag.err"
+  RC=$?
+  # Wine ends a process's output with a CR LF pair only where the program wrote one.
+  return 0
+}
+# lin TAG DIR ARGS...: the Linux extpy, same settings as unix paths.
+lin() {
+  local tag=$1 dir=$2
+  shift 2
+  (cd "$dir" && env EXTPY_CACHE_DIR="${LIN_CACHE:-$D/cache}" EXTPY_MANIFEST="$D/manifest.yaml" \
+    "$LINUX_EXTPY" "$@") >"$OUT/$tag.out" 2>"$OUT/$tag.err"
+  RC=$?
+  return 0
+}
+# expect_rc TAG WANT WHAT: the last run's exit code.
+expect_rc() {
+  if [ "$RC" = "$2" ]; then pass "$3 (exit $RC)"; else fail "$3: exit $RC, expected $2" "$OUT/$1.err"; fi
+}
+# The seal digest of a built folder (unix path).
+seal_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$1/extpy-seal.json" 2>/dev/null; }
+
+# start_mirror NAME ARGS...: a plain-HTTP fixture mirror; its settings in $D/NAME/env.
+MIRROR_PIDS=
+start_mirror() {
+  local name=$1
+  shift
+  "$MIRROR_BIN" --plain --out "$D/$name" "$@" >"$OUT/$name.log" 2>&1 &
+  MIRROR_PIDS="$MIRROR_PIDS $!"
+  for _ in $(seq 100); do grep -q ready "$OUT/$name.log" 2>/dev/null && return 0; sleep 0.1; done
+  fail "mirror $name started" "$OUT/$name.log"
+  return 1
+}
+mirror_env() { sed -n "s/^$2=//p" "$D/$1/env"; }
+
+echo "== windows lane: $EXE under $("$WINE" --version), D: = $D"
+PY=3.12.10
+ZIP_PATH=/python/$PY/python-$PY-embed-amd64.zip
+
+# --- fetch from a plain http:// loopback mirror: Windows sockets, retries, resume ---------
+start_mirror mirror \
+  --fault "$ZIP_PATH=reset:600" \
+  --fault "/files/alpha-1.0-py3-none-any.whl=status:503" \
+  --fault "/files/beta_pkg-2.1-py3-none-any.whl=too-many:1" || true
+cp "$D/mirror/manifest.yaml" "$D/manifest.yaml"
+export EXTPY_PYTHON_MIRROR EXTPY_INDEX_URL
+EXTPY_PYTHON_MIRROR=$(mirror_env mirror EXTPY_PYTHON_MIRROR)
+EXTPY_INDEX_URL=$(mirror_env mirror EXTPY_INDEX_URL)
+win fetch "$D" fetch --json
+expect_rc fetch 0 "fetch over http:// on Windows sockets"
+check "fetch resumed the reset download of the embeddable zip with a Range request" \
+  python3 - "$OUT/fetch.out" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+a = {x["file"]: x for x in doc["artifacts"]}
+z = next(x for f, x in a.items() if f.endswith("embed-amd64.zip"))
+assert z["resumed"] and z["attempts"] >= 2, z
+assert a["alpha-1.0-py3-none-any.whl"]["attempts"] >= 2, a["alpha-1.0-py3-none-any.whl"]
+assert a["beta_pkg-2.1-py3-none-any.whl"]["attempts"] >= 2, a["beta_pkg-2.1-py3-none-any.whl"]
+assert all(x["from"] == "network" for x in doc["artifacts"]), doc
+PY
+check "fetch retried the 503 and the 429 (said so on stderr)" grep -q "retrying in" "$OUT/fetch.err"
+win fetch-warm "$D" fetch --json
+check "a second fetch is served from the cache" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert all(x["from"]=="cache" for x in d["artifacts"]), d' "$OUT/fetch-warm.out"
+
+# --- build with no argument in D:\install\7.0.12.0\Python for CEM, from the cache --------
+INST="install/7.0.12.0/Python for CEM"
+mkdir -p "$D/$INST"
+win build1 "$D/$INST" build --offline
+expect_rc build1 0 "build with no argument in $(dpath "$INST"), offline from the cache"
+GEN="Generating python at location: $(dpath "$INST/contents/Python/external")"
+check "build printed: $GEN" grep -qxF "$GEN" "$OUT/build1.err" "$OUT/build1.out"
+WTREE=$D/$INST/contents/Python/external
+WSEAL=$(seal_of "$WTREE")
+check "the Windows build is sealed" test -n "$WSEAL"
+echo "stray" >"$WTREE/stray.txt"
+win build2 "$D/$INST" build --offline
+expect_rc build2 0 "a second build replaces the first"
+check "the second build left nothing of the first (stray file gone, same seal)" \
+  bash -c '[ ! -e "$1/stray.txt" ] && [ "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"digest\"])" "$1/extpy-seal.json")" = "$2" ]' _ "$WTREE" "$WSEAL"
+check "no temporary folder is left beside the build" \
+  bash -c '! ls -A "$1" | grep -v "^external$" | grep -v "^\.external\.extpy-lock$" | grep -q .' _ "$D/$INST/contents/Python"
+
+# --- verify, both ways --------------------------------------------------------------------
+win verify-w "$D" verify "$(dpath "$INST/contents/Python/external")"
+expect_rc verify-w 0 "verify on Windows"
+mkdir -p "$D/linux"
+lin build-l "$D/linux" build --offline "$D/linux/external"
+expect_rc build-l 0 "build on Linux from the same cache"
+check "Linux and Windows builds have the same seal ($WSEAL)" test "$(seal_of "$D/linux/external")" = "$WSEAL"
+check "Linux and Windows seals are byte-identical files" cmp "$D/linux/external/extpy-seal.json" "$WTREE/extpy-seal.json"
+lin verify-wl "$D" verify "$WTREE"
+expect_rc verify-wl 0 "the tree built on Windows verifies on Linux"
+win verify-lw "$D" verify "$(dpath linux/external)"
+expect_rc verify-lw 0 "the tree built on Linux verifies on Windows"
+printf 'x' >>"$D/linux/external/python312._pth"
+win verify-bad "$D" verify "$(dpath linux/external)"
+expect_rc verify-bad 3 "verify on Windows of a changed file"
+check "verify named the changed file" grep -q "python312._pth" "$OUT/verify-bad.out" "$OUT/verify-bad.err"
+
+mkdir -p "$D/foreign/Python for CEM/contents/Python/external"
+echo "not extpy's" >"$D/foreign/Python for CEM/contents/Python/external/keep.txt"
+win build-foreign "$D/foreign/Python for CEM" build --offline
+expect_rc build-foreign 2 "build refuses a non-empty folder extpy did not build"
+check "the refused folder is untouched" test -f "$D/foreign/Python for CEM/contents/Python/external/keep.txt"
+
+# --- layout on the node, idempotent, tampered, repaired, verify --topology ---------------
+cat >"$D/topology.yaml" <<'EOF'
+schema: 1
+system: Windows lane
+manifest: manifest.yaml
+nodes:
+  - name: HAC1
+    vu_root: 'D:\SCP\vu'
+    cores: [Core1, Core2]
+EOF
+TOPO=$(dpath topology.yaml)
+win layout1 "$D" layout "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu' --offline
+expect_rc layout1 0 "layout --node HAC1 --vu-root D:\\SCP\\vu"
+VU1=$D/SCP/vu/ExternalPython1/Python/External
+check "both VUs hold the distribution with the build's seal" \
+  bash -c '[ "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"digest\"])" "$1/extpy-seal.json")" = "$3" ] && [ -f "$2/extpy-seal.json" ]' _ "$VU1" "$D/SCP/vu/ExternalPython2/Python/External" "$WSEAL"
+check "the layout table names the External Python Directory as a Windows path" \
+  grep -qF 'D:\SCP\vu\ExternalPython1\Python\External' "$OUT/layout1.out"
+snapshot() { (cd "$D/SCP/vu" && find . -printf '%p %s %T@\n' | sort); }
+snapshot >"$OUT/vu-before"
+win layout2 "$D" layout "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu' --offline
+expect_rc layout2 0 "layout re-run"
+check "the re-run said there was nothing to do" grep -q "nothing to do: all 2 VU folders already match" "$OUT/layout2.out" "$OUT/layout2.err"
+snapshot >"$OUT/vu-after"
+check "the re-run touched no file (names, sizes, times)" cmp "$OUT/vu-before" "$OUT/vu-after"
+printf 'tampered' >>"$VU1/python312._pth"
+win layout3 "$D" layout "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu' --offline
+expect_rc layout3 3 "layout reports the tampered VU"
+check "the tampered VU is named and left as it was" \
+  bash -c 'grep -q ExternalPython1 "$1" "$2" && tail -c 8 "$3" | grep -q tampered' _ "$OUT/layout3.out" "$OUT/layout3.err" "$VU1/python312._pth"
+win vtopo-bad "$D" verify --topology "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu'
+expect_rc vtopo-bad 3 "verify --topology reports the tampered VU"
+win layout4 "$D" layout "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu' --offline --repair
+expect_rc layout4 0 "layout --repair"
+check "--repair replaced the tampered VU and only it" \
+  bash -c 'grep -q "ExternalPython1.*repaired" "$1" && grep -q "ExternalPython2.*unchanged" "$1" && ! grep -q tampered "$2"' _ "$OUT/layout4.out" "$VU1/python312._pth"
+win vtopo "$D" verify --topology "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu'
+expect_rc vtopo 0 "verify --topology after the repair"
+lin vtopo-l "$D" verify --topology "$D/topology.yaml" --node HAC1 --vu-root "$D/SCP/vu"
+expect_rc vtopo-l 0 "the VUs laid out on Windows verify on Linux"
+
+# --- bundles: the same bytes on both, and offline build/layout from one -------------------
+win bundle-w "$D" bundle create "$(dpath bundle-win.zip)" --topology "$TOPO"
+expect_rc bundle-w 0 "bundle create on Windows"
+lin bundle-l "$D" bundle create "$D/bundle-linux.zip" --topology "$D/topology.yaml"
+expect_rc bundle-l 0 "bundle create on Linux"
+check "the Windows and Linux bundles are byte-identical" cmp "$D/bundle-win.zip" "$D/bundle-linux.zip"
+win bundle-verify "$D" bundle verify "$(dpath bundle-linux.zip)"
+expect_rc bundle-verify 0 "bundle verify on Windows of the Linux bundle"
+cp "$D/bundle-win.zip" "$D/bundle-bad.zip"
+python3 - "$D/bundle-bad.zip" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+i = b.find(b"PK\x03\x04", 1)  # the second entry's header: corrupt a byte of the first entry's data
+b[i - 1] ^= 0xFF
+open(p, "wb").write(bytes(b))
+PY
+win bundle-bad "$D" bundle verify "$(dpath bundle-bad.zip)"
+expect_rc bundle-bad 3 "bundle verify of a corrupted bundle"
+
+# Offline: an empty cache and the mirror settings pointing at a port nothing listens on.
+DEAD="http://127.0.0.1:9/"
+OFF="offline/7.0.12.0/Python for CEM"
+mkdir -p "$D/$OFF" "$D/empty-cache"
+WIN_CACHE=$(dpath empty-cache) EXTPY_PYTHON_MIRROR=$DEAD EXTPY_INDEX_URL=$DEAD \
+  win build-b "$D/$OFF" build --bundle "$(dpath bundle-win.zip)" --offline
+expect_rc build-b 0 "build --bundle with no argument, offline, empty cache"
+check "build --bundle printed: Generating python at location: $(dpath "$OFF/contents/Python/external")" \
+  grep -qxF "Generating python at location: $(dpath "$OFF/contents/Python/external")" "$OUT/build-b.err" "$OUT/build-b.out"
+check "the build from the bundle has the same seal" test "$(seal_of "$D/$OFF/contents/Python/external")" = "$WSEAL"
+WIN_CACHE=$(dpath empty-cache) EXTPY_PYTHON_MIRROR=$DEAD EXTPY_INDEX_URL=$DEAD \
+  win layout-b "$D" layout "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu2' --bundle "$(dpath bundle-win.zip)" --offline
+expect_rc layout-b 0 "layout --bundle offline into D:\\SCP\\vu2"
+win vtopo-b "$D" verify --topology "$TOPO" --node HAC1 --vu-root 'D:\SCP\vu2'
+expect_rc vtopo-b 0 "verify --topology of the VUs laid out from the bundle"
+win build-nob "$D/$OFF" build --bundle "$(dpath missing.zip)" --offline
+expect_rc build-nob 2 "build --bundle naming a missing bundle"
+
+# --- failure paths of fetching ------------------------------------------------------------
+WIN_CACHE=$(dpath empty-cache2) win fetch-off "$D" fetch --offline
+expect_rc fetch-off 4 "fetch --offline with an empty cache"
+check "fetch --offline named a missing file" grep -q "embed-amd64.zip" "$OUT/fetch-off.err"
+WIN_CACHE=$(dpath empty-cache3) EXTPY_PYTHON_MIRROR=$DEAD EXTPY_INDEX_URL=$DEAD \
+  win fetch-dead "$D" --retries 1 fetch
+expect_rc fetch-dead 4 "fetch from a port nothing listens on"
+start_mirror bad --fault "$ZIP_PATH=wrong-bytes" --fault "$ZIP_PATH=wrong-bytes" \
+  --fault "$ZIP_PATH=wrong-bytes" --fault "$ZIP_PATH=wrong-bytes" --fault "$ZIP_PATH=wrong-bytes" || true
+WIN_CACHE=$(dpath empty-cache4) EXTPY_PYTHON_MIRROR=$(mirror_env bad EXTPY_PYTHON_MIRROR) \
+  EXTPY_INDEX_URL=$(mirror_env bad EXTPY_INDEX_URL) win fetch-wrong "$D" --retries 1 fetch
+expect_rc fetch-wrong 3 "fetch of a file whose bytes do not match the pin"
+check "nothing unverified entered the cache" \
+  bash -c '! find "$1" -name "*embed-amd64.zip" -size +0 | grep -q .' _ "$D/empty-cache4"
+
+# --- the unit tests for Windows, under Wine; clippy for the Windows target ---------------
+if [ -z "$SKIP_UNIT" ]; then
+  win_toolchain >/dev/null
+  export CARGO_TARGET_DIR=$ROOT/target/windows
+  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=$WINE "$WIN_CARGO" test --locked --target "$WIN_TARGET" \
+    "${WIN_BUILD_STD[@]}" --lib >"$OUT/unit.out" 2>&1
+  RC=$?
+  expect_rc unit 0 "unit tests for Windows under Wine ($(grep -o '[0-9]* passed; [0-9]* failed; [0-9]* ignored' "$OUT/unit.out" | tail -1))"
+  [ "$RC" = 0 ] || tail -40 "$OUT/unit.out"
+  win_clippy >"$OUT/clippy.out" 2>&1
+  RC=$?
+  expect_rc clippy 0 "clippy --all-targets for $WIN_TARGET with -D warnings"
+  [ "$RC" = 0 ] || tail -40 "$OUT/clippy.out"
+  unset CARGO_TARGET_DIR
+fi
+
+echo "windows-lane: $PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
