@@ -264,6 +264,18 @@ PY
 win bundle-bad "$D" bundle verify "$(dpath bundle-bad.zip)"
 expect_rc bundle-bad 3 "bundle verify of a corrupted bundle"
 
+# The exe for Windows nodes, bundled on Linux and taken from the bundle by the rollout.
+lin bundle-exe "$D" bundle create "$D/bundle-exe.zip" --topology "$D/topology.yaml" --include-exe "$EXE"
+expect_rc bundle-exe 0 "bundle create --include-exe extpy.exe on Linux"
+lin rollout "$D" rollout --bundle "$D/bundle-exe.zip" --out "$D/rollout" --target windows
+expect_rc rollout 0 "rollout --target windows with the exe from the bundle"
+check "the rollout ships the very extpy.exe that was bundled" cmp "$EXE" "$D/rollout/files/extpy.exe"
+EXE_SAVED=$EXE
+EXE=$D/rollout/files/extpy.exe
+win bundle-exe-verify "$D" bundle verify "$(dpath bundle-exe.zip)"
+expect_rc bundle-exe-verify 0 "that extpy.exe runs on Windows and verifies the bundle that carried it"
+EXE=$EXE_SAVED
+
 # Offline: an empty cache and the mirror settings pointing at a port nothing listens on.
 DEAD="http://127.0.0.1:9/"
 OFF="offline/7.0.12.0/Python for CEM"

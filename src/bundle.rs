@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,8 @@ pub const TOPOLOGY: &str = "topology.yaml";
 pub const PLAN: &str = "plan.md";
 /// Where artifacts live in the bundle.
 pub const ARTIFACTS: &str = "artifacts/";
+/// The entry of an extpy for Windows nodes (`rollout --target windows` takes it).
+pub const WINDOWS_EXE: &str = "bin/extpy.exe";
 const FORMAT: &str = "extpy-bundle/1";
 const DOS_EPOCH: u64 = 315_532_800; // 1980-01-01T00:00:00Z, the earliest time a zip can hold
 
@@ -63,6 +65,20 @@ pub enum BundleError {
     /// A file could not be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// `--include-exe` names a file that is not there.
+    #[error("--include-exe {}: no such file\n  help: build extpy.exe with scripts/build-windows.sh (it writes target/windows/x86_64-pc-windows-gnu/release/extpy.exe) or take it from the release archive", path.display())]
+    ExeMissing {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `--include-exe` names a file that Windows nodes cannot run.
+    #[error("--include-exe {}: not a Windows x86-64 executable: {reason}\n  help: pass the extpy.exe built for x86_64-pc-windows-gnu (scripts/build-windows.sh) or the one from the release archive", path.display())]
+    NotWindowsExe {
+        /// The path given.
+        path: PathBuf,
+        /// What the file is instead.
+        reason: String,
+    },
     /// An artifact changed between fetch and bundling.
     #[error(
         "{file}: the cached copy no longer matches its pin (sha256 {actual}, pinned {expected}); run `extpy fetch` again"
@@ -84,7 +100,10 @@ impl BundleError {
         match self {
             BundleError::Archive(a) => a.exit_code(),
             BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,
-            BundleError::Input(_) | BundleError::NotFound { .. } => ExitCode::Input,
+            BundleError::Input(_)
+            | BundleError::NotFound { .. }
+            | BundleError::ExeMissing { .. }
+            | BundleError::NotWindowsExe { .. } => ExitCode::Input,
             BundleError::Io(e) => e.exit_code(),
         }
     }
@@ -168,8 +187,8 @@ pub struct Extras {
     pub topology: Option<String>,
     /// The rendered plan.
     pub plan: Option<String>,
-    /// The extpy executable to include (its file name decides the entry's name).
-    pub executable: Option<PathBuf>,
+    /// The extpy executable to include, and its entry (`bin/extpy` or [`WINDOWS_EXE`]).
+    pub executable: Option<(PathBuf, String)>,
     /// `SOURCE_DATE_EPOCH`: the time every entry carries (default 1980-01-01).
     pub epoch: Option<u64>,
 }
@@ -208,13 +227,7 @@ pub fn create(
         });
     }
     let executable = match &extras.executable {
-        Some(exe) => {
-            let name = format!(
-                "bin/{}",
-                exe.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "extpy".into())
-            );
+        Some((exe, name)) => {
             let (sha256, _) = hash_file(exe).map_err(at(exe, "cannot read"))?;
             entries.push(NewEntry {
                 name: name.clone(),
@@ -222,7 +235,7 @@ pub fn create(
                 sha256,
                 executable: true,
             });
-            Some(name)
+            Some(name.clone())
         }
         None => None,
     };
@@ -284,6 +297,61 @@ pub fn create(
         size,
         entries: count,
     })
+}
+
+/// Checks that `path` is an executable Windows nodes run: a PE32+ image for x86-64 that is
+/// not a DLL. Only the headers are read.
+pub fn check_windows_exe(path: &Path) -> Result<(), BundleError> {
+    let mut head = Vec::with_capacity(4096);
+    match File::open(path) {
+        Ok(f) => f.take(4096).read_to_end(&mut head),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => BundleError::ExeMissing {
+            path: path.to_path_buf(),
+        },
+        _ => BundleError::Io(IoError::new(path.to_path_buf(), "cannot read", source)),
+    })?;
+    pe_problem(&head).map_or(Ok(()), |reason| {
+        Err(BundleError::NotWindowsExe {
+            path: path.to_path_buf(),
+            reason,
+        })
+    })
+}
+
+/// What keeps the first bytes of a file from being a PE32+ x86-64 executable, if anything.
+fn pe_problem(head: &[u8]) -> Option<String> {
+    let u16_at = |i: usize| head.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |i: usize| {
+        head.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if head.starts_with(b"\x7fELF") {
+        return Some("it is an ELF (Linux) executable".into());
+    }
+    if !head.starts_with(b"MZ") {
+        return Some("it does not start with the MZ header of a Windows program".into());
+    }
+    let Some(pe) = u32_at(0x3c).map(|o| o as usize) else {
+        return Some("it ends inside the MZ header".into());
+    };
+    if head.get(pe..pe + 4) != Some(b"PE\0\0".as_slice()) {
+        return Some("it has no PE header (an MS-DOS program, or damaged)".into());
+    }
+    let (Some(machine), Some(flags), Some(magic)) =
+        (u16_at(pe + 4), u16_at(pe + 22), u16_at(pe + 24))
+    else {
+        return Some("it ends inside the PE header".into());
+    };
+    match (magic, machine) {
+        (0x20b, 0x8664) if flags & 0x2000 != 0 => Some("it is a DLL, not a program".into()),
+        (0x20b, 0x8664) => None,
+        (0x10b, _) => Some("it is a 32-bit (PE32) program".into()),
+        (0x20b, m) => Some(format!("it is built for machine type {m:#06x}, not x86-64")),
+        (m, _) => Some(format!("its optional header magic {m:#06x} is not PE32+")),
+    }
 }
 
 fn write_zip(path: &Path, entries: &[NewEntry], epoch: Option<u64>) -> Result<usize, BundleError> {
@@ -762,5 +830,53 @@ mod tests {
             (t.year(), t.month(), t.day(), t.hour(), t.minute()),
             (2023, 11, 14, 22, 13)
         );
+    }
+
+    /// The first bytes of a PE image: MZ header, PE signature at 0x40, COFF header, magic.
+    fn pe(machine: u16, characteristics: u16, magic: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 0x200];
+        b[..2].copy_from_slice(b"MZ");
+        b[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        b[0x40..0x44].copy_from_slice(b"PE\0\0");
+        b[0x44..0x46].copy_from_slice(&machine.to_le_bytes());
+        b[0x56..0x58].copy_from_slice(&characteristics.to_le_bytes());
+        b[0x58..0x5a].copy_from_slice(&magic.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn only_a_pe32_plus_x86_64_program_is_a_windows_exe() {
+        assert_eq!(pe_problem(&pe(0x8664, 0x22, 0x20b)), None);
+        let why = |b: &[u8]| pe_problem(b).unwrap_or_default();
+        assert!(why(&pe(0x8664, 0x2022, 0x20b)).contains("DLL"));
+        assert!(why(&pe(0x14c, 0x102, 0x10b)).contains("32-bit"));
+        assert!(why(&pe(0xaa64, 0x22, 0x20b)).contains("0xaa64"));
+        assert!(why(b"\x7fELF\x02\x01\x01").contains("ELF"));
+        assert!(why(b"#!/bin/sh\n").contains("MZ header"));
+        assert!(why(b"MZ\x90").contains("inside the MZ header"));
+        let mut dos = pe(0x8664, 0x22, 0x20b);
+        dos[0x40..0x44].copy_from_slice(b"NE\0\0");
+        assert!(why(&dos).contains("no PE header"));
+        assert!(why(&pe(0x8664, 0x22, 0x20b)[..0x50]).contains("inside the PE header"));
+    }
+
+    #[test]
+    fn a_missing_or_foreign_exe_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("extpy.exe");
+        let err = check_windows_exe(&missing).unwrap_err();
+        assert!(matches!(err, BundleError::ExeMissing { .. }), "{err}");
+        assert!(err.to_string().contains("extpy.exe: no such file"), "{err}");
+        let text = dir.path().join("notes.txt");
+        fs::write(&text, "hello").unwrap();
+        let err = check_windows_exe(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("notes.txt: not a Windows x86-64 executable"),
+            "{err}"
+        );
+        assert!(err.contains("help: "), "{err}");
+        let good = dir.path().join("good.exe");
+        fs::write(&good, pe(0x8664, 0x22, 0x20b)).unwrap();
+        check_windows_exe(&good).unwrap();
     }
 }

@@ -451,6 +451,8 @@ pub struct BundleCreateArgs {
     pub topology: Option<PathBuf>,
     /// Include this extpy executable (bin/extpy or bin/extpy.exe)
     pub include_self: bool,
+    /// Include this extpy.exe for Windows nodes (bin/extpy.exe)
+    pub include_exe: Option<PathBuf>,
 }
 
 /// Arguments of `extpy rollout`.
@@ -494,7 +496,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         })?,
         (None, false) => {
             let wanted = if args.target == rollout::Target::Windows {
-                "bin/extpy.exe"
+                bundle::WINDOWS_EXE
             } else {
                 "bin/extpy"
             };
@@ -502,7 +504,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
             let dest = dir.path().join("extpy");
             if !bundle.extract_entry(wanted, &dest)? {
                 return Err(rollout::RolloutError::NoExecutable(format!(
-                    "the nodes need an extpy built for {:?}: pass --extpy PATH, or make the bundle on such a machine with --include-self",
+                    "the nodes need an extpy built for {:?}: pass --extpy PATH, or make the bundle with --include-exe PATH (an extpy.exe for Windows) or on such a machine with --include-self",
                     args.target
                 ))
                 .into());
@@ -605,14 +607,23 @@ pub fn bundle_create(
         };
         runbook::build(t, &manifest, not_checked(), &options).render(runbook::Format::Markdown)
     });
-    let executable = if args.include_self {
-        Some(std::env::current_exe().map_err(|source| {
+    let executable = if let Some(exe) = &args.include_exe {
+        bundle::check_windows_exe(exe)?;
+        Some((exe.clone(), bundle::WINDOWS_EXE.to_string()))
+    } else if args.include_self {
+        let exe = std::env::current_exe().map_err(|source| {
             IoError::new(
                 PathBuf::from("extpy"),
                 "cannot find the running executable",
                 source,
             )
-        })?)
+        })?;
+        let name = if cfg!(windows) {
+            bundle::WINDOWS_EXE
+        } else {
+            "bin/extpy"
+        };
+        Some((exe, name.to_string()))
     } else {
         None
     };

@@ -268,8 +268,12 @@ struct BundleCreateArgs {
     #[arg(long, value_name = "FILE")]
     topology: Option<PathBuf>,
     /// Include this extpy executable (bin/extpy or bin/extpy.exe)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "include_exe")]
     include_self: bool,
+    /// Include this extpy.exe for Windows nodes (bin/extpy.exe), e.g. one built on Linux by
+    /// scripts/build-windows.sh; `rollout --target windows` takes it from the bundle
+    #[arg(long, value_name = "PATH")]
+    include_exe: Option<PathBuf>,
 }
 
 /// Arguments of `extpy rollout`.
@@ -414,7 +418,7 @@ plain_args! {
     VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
     LayoutArgs { topology, out, node, vu_root, dist, bundle, repair, dry_run }
     PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report }
-    BundleCreateArgs { out, topology, include_self }
+    BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
     MergeArgs { dirs, topology }
     DoctorArgs { targets, export, resolve }

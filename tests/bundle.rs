@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use support::fixtures::{RawEntry, raw_zip};
+use support::fixtures::{RawEntry, raw_zip, windows_exe};
 use support::{World, extpy, run};
 
 fn s(p: &Path) -> &str {
@@ -530,6 +530,106 @@ fn include_self_adds_the_executable() {
     let mut c = extpy();
     c.args(["bundle", "verify", s(&out)]);
     run(c).ok();
+}
+
+#[test]
+fn include_exe_carries_a_windows_exe_made_elsewhere() {
+    let w = World::new();
+    let exe = w.path("extpy-0.1.0.exe");
+    fs::write(&exe, windows_exe(b"the rest of extpy.exe")).unwrap();
+    let (a, b) = (w.path("a.zip"), w.path("b.zip"));
+    for out in [&a, &b] {
+        w.run(&["bundle", "create", s(out), "--include-exe", s(&exe)])
+            .ok();
+    }
+    assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+    let all = entries(&a);
+    let find = |name: &str| all.iter().find(|(n, _)| n == name).map(|(_, d)| d.clone());
+    // Whatever the file is called, the entry is the one `rollout --target windows` takes.
+    assert_eq!(find("bin/extpy.exe"), Some(fs::read(&exe).unwrap()));
+    let sums = String::from_utf8(find("SHA256SUMS").unwrap()).unwrap();
+    let digest = extpy::digest::Sha256Digest::of(&fs::read(&exe).unwrap()).to_string();
+    let line = format!("{digest}  bin/extpy.exe");
+    assert!(sums.lines().any(|l| l.trim_end() == line), "{sums}");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&find("extpy-bundle.json").unwrap()).unwrap();
+    assert_eq!(meta["executable"], "bin/extpy.exe");
+    let mut c = extpy();
+    c.args(["bundle", "verify", s(&a)]);
+    run(c).ok();
+
+    // The exe is held to SHA256SUMS like everything else.
+    let tampered: Vec<(String, Vec<u8>)> = all
+        .into_iter()
+        .map(|(n, mut d)| {
+            if n == "bin/extpy.exe" {
+                *d.last_mut().unwrap() ^= 1;
+            }
+            (n, d)
+        })
+        .collect();
+    let bad = w.path("bad.zip");
+    write_zip(&bad, &tampered);
+    let mut c = extpy();
+    c.args(["bundle", "verify", s(&bad)]);
+    let r = run(c).code(3);
+    assert!(
+        r.stdout.contains("bin/extpy.exe") || r.stderr.contains("bin/extpy.exe"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+#[test]
+fn include_exe_refuses_a_missing_file_and_anything_but_a_windows_program() {
+    let w = World::new();
+    let out = w.path("b.zip");
+    let missing = w.path("nope.exe");
+    let r = w
+        .run(&["bundle", "create", s(&out), "--include-exe", s(&missing)])
+        .code(2);
+    assert!(r.stderr.contains("nope.exe: no such file"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("scripts/build-windows.sh"),
+        "{}",
+        r.stderr
+    );
+    let linux = w.path("extpy");
+    fs::copy(env!("CARGO_BIN_EXE_extpy"), &linux).unwrap();
+    let script = w.path("get-py.ps1");
+    fs::write(&script, "param($Dest)\n").unwrap();
+    let mut x86 = windows_exe(b"");
+    x86[0x44..0x46].copy_from_slice(&0x14cu16.to_le_bytes());
+    x86[0x58..0x5a].copy_from_slice(&0x10bu16.to_le_bytes());
+    let x86_path = w.path("extpy32.exe");
+    fs::write(&x86_path, x86).unwrap();
+    for (file, why) in [
+        (&linux, "it is an ELF (Linux) executable"),
+        (&script, "does not start with the MZ header"),
+        (&x86_path, "32-bit"),
+    ] {
+        let r = w
+            .run(&["bundle", "create", s(&out), "--include-exe", s(file)])
+            .code(2);
+        assert!(
+            r.stderr.contains("not a Windows x86-64 executable") && r.stderr.contains(why),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = w
+        .run(&[
+            "bundle",
+            "create",
+            s(&out),
+            "--include-exe",
+            s(&linux),
+            "--include-self",
+        ])
+        .code(2);
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
+    assert!(!out.exists());
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::fixtures::windows_exe;
 use support::{Run, World, extpy, run};
 
 fn s(p: &Path) -> &str {
@@ -349,6 +350,43 @@ fn windows_project_passes_syntax_check() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows, rollout --target windows ships the extpy.exe that runs it"
+)]
+fn a_windows_rollout_takes_the_exe_from_a_bundle_made_on_linux() {
+    let site = site();
+    let exe = site.w.path("built/extpy.exe");
+    fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    fs::write(&exe, windows_exe(b"made by scripts/build-windows.sh")).unwrap();
+    let bundle = site.w.path("with-exe.zip");
+    site.w
+        .run(&[
+            "bundle",
+            "create",
+            s(&bundle),
+            "--topology",
+            s(&site.topology),
+            "--include-exe",
+            s(&exe),
+        ])
+        .ok();
+    let project = site.w.path("ro");
+    let mut c = extpy();
+    c.args(["rollout", "--bundle", s(&bundle), "--out", s(&project)]);
+    run(c).ok();
+    assert_eq!(
+        fs::read(project.join("files/extpy.exe")).unwrap(),
+        fs::read(&exe).unwrap()
+    );
+    let playbook_text = fs::read_to_string(project.join("rollout.yml")).unwrap();
+    assert!(
+        playbook_text.contains("ansible.windows.win_copy"),
+        "{playbook_text}"
+    );
+}
+
+#[test]
 fn a_windows_target_needs_a_windows_extpy() {
     if cfg!(windows) {
         return;
@@ -364,6 +402,7 @@ fn a_windows_target_needs_a_windows_extpy() {
     ]);
     let r = run(c).code(2);
     assert!(r.stderr.contains("pass --extpy PATH"), "{}", r.stderr);
+    assert!(r.stderr.contains("--include-exe PATH"), "{}", r.stderr);
     assert!(!site.w.path("ro").exists());
 }
 

@@ -341,3 +341,17 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A file with the headers of a Windows x86-64 program (PE32+), followed by `body`: what
+/// `bundle create --include-exe` accepts, without building a real extpy.exe.
+pub fn windows_exe(body: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 0x200];
+    b[..2].copy_from_slice(b"MZ");
+    b[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+    b[0x40..0x44].copy_from_slice(b"PE\0\0");
+    b[0x44..0x46].copy_from_slice(&0x8664u16.to_le_bytes());
+    b[0x56..0x58].copy_from_slice(&0x22u16.to_le_bytes());
+    b[0x58..0x5a].copy_from_slice(&0x20bu16.to_le_bytes());
+    b.extend_from_slice(body);
+    b
+}
