@@ -12,6 +12,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+use pep508_rs::{Requirement, VersionOrUrl};
+
 use crate::digest::Sha256Digest;
 pub use wheel::{WheelFilename, normalize_name};
 pub use yaml::{InputError, Origin};
@@ -173,6 +175,8 @@ pub struct Artifact {
     pub sha256: Sha256Digest,
     /// An explicit URL that overrides the configured sources.
     pub url: Option<Url>,
+    /// Its size in bytes, when the manifest states it (`extpy lock` writes it).
+    pub size: Option<u64>,
     /// The manifest line that pins it.
     pub line: Option<usize>,
     /// For wheels: the PEP 503 project name used on the index.
@@ -219,6 +223,8 @@ pub struct Manifest {
     pub embeddable: Artifact,
     /// The wheels, in manifest order.
     pub wheels: Vec<Wheel>,
+    /// What CEM needs (`requires:`, PEP 508), which `extpy lock` resolves into the pins.
+    pub requires: Vec<Requirement>,
     /// A digest over the manifest's meaning (not its comments or layout).
     pub digest: Sha256Digest,
 }
@@ -230,6 +236,8 @@ struct RawManifest {
     name: String,
     python: RawPython,
     embeddable: RawArtifact,
+    #[serde(default)]
+    requires: Vec<String>,
     #[serde(default)]
     wheels: Vec<RawArtifact>,
 }
@@ -327,6 +335,7 @@ impl Manifest {
             file: raw.embeddable.file,
             sha256: raw.embeddable.sha256,
             url: raw.embeddable.url,
+            size: raw.embeddable.size,
             project: None,
             size: raw.embeddable.size,
         };
@@ -393,6 +402,7 @@ impl Manifest {
                     file: raw_wheel.file,
                     sha256: raw_wheel.sha256,
                     url: raw_wheel.url,
+                    size: raw_wheel.size,
                     line,
                     project: Some(project),
                     size: raw_wheel.size,
@@ -401,6 +411,7 @@ impl Manifest {
             });
         }
 
+        let requires = parse_requires(&origin, text, &raw.requires)?;
         let mut manifest = Manifest {
             origin,
             text: text.to_string(),
@@ -409,12 +420,16 @@ impl Manifest {
             platform,
             embeddable,
             wheels,
+            requires,
             digest: Sha256Digest::of(b""),
         };
         manifest.digest = manifest.compute_digest();
         Ok(manifest)
     }
 
+    // The digest identifies the distribution a build makes: `requires:` is the input of
+    // `extpy lock` and changes no byte of it, so it stays out (as does `size:`, which the
+    // sha256 already fixes).
     fn compute_digest(&self) -> Sha256Digest {
         let canonical = Canonical {
             schema: 1,
@@ -456,6 +471,48 @@ impl Manifest {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| "manifest.yaml".into())
     }
+}
+
+/// Parses `requires:`: PEP 508 requirements on index projects, each project named once.
+fn parse_requires(
+    origin: &Origin,
+    text: &str,
+    raw: &[String],
+) -> Result<Vec<Requirement>, InputError> {
+    let mut out: Vec<Requirement> = Vec::with_capacity(raw.len());
+    for (i, item) in raw.iter().enumerate() {
+        let line = yaml::locate(text, item.trim(), 0).or_else(|| yaml::locate(text, "requires", 0));
+        let field = format!("requires[{i}]");
+        let req = Requirement::from_str(item).map_err(|e| {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or("").to_string();
+            InputError::at(origin, line, &field, format!("{item:?} is not a PEP 508 requirement: {first}"))
+                .with_help("write a project name with optional extras, versions and marker, like `msal[broker]>=1.39; python_version >= \"3.9\"`")
+        })?;
+        if matches!(req.version_or_url, Some(VersionOrUrl::Url(_))) {
+            return Err(InputError::at(
+                origin,
+                line,
+                &field,
+                format!("{item:?} names a URL; extpy locks requirements from the index only"),
+            )
+            .with_help("name the project and a version range; the index supplies the files"));
+        }
+        if let Some(j) = out.iter().position(|r| r.name == req.name) {
+            return Err(InputError::at(
+                origin,
+                line,
+                &field,
+                format!(
+                    "project {:?} is required twice (also requires[{j}])",
+                    req.name.to_string()
+                ),
+            )
+            .with_help("combine the two into one requirement, e.g. `name>=1,<2`"));
+        }
+        out.push(req);
+    }
+    Ok(out)
 }
 
 fn check_url(
@@ -621,6 +678,44 @@ mod tests {
             err.to_string().contains("python-3.12.10-embed-amd64.zip"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn requires_are_parsed_and_checked_with_lines() {
+        let text = doc(&format!(
+            "  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"
+        ))
+        .replace(
+            "wheels:\n",
+            "requires:\n  - msal[broker]>=1.39\n  - \"requests; sys_platform == 'win32'\"\nwheels:\n",
+        );
+        let m = parse(&text).unwrap();
+        assert_eq!(m.requires.len(), 2);
+        assert_eq!(m.requires[0].name.to_string(), "msal");
+        assert_eq!(m.requires[0].extras[0].to_string(), "broker");
+        let a = parse(&doc(&format!(
+            "  - file: msal-1.39.0-py3-none-any.whl\n    sha256: {SHA_B}\n"
+        )))
+        .unwrap();
+        assert_eq!(
+            a.digest, m.digest,
+            "requires: does not change the distribution"
+        );
+
+        let bad = text.replace("msal[broker]>=1.39", "msal >>= 1");
+        let err = parse(&bad).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("requires[0]"), "{err}");
+        assert_eq!(err.line, Some(10), "{err}");
+        assert!(err.message.contains("not a PEP 508 requirement"), "{err}");
+
+        let url = text.replace("msal[broker]>=1.39", "msal @ https://example.invalid/m.whl");
+        let err = parse(&url).unwrap_err();
+        assert!(err.message.contains("names a URL"), "{err}");
+
+        let twice = text.replace("requests;", "MSAL;");
+        let err = parse(&twice).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("requires[1]"), "{err}");
+        assert!(err.message.contains("required twice"), "{err}");
     }
 
     #[test]
