@@ -54,6 +54,8 @@ pub enum CommandName {
     ReportMerge,
     /// `extpy mail check`.
     MailCheck,
+    /// `extpy lock`.
+    Lock,
 }
 
 impl CommandName {
@@ -72,6 +74,7 @@ impl CommandName {
             CommandName::Rollout => "rollout",
             CommandName::ReportMerge => "report merge",
             CommandName::MailCheck => "mail check",
+            CommandName::Lock => "lock",
         }
     }
 }
@@ -197,6 +200,60 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     let report = assemble::execute(&plan, &manifest, &options, reporter)?;
     drop(resolved);
     Ok(Outcome::new(CommandName::Build, &report, report.render()))
+}
+
+/// Arguments of `extpy lock`.
+#[derive(Debug)]
+pub struct LockArgs {
+    /// Upgrade every pin to the newest version the requirements allow.
+    pub upgrade: bool,
+    /// Upgrade only these packages.
+    pub upgrade_package: Vec<String>,
+    /// Change nothing; fail when the pins are stale.
+    pub check: bool,
+    /// Write the locked manifest here instead of over the manifest.
+    pub out: Option<PathBuf>,
+    /// Leave url: and size: out of the pins.
+    pub no_urls: bool,
+}
+
+/// `extpy lock`.
+pub fn lock(s: &Settings, args: LockArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let inputs = crate::lock::LockInputs {
+        path: s.manifest.clone(),
+        manifest: s.load_manifest()?,
+        sources: s.sources()?,
+        net: s.net_options()?,
+        cache_dir: s.cache_dir.clone(),
+    };
+    let options = crate::lock::LockOptions {
+        upgrade: args.upgrade,
+        upgrade_packages: args.upgrade_package,
+        check: args.check,
+        out: args.out,
+        no_urls: args.no_urls,
+    };
+    let report = crate::lock::lock(&inputs, &options, reporter).map_err(|e| {
+        let e = match e {
+            crate::lock::LockError::Net(n)
+            | crate::lock::LockError::Source(crate::source::SourceError::Net(n)) => Error::Net(n),
+            other => Error::Lock(other),
+        };
+        explain_tls(e, s, "lock")
+    })?;
+    for w in &report.warnings {
+        reporter.warn(w);
+    }
+    let stale = report.stale && args.check;
+    let count = report.changes.len();
+    Ok(
+        Outcome::new(CommandName::Lock, &report, report.render()).failing_if(stale, || {
+            format!(
+                "the lock is stale: {count} pin(s) would change\n  help: run `extpy lock{}` and commit the manifest",
+                if args.upgrade { " --upgrade" } else { "" }
+            )
+        }),
+    )
 }
 
 /// Arguments of `extpy verify`.

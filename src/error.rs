@@ -48,6 +48,9 @@ pub enum Error {
     /// Writing a rollout project failed.
     #[error(transparent)]
     Rollout(#[from] crate::rollout::RolloutError),
+    /// `extpy lock` failed.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// Laying out VU folders failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -102,6 +105,7 @@ impl Error {
             Error::Doctor(e) => e.exit_code(),
             Error::Place(e) => e.exit_code(),
             Error::Io(e) => e.exit_code(),
+            Error::Lock(e) => e.exit_code(),
         }
     }
 }

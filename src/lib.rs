@@ -13,6 +13,7 @@ pub mod fsio;
 pub mod inputs;
 pub mod layout;
 pub mod limits;
+pub mod lock;
 pub mod mail;
 pub mod manifest;
 pub mod net;

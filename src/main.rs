@@ -112,6 +112,12 @@ enum Command {
     Layout(LayoutArgs),
     /// Write the step plan (runbook) for a topology: every IA/SC step with its concrete values
     Plan(PlanArgs),
+    /// Resolve the manifest's requires: into pins from the index, for its Python and platform
+    ///
+    /// Keeps current pins unless --upgrade/--upgrade-package or a requirement forces a change,
+    /// prints what changed and why, and rewrites only the pins of the manifest (comments and
+    /// order kept), atomically. --check changes nothing and exits 3 when the lock is stale.
+    Lock(LockArgs),
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -257,6 +263,26 @@ struct PlanArgs {
     /// Put the results of a saved `extpy doctor --json` in the plan
     #[arg(long, value_name = "FILE")]
     doctor_report: Option<PathBuf>,
+}
+
+/// Arguments of `extpy lock`.
+#[derive(Debug, Args)]
+struct LockArgs {
+    /// Upgrade every pin to the newest version the requirements allow
+    #[arg(long, conflicts_with = "upgrade_package")]
+    upgrade: bool,
+    /// Upgrade only this package (repeatable); every other pin stays if it can
+    #[arg(long, value_name = "NAME")]
+    upgrade_package: Vec<String>,
+    /// Change nothing; exit 3 when the pins are stale (with --upgrade: when newer versions exist)
+    #[arg(long, conflicts_with = "out")]
+    check: bool,
+    /// Write the locked manifest here instead of over --manifest
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Leave url: and size: out of the pins (fetch then finds the files through --index-url)
+    #[arg(long)]
+    no_urls: bool,
 }
 
 /// Arguments of `extpy bundle create`.
@@ -421,6 +447,7 @@ plain_args! {
     BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
     MergeArgs { dirs, topology }
+    LockArgs { upgrade, upgrade_package, check, out, no_urls }
     DoctorArgs { targets, export, resolve }
     MailEndpointArgs { authority_url, imap_host, smtp_host }
     MailCheckArgs { topology, server, queue, endpoints }
@@ -507,6 +534,7 @@ fn command_name(c: &Command) -> CommandName {
         Command::Bundle(BundleCommand::Inspect { .. }) => CommandName::BundleInspect,
         Command::Doctor(_) => CommandName::Doctor,
         Command::Rollout(_) => CommandName::Rollout,
+        Command::Lock(_) => CommandName::Lock,
         Command::Report(ReportCommand::Merge(_)) => CommandName::ReportMerge,
         Command::Mail(MailCommand::Check(_)) => CommandName::MailCheck,
     }
@@ -541,6 +569,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Bundle(BundleCommand::Inspect { bundle }) => commands::bundle_inspect(&bundle),
         Command::Doctor(args) => commands::doctor(s, args.into(), reporter),
         Command::Rollout(args) => commands::rollout(s, args.into(), reporter),
+        Command::Lock(args) => commands::lock(s, args.into(), reporter),
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args.into()),
         Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args.into(), reporter),
     }

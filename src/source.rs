@@ -248,8 +248,43 @@ pub fn parse_simple_page(
     body: &[u8],
     file: &str,
 ) -> Result<Option<IndexEntry>, SourceError> {
+    Ok(parse_project_page(page_url, content_type, body)?
+        .into_iter()
+        .find(|f| f.filename == file)
+        .map(|f| IndexEntry {
+            url: f.url,
+            sha256: f.sha256,
+            yanked: f.yanked,
+        }))
+}
+
+/// A file as a project page lists it, with everything a resolver needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// The file name.
+    pub filename: String,
+    /// Its download URL, absolute, without fragment.
+    pub url: Url,
+    /// Its sha256 when the index publishes one.
+    pub sha256: Option<Sha256Digest>,
+    /// `Requires-Python`, as published (PEP 345 specifiers).
+    pub requires_python: Option<String>,
+    /// The yank reason (empty when none given), when yanked.
+    pub yanked: Option<String>,
+    /// PEP 658/714: the index serves `<url>.metadata`; `Some(Some(h))` with its sha256.
+    pub core_metadata: Option<Option<Sha256Digest>>,
+    /// Its size in bytes, when published (PEP 700).
+    pub size: Option<u64>,
+}
+
+/// Every file of a Simple API project page, JSON (PEP 691) or HTML (PEP 503), by content type.
+pub fn parse_project_page(
+    page_url: &Url,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Vec<ListedFile>, SourceError> {
     if content_type.contains("json") {
-        parse_simple_json(page_url, body, file)
+        parse_simple_json(page_url, body)
     } else {
         let text = String::from_utf8_lossy(body);
         if !(content_type.contains("html") || content_type.is_empty() || text.contains("<a")) {
@@ -258,7 +293,7 @@ pub fn parse_simple_page(
                 reason: format!("content type {content_type:?}"),
             });
         }
-        Ok(parse_simple_html(page_url, &text, file))
+        parse_simple_html(page_url, &text)
     }
 }
 
@@ -273,43 +308,89 @@ struct JsonFile {
     url: String,
     #[serde(default)]
     hashes: std::collections::HashMap<String, String>,
+    #[serde(default, rename = "requires-python")]
+    requires_python: Option<String>,
     #[serde(default)]
-    yanked: Option<serde_json::Value>,
+    yanked: Option<JsonFlag>,
+    #[serde(default, rename = "core-metadata")]
+    core_metadata: Option<JsonFlag>,
+    #[serde(default, rename = "dist-info-metadata")]
+    dist_info_metadata: Option<JsonFlag>,
+    #[serde(default)]
+    size: Option<u64>,
 }
 
-fn parse_simple_json(
-    page_url: &Url,
-    body: &[u8],
-    file: &str,
-) -> Result<Option<IndexEntry>, SourceError> {
-    let page: JsonPage = serde_json::from_slice(body).map_err(|e| SourceError::BadPage {
-        url: page_url.clone(),
-        reason: format!("invalid JSON: {e}"),
-    })?;
-    let Some(f) = page.files.into_iter().find(|f| f.filename == file) else {
-        return Ok(None);
-    };
-    let url = page_url.join(&f.url).map_err(|e| SourceError::BadPage {
-        url: page_url.clone(),
-        reason: format!("bad file URL {:?}: {e}", f.url),
-    })?;
-    let sha256 = f.hashes.get("sha256").and_then(|h| h.parse().ok());
-    let yanked = match f.yanked {
-        Some(serde_json::Value::Bool(true)) => Some(String::new()),
-        Some(serde_json::Value::String(s)) => Some(s),
-        _ => None,
-    };
-    Ok(Some(IndexEntry {
-        url,
-        sha256,
-        yanked,
-    }))
+/// `false`/`true`, a reason string (yanked) or a hash table (metadata).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonFlag {
+    Bool(bool),
+    Text(String),
+    Hashes(std::collections::HashMap<String, String>),
 }
 
-fn parse_simple_html(page_url: &Url, html: &str, file: &str) -> Option<IndexEntry> {
+fn bad_page(page_url: &Url, reason: String) -> SourceError {
+    SourceError::BadPage {
+        url: page_url.clone(),
+        reason,
+    }
+}
+
+fn page_hash(page_url: &Url, file: &str, hex: &str) -> Result<Sha256Digest, SourceError> {
+    hex.parse().map_err(|e| {
+        bad_page(
+            page_url,
+            format!("the sha256 given for {file} is not one: {e}"),
+        )
+    })
+}
+
+fn parse_simple_json(page_url: &Url, body: &[u8]) -> Result<Vec<ListedFile>, SourceError> {
+    let page: JsonPage = serde_json::from_slice(body)
+        .map_err(|e| bad_page(page_url, format!("invalid JSON: {e}")))?;
+    let mut out = Vec::with_capacity(page.files.len());
+    for f in page.files {
+        let mut url = page_url
+            .join(&f.url)
+            .map_err(|e| bad_page(page_url, format!("bad file URL {:?}: {e}", f.url)))?;
+        url.set_fragment(None);
+        let sha256 = f
+            .hashes
+            .get("sha256")
+            .map(|h| page_hash(page_url, &f.filename, h))
+            .transpose()?;
+        let yanked = match f.yanked {
+            Some(JsonFlag::Bool(true)) => Some(String::new()),
+            Some(JsonFlag::Text(s)) => Some(s),
+            _ => None,
+        };
+        let core_metadata = match f.core_metadata.or(f.dist_info_metadata) {
+            Some(JsonFlag::Bool(true)) => Some(None),
+            Some(JsonFlag::Hashes(h)) => Some(
+                h.get("sha256")
+                    .map(|h| page_hash(page_url, &f.filename, h))
+                    .transpose()?,
+            ),
+            _ => None,
+        };
+        out.push(ListedFile {
+            filename: f.filename,
+            url,
+            sha256,
+            requires_python: f.requires_python.filter(|r| !r.trim().is_empty()),
+            yanked,
+            core_metadata,
+            size: f.size,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_simple_html(page_url: &Url, html: &str) -> Result<Vec<ListedFile>, SourceError> {
     // Lowercased once: ASCII lowercasing keeps byte offsets, so positions found in `lower`
     // index `html` too (a project page can hold thousands of links).
     let lower = html.to_ascii_lowercase();
+    let mut out = Vec::new();
     let mut pos = 0;
     while let Some(found) = lower[pos..].find("<a") {
         let start = pos + found + 2;
@@ -317,32 +398,55 @@ fn parse_simple_html(page_url: &Url, html: &str, file: &str) -> Option<IndexEntr
         if !html[start..].starts_with(|c: char| c.is_whitespace()) {
             continue;
         }
-        let tag_end = start + html[start..].find('>')?;
+        let Some(tag_len) = html[start..].find('>') else {
+            break;
+        };
+        let tag_end = start + tag_len;
         let attrs = &html[start..tag_end];
         let body_start = tag_end + 1;
         let close = lower[body_start..]
             .find("</a>")
             .map_or(html.len(), |c| body_start + c);
-        let text = unescape(html[body_start..close].trim());
+        let filename = unescape(html[body_start..close].trim());
         pos = close;
-        if text != file {
+        let Some(href) = attribute(attrs, "href") else {
             continue;
-        }
-        let href = unescape(&attribute(attrs, "href")?);
-        let mut url = page_url.join(&href).ok()?;
+        };
+        let href = unescape(&href);
+        let mut url = page_url
+            .join(&href)
+            .map_err(|e| bad_page(page_url, format!("bad file URL {href:?}: {e}")))?;
         let sha256 = url
             .fragment()
             .and_then(|f| f.strip_prefix("sha256="))
-            .and_then(|h| h.parse().ok());
+            .map(|h| page_hash(page_url, &filename, h))
+            .transpose()?;
         url.set_fragment(None);
         let yanked = attribute(attrs, "data-yanked").map(|s| unescape(&s));
-        return Some(IndexEntry {
+        let core_metadata = match attribute(attrs, "data-core-metadata")
+            .or_else(|| attribute(attrs, "data-dist-info-metadata"))
+            .map(|s| unescape(&s))
+        {
+            None => None,
+            Some(v) if v == "false" => None,
+            Some(v) => match v.strip_prefix("sha256=") {
+                Some(h) => Some(Some(page_hash(page_url, &filename, h)?)),
+                None => Some(None),
+            },
+        };
+        out.push(ListedFile {
+            filename,
             url,
             sha256,
+            requires_python: attribute(attrs, "data-requires-python")
+                .map(|s| unescape(&s))
+                .filter(|r| !r.trim().is_empty()),
             yanked,
+            core_metadata,
+            size: None,
         });
     }
-    None
+    Ok(out)
 }
 
 fn attribute(attrs: &str, name: &str) -> Option<String> {

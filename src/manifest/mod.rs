@@ -175,8 +175,6 @@ pub struct Artifact {
     pub sha256: Sha256Digest,
     /// An explicit URL that overrides the configured sources.
     pub url: Option<Url>,
-    /// Its size in bytes, when the manifest states it (`extpy lock` writes it).
-    pub size: Option<u64>,
     /// The manifest line that pins it.
     pub line: Option<usize>,
     /// For wheels: the PEP 503 project name used on the index.
@@ -335,7 +333,6 @@ impl Manifest {
             file: raw.embeddable.file,
             sha256: raw.embeddable.sha256,
             url: raw.embeddable.url,
-            size: raw.embeddable.size,
             project: None,
             size: raw.embeddable.size,
         };
@@ -402,7 +399,6 @@ impl Manifest {
                     file: raw_wheel.file,
                     sha256: raw_wheel.sha256,
                     url: raw_wheel.url,
-                    size: raw_wheel.size,
                     line,
                     project: Some(project),
                     size: raw_wheel.size,

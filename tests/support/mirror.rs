@@ -49,6 +49,10 @@ struct IndexFile {
     filename: String,
     path: String,
     sha256: String,
+    requires_python: Option<String>,
+    yanked: Option<String>,
+    /// Served at `<path>.metadata` and announced (PEP 658/714) when set.
+    metadata: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -63,6 +67,8 @@ struct State {
     html_only: AtomicBool,
     hide_hashes: AtomicBool,
     hash_override: Mutex<HashMap<String, String>>,
+    metadata_hash_override: Mutex<HashMap<String, String>>,
+    vulnerabilities: Mutex<HashMap<(String, String), Vec<serde_json::Value>>>,
 }
 
 /// The running mirror.
@@ -156,7 +162,69 @@ impl Mirror {
                 filename: file.to_string(),
                 path,
                 sha256,
+                requires_python: None,
+                yanked: None,
+                metadata: None,
             });
+    }
+
+    fn edit_file(&self, file: &str, f: impl FnOnce(&mut IndexFile)) {
+        let mut index = self.state.index.lock().unwrap();
+        let entry = index
+            .values_mut()
+            .flatten()
+            .find(|e| e.filename == file)
+            .unwrap_or_else(|| panic!("{file} is not on the mirror"));
+        f(entry);
+    }
+
+    /// Also serves the wheel's METADATA as `<file>.metadata` and announces it (PEP 658).
+    pub fn serve_metadata(&self, file: &str) {
+        let body = self.state.routes.lock().unwrap()[&format!("/files/{file}")].clone();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body)).expect("a wheel");
+        let name = (0..zip.len())
+            .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+            .find(|n| n.ends_with(".dist-info/METADATA"))
+            .expect("METADATA");
+        let mut meta = Vec::new();
+        zip.by_name(&name).unwrap().read_to_end(&mut meta).unwrap();
+        self.serve_metadata_bytes(file, meta);
+    }
+
+    /// Serves `meta` as the metadata file of `file` (to lie on purpose).
+    pub fn serve_metadata_bytes(&self, file: &str, meta: Vec<u8>) {
+        self.put(&format!("/files/{file}.metadata"), meta.clone());
+        self.edit_file(file, |e| e.metadata = Some(meta));
+    }
+
+    /// Announces `sha256` for the metadata file of `file` instead of the real one.
+    pub fn publish_metadata_hash(&self, file: &str, sha256: &str) {
+        self.state
+            .metadata_hash_override
+            .lock()
+            .unwrap()
+            .insert(file.to_string(), sha256.to_string());
+    }
+
+    /// Marks `file` yanked with `reason`.
+    pub fn yank(&self, file: &str, reason: &str) {
+        self.edit_file(file, |e| e.yanked = Some(reason.to_string()));
+    }
+
+    /// Publishes `Requires-Python` for `file`.
+    pub fn requires_python(&self, file: &str, spec: &str) {
+        self.edit_file(file, |e| e.requires_python = Some(spec.to_string()));
+    }
+
+    /// Adds a vulnerability record to the JSON API of `project` `version`.
+    pub fn add_vulnerability(&self, project: &str, version: &str, record: serde_json::Value) {
+        self.state
+            .vulnerabilities
+            .lock()
+            .unwrap()
+            .entry((normalize_name(project), version.to_string()))
+            .or_default()
+            .push(record);
     }
 
     /// Makes the next request to `path` misbehave (faults queue up in order).
@@ -438,6 +506,12 @@ fn respond(
 }
 
 fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
+    // A page put at a Simple API path replaces the generated one (to serve garbage).
+    if req.path.starts_with("/simple/")
+        && let Some(body) = state.routes.lock().unwrap().get(&req.path)
+    {
+        return Some((body.clone(), "application/vnd.pypi.simple.v1+json".into()));
+    }
     if let Some(project) = req
         .path
         .strip_prefix("/simple/")
@@ -453,6 +527,13 @@ fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
                 .cloned()
                 .unwrap_or_else(|| f.sha256.clone())
         };
+        let meta_overrides = state.metadata_hash_override.lock().unwrap();
+        let meta_hash_of = |f: &IndexFile, m: &[u8]| {
+            meta_overrides
+                .get(&f.filename)
+                .cloned()
+                .unwrap_or_else(|| Sha256Digest::of(m).to_string())
+        };
         let wants_json = req
             .headers
             .get("accept")
@@ -462,7 +543,17 @@ fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
                 .iter()
                 .map(|f| {
                     let hashes = if hide { serde_json::json!({}) } else { serde_json::json!({ "sha256": hash_of(f) }) };
-                    serde_json::json!({ "filename": f.filename, "url": format!("../..{}", f.path), "hashes": hashes })
+                    let mut doc = serde_json::json!({ "filename": f.filename, "url": format!("../..{}", f.path), "hashes": hashes });
+                    if let Some(rp) = &f.requires_python {
+                        doc["requires-python"] = serde_json::json!(rp);
+                    }
+                    if let Some(y) = &f.yanked {
+                        doc["yanked"] = if y.is_empty() { serde_json::json!(true) } else { serde_json::json!(y) };
+                    }
+                    if let Some(m) = &f.metadata {
+                        doc["core-metadata"] = serde_json::json!({ "sha256": meta_hash_of(f, m) });
+                    }
+                    doc
                 })
                 .collect();
             let doc = serde_json::json!({ "meta": { "api-version": "1.1" }, "name": project, "files": files });
@@ -478,13 +569,71 @@ fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
             } else {
                 format!("#sha256={}", hash_of(f))
             };
+            let mut attrs = String::new();
+            if let Some(rp) = &f.requires_python {
+                attrs.push_str(&format!(
+                    " data-requires-python=\"{}\"",
+                    rp.replace('<', "&lt;").replace('>', "&gt;")
+                ));
+            }
+            if let Some(y) = &f.yanked {
+                attrs.push_str(&format!(" data-yanked=\"{y}\""));
+            }
+            if let Some(m) = &f.metadata {
+                attrs.push_str(&format!(
+                    " data-core-metadata=\"sha256={}\"",
+                    meta_hash_of(f, m)
+                ));
+            }
             html.push_str(&format!(
-                "<a href=\"{}{frag}\">{}</a><br/>\n",
+                "<a href=\"{}{frag}\"{attrs}>{}</a><br/>\n",
                 f.path, f.filename
             ));
         }
         html.push_str("</body></html>\n");
         return Some((html.into_bytes(), "text/html".into()));
+    }
+    if let Some(rest) = req.path.strip_prefix("/pypi/") {
+        let mut parts = rest.trim_end_matches('/').split('/');
+        let (Some(project), Some(version), Some("json")) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let project = normalize_name(project);
+        let index = state.index.lock().unwrap();
+        let files: Vec<&IndexFile> = index
+            .get(&project)?
+            .iter()
+            .filter(|f| f.filename.split('-').nth(1) == Some(version))
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let urls: Vec<serde_json::Value> = files
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "filename": f.filename,
+                    "digests": { "sha256": f.sha256 },
+                    "yanked": f.yanked.is_some(),
+                    "yanked_reason": f.yanked.clone().filter(|y| !y.is_empty()),
+                })
+            })
+            .collect();
+        let vulns = state
+            .vulnerabilities
+            .lock()
+            .unwrap()
+            .get(&(project.clone(), version.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        let doc = serde_json::json!({
+            "info": { "name": project, "version": version },
+            "urls": urls,
+            "vulnerabilities": vulns,
+        });
+        return Some((serde_json::to_vec(&doc).unwrap(), "application/json".into()));
     }
     let routes = state.routes.lock().unwrap();
     routes

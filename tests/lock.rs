@@ -1,0 +1,444 @@
+//! `extpy lock` against the local HTTPS mirror: several versions per project, extras,
+//! markers, requires-python, yanked files, metadata files and a lying index.
+
+mod support;
+
+use std::fs;
+
+use extpy::digest::Sha256Digest;
+use support::{WheelSpec, World};
+
+fn spec(name: &str, version: &str, tag: &str, requires: &[&str]) -> WheelSpec {
+    let mut w = WheelSpec::pure(name, version);
+    w.tag = tag.into();
+    w.requires = requires.iter().map(|s| s.to_string()).collect();
+    w
+}
+
+const ANY: &str = "py3-none-any";
+
+/// A small index shaped like the real set: msal -> requests, PyJWT[crypto], cryptography
+/// -> cffi -> pycparser; versions that the target cannot use for each reason.
+fn index_specs() -> Vec<WheelSpec> {
+    vec![
+        spec(
+            "msal",
+            "1.39.0",
+            ANY,
+            &[
+                "requests<3,>=2.0.0",
+                "PyJWT[crypto]<3,>=1.0.0",
+                "cryptography<51,>=2.5",
+                "pymsalruntime<0.21,>=0.20; (python_version >= \"3.9\" and platform_system == \"Windows\") and extra == 'broker'",
+            ],
+        ),
+        spec("msal", "1.38.0", ANY, &["requests<3,>=2.0.0"]),
+        spec(
+            "requests",
+            "2.34.2",
+            ANY,
+            &[
+                "urllib3<3,>=1.26",
+                "idna<4,>=2.5",
+                "PySocks!=1.5.7,>=1.5.6; extra == \"socks\"",
+            ],
+        ),
+        spec("urllib3", "2.7.0", ANY, &[]),
+        spec("urllib3", "2.8.0", ANY, &[]),
+        spec("idna", "3.20", ANY, &[]),
+        spec("idna", "3.21", ANY, &[]), // requires-python >=3.13 below
+        spec(
+            "PyJWT",
+            "2.15.1",
+            ANY,
+            &[
+                "typing_extensions>=4.0; python_version < \"3.11\"",
+                "cryptography>=3.4.0; extra == \"crypto\"",
+            ],
+        ),
+        spec(
+            "cryptography",
+            "50.0.2",
+            "cp311-abi3-win_amd64",
+            &["cffi>=2.0.0; platform_python_implementation != 'PyPy'"],
+        ),
+        spec(
+            "cryptography",
+            "50.0.3",
+            "cp311-abi3-manylinux_2_28_x86_64",
+            &[],
+        ),
+        spec("cryptography", "51.0.0", "cp311-abi3-win_amd64", &[]),
+        spec(
+            "cffi",
+            "2.1.1",
+            "cp312-cp312-win_amd64",
+            &["pycparser; implementation_name != \"PyPy\""],
+        ),
+        spec("cffi", "2.1.1", "cp311-cp311-win_amd64", &["pycparser"]),
+        spec("pycparser", "3.12", ANY, &[]),
+        spec("pycparser", "3.13", ANY, &[]), // yanked below
+    ]
+}
+
+const EXPECTED: &[&str] = &[
+    "cffi-2.1.1-cp312-cp312-win_amd64.whl",
+    "cryptography-50.0.2-cp311-abi3-win_amd64.whl",
+    "idna-3.20-py3-none-any.whl",
+    "msal-1.39.0-py3-none-any.whl",
+    "pycparser-3.12-py3-none-any.whl",
+    "PyJWT-2.15.1-py3-none-any.whl",
+    "requests-2.34.2-py3-none-any.whl",
+    "urllib3-2.8.0-py3-none-any.whl",
+];
+
+/// A world serving the index, with a manifest that requires msal and pins nothing yet.
+fn world() -> World {
+    let w = World::with_wheels(&index_specs());
+    w.mirror
+        .requires_python("idna-3.21-py3-none-any.whl", ">=3.13");
+    w.mirror
+        .yank("pycparser-3.13-py3-none-any.whl", "broken on Windows");
+    // Some files offer PEP 658 metadata files, the others are read from the wheel.
+    for f in [
+        "msal-1.39.0-py3-none-any.whl",
+        "requests-2.34.2-py3-none-any.whl",
+        "cffi-2.1.1-cp312-cp312-win_amd64.whl",
+    ] {
+        w.mirror.serve_metadata(f);
+    }
+    write_manifest(&w, &["msal>=1.38"], &[]);
+    w
+}
+
+fn write_manifest(w: &World, requires: &[&str], pins: &[&str]) {
+    let mut text = format!(
+        "# CEM's External Python (test)\nschema: 1\nname: test-dist\npython:\n  version: 3.12.10   # the last with Windows binaries\n  platform: win_amd64\nembeddable:\n  file: python-3.12.10-embed-amd64.zip\n  sha256: {}\nrequires:\n",
+        Sha256Digest::of(&w.embed)
+    );
+    for r in requires {
+        text.push_str(&format!("  - \"{r}\"\n"));
+    }
+    text.push_str("wheels:\n");
+    for p in pins {
+        let bytes = &w
+            .wheels
+            .iter()
+            .find(|(f, _)| f == p)
+            .expect("pinned wheel")
+            .1;
+        text.push_str(&format!(
+            "  # pin of {p}\n  - file: {p}\n    sha256: {}\n",
+            Sha256Digest::of(bytes)
+        ));
+    }
+    fs::write(&w.manifest, text).unwrap();
+}
+
+fn pinned_files(w: &World) -> Vec<String> {
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    let m = extpy::manifest::Manifest::parse(extpy::manifest::Origin("m".into()), &text).unwrap();
+    let mut files: Vec<String> = m.wheels.iter().map(|w| w.artifact.file.clone()).collect();
+    files.sort_by_key(|f| f.to_lowercase());
+    files
+}
+
+#[test]
+fn lock_resolves_for_cpython_on_windows_and_writes_pins_with_urls() {
+    let w = world();
+    let r = w.run(&["lock"]).ok();
+    assert_eq!(pinned_files(&w), EXPECTED, "{}", r.stderr);
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        text.starts_with("# CEM's External Python (test)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("version: 3.12.10   # the last with Windows binaries"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "    url: {}/files/urllib3-2.8.0-py3-none-any.whl\n",
+            w.mirror.url()
+        )),
+        "{text}"
+    );
+    assert!(r.stdout.contains("msal"), "{}", r.stdout);
+    assert!(r.stdout.contains("(none) -> 1.39.0"), "{}", r.stdout);
+    // Metadata files were used where offered; the wheel where not.
+    assert_eq!(
+        w.mirror
+            .requests_to("/files/msal-1.39.0-py3-none-any.whl.metadata")
+            .len(),
+        1
+    );
+    assert!(
+        w.mirror
+            .requests_to("/files/msal-1.39.0-py3-none-any.whl")
+            .is_empty()
+    );
+    assert_eq!(
+        w.mirror
+            .requests_to("/files/urllib3-2.8.0-py3-none-any.whl")
+            .len(),
+        1
+    );
+
+    // fetch goes straight to the locked URLs: no index page is read.
+    let before = w.mirror.requests().len();
+    w.run(&["fetch"]).ok();
+    let after: Vec<_> = w.mirror.requests()[before..].to_vec();
+    assert!(
+        after.iter().all(|r| !r.path.starts_with("/simple/")),
+        "{after:?}"
+    );
+
+    // A second lock changes nothing, writes nothing, and reads no metadata again.
+    let mtime = fs::metadata(&w.manifest).unwrap().modified().unwrap();
+    let before = w.mirror.requests().len();
+    let r = w.run(&["lock", "--json"]).ok();
+    let doc = r.json();
+    assert_eq!(doc["stale"], false);
+    assert_eq!(doc["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        fs::metadata(&w.manifest).unwrap().modified().unwrap(),
+        mtime
+    );
+    let again: Vec<_> = w.mirror.requests()[before..].to_vec();
+    assert!(
+        again.iter().all(|r| r.path.starts_with("/simple/")),
+        "{again:?}"
+    );
+    w.run(&["lock", "--check", "--upgrade"]).ok();
+}
+
+#[test]
+fn html_index_without_metadata_files_gives_the_same_lock() {
+    let w = world();
+    w.mirror.html_only();
+    w.run(&["lock", "--no-urls"]).ok();
+    assert_eq!(pinned_files(&w), EXPECTED);
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(!text.contains("url:"), "{text}");
+}
+
+#[test]
+fn new_urllib3_fails_check_upgrade_and_upgrade_package_changes_only_urllib3() {
+    let w = world();
+    write_manifest(
+        &w,
+        &["msal>=1.38"],
+        &[
+            "msal-1.38.0-py3-none-any.whl",
+            "requests-2.34.2-py3-none-any.whl",
+            "urllib3-2.7.0-py3-none-any.whl",
+            "idna-3.20-py3-none-any.whl",
+        ],
+    );
+    // The pins meet the requirements: nothing changes without an upgrade.
+    w.run(&["lock", "--check"]).ok();
+    let r = w.run(&["lock", "--check", "--upgrade"]).code(3);
+    assert!(r.stderr.contains("the lock is stale"), "{}", r.stderr);
+    assert!(r.stdout.contains("urllib3"), "{}", r.stdout);
+    let text_before = fs::read_to_string(&w.manifest).unwrap();
+
+    let r = w
+        .run(&["lock", "--upgrade-package", "urllib3", "--no-urls"])
+        .ok();
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert_eq!(
+        pinned_files(&w),
+        [
+            "idna-3.20-py3-none-any.whl",
+            "msal-1.38.0-py3-none-any.whl",
+            "requests-2.34.2-py3-none-any.whl",
+            "urllib3-2.8.0-py3-none-any.whl",
+        ]
+    );
+    assert!(r.stdout.contains("2.7.0 -> 2.8.0"), "{}", r.stdout);
+    assert!(r.stdout.contains("upgrade asked"), "{}", r.stdout);
+    // Only the urllib3 lines differ; its comment stays.
+    let changed: Vec<(&str, &str)> = text_before
+        .lines()
+        .zip(text.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert!(
+        text.contains("  # pin of urllib3-2.7.0-py3-none-any.whl\n  - file: urllib3-2.8.0"),
+        "{text}"
+    );
+
+    // --upgrade takes msal to 1.39.0 and adds what it needs.
+    let r = w.run(&["lock", "--upgrade"]).ok();
+    assert_eq!(pinned_files(&w), EXPECTED);
+    assert!(r.stdout.contains("new: needed by"), "{}", r.stdout);
+}
+
+#[test]
+fn a_yanked_pin_is_replaced_and_reported_and_an_exact_pin_keeps_it() {
+    let w = world();
+    write_manifest(&w, &["pycparser"], &["pycparser-3.12-py3-none-any.whl"]);
+    w.mirror
+        .yank("pycparser-3.12-py3-none-any.whl", "bad build");
+    // The only other version is yanked too: with nothing left, the chain says why.
+    let r2 = w.run(&["lock"]).code(2);
+    assert!(
+        r2.stderr
+            .contains("pycparser 3.13 is yanked (broken on Windows)"),
+        "{}",
+        r2.stderr
+    );
+    assert!(
+        r2.stderr.contains("pycparser 3.12 is yanked (bad build)"),
+        "{}",
+        r2.stderr
+    );
+    assert!(!r2.stderr.contains("requires 0"), "{}", r2.stderr);
+    let fresh = WheelSpec::pure("pycparser", "3.14");
+    w.mirror.add_wheel(&fresh.filename(), fresh.build());
+    let r = w.run(&["lock", "--check"]).code(3);
+    assert!(
+        r.stdout.contains("3.12 is yanked (bad build)"),
+        "{}",
+        r.stdout
+    );
+    let r = w.run(&["lock"]).ok();
+    assert!(r.stdout.contains("3.12 -> 3.14"), "{}", r.stdout);
+    assert_eq!(pinned_files(&w), ["pycparser-3.14-py3-none-any.whl"]);
+    write_manifest(
+        &w,
+        &["pycparser==3.12"],
+        &["pycparser-3.12-py3-none-any.whl"],
+    );
+    let r = w.run(&["lock"]).ok();
+    assert!(
+        r.stderr.contains("is yanked on the index (bad build)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(pinned_files(&w), ["pycparser-3.12-py3-none-any.whl"]);
+}
+
+#[test]
+fn unsatisfiable_requirements_are_explained_as_a_chain() {
+    let w = world();
+    write_manifest(&w, &["msal>=1.39", "cryptography>=50.0.3"], &[]);
+    let before = fs::read_to_string(&w.manifest).unwrap();
+    let r = w.run(&["lock"]).code(2);
+    assert!(r.stderr.contains("cannot be met together"), "{}", r.stderr);
+    assert!(r.stderr.contains("cryptography"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cryptography 50.0.3 has no wheel for CPython 3.12 on win_amd64"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("help:"), "{}", r.stderr);
+    assert!(r.stderr.is_ascii());
+    assert_eq!(
+        fs::read_to_string(&w.manifest).unwrap(),
+        before,
+        "no manifest written"
+    );
+
+    write_manifest(&w, &["idna>=3.21"], &[]);
+    let r = w.run(&["lock"]).code(2);
+    assert!(
+        r.stderr
+            .contains("idna 3.21 requires Python >=3.13, not 3.12.10"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn lying_index_gives_clear_errors_and_never_a_manifest() {
+    let w = world();
+    let before = fs::read_to_string(&w.manifest).unwrap();
+
+    // The metadata file is not what the page announces.
+    w.mirror
+        .publish_metadata_hash("msal-1.39.0-py3-none-any.whl", &"0".repeat(64));
+    let r = w.run(&["lock"]).code(3);
+    assert!(
+        r.stderr.contains("msal-1.39.0-py3-none-any.whl.metadata"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("but the index page publishes 0000"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
+
+    // A wheel whose bytes differ from the page's hash (no metadata file: the wheel is read).
+    let w = world();
+    w.mirror
+        .publish_hash("urllib3-2.8.0-py3-none-any.whl", &"1".repeat(64));
+    let r = w.run(&["lock"]).code(3);
+    assert!(
+        r.stderr
+            .contains("urllib3-2.8.0-py3-none-any.whl has sha256"),
+        "{}",
+        r.stderr
+    );
+
+    // A metadata file describing another project.
+    let w = world();
+    w.mirror.serve_metadata_bytes(
+        "requests-2.34.2-py3-none-any.whl",
+        b"Metadata-Version: 2.1\nName: evil\nVersion: 6.6.6\n".to_vec(),
+    );
+    let r = w.run(&["lock"]).code(3);
+    assert!(r.stderr.contains("describes evil 6.6.6"), "{}", r.stderr);
+
+    // A page that is not JSON.
+    let w = world();
+    w.mirror.put("/simple/msal/", b"nope".to_vec());
+    let r = w.run(&["lock"]);
+    assert_ne!(r.code, 0);
+
+    // An index without the project.
+    let w = world();
+    write_manifest(&w, &["no-such-project"], &[]);
+    let r = w.run(&["lock"]).code(4);
+    assert!(
+        r.stderr.contains("has no project \"no-such-project\""),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn lock_needs_requires_and_a_writable_manifest() {
+    let w = world();
+    write_manifest(&w, &[], &[]);
+    let text = fs::read_to_string(&w.manifest)
+        .unwrap()
+        .replace("requires:\n", "");
+    fs::write(&w.manifest, text).unwrap();
+    let r = w.run(&["lock"]).code(2);
+    assert!(r.stderr.contains("has no `requires:`"), "{}", r.stderr);
+
+    let mut c = support::extpy();
+    c.args(["lock", "--index-url", &w.mirror.index_url(), "--ca-cert"])
+        .arg(&w.ca_pem)
+        .arg("--cache-dir")
+        .arg(&w.cache);
+    let r = support::run(c).code(2);
+    assert!(
+        r.stderr.contains("built-in manifest cannot be rewritten"),
+        "{}",
+        r.stderr
+    );
+
+    let w = world();
+    let out = w.path("locked.yaml");
+    let before = fs::read_to_string(&w.manifest).unwrap();
+    w.run(&["lock", "--out", out.to_str().unwrap()]).ok();
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
+    assert!(fs::read_to_string(&out).unwrap().contains("msal-1.39.0"));
+}
