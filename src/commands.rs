@@ -56,6 +56,8 @@ pub enum CommandName {
     MailCheck,
     /// `extpy lock`.
     Lock,
+    /// `extpy audit`.
+    Audit,
 }
 
 impl CommandName {
@@ -75,6 +77,7 @@ impl CommandName {
             CommandName::ReportMerge => "report merge",
             CommandName::MailCheck => "mail check",
             CommandName::Lock => "lock",
+            CommandName::Audit => "audit",
         }
     }
 }
@@ -251,6 +254,51 @@ pub fn lock(s: &Settings, args: LockArgs, reporter: &Reporter) -> Result<Outcome
             format!(
                 "the lock is stale: {count} pin(s) would change\n  help: run `extpy lock{}` and commit the manifest",
                 if args.upgrade { " --upgrade" } else { "" }
+            )
+        }),
+    )
+}
+
+/// Arguments of `extpy audit`.
+#[derive(Debug)]
+pub struct AuditArgs {
+    /// Accepted advisories, `ID=REASON`.
+    pub ignore: Vec<String>,
+}
+
+/// `extpy audit`.
+pub fn audit(s: &Settings, args: AuditArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let ignores = args
+        .ignore
+        .iter()
+        .map(|i| crate::audit::Ignore::parse(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = crate::audit::AuditInputs {
+        manifest: s.load_manifest()?,
+        sources: s.sources()?,
+        net: s.net_options()?,
+        jobs: s.jobs,
+        ignores,
+        today: crate::audit::today(),
+    };
+    let report = crate::audit::audit(&inputs, reporter).map_err(|e| {
+        let e = match e {
+            crate::audit::AuditError::Net(n) => Error::Net(n),
+            other => Error::Audit(other),
+        };
+        explain_tls(e, s, "audit")
+    })?;
+    for w in &report.python.warnings {
+        reporter.warn(w);
+    }
+    let affected = report.affected();
+    Ok(
+        Outcome::new(CommandName::Audit, &report, report.render()).failing_if(!affected.is_empty(), || {
+            let names: Vec<String> = affected.keys().cloned().collect();
+            format!(
+                "{} affected: {}\n  help: run `extpy lock --upgrade-package NAME` for each (or accept a risk with --ignore ID=REASON)",
+                crate::report::plural(report.findings, "finding"),
+                names.join(", ")
             )
         }),
     )

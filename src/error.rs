@@ -51,6 +51,9 @@ pub enum Error {
     /// `extpy lock` failed.
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    /// `extpy audit` could not run.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// Laying out VU folders failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -106,6 +109,7 @@ impl Error {
             Error::Place(e) => e.exit_code(),
             Error::Io(e) => e.exit_code(),
             Error::Lock(e) => e.exit_code(),
+            Error::Audit(e) => e.exit_code(),
         }
     }
 }

@@ -118,6 +118,11 @@ enum Command {
     /// prints what changed and why, and rewrites only the pins of the manifest (comments and
     /// order kept), atomically. --check changes nothing and exits 3 when the lock is stale.
     Lock(LockArgs),
+    /// Known vulnerabilities and yanked pins of every wheel, and the CPython's support status
+    ///
+    /// Reads the index's JSON API for each pin; exit 3 when any pin is affected, unless the
+    /// advisory is accepted with --ignore ID=REASON.
+    Audit(AuditArgs),
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -285,6 +290,14 @@ struct LockArgs {
     no_urls: bool,
 }
 
+/// Arguments of `extpy audit`.
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// Accept an advisory (its id or an alias such as the CVE) with a reason: ID=REASON (repeatable)
+    #[arg(long, value_name = "ID=REASON")]
+    ignore: Vec<String>,
+}
+
 /// Arguments of `extpy bundle create`.
 #[derive(Debug, Args)]
 struct BundleCreateArgs {
@@ -448,6 +461,7 @@ plain_args! {
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
     MergeArgs { dirs, topology }
     LockArgs { upgrade, upgrade_package, check, out, no_urls }
+    AuditArgs { ignore }
     DoctorArgs { targets, export, resolve }
     MailEndpointArgs { authority_url, imap_host, smtp_host }
     MailCheckArgs { topology, server, queue, endpoints }
@@ -535,6 +549,7 @@ fn command_name(c: &Command) -> CommandName {
         Command::Doctor(_) => CommandName::Doctor,
         Command::Rollout(_) => CommandName::Rollout,
         Command::Lock(_) => CommandName::Lock,
+        Command::Audit(_) => CommandName::Audit,
         Command::Report(ReportCommand::Merge(_)) => CommandName::ReportMerge,
         Command::Mail(MailCommand::Check(_)) => CommandName::MailCheck,
     }
@@ -570,6 +585,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Doctor(args) => commands::doctor(s, args.into(), reporter),
         Command::Rollout(args) => commands::rollout(s, args.into(), reporter),
         Command::Lock(args) => commands::lock(s, args.into(), reporter),
+        Command::Audit(args) => commands::audit(s, args.into(), reporter),
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args.into()),
         Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args.into(), reporter),
     }

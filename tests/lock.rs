@@ -442,3 +442,113 @@ fn lock_needs_requires_and_a_writable_manifest() {
     assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
     assert!(fs::read_to_string(&out).unwrap().contains("msal-1.39.0"));
 }
+
+fn locked_world() -> World {
+    let w = world();
+    w.run(&["lock"]).ok();
+    w
+}
+
+#[test]
+fn audit_names_the_cve_and_the_fix_of_a_vulnerable_pin_and_exits_3() {
+    let w = locked_world();
+    let r = w.run(&["audit"]).ok();
+    assert!(r.stdout.contains("8 pinned wheels audited"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("no known vulnerabilities"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("3.12.10 is the last release with Windows binaries"),
+        "{}",
+        r.stderr
+    );
+
+    w.mirror.add_vulnerability(
+        "cryptography",
+        "50.0.2",
+        serde_json::json!({
+            "id": "GHSA-aaaa-bbbb-cccc",
+            "aliases": ["CVE-2026-12345"],
+            "summary": "NULL dereference when loading PKCS#12 files",
+            "fixed_in": ["50.0.4"],
+            "link": "https://osv.dev/vulnerability/GHSA-aaaa-bbbb-cccc",
+            "withdrawn": null
+        }),
+    );
+    w.mirror.add_vulnerability(
+        "requests",
+        "2.34.2",
+        serde_json::json!({ "id": "PYSEC-0", "aliases": [], "fixed_in": [], "withdrawn": "2026-01-01T00:00:00Z" }),
+    );
+    let r = w.run(&["audit"]).code(3);
+    assert!(r.stdout.contains("cryptography 50.0.2"), "{}", r.stdout);
+    assert!(r.stdout.contains("CVE-2026-12345"), "{}", r.stdout);
+    assert!(r.stdout.contains("50.0.4"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("extpy lock --upgrade-package cryptography"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("PYSEC-0"),
+        "a withdrawn advisory is not shown: {}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("1 finding affected: cryptography"),
+        "{}",
+        r.stderr
+    );
+
+    let doc = w.run(&["audit", "--json"]).code(3).json();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["findings"], 1);
+
+    // An accepted risk, with its reason, passes; an --ignore without a reason is refused.
+    let r = w
+        .run(&[
+            "audit",
+            "--ignore",
+            "CVE-2026-12345=CEM loads no PKCS#12 files",
+        ])
+        .ok();
+    assert!(
+        r.stdout.contains("ignored: CEM loads no PKCS#12 files"),
+        "{}",
+        r.stdout
+    );
+    let r = w.run(&["audit", "--ignore", "CVE-2026-12345"]).code(2);
+    assert!(r.stderr.contains("has no reason"), "{}", r.stderr);
+}
+
+#[test]
+fn a_yanked_pin_is_reported_by_lock_check_and_by_audit() {
+    let w = locked_world();
+    w.mirror
+        .yank("urllib3-2.8.0-py3-none-any.whl", "breaks proxies");
+    let r = w.run(&["audit"]).code(3);
+    assert!(r.stdout.contains("urllib3 2.8.0  yanked"), "{}", r.stdout);
+    assert!(r.stdout.contains("breaks proxies"), "{}", r.stdout);
+    let r = w.run(&["lock", "--check"]).code(3);
+    assert!(r.stdout.contains("2.8.0 -> 2.7.0"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("2.8.0 is yanked (breaks proxies)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn audit_without_a_json_api_says_what_it_needs() {
+    let w = locked_world();
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    let text = text.replace("idna-3.20-py3-none-any.whl", "idna-3.19-py3-none-any.whl");
+    fs::write(&w.manifest, text).unwrap();
+    let r = w.run(&["audit"]).code(4);
+    assert!(r.stderr.contains("/pypi/idna/3.19/json"), "{}", r.stderr);
+    assert!(r.stderr.contains("JSON API"), "{}", r.stderr);
+}
