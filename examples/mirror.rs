@@ -5,8 +5,8 @@
 //! `--out`, prints `ready`, and serves until it is stopped.
 //!
 //! ```text
-//! cargo run --example mirror -- --out /tmp/mirror [--wheels DIR] [--python-zip FILE] [--port N]
-//!                                [--plain] [--fault PATH=KIND]...
+//! cargo run --example mirror -- --out /tmp/mirror [--wheels DIR] [--metadata] [--python-zip FILE]
+//!                                [--port N] [--plain] [--fault PATH=KIND]...
 //! ```
 //! Without `--wheels` it serves three small synthetic wheels; without `--python-zip` a
 //! synthetic embeddable CPython (python.org's real zip can be given when you have it).
@@ -43,6 +43,9 @@ struct Args {
     /// Python version the manifest names
     #[arg(long, default_value = "3.12.10")]
     python: String,
+    /// Also serve each wheel's METADATA as a PEP 658 metadata file, as the public index does
+    #[arg(long)]
+    metadata: bool,
     /// Port (0: any free port)
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -127,6 +130,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for (file, bytes) in &wheels {
         server.add_wheel(file, bytes.clone());
+        if args.metadata {
+            server.serve_metadata(file);
+        }
     }
     std::fs::write(
         args.out.join("manifest.yaml"),

@@ -22,7 +22,8 @@ if [ "$(find "$WORK/wheels" -name '*.whl' 2>/dev/null | wc -l)" -lt "${#PINS[@]}
 fi
 
 start_mirror() {
-  "$ROOT/target/release/examples/mirror" --out "$WORK/mirror" --wheels "$WORK/wheels" >"$WORK/mirror.log" 2>&1 &
+  # shellcheck disable=SC2086 # MIRROR_EXTRA: extra mirror flags, word-split on purpose
+  "$ROOT/target/release/examples/mirror" --out "$WORK/mirror" --wheels "$WORK/wheels" ${MIRROR_EXTRA:-} >"$WORK/mirror.log" 2>&1 &
   MIRROR_PID=$!
   trap 'kill $MIRROR_PID 2>/dev/null || true' EXIT
   for _ in $(seq 100); do grep -q ready "$WORK/mirror.log" 2>/dev/null && break; sleep 0.1; done

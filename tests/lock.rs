@@ -552,3 +552,50 @@ fn audit_without_a_json_api_says_what_it_needs() {
     assert!(r.stderr.contains("/pypi/idna/3.19/json"), "{}", r.stderr);
     assert!(r.stderr.contains("JSON API"), "{}", r.stderr);
 }
+
+/// The oracle: pip, asked for the same requirement for CPython 3.12 on win_amd64 from the
+/// same index (metadata files, yanks, requires-python and all), picks the same files.
+#[test]
+fn lock_picks_what_pip_download_picks_from_the_same_index() {
+    let w = world();
+    w.run(&["lock"]).ok();
+    let dest = w.path("pip-picks");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "--isolated",
+            "download",
+            "--quiet",
+            "--no-cache-dir",
+        ])
+        .args([
+            "--only-binary=:all:",
+            "--platform",
+            "win_amd64",
+            "--python-version",
+            "3.12",
+        ])
+        .arg("--index-url")
+        .arg(w.mirror.index_url())
+        // pip is the oracle for what is picked, not for TLS: it refuses the test CA's chain
+        // ("unable to get local issuer certificate"), so it trusts the loopback host as is.
+        .args(["--trusted-host", "127.0.0.1"])
+        .arg("-d")
+        .arg(&dest)
+        .arg("msal>=1.38")
+        .output()
+        .expect("python3 -m pip must be installed for this oracle test");
+    assert!(
+        out.status.success(),
+        "pip download failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut picked: Vec<String> = fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    picked.sort_by_key(|f| f.to_lowercase());
+    assert_eq!(picked, pinned_files(&w));
+    assert_eq!(picked, EXPECTED);
+}
