@@ -47,8 +47,8 @@ pub struct Ignore {
 
 impl AuditError {
     /// The exit code: 2 for a bad `--ignore`, 4 when the index cannot answer.
-    pub fn exit_code(&self) -> crate::error::ExitCode {
-        use crate::error::ExitCode;
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
         match self {
             AuditError::IgnoreWithoutReason(_) => ExitCode::Input,
             AuditError::Api { .. } => ExitCode::Network,

@@ -102,8 +102,8 @@ fn notes_text(notes: &[String]) -> String {
 
 impl LockError {
     /// The exit code: 2 input, 3 verification, 4 network, 1 local.
-    pub fn exit_code(&self) -> crate::error::ExitCode {
-        use crate::error::ExitCode;
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
         match self {
             LockError::NoRequires { .. }
             | LockError::Builtin
