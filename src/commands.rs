@@ -58,6 +58,14 @@ pub enum CommandName {
     Lock,
     /// `extpy audit`.
     Audit,
+    /// `extpy version`.
+    Version,
+    /// `extpy completions`.
+    Completions,
+    /// `extpy man`.
+    Man,
+    /// `extpy help TOPIC`.
+    Help,
 }
 
 impl CommandName {
@@ -78,6 +86,10 @@ impl CommandName {
             CommandName::MailCheck => "mail check",
             CommandName::Lock => "lock",
             CommandName::Audit => "audit",
+            CommandName::Version => "version",
+            CommandName::Completions => "completions",
+            CommandName::Man => "man",
+            CommandName::Help => "help",
         }
     }
 }
@@ -1030,4 +1042,10 @@ fn run_mail_check(
     options.server = server;
     options.queue = queue;
     Ok(mail_check::check(mail, name, &options, reporter)?)
+}
+
+/// `extpy version` (and `extpy --version --verbose`).
+pub fn version(s: &Settings) -> Result<Outcome, Error> {
+    let info = crate::version::BuildInfo::collect(s)?;
+    Ok(Outcome::new(CommandName::Version, &info, info.render()))
 }

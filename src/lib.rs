@@ -25,6 +25,7 @@ pub mod source;
 #[cfg(test)]
 mod testpki;
 pub mod topology;
+pub mod version;
 pub mod wintext;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.

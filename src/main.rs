@@ -1,11 +1,12 @@
 //! The extpy command line: parse, dispatch to the library, print results, exit.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use extpy::commands::{self, CommandName, Outcome};
@@ -15,14 +16,27 @@ use extpy::error::{EXIT_CODES_HELP, Error};
 use extpy::report::{Reporter, Verbosity};
 use extpy::{rollout, runbook};
 
+mod manual;
+
 /// Fetch, verify, build and lay out the External Python for Sinch Contact Pro CEM.
 #[derive(Parser)]
-#[command(name = "extpy", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
+#[command(
+    name = "extpy",
+    version,
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    arg_required_else_help = true,
+    after_help = format!("Help topics: extpy help manifest | topology | exit-codes\n\n{EXIT_CODES_HELP}"),
+    max_term_width = 100
+)]
 struct Cli {
+    /// Print the version (with -v: commit, build date, target, manifest, TLS and trust sources)
+    #[arg(short = 'V', long)]
+    version: bool,
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Args)]
@@ -137,6 +151,30 @@ enum Command {
     /// The SC e-mail settings tried live
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Version, commit, build date, target, built-in manifest, TLS backend and trust sources
+    Version,
+    /// Print the completion script for a shell
+    ///
+    /// PowerShell: add `extpy completions powershell | Out-String | Invoke-Expression` to
+    /// $PROFILE. bash: `source <(extpy completions bash)` in ~/.bashrc. zsh: the same with zsh,
+    /// in ~/.zshrc. fish: `extpy completions fish > ~/.config/fish/completions/extpy.fish`.
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `extpy man | man -l -`
+    Man {
+        /// Write extpy.1 and one page per command (extpy-build.1, ...) into DIR instead
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Print the help of a command, or a topic: manifest, topology, exit-codes
+    Help {
+        /// A command (`bundle create`) or a topic
+        #[arg(value_name = "COMMAND|TOPIC")]
+        words: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -469,7 +507,26 @@ plain_args! {
 
 fn main() -> ExitCode {
     forget_empty_settings();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(code) = manual_command(&cli) {
+        return code;
+    }
+    let command = if cli.version {
+        if cli.global.verbose == 0 {
+            println!("extpy {}", extpy::version::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version
+    } else if let Some(c) = cli.command.take() {
+        c
+    } else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is required (extpy help lists them)",
+            )
+            .exit()
+    };
     let verbosity = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => Verbosity::Quiet,
         (false, 0) => Verbosity::Normal,
@@ -477,12 +534,12 @@ fn main() -> ExitCode {
     };
     let json = cli.global.json;
     let reporter = Reporter::new(verbosity, !cli.global.no_progress, json);
-    let name = command_name(&cli.command);
-    let result = settings(&cli.global).and_then(|s| run(&s, cli.command, &reporter));
+    let name = command_name(&command);
+    let result = settings(&cli.global).and_then(|s| run(&s, command, &reporter));
     match result {
         Ok(outcome) => {
             if json {
-                println!("{}", extpy::report::json_text(&outcome.json()));
+                println!("{}", extpy::report::json_document(&outcome.json()));
             } else if verbosity > Verbosity::Quiet || outcome.command == CommandName::Plan {
                 print!("{}", outcome.human);
             }
@@ -492,6 +549,55 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => fail(e, name, json),
+    }
+}
+
+/// The commands about extpy itself, which need no settings: help, man, completions.
+fn manual_command(cli: &Cli) -> Option<ExitCode> {
+    let written = match cli.command.as_ref()? {
+        Command::Completions { shell } => {
+            std::io::stdout().write_all(&manual::completions(Cli::command(), *shell))
+        }
+        Command::Man { out: None } => manual::man_page(Cli::command(), env!("EXTPY_BUILD_DATE"))
+            .and_then(|page| std::io::stdout().write_all(&page)),
+        Command::Man { out: Some(dir) } => match manual::man_pages_to(Cli::command(), dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: {}: cannot write the man pages: {e}\nhelp: pass --out a folder you can write to",
+                    dir.display()
+                );
+                return Some(ExitCode::from(extpy::error::ExitCode::Local as u8));
+            }
+        },
+        Command::Help { words } => match manual::help(Cli::command(), words) {
+            Ok(text) => {
+                print!("{text}");
+                if words.is_empty() {
+                    print!("\n{}", manual::topics_help());
+                }
+                Ok(())
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Some(ExitCode::from(extpy::error::ExitCode::Input as u8));
+            }
+        },
+        _ => return None,
+    };
+    match written {
+        Ok(()) => Some(ExitCode::SUCCESS),
+        // A closed pipe (`extpy man | head`) is not worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Some(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            Some(ExitCode::from(extpy::error::ExitCode::Local as u8))
+        }
     }
 }
 
@@ -531,7 +637,7 @@ fn fail(e: Error, command: CommandName, json: bool) -> ExitCode {
                 "serializing plain data (string keys, no failing Serialize impl) cannot fail",
             );
         }
-        println!("{}", extpy::report::json_text(&doc));
+        println!("{}", extpy::report::json_document(&doc));
     }
     ExitCode::from(code)
 }
@@ -552,6 +658,10 @@ fn command_name(c: &Command) -> CommandName {
         Command::Audit(_) => CommandName::Audit,
         Command::Report(ReportCommand::Merge(_)) => CommandName::ReportMerge,
         Command::Mail(MailCommand::Check(_)) => CommandName::MailCheck,
+        Command::Version => CommandName::Version,
+        Command::Completions { .. } => CommandName::Completions,
+        Command::Man { .. } => CommandName::Man,
+        Command::Help { .. } => CommandName::Help,
     }
 }
 
@@ -588,6 +698,10 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Audit(args) => commands::audit(s, args.into(), reporter),
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args.into()),
         Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args.into(), reporter),
+        Command::Version => commands::version(s),
+        Command::Completions { .. } | Command::Man { .. } | Command::Help { .. } => {
+            Err(Error::Usage("handled before the settings are read".into()))
+        }
     }
 }
 

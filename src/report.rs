@@ -226,6 +226,23 @@ pub fn text_for(text: &str, windows: bool) -> String {
     }
 }
 
+/// A JSON document as printed (`--json`, `plan --format json`): [`json_text`], with
+/// `extpy_version` as its first key, so that a reader knows which extpy wrote it before
+/// reading anything else. `doc` must serialize as a map (a struct or a JSON object).
+pub fn json_document<T: serde::Serialize>(doc: &T) -> String {
+    #[derive(serde::Serialize)]
+    struct Versioned<'a, T> {
+        extpy_version: &'static str,
+        #[serde(flatten)]
+        doc: &'a T,
+    }
+    let versioned = Versioned {
+        extpy_version: crate::version::VERSION,
+        doc,
+    };
+    json_text(&versioned)
+}
+
 /// `1 VU folder`, `2 VU folders`.
 pub fn plural(n: usize, what: &str) -> String {
     if n == 1 {
@@ -325,6 +342,20 @@ mod tests {
         r.warn("two");
         r.detail("three");
         assert_eq!(*lines.lock().unwrap(), vec!["one", "warning: two", "three"]);
+    }
+
+    #[test]
+    fn json_documents_start_with_the_version() {
+        let doc = serde_json::json!({ "a": 1, "command": "x", "ok": true });
+        let text = json_document(&doc);
+        let second = text.lines().nth(1).unwrap();
+        assert_eq!(
+            second,
+            format!("  \"extpy_version\": \"{}\",", crate::version::VERSION)
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["a"], 1);
+        assert_eq!(back["command"], "x");
     }
 
     #[test]

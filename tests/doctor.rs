@@ -674,7 +674,7 @@ fn json_schema_is_stable() {
     let obj = doc.as_object().unwrap();
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort();
-    assert_eq!(keys, ["command", "hosts", "notes", "ok"]);
+    assert_eq!(keys, ["command", "extpy_version", "hosts", "notes", "ok"]);
     assert_eq!(doc["command"], "doctor");
     assert_eq!(doc["ok"], false);
     let hosts = doc["hosts"].as_array().unwrap();

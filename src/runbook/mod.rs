@@ -707,7 +707,7 @@ impl Plan {
             Format::Markdown => markdown::render(self),
             Format::Html => html::render(self),
             Format::Json => {
-                let mut s = crate::report::json_text(self);
+                let mut s = crate::report::json_document(self);
                 s.push('\n');
                 s
             }

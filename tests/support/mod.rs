@@ -80,10 +80,18 @@ impl Run {
         self
     }
 
-    /// The stdout as JSON.
+    /// The stdout as JSON: one document whose first key is `extpy_version`.
+    #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        let doc = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout));
+        let first = self.stdout.lines().nth(1).unwrap_or_default();
+        assert_eq!(
+            first,
+            format!("  \"extpy_version\": \"{}\",", env!("CARGO_PKG_VERSION")),
+            "a JSON document starts with extpy_version"
+        );
+        doc
     }
 }
 
