@@ -112,7 +112,7 @@ pub fn topics_help() -> String {
     out
 }
 
-/// `extpy help [COMMAND…|TOPIC]`: the long help of a command, or a topic's text.
+/// `extpy help [COMMAND...|TOPIC]`: the long help of a command, or a topic's text.
 pub fn help(mut root: Command, words: &[String]) -> Result<String, String> {
     if let [word] = words
         && let Some(text) = topic(word)
@@ -184,7 +184,7 @@ fn section(out: &mut Vec<u8>, title: &str, text: &str) -> std::io::Result<()> {
     writeln!(out, ".fi")
 }
 
-/// Writes the man pages of extpy and of every command (`extpy-build.1`, …) into `dir`.
+/// Writes the man pages of extpy and of every command (`extpy-build.1`, ...) into `dir`.
 pub fn man_pages_to(root: Command, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let main = dir.join("extpy.1");
