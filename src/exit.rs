@@ -25,3 +25,36 @@ Exit codes:
   3  verification failed (a sha256, seal or bundle does not match)
   4  network or TLS failure, a failed live check (doctor, mail check), or artifacts
      missing with --offline";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_table_lists_every_code_in_order() {
+        let all = [
+            ExitCode::Success,
+            ExitCode::Local,
+            ExitCode::Input,
+            ExitCode::Verification,
+            ExitCode::Network,
+        ];
+        // Exhaustive: a new code does not compile until it is listed above (and in the table).
+        for c in all {
+            match c {
+                ExitCode::Success
+                | ExitCode::Local
+                | ExitCode::Input
+                | ExitCode::Verification
+                | ExitCode::Network => {}
+            }
+        }
+        // A row starts with its code; deeper-indented lines continue the one above.
+        let listed: Vec<u8> = EXIT_CODES_HELP
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(listed, all.map(|c| c as u8));
+    }
+}
