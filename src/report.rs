@@ -237,7 +237,7 @@ pub fn json_document<T: serde::Serialize>(doc: &T) -> String {
         doc: &'a T,
     }
     let versioned = Versioned {
-        extpy_version: crate::version::VERSION,
+        extpy_version: env!("CARGO_PKG_VERSION"),
         doc,
     };
     json_text(&versioned)
@@ -351,7 +351,7 @@ mod tests {
         let second = text.lines().nth(1).unwrap();
         assert_eq!(
             second,
-            format!("  \"extpy_version\": \"{}\",", crate::version::VERSION)
+            format!("  \"extpy_version\": \"{}\",", env!("CARGO_PKG_VERSION"))
         );
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back["a"], 1);
