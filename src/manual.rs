@@ -31,11 +31,17 @@ python: { version: 3.12.10, platform: win_amd64 }     # win_amd64, win32 or win_
 embeddable:
   file: python-3.12.10-embed-amd64.zip               # fetched from <python mirror>/3.12.10/<file>
   sha256: 4acbed6dd1c744b0376e3b1cf57ce906f9dc9e95e68824584c8099a63025a3c3
+requires:                                            # optional: what `extpy lock` resolves (PEP 508)
+  - msal>=1.39
 wheels:
   - file: msal-1.39.0-py3-none-any.whl               # found through the index's Simple API
     sha256: 2d2577886906cd7293850dffa2da29119966c213bfc6ec0cecf8bf7621e1ca77
     # url: https://mirror.example/msal.whl          # optional: overrides the sources
+    # size: 117935                                   # optional: bytes (lock writes it with url)
 ```
+
+requires: does not change the manifest's digest (nor the seal): it is the input of
+`extpy lock`, not part of the distribution.
 
 URLs are derived from the sources (--python-mirror, --index-url), so any mirror works; an
 entry's url: overrides them. Every byte is checked against its sha256 before use.
@@ -43,8 +49,6 @@ entry's url: overrides them. Every byte is checked against its sha256 before use
 Errors name the file, line and field: bad hex, unknown platform, a wheel whose tags cannot
 run on the declared Python and platform, a package pinned twice, two pins with one sha256,
 unknown keys. An index that publishes a different sha256 than the pin is refused.
-
-Schema for editors: schemas/manifest.json in the repository.
 ";
 
 const TOPOLOGY: &str = concat!(
@@ -86,7 +90,6 @@ Tenant, client ID and server user must be GUIDs, OAuth Service needs a secret, a
 written into the file is refused, queue addresses must be e-mail addresses and a queue's
 server must exist. Secret values never appear in any output.
 
-Schema for editors: schemas/topology.json in the repository.
 "
 );
 
