@@ -20,7 +20,7 @@ use crate::fetch;
 use crate::fsio::IoError;
 use crate::inputs::{self, DistSource, InputSource};
 use crate::layout::{self, NodeTarget};
-use crate::mail::check::{self as mail_check, MailError, MailOptions, MailReport};
+use crate::mail::check::{self as mail_check, MailError, MailOptions, MailReport, PlanChecks};
 use crate::manifest::Manifest;
 use crate::report::Reporter;
 use crate::rollout;
@@ -475,6 +475,12 @@ pub struct PlanArgs {
     pub doctor: bool,
     /// Put the results of a saved `extpy doctor --json` in the plan
     pub doctor_report: Option<PathBuf>,
+    /// Try the topology's mail settings now (`extpy mail check`) and put the results in the plan
+    pub mail_check: bool,
+    /// Put the results of a saved `extpy mail check --json` in the plan
+    pub mail_report: Option<PathBuf>,
+    /// Where the live mail check goes.
+    pub endpoints: MailEndpointArgs,
 }
 
 /// `extpy plan`.
@@ -488,13 +494,45 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     for w in topology.mail.iter().flat_map(|m| &m.warnings) {
         reporter.warn(w);
     }
-    let options = runbook::PlanOptions {
+    let mut options = runbook::PlanOptions {
         topology_arg: match &args.topology {
             Some(p) => p.display().to_string(),
             None => bundle::TOPOLOGY.to_string(),
         },
         bundle: bundle.as_ref().map(Bundle::file_name),
         rollout: args.rollout.clone(),
+        mail_check: None,
+    };
+    options.mail_check = if args.mail_check {
+        if bundle.is_some() || s.offline {
+            return Err(Error::Usage("--mail-check needs the network; with a bundle or --offline, pass --mail-report FILE from a connected machine".into()));
+        }
+        let report = run_mail_check(
+            s,
+            &topology,
+            &options.topology_arg,
+            &args.endpoints,
+            None,
+            None,
+            reporter,
+        )?;
+        Some(PlanChecks::from_report(&report))
+    } else if let Some(file) = &args.mail_report {
+        let bytes = std::fs::read(file).map_err(|source| {
+            IoError::new(file.clone(), "cannot read the mail check report", source)
+        })?;
+        let text = crate::wintext::decode(&bytes)
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        Some(
+            PlanChecks::from_saved(&text, file.display().to_string()).map_err(|e| {
+                Error::Usage(format!(
+                    "{}: {e}\n  help: save one with `extpy mail check TOPOLOGY --json > FILE`",
+                    file.display()
+                ))
+            })?,
+        )
+    } else {
+        None
     };
     let certificates = if args.doctor {
         if bundle.is_some() || s.offline {
@@ -644,6 +682,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         topology_arg: "topology.yaml".into(),
         bundle: Some(bundle.file_name()),
         rollout: Some("rollout.yml".into()),
+        mail_check: None,
     };
     let plan_text = runbook::build(&topology, &manifest, not_checked(), &plan_options)
         .render(runbook::Format::Markdown);
@@ -721,6 +760,7 @@ pub fn bundle_create(
             topology_arg: bundle::TOPOLOGY.into(),
             bundle: Some("<bundle>.zip".into()),
             rollout: None,
+            mail_check: None,
         };
         runbook::build(t, &manifest, not_checked(), &options).render(runbook::Format::Markdown)
     });

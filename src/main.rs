@@ -306,6 +306,14 @@ struct PlanArgs {
     /// Put the results of a saved `extpy doctor --json` in the plan
     #[arg(long, value_name = "FILE")]
     doctor_report: Option<PathBuf>,
+    /// Try the topology's mail settings now (`extpy mail check`) and put the results in the plan
+    #[arg(long, conflicts_with = "mail_report")]
+    mail_check: bool,
+    /// Put the results of a saved `extpy mail check --json` in the plan
+    #[arg(long, value_name = "FILE")]
+    mail_report: Option<PathBuf>,
+    #[command(flatten)]
+    endpoints: MailEndpointArgs,
 }
 
 /// Arguments of `extpy lock`.
@@ -494,7 +502,7 @@ plain_args! {
     BuildArgs { dest, force, dry_run, bundle }
     VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
     LayoutArgs { topology, out, node, vu_root, dist, bundle, repair, dry_run }
-    PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report }
+    PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints }
     BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
     MergeArgs { dirs, topology }

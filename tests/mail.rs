@@ -128,8 +128,8 @@ impl Scenario {
         t
     }
 
-    /// Runs `extpy mail check` (with `--json` when asked) against fresh servers.
-    fn run(self, json: bool) -> (Run, Microsoft) {
+    /// Starts fresh servers and writes the topology.
+    fn start(self) -> Started {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::root("extpy mail test CA");
         let ca_pem = ca.write_pem(dir.path(), "ca.pem");
@@ -149,23 +149,56 @@ impl Scenario {
         );
         let topo: PathBuf = dir.path().join("topology.yaml");
         std::fs::write(&topo, self.topology()).unwrap();
-        let mut c = extpy();
-        c.args(["--ca-cert"]).arg(&ca_pem);
-        c.args(["--timeout", "3", "--retries", "0", "mail", "check"]);
-        c.arg(&topo);
-        for (opt, value) in [
-            ("--authority-url", ms.authority()),
-            ("--imap-host", format!("127.0.0.1:{}", ms.imap.port())),
-            ("--smtp-host", format!("127.0.0.1:{}", ms.smtp.port())),
-        ] {
-            if !self.args.iter().any(|a| a == opt) {
-                c.args([opt, &value]);
-            }
+        Started {
+            dir,
+            ca_pem,
+            topo,
+            ms,
+            scenario: self,
         }
+    }
+
+    /// Runs `extpy mail check` (with `--json` when asked) against fresh servers.
+    fn run(self, json: bool) -> (Run, Microsoft) {
+        let started = self.start();
+        let args: Vec<String> = started.scenario.args.clone();
+        let mut c = started.command(&["mail", "check"]);
+        c.arg(&started.topo);
         if json {
             c.arg("--json");
         }
-        c.args(&self.args);
+        c.args(&args);
+        let r = run(c);
+        assert_no_secrets(&r, &started.ms);
+        (r, started.ms)
+    }
+}
+
+/// A scenario whose servers run.
+struct Started {
+    dir: tempfile::TempDir,
+    ca_pem: PathBuf,
+    topo: PathBuf,
+    ms: Microsoft,
+    scenario: Scenario,
+}
+
+impl Started {
+    /// extpy `sub…` with the CA, a short timeout, the servers' endpoints and the secrets.
+    fn command(&self, sub: &[&str]) -> std::process::Command {
+        let mut c = extpy();
+        c.args(["--ca-cert"]).arg(&self.ca_pem);
+        c.args(["--timeout", "3", "--retries", "0"]);
+        c.args(sub);
+        for (opt, value) in [
+            ("--authority-url", self.ms.authority()),
+            ("--imap-host", format!("127.0.0.1:{}", self.ms.imap.port())),
+            ("--smtp-host", format!("127.0.0.1:{}", self.ms.smtp.port())),
+        ] {
+            if !self.scenario.args.iter().any(|a| a == opt) {
+                c.args([opt, &value]);
+            }
+        }
         for v in [
             "EXTPY_TEST_MAIL_SECRET",
             "EXTPY_TEST_MAIL_OUTGOING",
@@ -173,12 +206,10 @@ impl Scenario {
         ] {
             c.env_remove(v);
         }
-        for (k, v) in &self.env {
+        for (k, v) in &self.scenario.env {
             c.env(k, v);
         }
-        let r = run(c);
-        assert_no_secrets(&r, &ms);
-        (r, ms)
+        c
     }
 }
 
@@ -657,4 +688,108 @@ fn bad_endpoints_are_input_errors() {
             r.stderr
         );
     }
+}
+
+/// The plan's step with `id` from `plan --format json`.
+#[track_caller]
+fn step<'a>(plan: &'a Value, id: &str) -> &'a Value {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+#[test]
+fn plan_with_a_saved_mail_report_shows_results_and_fixes_in_the_sc_steps() {
+    let mut s = good();
+    s.exchange.mailboxes[0].smtp_auth = false;
+    let st = s.start();
+    let mut c = st.command(&["mail", "check", "--json"]);
+    c.arg(&st.topo);
+    let saved = run(c).code(4);
+    assert_no_secrets(&saved, &st.ms);
+    let report = st.dir.path().join("mail.json");
+    std::fs::write(&report, &saved.stdout).unwrap();
+
+    let mut c = extpy();
+    c.args(["plan", "--format", "json"])
+        .arg(&st.topo)
+        .arg("--mail-report")
+        .arg(&report);
+    let plan = run(c).ok().json();
+    let check = step(&plan, "sc.mail-check");
+    let rows = check["table"]["rows"].to_string();
+    assert!(
+        rows.contains("smtp.support-contoso-example-com") && rows.contains("FAILS"),
+        "{rows}"
+    );
+    assert!(
+        check["warnings"].to_string().contains("mail.json"),
+        "{check:#}"
+    );
+    let queue = step(&plan, "sc.queue.support-contoso-example-com")["warnings"].to_string();
+    assert!(
+        queue.contains("mail check smtp.support-contoso-example-com: FAILS")
+            && queue.contains("fix: enable SMTP AUTH for support@contoso.example.com")
+            && queue.contains("mail check imap.support-contoso-example-com: ok"),
+        "{queue}"
+    );
+    let incoming = step(&plan, "sc.incoming.m365-service")["warnings"].to_string();
+    assert!(incoming.contains("token.m365-service: ok"), "{incoming}");
+    assert_eq!(plan["mail_check"]["checks"].as_array().unwrap().len(), 4);
+    assert!(
+        plan["warnings"]
+            .to_string()
+            .contains("1 mail check(s) failed")
+    );
+
+    // Markdown shows the same.
+    let mut c = extpy();
+    c.arg("plan")
+        .arg(&st.topo)
+        .arg("--mail-report")
+        .arg(&report);
+    let md = run(c).ok().stdout;
+    assert!(md.contains("| smtp.support-contoso-example-com | FAILS | support@contoso.example.com: SMTP AUTH is disabled (535 5.7.139) |"), "{md}");
+
+    // A file that is not a mail check report.
+    std::fs::write(&report, r#"{"schema":"extpy-plan/1","checks":[]}"#).unwrap();
+    let mut c = extpy();
+    c.arg("plan")
+        .arg(&st.topo)
+        .arg("--mail-report")
+        .arg(&report);
+    let r = run(c).code(2);
+    assert!(
+        r.stderr.contains("not \"extpy-mail-check/1\"") && r.stderr.contains("help:"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn plan_with_a_live_mail_check() {
+    let mut s = good();
+    s.directory.apps[0].expired = true;
+    let st = s.start();
+    let mut c = st.command(&["plan", "--format", "json", "--mail-check"]);
+    c.arg(&st.topo);
+    let r = run(c).ok();
+    assert_no_secrets(&r, &st.ms);
+    let plan = r.json();
+    assert_eq!(plan["mail_check"]["source"], "live (extpy mail check)");
+    let incoming = step(&plan, "sc.incoming.m365-service")["warnings"].to_string();
+    assert!(
+        incoming.contains(
+            "FAILS: the client secret in EXTPY_TEST_MAIL_SECRET has expired (AADSTS7000222)"
+        ),
+        "{incoming}"
+    );
+    // Without the network, only a saved report will do.
+    let mut c = st.command(&["--offline", "plan", "--mail-check"]);
+    c.arg(&st.topo);
+    let r = run(c).code(2);
+    assert!(r.stderr.contains("--mail-report FILE"), "{}", r.stderr);
 }

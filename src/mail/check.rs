@@ -195,7 +195,7 @@ impl MailOptions {
 }
 
 /// What a check proves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
     /// A token request.
@@ -1088,5 +1088,79 @@ fn unix(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// A mail check's results as the runbook carries them: read from a live run or a saved
+/// `extpy mail check --json` document through the same typed shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PlanChecks {
+    /// `live (extpy mail check)`, or the report file.
+    #[serde(default)]
+    pub source: String,
+    /// Every check.
+    pub checks: Vec<PlanCheck>,
+}
+
+/// One check in the runbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PlanCheck {
+    /// Its id.
+    pub id: String,
+    /// `token`, `imap` or `smtp`.
+    pub step: Step,
+    /// The SC server (`outgoing` for the outgoing server).
+    pub server: String,
+    /// The queue address.
+    pub queue: Option<String>,
+    /// True when it passed.
+    pub ok: bool,
+    /// The verdict.
+    pub verdict: PlanVerdict,
+    /// The fix.
+    pub fix: Option<MailFix>,
+}
+
+/// The verdict's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PlanVerdict {
+    /// Its kind.
+    pub kind: String,
+    /// Its line.
+    pub summary: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Saved {
+    schema: String,
+    checks: Vec<PlanCheck>,
+}
+
+impl PlanChecks {
+    /// The results of a live run.
+    pub fn from_report(report: &MailReport) -> Self {
+        let saved = serde_json::to_value(report)
+            .ok()
+            .and_then(|v| serde_json::from_value::<Saved>(v).ok());
+        Self {
+            source: "live (extpy mail check)".into(),
+            checks: saved.map(|s| s.checks).unwrap_or_default(),
+        }
+    }
+
+    /// The results of a saved `extpy mail check --json`.
+    pub fn from_saved(text: &str, source: String) -> Result<Self, String> {
+        let saved: Saved = serde_json::from_str(text)
+            .map_err(|e| format!("not a saved `extpy mail check --json` report: {e}"))?;
+        if saved.schema != SCHEMA {
+            return Err(format!(
+                "its schema is {:?}, not {SCHEMA:?}: make it again with this extpy",
+                saved.schema
+            ));
+        }
+        Ok(Self {
+            source,
+            checks: saved.checks,
+        })
     }
 }

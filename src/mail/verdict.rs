@@ -226,7 +226,7 @@ pub enum MailVerdict {
 }
 
 /// What to do about a failed check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MailFix {
     /// The fix in a sentence.
     pub summary: String,

@@ -7,6 +7,7 @@ pub mod markdown;
 use serde::Serialize;
 
 use crate::doctor::summary::DoctorSummary;
+use crate::mail::check::{PlanCheck, PlanChecks};
 use crate::mail::{AuthType, Mail};
 use crate::manifest::Manifest;
 use crate::report::slug;
@@ -224,6 +225,8 @@ pub struct PlanOptions {
     pub bundle: Option<String>,
     /// A generated rollout playbook, if the copy is scripted.
     pub rollout: Option<String>,
+    /// Results of `extpy mail check` (live or saved), if any.
+    pub mail_check: Option<PlanChecks>,
 }
 
 /// The whole runbook.
@@ -245,6 +248,9 @@ pub struct Plan {
     pub certificates: Certificates,
     /// SC e-mail settings, when the topology has them.
     pub mail: Option<Mail>,
+    /// Results of `extpy mail check`, when the plan was made with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_check: Option<PlanChecks>,
     /// Warnings about the inputs.
     pub warnings: Vec<String>,
     /// The steps, in order.
@@ -523,7 +529,7 @@ pub fn build(
     ));
 
     if let Some(mail) = &topology.mail {
-        steps.extend(mail_steps(mail));
+        steps.extend(mail_steps(mail, &topo, options.mail_check.as_ref()));
     }
 
     let checks: Vec<String> = topology
@@ -548,6 +554,14 @@ pub fn build(
         .as_ref()
         .map(|m| m.warnings.clone())
         .unwrap_or_default();
+    if let Some(m) = &options.mail_check {
+        let failed = m.checks.iter().filter(|c| !c.ok).count();
+        if failed > 0 {
+            warnings.push(format!(
+                "{failed} mail check(s) failed; the SC steps say what to fix"
+            ));
+        }
+    }
     if let Certificates::Checked { hosts, .. } = &certificates {
         let failed = hosts.iter().filter(|h| !h.ok).count();
         if failed > 0 {
@@ -574,13 +588,63 @@ pub fn build(
         pairs: topology.pairs.clone(),
         certificates,
         mail: topology.mail.clone(),
+        mail_check: options.mail_check.clone(),
         warnings,
         steps,
     }
 }
 
-fn mail_steps(mail: &Mail) -> Vec<Step> {
-    let mut steps = Vec::new();
+/// The step that proves the mail settings, with the results when there are some.
+fn mail_check_step(topo: &str, checks: Option<&PlanChecks>) -> Step {
+    let step = Step::new(
+        "sc.mail-check",
+        Phase::Sc,
+        Actor::Extpy,
+        "Try the mail settings before entering them",
+        "With the secrets in the environment variables the topology names, ask for each token and log in to each queue's mailbox (IMAP, read-only) and to SMTP (nothing is sent). Every failure names its cause and its fix.",
+    )
+    .command(format!("extpy mail check {topo}"))
+    .check(format!("extpy mail check {topo}"));
+    match checks {
+        None => step.warn("not checked when this plan was made: run it before entering the settings in SC (or make this plan with --mail-check or --mail-report FILE)"),
+        Some(m) => {
+            let rows = m
+                .checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.clone(),
+                        if c.ok { "ok".into() } else { "FAILS".into() },
+                        c.verdict.summary.clone(),
+                    ]
+                })
+                .collect();
+            step.table(&["check", "result", "verdict"], rows)
+                .warn(format!("results from {}", m.source))
+        }
+    }
+}
+
+/// A failed check as a warning of the SC step it concerns.
+fn with_results<'a>(mut step: Step, checks: impl Iterator<Item = &'a PlanCheck>) -> Step {
+    for c in checks {
+        step = step.warn(if c.ok {
+            format!("mail check {}: ok: {}", c.id, c.verdict.summary)
+        } else {
+            let fix = c
+                .fix
+                .as_ref()
+                .map(|f| format!("; fix: {}", f.summary))
+                .unwrap_or_default();
+            format!("mail check {}: FAILS: {}{fix}", c.id, c.verdict.summary)
+        });
+    }
+    step
+}
+
+fn mail_steps(mail: &Mail, topo: &str, checks: Option<&PlanChecks>) -> Vec<Step> {
+    let mut steps = vec![mail_check_step(topo, checks)];
+    let results = checks.map(|m| m.checks.as_slice()).unwrap_or_default();
     for s in &mail.incoming {
         let mut rows = vec![
             vec!["Name".to_string(), s.name.clone()],
@@ -591,16 +655,20 @@ fn mail_steps(mail: &Mail) -> Vec<Step> {
         if let Some(secret) = &s.secret {
             rows.push(vec!["Client secret".into(), secret.describe()]);
         }
-        steps.push(
-            Step::new(
-                format!("sc.incoming.{}", slug(&s.name)),
-                Phase::Sc,
-                Actor::Sc,
-                format!("Incoming mail server {}", s.name),
-                "In System Configurator, create or edit the incoming mail server:",
-            )
-            .table(&["field", "value"], rows),
-        );
+        let step = Step::new(
+            format!("sc.incoming.{}", slug(&s.name)),
+            Phase::Sc,
+            Actor::Sc,
+            format!("Incoming mail server {}", s.name),
+            "In System Configurator, create or edit the incoming mail server:",
+        )
+        .table(&["field", "value"], rows);
+        steps.push(with_results(
+            step,
+            results
+                .iter()
+                .filter(|c| c.server == s.name && c.queue.is_none()),
+        ));
     }
     if let Some(o) = &mail.outgoing {
         let mut rows = vec![
@@ -616,16 +684,20 @@ fn mail_steps(mail: &Mail) -> Vec<Step> {
             };
             rows.push(vec![label.into(), p.describe()]);
         }
-        steps.push(
-            Step::new(
-                "sc.outgoing",
-                Phase::Sc,
-                Actor::Sc,
-                "External outgoing mail server",
-                "In System Configurator, set the external outgoing server:",
-            )
-            .table(&["field", "value"], rows),
-        );
+        let step = Step::new(
+            "sc.outgoing",
+            Phase::Sc,
+            Actor::Sc,
+            "External outgoing mail server",
+            "In System Configurator, set the external outgoing server:",
+        )
+        .table(&["field", "value"], rows);
+        steps.push(with_results(
+            step,
+            results
+                .iter()
+                .filter(|c| c.server == "outgoing" && c.queue.is_none()),
+        ));
     }
     for q in &mail.queues {
         let mut rows = vec![
@@ -636,16 +708,20 @@ fn mail_steps(mail: &Mail) -> Vec<Step> {
         if let Some(p) = &q.password {
             rows.push(vec!["Password".into(), p.describe()]);
         }
-        steps.push(
-            Step::new(
-                format!("sc.queue.{}", slug(&q.address)),
-                Phase::Sc,
-                Actor::Sc,
-                format!("E-mail queue {}", q.address),
-                "In System Configurator, set the e-mail queue:",
-            )
-            .table(&["field", "value"], rows),
-        );
+        let step = Step::new(
+            format!("sc.queue.{}", slug(&q.address)),
+            Phase::Sc,
+            Actor::Sc,
+            format!("E-mail queue {}", q.address),
+            "In System Configurator, set the e-mail queue:",
+        )
+        .table(&["field", "value"], rows);
+        steps.push(with_results(
+            step,
+            results
+                .iter()
+                .filter(|c| c.queue.as_deref() == Some(q.address.as_str())),
+        ));
     }
     steps
 }
