@@ -41,6 +41,16 @@ pub enum RolloutError {
     /// Writing failed.
     #[error(transparent)]
     Place(#[from] PlaceError),
+    /// A UNC VU root, which a rollout over WinRM cannot write.
+    #[error(
+        "node {node}: its VU root {root} is a UNC path, which a rollout over WinRM cannot write: with NTLM the node cannot pass your credentials on to the share (no delegation), so the share answers access denied\n  help: give the node its local VU root in the topology (for example D:\\SCP\\vu), or lay out the share from a machine that can write it with `extpy layout`"
+    )]
+    UncOverWinrm {
+        /// The node.
+        node: String,
+        /// Its VU root.
+        root: String,
+    },
     /// A node name Ansible cannot take as an inventory host name as it is.
     #[error(
         "node {node:?} of the topology cannot be an Ansible inventory host: {why}\n  help: name the node with letters, digits, '.', '_' and '-' only"
@@ -64,9 +74,23 @@ impl RolloutError {
             RolloutError::Io(e) => e.exit_code(),
             RolloutError::Foreign { .. }
             | RolloutError::NoExecutable(_)
-            | RolloutError::NodeName { .. } => ExitCode::Input,
+            | RolloutError::NodeName { .. }
+            | RolloutError::UncOverWinrm { .. } => ExitCode::Input,
         }
     }
+}
+
+/// A Windows node's VU root must be a local path: over WinRM the node holds no credentials
+/// it could pass on to a share.
+fn check_vu_root(target: Target, node: &crate::topology::Node) -> Result<(), RolloutError> {
+    let root = node.vu_root.as_str();
+    if target == Target::Windows && (root.starts_with("\\\\") || root.starts_with("//")) {
+        return Err(RolloutError::UncOverWinrm {
+            node: node.name.clone(),
+            root: root.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Inventory host names are Ansible host patterns and templated as `inventory_hostname`:
@@ -141,6 +165,7 @@ pub fn generate(
     }
     for node in &topology.nodes {
         check_inventory_host(&node.name)?;
+        check_vu_root(options.target, node)?;
     }
     let staging = Staging::begin(&options.out, reporter)?;
     let root = staging.path();
@@ -336,7 +361,7 @@ const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy 
       @FILE@:
         path: "{{ extpy_work_dir }}"
         state: directory@MODE_DIR@
-
+@LOCK_DOWN@
     - name: Copy extpy
       @COPY@:
         src: files/@EXE@
@@ -398,6 +423,44 @@ const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy 
       when: extpy_verify is not skipped
 "#;
 
+/// On Windows the work folder would inherit `Users: create files` from C:\, so a local user
+/// could plant a DLL beside the extpy.exe an administrator runs: only Administrators and
+/// SYSTEM may write it, and anything extpy rollout did not put there stops the run.
+const LOCK_DOWN_WINDOWS: &str = r#"
+    - name: Let only Administrators and SYSTEM write the work folder, and check it
+      ansible.windows.win_powershell:
+        parameters:
+          Path: "{{ extpy_work_dir }}"
+          Bundle: "{{ extpy_bundle }}"
+        script: |
+          param([string]$Path, [string]$Bundle)
+          $sidType = [System.Security.Principal.SecurityIdentifier]
+          $admins = New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-32-544'
+          $system = New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-18'
+          $trusted = @($admins.Value, $system.Value)
+          $acl = Get-Acl -LiteralPath $Path
+          $others = @($acl.GetAccessRules($true, $true, $sidType) | Where-Object { $trusted -notcontains $_.IdentityReference.Value })
+          $Ansible.Changed = $false
+          if (-not $acl.AreAccessRulesProtected -or $others.Count -gt 0) {
+            $new = New-Object System.Security.AccessControl.DirectorySecurity
+            $new.SetAccessRuleProtection($true, $false)
+            foreach ($sid in $admins, $system) {
+              $rule = New-Object System.Security.AccessControl.FileSystemAccessRule($sid, 'FullControl', 'ContainerInherit, ObjectInherit', 'None', 'Allow')
+              $new.AddAccessRule($rule)
+            }
+            Set-Acl -LiteralPath $Path -AclObject $new
+            $Ansible.Changed = $true
+          }
+          $writers = @((Get-Acl -LiteralPath $Path).GetAccessRules($true, $true, $sidType) | Where-Object { $_.AccessControlType -eq 'Allow' -and $trusted -notcontains $_.IdentityReference.Value })
+          if ($writers.Count -gt 0) {
+            throw "$Path can still be used by $(($writers | ForEach-Object { $_.IdentityReference.Value }) -join ', '): extpy.exe must not run from a folder others can write"
+          }
+          $planted = @(Get-ChildItem -LiteralPath $Path -Force | Where-Object { @('extpy.exe', $Bundle, 'report.json') -notcontains $_.Name })
+          if ($planted.Count -gt 0) {
+            throw "$Path holds $(($planted | ForEach-Object { $_.Name }) -join ', '), which extpy rollout did not put there: a DLL beside extpy.exe would run with administrator rights; remove them, find out who put them there, then run again"
+          }
+"#;
+
 /// The playbook for `target`.
 fn playbook(target: Target) -> String {
     let mode = |m: &str| format!("\n        mode: \"{m}\"");
@@ -430,6 +493,13 @@ fn playbook(target: Target) -> String {
         .replace("@COMMAND@", command)
         .replace("@EXE@", exe)
         .replace("@MODE_DIR@", &dir)
+        .replace(
+            "@LOCK_DOWN@",
+            match target {
+                Target::Windows => LOCK_DOWN_WINDOWS,
+                Target::Linux => "",
+            },
+        )
         .replace("@MODE_EXE@", &exe_mode)
         .replace("@MODE_FILE@", &file_mode)
 }
@@ -701,7 +771,14 @@ mod tests {
         let linux = playbook(Target::Linux);
         let windows = playbook(Target::Windows);
         for p in [&linux, &windows] {
-            assert!(!p.contains('@'), "a placeholder is left:\n{p}");
+            // Placeholders are @NAME@; PowerShell's @(...) arrays are not.
+            let left = p.match_indices('@').find_map(|(i, _)| {
+                let rest = &p[i + 1..];
+                let name = rest.split('@').next().filter(|n| rest.len() > n.len())?;
+                (!name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+                    .then_some(name)
+            });
+            assert!(left.is_none(), "a placeholder is left: {left:?}\n{p}");
         }
         assert!(linux.contains("ansible.builtin.copy:") && !linux.contains("ansible.windows"));
         assert!(linux.contains("src: files/extpy\n") && linux.contains("mode: \"0755\""));
@@ -717,6 +794,30 @@ mod tests {
             !windows.contains("ansible.builtin.copy")
                 && !windows.contains("ansible.builtin.command")
         );
+    }
+
+    #[test]
+    fn the_windows_work_folder_is_for_administrators_only() {
+        let windows = playbook(Target::Windows);
+        let lock = windows
+            .find("Let only Administrators and SYSTEM write the work folder")
+            .expect("the lock-down task");
+        assert!(
+            lock < windows.find("- name: Copy extpy").unwrap(),
+            "before extpy is copied"
+        );
+        for needed in [
+            "SetAccessRuleProtection($true, $false)",
+            "'S-1-5-32-544'",
+            "'S-1-5-18'",
+            "which extpy rollout did not put there",
+            "can still be used by",
+        ] {
+            assert!(windows.contains(needed), "{needed}");
+        }
+        assert!(!windows.contains("{{ $"), "no Jinja in the script");
+        assert!(!playbook(Target::Linux).contains("win_powershell"));
+        assert!(!windows.contains("@LOCK_DOWN@"));
     }
 
     #[test]

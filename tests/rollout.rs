@@ -387,6 +387,41 @@ fn a_windows_rollout_takes_the_exe_from_a_bundle_made_on_linux() {
 }
 
 #[test]
+fn a_unc_vu_root_is_refused_for_windows_nodes_with_the_reason() {
+    let site = site();
+    let topology = site.w.path("unc.yaml");
+    fs::write(
+        &topology,
+        "schema: 1\nsystem: Share\nnodes:\n  - name: HAC1\n    host: hac1.example.com\n    vu_root: '\\\\fs01\\scp\\vu'\n    cores: [Core1]\n",
+    )
+    .unwrap();
+    let fake_exe = site.w.path("extpy.exe");
+    fs::write(&fake_exe, b"MZ not really").unwrap();
+    let project = site.w.path("ro-unc");
+    let mut c = extpy();
+    c.args([
+        "rollout",
+        s(&topology),
+        "--bundle",
+        s(&site.bundle),
+        "--out",
+        s(&project),
+        "--extpy",
+        s(&fake_exe),
+    ]);
+    let r = run(c).code(2);
+    assert!(
+        r.stderr
+            .contains("node HAC1: its VU root \\\\fs01\\scp\\vu is a UNC path")
+            && r.stderr.contains("no delegation")
+            && r.stderr.contains("help: give the node its local VU root"),
+        "{}",
+        r.stderr
+    );
+    assert!(!project.exists(), "nothing written");
+}
+
+#[test]
 fn a_windows_target_needs_a_windows_extpy() {
     if cfg!(windows) {
         return;
