@@ -53,7 +53,7 @@ mod tests {
         let listed: Vec<u8> = EXIT_CODES_HELP
             .lines()
             .skip(1)
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u8>().ok())
             .collect();
         assert_eq!(listed, all.map(|c| c as u8));
     }
