@@ -352,37 +352,23 @@ fn decide(mail: &Mail, topology: &str, o: &MailOptions) -> Result<Work, MailErro
             topology: topology.into(),
         });
     }
-    if let Some(name) = &o.server
-        && !mail
-            .incoming
-            .iter()
-            .any(|s| s.name.eq_ignore_ascii_case(name))
-    {
-        return Err(MailError::UnknownServer {
-            name: name.clone(),
-            known: mail
-                .incoming
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+    if let Some(name) = &o.server {
+        let names = mail.incoming.iter().map(|s| s.name.as_str());
+        if let Some(known) = unknown_choice(name, names) {
+            return Err(MailError::UnknownServer {
+                name: name.clone(),
+                known,
+            });
+        }
     }
-    if let Some(address) = &o.queue
-        && !mail
-            .queues
-            .iter()
-            .any(|q| q.address.eq_ignore_ascii_case(address))
-    {
-        return Err(MailError::UnknownQueue {
-            address: address.clone(),
-            known: mail
-                .queues
-                .iter()
-                .map(|q| q.address.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+    if let Some(address) = &o.queue {
+        let addresses = mail.queues.iter().map(|q| q.address.as_str());
+        if let Some(known) = unknown_choice(address, addresses) {
+            return Err(MailError::UnknownQueue {
+                address: address.clone(),
+                known,
+            });
+        }
     }
     let queues: Vec<&Queue> = mail
         .queues
@@ -1163,4 +1149,16 @@ impl PlanChecks {
             checks: saved.checks,
         })
     }
+}
+
+/// `None` when `wanted` is one of `choices` (ignoring ASCII case, as SC does); otherwise the
+/// choices joined for the error that names them.
+fn unknown_choice<'a>(
+    wanted: &str,
+    choices: impl Iterator<Item = &'a str> + Clone,
+) -> Option<String> {
+    if choices.clone().any(|c| c.eq_ignore_ascii_case(wanted)) {
+        return None;
+    }
+    Some(choices.collect::<Vec<_>>().join(", "))
 }
