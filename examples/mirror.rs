@@ -14,18 +14,9 @@
 //! misbehave (`status:503`, `too-many:SECS`, `reset:BYTES`, `truncate:BYTES`, `wrong-bytes`),
 //! in the order given, as the Windows lane does to see retries and resume.
 
-// The test support is shared as-is; not every helper is used here.
-#[allow(dead_code)]
-#[path = "../tests/support/fixtures.rs"]
-mod fixtures;
-#[allow(dead_code)]
-#[path = "../tests/support/mirror.rs"]
-mod mirror;
-#[allow(dead_code)]
-#[path = "../tests/support/pki.rs"]
-mod pki;
-
 use std::path::PathBuf;
+
+use support::{fixtures, mirror, pki};
 
 use clap::Parser;
 

@@ -6,18 +6,9 @@
 //! cargo run --example tls_faults -- [--dir DIR]
 //! ```
 
-// The test support is shared as-is; not every helper is used here.
-#[allow(dead_code)]
-#[path = "../tests/support/mirror.rs"]
-mod mirror;
-#[allow(dead_code)]
-#[path = "../tests/support/pki.rs"]
-mod pki;
-#[allow(dead_code)]
-#[path = "../tests/support/servers.rs"]
-mod servers;
-
 use std::path::PathBuf;
+
+use support::{mirror, pki, servers};
 
 use clap::Parser;
 

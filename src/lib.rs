@@ -22,8 +22,6 @@ pub mod parse;
 pub mod report;
 pub mod rollout;
 pub mod source;
-#[cfg(test)]
-mod testpki;
 pub mod topology;
 pub mod version;
 pub mod wintext;

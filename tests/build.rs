@@ -1,8 +1,6 @@
 //! `extpy build` and `extpy verify`: assembling the External Python from verified
 //! artifacts, refusing bad or hostile ones, and never leaving a half-built destination.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 

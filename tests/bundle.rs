@@ -1,8 +1,6 @@
 //! Offline bundles: deterministic bytes, strict verification, and builds, layouts and plans
 //! that never touch the network.
 
-mod support;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
 //! `extpy doctor` against local servers, one per fault: each run names the verdict, and where a
 //! certificate is to be trusted, exports exactly the certificate the test made.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::CertificateDer;

@@ -1,7 +1,5 @@
 //! `extpy fetch` against the local HTTPS mirror, behaving and misbehaving.
 
-mod support;
-
 use std::time::Duration;
 
 use support::mirror::Fault;

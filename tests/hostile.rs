@@ -2,8 +2,6 @@
 //! headers disagree, reseals, endless downloads. Each test here is the regression test of
 //! one defect an attack on the release binary found.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 

@@ -1,8 +1,6 @@
 //! `extpy layout` and `extpy verify --topology`: ExternalPython VU folders paired with their
 //! cores, staged or in place, verified, idempotent, and never half-copied.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,6 @@
 //! `extpy lock` against the local HTTPS mirror: several versions per project, extras,
 //! markers, requires-python, yanked files, metadata files and a lying index.
 
-mod support;
-
 use std::fs;
 
 use extpy::digest::Sha256Digest;

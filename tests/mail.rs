@@ -2,8 +2,6 @@
 //! with a test CA): every scenario gives its verdict and its fix, and no secret (client
 //! secret, password, access token) ever appears in stdout or stderr.
 
-mod support;
-
 use std::path::PathBuf;
 
 use serde_json::Value;

@@ -1,8 +1,6 @@
 //! What shells and people expect around the CLI: completion scripts that really complete,
 //! the man page, help topics that say what the README says, and `extpy version`.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;

@@ -1,8 +1,6 @@
 //! `extpy plan`: the runbook in every format, for the example topology and a larger one,
 //! with the SC e-mail settings validated and secrets never shown.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 

@@ -4,8 +4,6 @@
 //! Needs ansible-playbook: `scripts/test.sh` installs it into target/test-venv and says so
 //! through EXTPY_TEST_ANSIBLE_BIN; otherwise it is looked up on PATH.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

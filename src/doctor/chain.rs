@@ -341,21 +341,23 @@ mod tests {
         assert_eq!(ip_text(&[1, 2, 3]), None);
     }
 
-    use crate::testpki::{TestCa, aia, self_signed};
+    use support::pki::{Ca as TestCa, Leaf, aia_ca_issuers as aia};
 
     #[test]
     fn aia_ca_issuers_urls_are_read() {
         let root = TestCa::root("Root");
-        let leaf = root.leaf(&["a.example"], |p| {
-            p.custom_extensions
-                .push(aia("http://pki.example.com/issuer.cer"))
-        });
+        let leaf = root
+            .leaf_with(&["a.example"], |p| {
+                p.custom_extensions
+                    .push(aia("http://pki.example.com/issuer.cer"))
+            })
+            .der;
         let chain = Chain::parse(&[leaf]);
         assert_eq!(
             chain.certs[0].ca_issuers,
             vec!["http://pki.example.com/issuer.cer"]
         );
-        let plain = root.leaf(&["a.example"], |_| {});
+        let plain = root.leaf_with(&["a.example"], |_| {}).der;
         assert!(Chain::parse(&[plain]).certs[0].ca_issuers.is_empty());
     }
 
@@ -363,7 +365,7 @@ mod tests {
     fn the_path_follows_issuers_whatever_the_order_sent() {
         let root = TestCa::root("Root");
         let inter = root.intermediate("Issuing CA");
-        let leaf = inter.leaf(&["a.example", "10.0.0.1"], |_| {});
+        let leaf = inter.leaf_with(&["a.example", "10.0.0.1"], |_| {}).der;
         let unrelated = TestCa::root("Somebody Else");
         let chain = Chain::parse(&[
             leaf,
@@ -386,11 +388,11 @@ mod tests {
     fn a_chain_without_its_root_tops_out_at_the_intermediate() {
         let root = TestCa::root("Root");
         let inter = root.intermediate("Issuing CA");
-        let leaf = inter.leaf(&["a.example"], |_| {});
+        let leaf = inter.leaf_with(&["a.example"], |_| {}).der;
         let chain = Chain::parse(&[leaf, inter.der.clone()]);
         assert!(!chain.root_presented());
         assert_eq!(chain.top().unwrap().issuer_name, "Root");
-        let alone = Chain::parse(&[self_signed(&["a.example"])]);
+        let alone = Chain::parse(&[Leaf::self_signed(&["a.example"]).der]);
         assert!(alone.leaf_self_signed() && !alone.root_presented());
     }
 

@@ -695,8 +695,8 @@ mod tests {
         assert_eq!(duration_words(3 * 365 * 86_400), "3 years");
     }
 
-    use crate::testpki::{TestCa, aia, self_signed, valid};
     use rustls::pki_types::CertificateDer;
+    use support::pki::{Ca as TestCa, Leaf, aia_ca_issuers as aia, valid_between as valid};
 
     const NOW: i64 = 1_800_000_000;
 
@@ -746,7 +746,7 @@ mod tests {
     #[test]
     fn trusted_by_the_system_or_the_extra_roots() {
         let root = TestCa::root("Root");
-        let certs = [root.leaf(&["a.example"], |_| {})];
+        let certs = [root.leaf_with(&["a.example"], |_| {}).der];
         let mut checks = unknown_everywhere();
         checks[0] = check(Source::System, None);
         assert_eq!(
@@ -765,7 +765,10 @@ mod tests {
     fn a_public_root_missing_from_this_machine() {
         let root = TestCa::root("Public Root R1");
         let inter = root.intermediate("Public Issuing CA");
-        let certs = [inter.leaf(&["www.example.com"], |_| {}), inter.der.clone()];
+        let certs = [
+            inter.leaf_with(&["www.example.com"], |_| {}).der,
+            inter.der.clone(),
+        ];
         let checks = [
             check(Source::System, Some(TlsProblem::UnknownIssuer)),
             check(Source::Mozilla, None),
@@ -791,7 +794,10 @@ mod tests {
     fn refusals_of_this_machine_are_not_a_missing_root() {
         let root = TestCa::root("Public Root R1");
         let inter = root.intermediate("Public Issuing CA");
-        let certs = [inter.leaf(&["www.example.com"], |_| {}), inter.der.clone()];
+        let certs = [
+            inter.leaf_with(&["www.example.com"], |_| {}).der,
+            inter.der.clone(),
+        ];
         let windows = |hresult: u32, words: &str| {
             TlsProblem::BadCertificate(format!("{words} (os error {})", hresult as i32))
         };
@@ -861,7 +867,8 @@ mod tests {
     fn unknown_ca_private_name_or_public_name() {
         let root = TestCa::root("Zscaler Root CA");
         let certs = [
-            root.leaf(&["files.example.com", "10.1.1.1"], |_| {}),
+            root.leaf_with(&["files.example.com", "10.1.1.1"], |_| {})
+                .der,
             root.der.clone(),
         ];
         let public = verdict("files.example.com", &certs, &unknown_everywhere());
@@ -889,7 +896,9 @@ mod tests {
         let root = TestCa::root("Root");
         let inter = root.intermediate("Issuing CA 2");
         let url = "http://pki.example.com/ca2.cer";
-        let certs = [inter.leaf(&["a.example.com"], |p| p.custom_extensions.push(aia(url)))];
+        let certs = [inter
+            .leaf_with(&["a.example.com"], |p| p.custom_extensions.push(aia(url)))
+            .der];
         assert_eq!(
             verdict("a.example.com", &certs, &unknown_everywhere()),
             Verdict::MissingIntermediate {
@@ -906,7 +915,7 @@ mod tests {
             "{v:?}"
         );
         // No AIA: the missing issuer is named as the CA to trust.
-        let bare = [inter.leaf(&["a.example.com"], |_| {})];
+        let bare = [inter.leaf_with(&["a.example.com"], |_| {}).der];
         let v = verdict("a.example.com", &bare, &unknown_everywhere());
         assert!(
             matches!(
@@ -923,9 +932,11 @@ mod tests {
     #[test]
     fn dates_come_before_names_and_trust() {
         let root = TestCa::root("Root");
-        let certs = [root.leaf(&["a.example"], |p| {
-            valid(p, 1_600_000_000, NOW as u64 - 600)
-        })];
+        let certs = [root
+            .leaf_with(&["a.example"], |p| {
+                valid(p, 1_600_000_000, NOW as u64 - 600)
+            })
+            .der];
         let v = verdict_with("b.example", &certs, &unknown_everywhere(), |f| {
             f.name_covered = false
         });
@@ -941,9 +952,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let later = [root.leaf(&["a.example"], |p| {
-            valid(p, NOW as u64 + 86_400 * 30, NOW as u64 + 86_400 * 400)
-        })];
+        let later = [root
+            .leaf_with(&["a.example"], |p| {
+                valid(p, NOW as u64 + 86_400 * 30, NOW as u64 + 86_400 * 400)
+            })
+            .der];
         let v = verdict("a.example", &later, &unknown_everywhere());
         assert!(
             matches!(
@@ -963,7 +976,7 @@ mod tests {
         let inter = root.intermediate_with("Old Issuing CA", |p| {
             valid(p, 1_500_000_000, NOW as u64 - 400 * 86_400)
         });
-        let certs = [inter.leaf(&["a.lan"], |_| {}), inter.der.clone()];
+        let certs = [inter.leaf_with(&["a.lan"], |_| {}).der, inter.der.clone()];
         // Unknown issuer everywhere: the old CA may not even be on the path a source builds.
         let v = verdict("a.lan", &certs, &unknown_everywhere());
         assert!(matches!(v, Verdict::RootNotTrusted { .. }), "{v:?}");
@@ -981,7 +994,7 @@ mod tests {
     #[test]
     fn name_mismatch_lists_the_names() {
         let root = TestCa::root("Root");
-        let certs = [root.leaf(&["a.example", "b.example"], |_| {})];
+        let certs = [root.leaf_with(&["a.example", "b.example"], |_| {}).der];
         let v = verdict_with("c.example", &certs, &unknown_everywhere(), |f| {
             f.name_covered = false
         });
@@ -1000,7 +1013,7 @@ mod tests {
 
     #[test]
     fn self_signed_leaf() {
-        let certs = [self_signed(&["box.example.com"])];
+        let certs = [Leaf::self_signed(&["box.example.com"]).der];
         assert_eq!(
             verdict("box.example.com", &certs, &unknown_everywhere()),
             Verdict::SelfSigned {
@@ -1012,7 +1025,7 @@ mod tests {
     #[test]
     fn other_refusals_are_passed_on() {
         let root = TestCa::root("Root");
-        let certs = [root.leaf(&["a.example"], |_| {})];
+        let certs = [root.leaf_with(&["a.example"], |_| {}).der];
         let checks = [
             check(
                 Source::System,

@@ -322,7 +322,7 @@ mod tests {
     use super::*;
     use crate::doctor::fix::{Advice, fix_for};
     use crate::doctor::verdict::{Facts, classify};
-    use crate::testpki::TestCa;
+    use support::pki::Ca as TestCa;
 
     /// A TLS-inspecting proxy's issuing CA (an intermediate) given with --ca-cert: Linux
     /// downloads anchor at it, Windows downloads do not, and the doctor says the same.
@@ -335,7 +335,7 @@ mod tests {
         let root = TestCa::root("Proxy Root CA");
         let inter = root.intermediate("Proxy Issuing CA");
         let certs = [
-            inter.leaf(&["files.example.com"], |_| {}),
+            inter.leaf_with(&["files.example.com"], |_| {}).der,
             inter.der.clone(),
         ];
         let chain = Chain::parse(&certs);

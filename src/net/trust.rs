@@ -391,8 +391,8 @@ mod tests {
 
     #[test]
     fn certificate_files_as_windows_writes_them() {
-        let ca = crate::testpki::TestCa::root("Inspecting Proxy CA");
-        let other = crate::testpki::TestCa::root("Second CA");
+        let ca = support::pki::Ca::root("Inspecting Proxy CA");
+        let other = support::pki::Ca::root("Second CA");
         let pem = pem_of(&ca.der) + &pem_of(&other.der);
         let crlf = pem.replace('\n', "\r\n");
         let utf16 = |s: &str, bom: &[u8]| -> Vec<u8> {

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
+use crate::sha256_hex;
 use base64::Engine;
-use extpy::digest::Sha256Digest;
 use zip::write::SimpleFileOptions;
 
 /// The `._pth` python.org ships in the 3.12 embeddable zip (CRLF line ends).
@@ -52,10 +52,10 @@ pub fn embeddable(version: &str) -> Vec<u8> {
 
 /// RECORD's hash format: `sha256=<urlsafe base64, no padding>`.
 pub fn record_hash(data: &[u8]) -> String {
-    let d = Sha256Digest::of(data);
+    use sha2::Digest;
     format!(
         "sha256={}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_bytes())
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data))
     )
 }
 
@@ -177,12 +177,12 @@ impl WheelSpec {
 pub fn manifest_text(version: &str, embed: &[u8], wheels: &[(String, Vec<u8>)]) -> String {
     let mut s = format!(
         "schema: 1\nname: test-dist\npython:\n  version: {version}\n  platform: win_amd64\nembeddable:\n  file: python-{version}-embed-amd64.zip\n  sha256: {}\nwheels:\n",
-        Sha256Digest::of(embed)
+        sha256_hex(embed)
     );
     for (file, bytes) in wheels {
         s.push_str(&format!(
             "  - file: {file}\n    sha256: {}\n",
-            Sha256Digest::of(bytes)
+            sha256_hex(bytes)
         ));
     }
     s

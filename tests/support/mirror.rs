@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use extpy::digest::Sha256Digest;
-use extpy::manifest::normalize_name;
+use crate::{normalize_name, sha256_hex};
 
 /// One way to misbehave, used for one request to a path.
 #[derive(Debug, Clone)]
@@ -150,7 +149,7 @@ impl Mirror {
     pub fn add_wheel(&self, file: &str, body: Vec<u8>) {
         let project = normalize_name(file.split('-').next().unwrap_or(file));
         let path = format!("/files/{file}");
-        let sha256 = Sha256Digest::of(&body).to_string();
+        let sha256 = sha256_hex(&body);
         self.put(&path, body);
         self.state
             .index
@@ -431,7 +430,7 @@ fn respond(
         let mid = body.len() / 2;
         body[mid] ^= 0xff;
     }
-    let etag = format!("\"{}\"", &Sha256Digest::of(&body).to_string()[..16]);
+    let etag = format!("\"{}\"", &sha256_hex(&body)[..16]);
     let mut headers = vec![
         ("Content-Type", content_type),
         ("ETag", etag.clone()),
@@ -532,7 +531,7 @@ fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
             meta_overrides
                 .get(&f.filename)
                 .cloned()
-                .unwrap_or_else(|| Sha256Digest::of(m).to_string())
+                .unwrap_or_else(|| sha256_hex(m))
         };
         let wants_json = req
             .headers

@@ -35,8 +35,14 @@ impl Ca {
 
     /// An intermediate CA signed by `self`.
     pub fn intermediate(&self, name: &str) -> Ca {
+        self.intermediate_with(name, |_| {})
+    }
+
+    /// An intermediate CA signed by `self`, its parameters adjusted by `edit` (validity...).
+    pub fn intermediate_with(&self, name: &str, edit: impl FnOnce(&mut CertificateParams)) -> Ca {
         let key = KeyPair::generate().expect("key");
-        let params = ca_params(name);
+        let mut params = ca_params(name);
+        edit(&mut params);
         let cert = params
             .signed_by(&key, &self.issuer())
             .expect("intermediate");
@@ -74,7 +80,7 @@ impl Ca {
 
     /// The SHA-256 fingerprint of the CA certificate (lowercase hex).
     pub fn sha256(&self) -> String {
-        extpy::digest::Sha256Digest::of(self.der.as_ref()).to_hex()
+        crate::sha256_hex(self.der.as_ref())
     }
 
     /// Writes the CA certificate as PEM into `dir` and returns the path.
@@ -95,7 +101,7 @@ pub struct Leaf {
 impl Leaf {
     /// The SHA-256 fingerprint of the certificate (lowercase hex).
     pub fn sha256(&self) -> String {
-        extpy::digest::Sha256Digest::of(self.der.as_ref()).to_hex()
+        crate::sha256_hex(self.der.as_ref())
     }
 
     /// A self-signed leaf (no CA at all).

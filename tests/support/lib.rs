@@ -1,6 +1,5 @@
 //! Shared test support: certificates, the local HTTPS mirror, artifact builders, and a
 //! `World` that wires them to the extpy binary. No test touches the internet.
-#![allow(dead_code)]
 
 pub mod fixtures;
 pub mod mail;
@@ -10,6 +9,7 @@ pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 pub use fixtures::{WheelSpec, embeddable, manifest_text};
 use mirror::Mirror;
@@ -88,16 +88,56 @@ impl Run {
         let first = self.stdout.lines().nth(1).unwrap_or_default();
         assert_eq!(
             first,
-            format!("  \"extpy_version\": \"{}\",", env!("CARGO_PKG_VERSION")),
+            format!("  \"extpy_version\": \"{}\",", extpy_version()),
             "a JSON document starts with extpy_version"
         );
         doc
     }
 }
 
+/// The extpy binary under test: `CARGO_BIN_EXE_extpy` when set, else the `extpy` that cargo
+/// builds next to the test executable's `deps` folder before it runs integration tests.
+pub fn extpy_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CARGO_BIN_EXE_extpy") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("a test executable under target/<profile>/deps");
+        let bin = profile.join(format!("extpy{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            bin.is_file(),
+            "no extpy binary at {}: run the tests through cargo test, which builds it",
+            bin.display()
+        );
+        bin
+    })
+}
+
+/// The version the binary under test reports (`extpy --version`), for the checks on every
+/// JSON document's first line.
+pub fn extpy_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let out = Command::new(extpy_bin())
+            .arg("--version")
+            .output()
+            .expect("run extpy --version");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("extpy --version printed {text:?}"))
+            .to_string()
+    })
+}
+
 /// The extpy binary with an isolated environment.
 pub fn extpy() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_extpy"));
+    let mut c = Command::new(extpy_bin());
     for v in ISOLATE {
         c.env_remove(v);
     }
@@ -124,6 +164,10 @@ pub struct World {
 
 impl World {
     /// The standard world: an embeddable zip and three small wheels.
+    #[expect(
+        clippy::new_without_default,
+        reason = "a World starts a server: it is made, not defaulted"
+    )]
     pub fn new() -> Self {
         let wheels = vec![
             WheelSpec::pure("alpha", "1.0"),
@@ -196,9 +240,7 @@ impl World {
 
     /// The cache path of a blob.
     pub fn blob(&self, bytes: &[u8]) -> PathBuf {
-        self.cache
-            .join("sha256")
-            .join(extpy::digest::Sha256Digest::of(bytes).to_string())
+        self.cache.join("sha256").join(sha256_hex(bytes))
     }
 
     /// The embeddable zip's URL path on the mirror.
@@ -269,7 +311,7 @@ pub fn assert_snapshot(name: &str, actual: &str) {
     let actual = redact_version(actual);
     let actual = actual.as_str();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
+        .join("../snapshots")
         .join(name);
     if std::env::var_os("EXTPY_UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, actual).expect("write snapshot");
@@ -307,11 +349,36 @@ pub fn in_tmpfs(mnt: &Path, options: &str, script: &str) -> (String, String) {
     );
     let out = Command::new("unshare")
         .args(["-rm", "sh", "-c", &full])
-        .env("EXTPY", env!("CARGO_BIN_EXE_extpy"))
+        .env("EXTPY", extpy_bin())
         .output()
         .expect("run unshare");
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Lowercase hex SHA-256 of `bytes`, computed here rather than by extpy's own digest code.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A project name normalized as PEP 503 says: runs of `-`, `_` and `.` become one `-`,
+/// lowercase. The mirror's own copy, so it does not borrow the code under test.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
 }
