@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test. The rollout tests drive a real ansible-playbook, so the first run installs
-# the pinned Ansible (with the ansible.windows collection) into target/test-venv.
+# the pinned Ansible (with the ansible.windows collection) and the CycloneDX schema validator
+# into target/test-venv.
 #
 #   scripts/test.sh [cargo test arguments…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=target/test-venv
 # A venv copied or moved from elsewhere points at a Python that may be gone: check it runs.
-if ! "$VENV/bin/python" -c "import ansible" >/dev/null 2>&1 || [ ! -x "$VENV/bin/ansible-playbook" ]; then
+if ! "$VENV/bin/python" -c "import ansible, cyclonedx.validation.json" >/dev/null 2>&1 || [ ! -x "$VENV/bin/ansible-playbook" ]; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt

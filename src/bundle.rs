@@ -26,6 +26,8 @@ use crate::topology::Topology;
 pub const META: &str = "extpy-bundle.json";
 /// The checksum list (`sha256sum -c` reads it).
 pub const SUMS: &str = "SHA256SUMS";
+/// The SBOM of the distribution the bundle builds (as the built tree carries it).
+pub use crate::assemble::sbom::SBOM_FILE;
 /// The manifest, as given.
 pub const MANIFEST: &str = "manifest.yaml";
 /// The topology, as given.
@@ -191,6 +193,8 @@ pub struct Extras {
     pub executable: Option<(PathBuf, String)>,
     /// `SOURCE_DATE_EPOCH`: the time every entry carries (default 1980-01-01).
     pub epoch: Option<u64>,
+    /// The SBOM of the distribution the bundle builds ([`crate::assemble::sbom::for_wheels`]).
+    pub sbom: Vec<u8>,
 }
 
 /// Writes a bundle of `manifest` with the verified artifacts of `fetched`, beside `out`
@@ -240,6 +244,7 @@ pub fn create(
         None => None,
     };
     entries.push(bytes(MANIFEST, manifest.text.as_bytes().to_vec()));
+    entries.push(bytes(SBOM_FILE, extras.sbom.clone()));
     if let Some(t) = &extras.topology {
         entries.push(bytes(TOPOLOGY, t.as_bytes().to_vec()));
     }
@@ -466,7 +471,7 @@ pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
     let mut digests: BTreeMap<String, Sha256Digest> = BTreeMap::new();
     let mut texts: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for e in &files {
-        let keep = [SUMS, META, MANIFEST, TOPOLOGY, PLAN].contains(&e.name.as_str());
+        let keep = [SUMS, META, MANIFEST, TOPOLOGY, PLAN, SBOM_FILE].contains(&e.name.as_str());
         if keep && e.size > crate::limits::MAX_JSON {
             problems.push(format!(
                 "{} declares {} bytes, more than a bundle's {} can be",
@@ -559,7 +564,7 @@ pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
             None
         }
     };
-    let mut allowed: BTreeSet<String> = [SUMS, META, MANIFEST]
+    let mut allowed: BTreeSet<String> = [SUMS, META, MANIFEST, SBOM_FILE]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -620,10 +625,7 @@ pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
         }
         _ => None,
     };
-    problems.sort();
-    problems.dedup();
-    let result = check(problems);
-    let bundle = match (result.ok, meta, manifest) {
+    let mut bundle = match (problems.is_empty(), meta, manifest) {
         (true, Some(meta), Some(manifest)) => Some(Bundle {
             path: path.to_path_buf(),
             sha256,
@@ -634,7 +636,13 @@ pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
         }),
         _ => None,
     };
-    Ok((bundle, result))
+    if let Some(b) = bundle.as_mut() {
+        problems.extend(b.sbom_problems(texts.get(SBOM_FILE))?);
+    }
+    problems.sort();
+    problems.dedup();
+    let result = check(problems);
+    Ok((bundle.filter(|_| result.ok), result))
 }
 
 /// Opens a bundle and refuses it unless every entry verifies.
@@ -649,6 +657,32 @@ pub fn open_verified(path: &Path) -> Result<Bundle, BundleError> {
 }
 
 impl Bundle {
+    /// Why the bundle's SBOM is not the one its verified artifacts give (none when it is).
+    fn sbom_problems(&mut self, sbom: Option<&Vec<u8>>) -> Result<Vec<String>, BundleError> {
+        let Some(sbom) = sbom else {
+            return Ok(vec![format!(
+                "{SBOM_FILE} is missing: a bundle carries the SBOM of the distribution it builds\n  help: make the bundle again with `extpy bundle create`"
+            )]);
+        };
+        let temp = crate::place::temp_dir("extpy-bundle-sbom-")?;
+        let inputs = self.extract_artifacts(temp.path())?;
+        let expected = match crate::assemble::sbom::for_wheels(&self.manifest, &inputs.wheels, 0) {
+            Ok(e) => e,
+            Err(e) => {
+                return Ok(vec![format!(
+                    "the SBOM cannot be made from the bundle's wheels: {e}"
+                )]);
+            }
+        };
+        Ok(if expected == *sbom {
+            vec![]
+        } else {
+            vec![format!(
+                "{SBOM_FILE} is not the SBOM of the distribution this bundle builds (it was edited, or made by another extpy version)\n  help: make the bundle again with `extpy bundle create`"
+            )]
+        })
+    }
+
     /// Extracts the artifacts into `dir` (checked again as they are written) for a build.
     pub fn extract_artifacts(&mut self, dir: &Path) -> Result<Inputs, BundleError> {
         let mut paths = Vec::new();

@@ -792,11 +792,14 @@ pub fn bundle_create(
         })?),
         Err(_) => None,
     };
+    let sbom = assemble::sbom::for_wheels(&manifest, &resolved.inputs.wheels, s.jobs)
+        .map_err(assemble::BuildError::from)?;
     let extras = bundle::Extras {
         topology: topology.as_ref().map(|t| t.text.clone()),
         plan: plan_text,
         executable,
         epoch,
+        sbom,
     };
     let created = bundle::create(&args.out, &manifest, fetched, extras)?;
     let human = format!(

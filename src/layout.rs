@@ -705,14 +705,25 @@ mod tests {
     use super::*;
     use crate::assemble::seal::{SealManifest, SealPython, write_sealed};
 
-    /// A small sealed distribution in `dir`.
+    /// A small sealed distribution in `dir`, with its SBOM.
     fn sealed_dist(dir: &Path) -> Seal {
         fs::create_dir_all(dir.join("Lib").join("site-packages")).unwrap();
+        let d = Sha256Digest::of(b"m");
+        let sbom = crate::assemble::sbom::Subject {
+            manifest: "m".into(),
+            manifest_sha256: d,
+            python: "3.12.10".parse().unwrap(),
+            platform: crate::manifest::Platform::WinAmd64,
+            embeddable: "e.zip".into(),
+            embeddable_sha256: d,
+            packages: vec![],
+        }
+        .document();
         let files = vec![
             write_sealed(dir, "python.exe", b"MZ python").unwrap(),
             write_sealed(dir, "Lib/site-packages/a.py", &[7u8; 100_000]).unwrap(),
+            write_sealed(dir, crate::assemble::sbom::SBOM_FILE, &sbom.to_bytes()).unwrap(),
         ];
-        let d = Sha256Digest::of(b"m");
         let seal = Seal::new(
             SealManifest {
                 name: "m".into(),

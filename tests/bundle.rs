@@ -227,7 +227,7 @@ fn verify_and_inspect_a_good_bundle() {
     .ok();
     assert!(
         r.stdout.starts_with(&format!(
-            "ok    {}: 9 entries match SHA256SUMS and their pins (sha256 {sha})",
+            "ok    {}: 10 entries match SHA256SUMS and their pins (sha256 {sha})",
             out.display()
         )),
         "{}",
@@ -296,6 +296,75 @@ fn a_tampered_artifact_is_refused() {
     write_zip(&bad, &all);
     refused(&w, &bad, &format!("{target} changed"));
     refused(&w, &bad, &format!("{target} does not match its pin"));
+}
+
+/// `entries` with `name` replaced by `data` and SHA256SUMS made to agree (what someone who
+/// edits a bundle consistently does).
+fn replace_consistently(all: &mut Vec<(String, Vec<u8>)>, name: &str, data: Option<Vec<u8>>) {
+    match data {
+        Some(d) => all
+            .iter_mut()
+            .filter(|(n, _)| n == name)
+            .for_each(|e| e.1 = d.clone()),
+        None => all.retain(|(n, _)| n != name),
+    }
+    let sums: String = all
+        .iter()
+        .filter(|(n, _)| n != "SHA256SUMS")
+        .map(|(n, d)| format!("{}  {n}\r\n", extpy::digest::Sha256Digest::of(d)))
+        .collect();
+    for (n, d) in all.iter_mut() {
+        if n == "SHA256SUMS" {
+            *d = sums.clone().into_bytes();
+        }
+    }
+}
+
+#[test]
+fn the_bundle_carries_the_sbom_of_its_build_and_verify_checks_it() {
+    let w = World::new();
+    let good = w.path("b.zip");
+    create(&w, &good);
+    let all = entries(&good);
+    let sbom = all
+        .iter()
+        .find(|(n, _)| n == "extpy-sbom.cdx.json")
+        .map(|(_, d)| d.clone())
+        .expect("the bundle has the SBOM");
+    // The tree built from the bundle carries the same bytes.
+    let dest = w.path("dist");
+    let mut c = no_network();
+    c.args([
+        "--cache-dir",
+        s(&w.path("empty")),
+        "build",
+        "--bundle",
+        s(&good),
+        s(&dest),
+    ]);
+    run(c).ok();
+    assert_eq!(fs::read(dest.join("extpy-sbom.cdx.json")).unwrap(), sbom);
+
+    // Edited, with SHA256SUMS made to agree: the SBOM is not what the artifacts give.
+    let mut edited = all.clone();
+    let text = String::from_utf8(sbom.clone())
+        .unwrap()
+        .replace("\"gamma\"", "\"gammo\"");
+    replace_consistently(&mut edited, "extpy-sbom.cdx.json", Some(text.into_bytes()));
+    let bad = w.path("edited-sbom.zip");
+    write_zip(&bad, &edited);
+    refused(
+        &w,
+        &bad,
+        "extpy-sbom.cdx.json is not the SBOM of the distribution this bundle builds",
+    );
+
+    // Left out, with SHA256SUMS made to agree.
+    let mut missing = all.clone();
+    replace_consistently(&mut missing, "extpy-sbom.cdx.json", None);
+    let bad = w.path("no-sbom.zip");
+    write_zip(&bad, &missing);
+    refused(&w, &bad, "extpy-sbom.cdx.json is missing");
 }
 
 #[test]

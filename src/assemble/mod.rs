@@ -4,6 +4,7 @@
 
 pub mod pth;
 pub mod requires;
+pub mod sbom;
 pub mod seal;
 pub mod wheel;
 
@@ -308,22 +309,12 @@ pub fn plan(
         });
     }
 
-    let pairs: Vec<(usize, &PathBuf)> = inputs.wheels.iter().enumerate().collect();
-    let wheels: Vec<WheelPlan> =
-        crate::parallel(crate::local_jobs(options.jobs), &pairs, |(i, path)| {
-            wheel::plan(
-                path,
-                &manifest.wheels[*i],
-                manifest.python,
-                manifest.platform,
-            )
-        })
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let wheels = wheel::plan_all(manifest, &inputs.wheels, options.jobs)?;
 
     // No two sources may write one file (compared as Windows would: ignoring case).
     let mut owners: HashMap<String, String> = HashMap::new();
     owners.insert(SEAL_FILE.to_string(), "the seal".to_string());
+    owners.insert(sbom::SBOM_FILE.to_string(), "the SBOM".to_string());
     let sources = embeddable_files
         .iter()
         .map(|e| (e.name.clone(), embed_file.clone()))
@@ -419,6 +410,8 @@ pub fn execute(
     for r in installed {
         files.extend(r?);
     }
+    let sbom = sbom::Subject::of_plan(manifest, &plan.wheels).document();
+    files.push(write_sealed(&root, sbom::SBOM_FILE, &sbom.to_bytes())?);
 
     let seal = Seal::new(
         SealManifest {

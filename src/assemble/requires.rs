@@ -402,13 +402,33 @@ pub struct Package {
     pub requires: Vec<String>,
 }
 
+/// What the pinned set's metadata says about itself, for the target.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    /// Per package (normalized name): the pinned packages its requirements name, with the
+    /// markers true for the target and the extras asked of it followed.
+    pub edges: BTreeMap<String, BTreeSet<String>>,
+    /// Requirements that no pinned wheel meets, in words.
+    pub unmet: Vec<String>,
+}
+
 /// Every requirement of `packages` that no pinned wheel meets, in words.
 pub fn unmet(packages: &[Package], env: &Environment) -> Vec<String> {
+    graph(packages, env).unmet
+}
+
+/// Evaluates every `Requires-Dist` of `packages` for `env`: which pinned package needs
+/// which, and which requirements no pin meets.
+pub fn graph(packages: &[Package], env: &Environment) -> Graph {
     let by_name: BTreeMap<String, &Package> = packages
         .iter()
         .map(|p| (normalize_name(&p.name), p))
         .collect();
     let mut problems = BTreeSet::new();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = by_name
+        .keys()
+        .map(|k| (k.clone(), BTreeSet::new()))
+        .collect();
     // Extras asked of each package by the others, followed until nothing new is asked.
     let mut extras: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     loop {
@@ -446,6 +466,9 @@ pub fn unmet(packages: &[Package], env: &Environment) -> Vec<String> {
                         ));
                     }
                     Some(dep) => {
+                        if r.name != key {
+                            edges.entry(key.clone()).or_default().insert(r.name.clone());
+                        }
                         if !r
                             .specifiers
                             .iter()
@@ -472,7 +495,10 @@ pub fn unmet(packages: &[Package], env: &Environment) -> Vec<String> {
             extras.entry(name).or_default().insert(extra);
         }
     }
-    problems.into_iter().collect()
+    Graph {
+        edges,
+        unmet: problems.into_iter().collect(),
+    }
 }
 
 #[cfg(test)]

@@ -248,6 +248,8 @@ pub struct Verification {
     pub extra: Vec<String>,
     /// Runtime caches (`__pycache__/*.pyc`) not counted as extra.
     pub ignored: usize,
+    /// Where the SBOM (`extpy-sbom.cdx.json`) disagrees with the tree, or why it is missing.
+    pub sbom: Vec<String>,
 }
 
 /// How strict `verify` is.
@@ -338,7 +340,12 @@ pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealEr
         }
     });
     v.changed = results.into_iter().flatten().collect();
-    v.ok = !v.seal_altered && v.missing.is_empty() && v.changed.is_empty() && v.extra.is_empty();
+    v.sbom = crate::assemble::sbom::check(dir, &seal);
+    v.ok = !v.seal_altered
+        && v.missing.is_empty()
+        && v.changed.is_empty()
+        && v.extra.is_empty()
+        && v.sbom.is_empty();
     Ok(v)
 }
 
@@ -459,6 +466,7 @@ impl Verification {
             changed: vec![],
             extra: vec![],
             ignored: 0,
+            sbom: vec![],
         }
     }
 
@@ -494,6 +502,12 @@ impl Verification {
                 counts.push(format!("{n} {what}"));
             }
         }
+        if !self.sbom.is_empty() {
+            counts.push(format!(
+                "SBOM: {}",
+                crate::report::plural(self.sbom.len(), "problem")
+            ));
+        }
         out.push_str(&format!(
             "FAIL  {}: {} (seal {digest})\n",
             self.path.display(),
@@ -528,6 +542,12 @@ impl Verification {
         }
         for e in &self.extra {
             out.push_str(&format!("  extra    {e}\n"));
+        }
+        for s in &self.sbom {
+            out.push_str(&format!(
+                "  sbom     {}\n",
+                s.replace('\n', "\n           ")
+            ));
         }
         out
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 
 use crate::archive::{Archive, ArchiveError, Entry, check_entry_name, check_windows_component};
+use crate::assemble::sbom::Licence;
 use crate::assemble::seal::{SealedFile, native, write_sealed};
 use crate::digest::Sha256Digest;
 use crate::exit::ExitCode;
@@ -95,6 +96,8 @@ pub struct WheelPlan {
     pub dist_info: String,
     /// Its `Requires-Dist` values.
     pub requires: Vec<String>,
+    /// The licence its METADATA declares.
+    pub licence: Licence,
     /// Files to extract.
     pub files: Vec<PlannedFile>,
 }
@@ -285,8 +288,29 @@ pub fn plan(
         version: meta_version,
         dist_info,
         requires: metadata.get("requires-dist").cloned().unwrap_or_default(),
+        licence: Licence::from_headers(&metadata),
         files,
     })
+}
+
+/// Plans every wheel of `manifest` (its verified files at `paths`, in manifest order), in
+/// parallel.
+pub fn plan_all(
+    manifest: &crate::manifest::Manifest,
+    paths: &[PathBuf],
+    jobs: usize,
+) -> Result<Vec<WheelPlan>, WheelError> {
+    let pairs: Vec<(usize, &PathBuf)> = paths.iter().enumerate().collect();
+    crate::parallel(crate::local_jobs(jobs), &pairs, |(i, path)| {
+        plan(
+            path,
+            &manifest.wheels[*i],
+            manifest.python,
+            manifest.platform,
+        )
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Extracts the planned files under `root`, checking each against RECORD, then writes
@@ -359,18 +383,32 @@ fn data_target(rest: &str, project: &str) -> Result<String, String> {
 }
 
 /// `Key: value` headers (email style), keys lowercased, repeated keys kept in order.
-fn headers(text: &str) -> HashMap<String, Vec<String>> {
+/// The header fields of a METADATA or WHEEL file (keys lowercased), up to the body; a
+/// folded line (starting with a space or tab) continues the value above it.
+pub(crate) fn headers(text: &str) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let mut last: Option<String> = None;
     for line in text.lines() {
         if line.is_empty() {
             break; // the body starts
         }
-        if let Some((k, v)) = line.split_once(':')
-            && !k.starts_with([' ', '\t'])
-        {
-            out.entry(k.trim().to_ascii_lowercase())
+        if line.starts_with([' ', '\t']) {
+            if let Some(value) = last
+                .as_ref()
+                .and_then(|k| out.get_mut(k))
+                .and_then(|v| v.last_mut())
+            {
+                value.push('\n');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let key = k.trim().to_ascii_lowercase();
+            out.entry(key.clone())
                 .or_default()
                 .push(v.trim().to_string());
+            last = Some(key);
         }
     }
     out

@@ -77,6 +77,8 @@ pub struct WheelSpec {
     pub requires: Vec<String>,
     /// METADATA's `Name` when it should differ from `name` (to lie on purpose).
     pub metadata_name: Option<String>,
+    /// Further METADATA header lines (`License-Expression: MIT`, folded lines too).
+    pub metadata_extra: Vec<String>,
 }
 
 impl WheelSpec {
@@ -103,6 +105,7 @@ impl WheelSpec {
             record_lie: vec![],
             requires: vec![],
             metadata_name: None,
+            metadata_extra: vec![],
         }
     }
 
@@ -126,9 +129,14 @@ impl WheelSpec {
         let di = self.dist_info();
         let mut files = self.files.clone();
         let requires: String = self
-            .requires
+            .metadata_extra
             .iter()
-            .map(|r| format!("Requires-Dist: {r}\n"))
+            .map(|l| format!("{l}\n"))
+            .chain(
+                self.requires
+                    .iter()
+                    .map(|r| format!("Requires-Dist: {r}\n")),
+            )
             .collect();
         files.push((
             format!("{di}/METADATA"),
