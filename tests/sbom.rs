@@ -1,8 +1,6 @@
 //! The SBOM (`extpy-sbom.cdx.json`): written by `extpy build`, sealed, byte for byte the same
 //! for the same inputs, and checked by `extpy verify` against the tree it describes.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 
