@@ -22,6 +22,9 @@ if [ "$(find "$WORK/wheels" -name '*.whl' 2>/dev/null | wc -l)" -lt "${#PINS[@]}
 fi
 
 start_mirror() {
+  # The redirection below happens in the child, after `&` returns: a log or env left by an
+  # earlier run would be read as this mirror's.
+  rm -f "$WORK/mirror.log" "$WORK/mirror/env"
   # shellcheck disable=SC2086 # MIRROR_EXTRA: extra mirror flags, word-split on purpose
   "$ROOT/target/release/examples/mirror" --out "$WORK/mirror" --wheels "$WORK/wheels" ${MIRROR_EXTRA:-} >"$WORK/mirror.log" 2>&1 &
   MIRROR_PID=$!

@@ -6,9 +6,15 @@
 #
 #   RUNS=3 LINKS="50:20 150:5" scripts/bench-wan.sh      # one-way ms : Mbit/s
 #
-# Each result is printed as a ratio to the physical limit of that link: the bytes the tool
-# needs divided by the bandwidth (extpy: the ten wheels and the embeddable zip; pip and uv:
-# the ten wheels). Rounds alternate the tools so that drift hits all of them alike.
+# extpy runs twice: with the mirror's manifest (wheels found through the index, as pip and uv
+# find them) and with the same manifest locked, a `url:` and `size:` per artifact as
+# `extpy lock` writes them (no index request at all).
+#
+# Each result is printed as a ratio to two limits of that link: the bytes the tool needs
+# divided by the bandwidth (extpy: the ten wheels and the embeddable zip; pip and uv: the ten
+# wheels), and that plus one round trip (a request must go out before the first byte can
+# come back; no client can beat this floor). Rounds alternate the tools so that drift hits
+# all of them alike.
 set -euo pipefail
 : "${BENCH_DIR:=$(cd "$(dirname "$0")/.." && pwd)/target/bench-wan}"
 RUNS=${RUNS:-3}
@@ -29,6 +35,7 @@ stop_relay() { if [ -n "$RELAY_PID" ]; then kill "$RELAY_PID" 2>/dev/null || tru
 trap 'stop_relay; kill $MIRROR_PID 2>/dev/null || true' EXIT
 
 start_relay() { # start_relay ONE_WAY_MS MBIT: sets RPORT
+  rm -f "$WORK/relay.out" # (see start_mirror)
   python3 "$ROOT/scripts/wan-relay.py" --to "127.0.0.1:$MIRROR_PORT" --latency-ms "$1" --mbit "$2" \
     >"$WORK/relay.out" 2>>"$WORK/relay.log" &
   RELAY_PID=$!
@@ -36,12 +43,29 @@ start_relay() { # start_relay ONE_WAY_MS MBIT: sets RPORT
   RPORT=$(awk '/ready/ {print $2}' "$WORK/relay.out")
 }
 
-extpy_env() {
+extpy_env() { # MANIFEST: the manifest to use (the mirror's by default)
   EXTPY_PYTHON_MIRROR="https://127.0.0.1:$RPORT/python/" EXTPY_INDEX_URL="https://127.0.0.1:$RPORT/simple/" \
-    "$EXTPY" --manifest "$WORK/mirror/manifest.yaml" --cache-dir "$WORK/extpy-cache" -q "$@"
+    "$EXTPY" --manifest "${MANIFEST:-$WORK/mirror/manifest.yaml}" --cache-dir "$WORK/extpy-cache" -q "$@"
 }
 extpy_fetch() { extpy_env fetch; }
 extpy_build() { extpy_env build "$WORK/extpy-out"; }
+extpy_locked() { MANIFEST=$WORK/locked.yaml extpy_env "$@"; }
+# lock_manifest: the mirror's manifest with a url: (through the relay) and size: per artifact
+# (the embeddable's size is what the first fetch downloaded beyond the wheels).
+lock_manifest() {
+  awk -v base="https://127.0.0.1:$RPORT" -v wheels="$WORK/wheels" -v zipsize="$((EXTPY_BYTES - WHEEL_BYTES))" '
+    function size(f,   cmd, n) { cmd = "wc -c < \"" f "\""; cmd | getline n; close(cmd); return n + 0 }
+    /^python:/ { inpy = 1 } /^  version:/ && inpy { version = $2; inpy = 0 }
+    /^embeddable:/ { kind = "embed" } /^wheels:/ { kind = "wheel" }
+    /file:/ { file = $NF }
+    { print }
+    /sha256:/ {
+      indent = $0; sub(/sha256:.*/, "", indent)
+      if (kind == "embed") { url = base "/python/" version "/" file; n = zipsize }
+      else { url = base "/files/" file; n = size(wheels "/" file) }
+      print indent "url: " url; print indent "size: " n
+    }' "$WORK/mirror/manifest.yaml" >"$WORK/locked.yaml"
+}
 pip_download() {
   python3 -m pip --isolated download --quiet --no-cache-dir --no-deps --only-binary=:all: --platform win_amd64 \
     --python-version 3.12 --index-url "https://localhost:$RPORT/simple/" --trusted-host localhost \
@@ -54,13 +78,15 @@ uv_target() {
 }
 clean() { rm -rf "$WORK/extpy-cache" "$WORK/extpy-out" "$WORK/pip-out" "$WORK/uv-out" "$WORK/uv-cache"; }
 
-TOOLS=("extpy fetch" "pip download" "uv pip install --target" "extpy build")
+TOOLS=("extpy fetch" "extpy fetch, locked" "pip download" "uv pip install --target" "extpy build" "extpy build, locked")
 run_tool() {
   case $1 in
     "extpy fetch") extpy_fetch ;;
+    "extpy fetch, locked") extpy_locked fetch ;;
     "pip download") pip_download ;;
     "uv pip install --target") uv_target ;;
     "extpy build") extpy_build ;;
+    "extpy build, locked") extpy_locked build "$WORK/extpy-out" ;;
   esac
 }
 
@@ -71,6 +97,8 @@ for link in $LINKS; do
   start_relay "$ms" "$mbit"
   clean
   EXTPY_BYTES=$(extpy_env --json fetch | python3 -c 'import json,sys; print(json.load(sys.stdin)["downloaded_bytes"])')
+  lock_manifest
+  rtt=$(echo "2 * $ms / 1000" | bc -l)
   echo
   echo "link: ${ms} ms one way, ${mbit} Mbit/s shared (relay port $RPORT); extpy needs $EXTPY_BYTES bytes, pip and uv $WHEEL_BYTES"
   declare -A S=()
@@ -86,17 +114,23 @@ for link in $LINKS; do
   for tool in "${TOOLS[@]}"; do
     case $tool in extpy*) bytes=$EXTPY_BYTES ;; *) bytes=$WHEEL_BYTES ;; esac
     limit=$(echo "$bytes * 8 / ($mbit * 1000000)" | bc -l)
+    floor=$(echo "$limit + $rtt" | bc -l)
     # shellcheck disable=SC2086
     med=$(printf '%s\n' ${S[$tool]} | median)
     # shellcheck disable=SC2086
     spread=$(printf '%s\n' ${S[$tool]} | sort -g | awk -v l="$limit" '{r[NR]=$1/l} END {printf "%.2f-%.2f", r[1], r[NR]}')
-    line=$(printf '%-4s ms %3s Mbit/s  %-26s median %7.2fs  limit %6.2fs  ratio %5.2fx  (runs %s)' \
-      "$ms" "$mbit" "$tool" "$med" "$limit" "$(echo "$med / $limit" | bc -l)" "$spread")
+    line=$(printf '%-4s ms %3s Mbit/s  %-26s median %6.2fs  bytes/bw %5.2fs: %5.2fx (runs %s)  +1 RTT %5.2fs: %5.2fx' \
+      "$ms" "$mbit" "$tool" "$med" "$limit" "$(echo "$med / $limit" | bc -l)" "$spread" "$floor" "$(echo "$med / $floor" | bc -l)")
     echo "$line"
     SUMMARY+=("$line")
     T["$link $tool"]=$med
   done
-  echo "extpy build takes $(echo "${T["$link extpy build"]} / ${T["$link uv pip install --target"]}" | bc -l | xargs printf '%.2f')x the time of cold uv pip install --target on this link"
+  for b in "extpy build" "extpy build, locked"; do
+    line="$(printf '%-4s ms %3s Mbit/s  %-26s takes %.2fx the time of cold uv pip install --target' "$ms" "$mbit" "$b" \
+      "$(echo "${T["$link $b"]} / ${T["$link uv pip install --target"]}" | bc -l)")"
+    echo "$line"
+    SUMMARY+=("$line")
+  done
   unset S
   stop_relay
 done

@@ -236,9 +236,9 @@ pub fn fetch(
         });
     }
 
-    // Act: download what is missing, in parallel, the likely largest first so that no large
-    // file starts late behind small ones while the link idles at the end.
-    missing.sort_by_key(|&i| likely_size_rank(artifacts[i]));
+    // Act: download what is missing, in parallel, the largest first so that no large file
+    // starts late behind small ones while the link idles at the end.
+    missing.sort_by_key(|&i| download_order(artifacts[i]));
     let mut downloaded_bytes = 0;
     if !missing.is_empty() {
         let client = Client::new(options.net.clone(), reporter.clone())?;
@@ -276,14 +276,17 @@ pub fn fetch(
     })
 }
 
-/// Sizes are unknown before the download starts; the kind says enough to order them: the
-/// embeddable CPython is by far the largest, then wheels with compiled code, then pure ones.
-fn likely_size_rank(a: &Artifact) -> u8 {
-    match a.kind {
+/// The order downloads start in: artifacts with a pinned `size:` (a locked manifest has one
+/// for each) largest first; the others after them by kind, which says enough where sizes are
+/// unknown before the download: the embeddable CPython is by far the largest, then wheels
+/// with compiled code, then pure ones.
+fn download_order(a: &Artifact) -> (std::cmp::Reverse<Option<u64>>, u8) {
+    let kind = match a.kind {
         ArtifactKind::Embeddable => 0,
         ArtifactKind::Wheel if !a.file.ends_with("-any.whl") => 1,
         ArtifactKind::Wheel => 2,
-    }
+    };
+    (std::cmp::Reverse(a.size), kind)
 }
 
 fn from_cache(a: &Artifact, path: PathBuf, size: u64) -> Fetched {

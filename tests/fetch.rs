@@ -828,3 +828,67 @@ fn the_largest_kinds_start_first() {
         "the embeddable, then compiled wheels, then pure ones"
     );
 }
+
+/// The world's manifest with a `url:` and `size:` for every artifact, as `extpy lock` writes.
+fn pin_urls_and_sizes(w: &World) {
+    let mut text = std::fs::read_to_string(&w.manifest).unwrap();
+    let embed_url = format!(
+        "{}{PY}/python-{PY}-embed-amd64.zip",
+        w.mirror.python_mirror()
+    );
+    let artifacts = w
+        .wheels
+        .iter()
+        .map(|(n, b)| (format!("{}/files/{n}", w.mirror.url()), b))
+        .chain([(embed_url, &w.embed)]);
+    for (url, bytes) in artifacts {
+        let pin = format!("sha256: {}\n", extpy::digest::Sha256Digest::of(bytes));
+        let at = text.find(&pin).expect("the pin is in the manifest");
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let indent = text[line_start..at].to_string();
+        let pinned = format!("{pin}{indent}url: {url}\n{indent}size: {}\n", bytes.len());
+        text = text.replacen(&pin, &pinned, 1);
+    }
+    std::fs::write(&w.manifest, text).unwrap();
+}
+
+#[test]
+fn a_locked_manifest_makes_no_index_request_and_starts_the_largest_first() {
+    // Sizes that the kinds would order differently: a pure wheel larger than the embeddable
+    // and than a compiled wheel.
+    let wheels = vec![
+        (
+            support::WheelSpec::pure("alpha", "1.0").filename(),
+            support::fixtures::noise(300 << 10, 3),
+        ),
+        (
+            "native-1.0-cp312-cp312-win_amd64.whl".to_string(),
+            support::fixtures::noise(20 << 10, 4),
+        ),
+        (
+            "beta_pkg-2.1-py3-none-any.whl".to_string(),
+            support::fixtures::noise(100 << 10, 5),
+        ),
+    ];
+    let w = World::with_artifacts(support::fixtures::noise(50 << 10, 6), wheels);
+    pin_urls_and_sizes(&w);
+    let doc = w.run(&["fetch", "--jobs", "1", "--json"]).ok().json();
+    assert_eq!(doc["artifacts"].as_array().unwrap().len(), 4);
+    let requests = w.mirror.requests();
+    assert!(
+        requests.iter().all(|q| !q.path.starts_with("/simple/")),
+        "no index page for locked URLs: {requests:?}"
+    );
+    let paths: Vec<String> = requests.into_iter().map(|q| q.path).collect();
+    assert_eq!(
+        paths,
+        vec![
+            wheel_path(&w, 0),
+            wheel_path(&w, 2),
+            w.embed_path(),
+            wheel_path(&w, 1),
+        ],
+        "one request per file, by pinned size: 300, 100, 50, 20 KiB"
+    );
+    assert_eq!(w.mirror.connections(), 1, "one connection for all four");
+}
