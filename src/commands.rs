@@ -230,6 +230,8 @@ pub struct LockArgs {
     pub out: Option<PathBuf>,
     /// Leave url: and size: out of the pins.
     pub no_urls: bool,
+    /// Pin this CPython release's embeddable zip and resolve for it.
+    pub python: Option<crate::manifest::PythonVersion>,
 }
 
 /// `extpy lock`.
@@ -247,6 +249,7 @@ pub fn lock(s: &Settings, args: LockArgs, reporter: &Reporter) -> Result<Outcome
         check: args.check,
         out: args.out,
         no_urls: args.no_urls,
+        python: args.python,
     };
     let report = crate::lock::lock(&inputs, &options, reporter).map_err(|e| {
         let e = match e {

@@ -131,6 +131,7 @@ enum Command {
     /// Keeps current pins unless --upgrade/--upgrade-package or a requirement forces a change,
     /// prints what changed and why, and rewrites only the pins of the manifest (comments and
     /// order kept), atomically. --check changes nothing and exits 3 when the lock is stale.
+    /// --python X.Y.Z also pins that release's embeddable zip from --python-mirror.
     Lock(LockArgs),
     /// Known vulnerabilities and yanked pins of every wheel, and the CPython's support status
     ///
@@ -334,6 +335,10 @@ struct LockArgs {
     /// Leave url: and size: out of the pins (fetch then finds the files through --index-url)
     #[arg(long)]
     no_urls: bool,
+    /// Pin this CPython release's embeddable zip (sha256 from the .spdx.json --python-mirror
+    /// publishes beside it) and resolve for it
+    #[arg(long, value_name = "X.Y.Z")]
+    python: Option<extpy::manifest::PythonVersion>,
 }
 
 /// Arguments of `extpy audit`.
@@ -506,7 +511,7 @@ plain_args! {
     BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
     MergeArgs { dirs, topology }
-    LockArgs { upgrade, upgrade_package, check, out, no_urls }
+    LockArgs { upgrade, upgrade_package, check, out, no_urls, python }
     AuditArgs { ignore }
     DoctorArgs { targets, export, resolve }
     MailEndpointArgs { authority_url, imap_host, smtp_host }

@@ -597,3 +597,217 @@ fn lock_picks_what_pip_download_picks_from_the_same_index() {
     assert_eq!(picked, pinned_files(&w));
     assert_eq!(picked, EXPECTED);
 }
+
+/// The world with a manifest pinned to CPython 3.12.9, and the mirror serving 3.12.9 and
+/// 3.12.10 (each with the `.spdx.json` python.org publishes beside it), 3.12.11 and 3.12.12
+/// as source only, and 3.13.0 with an embeddable zip (another branch).
+fn python_world() -> World {
+    let w = world();
+    let old = support::embeddable("3.12.9");
+    w.mirror
+        .add_python("3.12.9", "python-3.12.9-embed-amd64.zip", old.clone());
+    w.mirror.add_python_spdx(
+        "3.12.9",
+        "python-3.12.9-embed-amd64.zip",
+        &Sha256Digest::of(&old).to_string(),
+    );
+    w.mirror.add_python_spdx(
+        "3.12.10",
+        "python-3.12.10-embed-amd64.zip",
+        &Sha256Digest::of(&w.embed).to_string(),
+    );
+    for v in ["3.12.11", "3.12.12"] {
+        w.mirror
+            .add_python(v, &format!("Python-{v}.tgz"), b"source".to_vec());
+    }
+    w.mirror.add_python(
+        "3.13.0",
+        "python-3.13.0-embed-amd64.zip",
+        support::embeddable("3.13.0"),
+    );
+    let text = fs::read_to_string(&w.manifest)
+        .unwrap()
+        .replace("3.12.10", "3.12.9")
+        .replace(
+            &Sha256Digest::of(&w.embed).to_string(),
+            &Sha256Digest::of(&old).to_string(),
+        );
+    fs::write(&w.manifest, text).unwrap();
+    w
+}
+
+#[test]
+fn lock_python_pins_the_embeddable_zip_from_the_published_sbom() {
+    let w = python_world();
+    // Stale: the manifest has 3.12.9.
+    let r = w.run(&["lock", "--check", "--python", "3.12.10"]).code(3);
+    assert!(
+        r.stdout.contains("python") && r.stdout.contains("3.12.9 -> 3.12.10"),
+        "{}",
+        r.stdout
+    );
+    let r = w.run(&["lock", "--python", "3.12.10", "--json"]).ok();
+    let doc = r.json();
+    let sha = Sha256Digest::of(&w.embed).to_string();
+    assert_eq!(doc["python"], "3.12.10");
+    assert_eq!(doc["embeddable"]["sha256"], sha);
+    assert_eq!(doc["embeddable"]["size"], w.embed.len());
+    let url = format!(
+        "{}python-3.12.10-embed-amd64.zip",
+        w.mirror.python_mirror() + "3.12.10/"
+    );
+    assert_eq!(doc["embeddable"]["url"], url);
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        text.contains(&format!(
+            "  version: 3.12.10   # the last with Windows binaries\n  platform: win_amd64\nembeddable:\n  file: python-3.12.10-embed-amd64.zip\n  sha256: {sha}\n  url: {url}\n  size: {}\nrequires:\n",
+            w.embed.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("# CEM's External Python (test)\n"),
+        "{text}"
+    );
+    // Up to date now; the zip was checked into the cache, so fetch needs no download of it.
+    w.run(&["lock", "--check", "--python", "3.12.10"]).ok();
+    let before = w
+        .mirror
+        .requests_to("/python/3.12.10/python-3.12.10-embed-amd64.zip")
+        .len();
+    assert_eq!(before, 1);
+    w.run(&["fetch"]).ok();
+    assert_eq!(
+        w.mirror
+            .requests_to("/python/3.12.10/python-3.12.10-embed-amd64.zip")
+            .len(),
+        1
+    );
+    // Going back is a change too, and --check says so without writing.
+    let r = w.run(&["lock", "--check", "--python", "3.12.9"]).code(3);
+    assert!(r.stdout.contains("3.12.10 -> 3.12.9"), "{}", r.stdout);
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), text);
+}
+
+#[test]
+fn lock_python_refuses_a_release_without_an_embeddable_zip_naming_the_last_one() {
+    let w = python_world();
+    let before = fs::read_to_string(&w.manifest).unwrap();
+    for v in ["3.12.12", "3.12.99"] {
+        let r = w.run(&["lock", "--python", v]).code(2);
+        assert!(
+            r.stderr.contains(&format!(
+                "CPython {v} has no embeddable zip for win_amd64 on {}",
+                w.mirror.python_mirror()
+            )),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(
+                "help: the last 3.12 release with one is 3.12.10: extpy lock --python 3.12.10"
+            ),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = w.run(&["lock", "--python", "3.11.4"]).code(2);
+    assert!(
+        r.stderr
+            .contains("help: no 3.11 release on that mirror has one"),
+        "{}",
+        r.stderr
+    );
+    // The zip without the .spdx.json python.org puts beside it: no published sha256.
+    w.mirror.add_python(
+        "3.12.8",
+        "python-3.12.8-embed-amd64.zip",
+        support::embeddable("3.12.8"),
+    );
+    let r = w.run(&["lock", "--python", "3.12.8"]).code(2);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}3.12.8/python-3.12.8-embed-amd64.zip.spdx.json does not exist, so the mirror publishes no sha256",
+            w.mirror.python_mirror()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
+}
+
+#[test]
+fn lock_python_refuses_lying_or_malformed_sha_data() {
+    let w = python_world();
+    let before = fs::read_to_string(&w.manifest).unwrap();
+    let file = "python-3.12.10-embed-amd64.zip";
+    let lie = "ab".repeat(32);
+    w.mirror.add_python_spdx("3.12.10", file, &lie);
+    let r = w.run(&["lock", "--python", "3.12.10"]).code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "{file} has sha256 {}, but {file}.spdx.json beside it publishes {lie}",
+            Sha256Digest::of(&w.embed)
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!w.cache.join("sha256").join(&lie).exists());
+    let spdx = format!("/python/3.12.10/{file}.spdx.json");
+    for (body, needle) in [
+        (b"<html>not json</html>".to_vec(), "is not the SPDX document of"),
+        (
+            br#"{"spdxVersion":"SPDX-2.3","packages":[{"name":"CPython","packageFileName":"python-3.12.9-embed-amd64.zip","checksums":[]}]}"#.to_vec(),
+            "describes no package with packageFileName python-3.12.10-embed-amd64.zip",
+        ),
+        (
+            format!(r#"{{"spdxVersion":"SPDX-2.3","packages":[{{"packageFileName":"{file}","checksums":[{{"algorithm":"SHA256","checksumValue":"xyz"}}]}}]}}"#).into_bytes(),
+            "is not one",
+        ),
+    ] {
+        w.mirror.put(&spdx, body);
+        let r = w.run(&["lock", "--python", "3.12.10"]).code(3);
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("{file}.spdx.json")), "{}", r.stderr);
+    }
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
+}
+
+#[test]
+fn lock_python_explains_a_network_failure() {
+    let w = python_world();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut c = support::extpy();
+    c.arg("--manifest").arg(&w.manifest);
+    c.arg("--cache-dir").arg(&w.cache);
+    c.arg("--index-url").arg(w.mirror.index_url());
+    c.arg("--ca-cert").arg(&w.ca_pem);
+    c.args(["--retries", "0", "--timeout", "2"]);
+    c.arg("--python-mirror")
+        .arg(format!("https://127.0.0.1:{port}/python/"));
+    c.args(["lock", "--python", "3.12.10"]);
+    let r = support::run(c).code(4);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot connect to 127.0.0.1 (url https://127.0.0.1:{port}/python/3.12.10/"
+        )),
+        "{}",
+        r.stderr
+    );
+    // A server error on the SBOM is a network failure too, named with its URL.
+    w.mirror.fault(
+        "/python/3.12.10/python-3.12.10-embed-amd64.zip.spdx.json",
+        support::mirror::Fault::Status(503),
+    );
+    let r = w
+        .run(&["--retries", "0", "lock", "--python", "3.12.10"])
+        .code(4);
+    assert!(
+        r.stderr
+            .contains("python-3.12.10-embed-amd64.zip.spdx.json"),
+        "{}",
+        r.stderr
+    );
+}

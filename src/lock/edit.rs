@@ -35,6 +35,10 @@ pub(crate) struct PythonChange {
     pub new_file: String,
     /// New sha256.
     pub new_sha256: String,
+    /// The `url:` to write, if any.
+    pub url: Option<String>,
+    /// The `size:` to write, if any.
+    pub size: Option<u64>,
 }
 
 struct Entry {
@@ -263,7 +267,7 @@ fn replace_token(line: &str, old: &str, new: &str) -> String {
 
 fn update_python(lines: Vec<String>, c: &PythonChange) -> Vec<String> {
     let mut section = String::new();
-    let mut out = Vec::with_capacity(lines.len());
+    let mut out = Vec::with_capacity(lines.len() + 2);
     for l in lines {
         if !l.is_empty() && !l.starts_with([' ', '\t', '#']) {
             section = l.split(':').next().unwrap_or("").trim().to_string();
@@ -273,14 +277,23 @@ fn update_python(lines: Vec<String>, c: &PythonChange) -> Vec<String> {
         let code = match section.as_str() {
             "python" => replace_token(code, &c.old_version, &c.new_version),
             "embeddable" => {
-                if value_of(code, "url").is_some() {
-                    continue; // a URL of the old zip; the mirror's layout gives the new one
-                }
-                if value_of(code, "size").is_some() {
-                    continue;
+                if value_of(code, "url").is_some() || value_of(code, "size").is_some() {
+                    continue; // the old zip's; the new ones follow the sha256
                 }
                 let code = replace_token(code, &c.old_file, &c.new_file);
-                replace_token(&code, &c.old_sha256, &c.new_sha256)
+                let code = replace_token(&code, &c.old_sha256, &c.new_sha256);
+                if value_of(&code, "sha256").is_some() && l.starts_with([' ', '\t']) {
+                    let indent = &code[..code.len() - code.trim_start().len()];
+                    out.push(format!("{code}{comment}"));
+                    if let Some(u) = &c.url {
+                        out.push(format!("{indent}url: {u}"));
+                    }
+                    if let Some(s) = c.size {
+                        out.push(format!("{indent}size: {s}"));
+                    }
+                    continue;
+                }
+                code
             }
             _ => code.to_string(),
         };
@@ -358,6 +371,8 @@ mod tests {
             old_sha256: A.into(),
             new_file: "python-3.12.9-embed-amd64.zip".into(),
             new_sha256: C.into(),
+            url: Some("https://m.example/python/3.12.9/python-3.12.9-embed-amd64.zip".into()),
+            size: Some(11),
         };
         let out = rewrite(
             &text(),
@@ -373,7 +388,7 @@ mod tests {
         );
         assert!(
             out.contains(&format!(
-                "  file: python-3.12.9-embed-amd64.zip   # zip\n  sha256: {C}\n"
+                "  file: python-3.12.9-embed-amd64.zip   # zip\n  sha256: {C}\n  url: https://m.example/python/3.12.9/python-3.12.9-embed-amd64.zip\n  size: 11\nrequires:"
             )),
             "{out}"
         );

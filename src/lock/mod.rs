@@ -5,6 +5,7 @@
 
 mod edit;
 pub(crate) mod index;
+mod python;
 pub(crate) mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,12 +20,12 @@ use url::Url;
 
 use crate::archive::ArchiveError;
 use crate::cache::{Cache, CacheError};
-use crate::manifest::{InputError, Manifest, Origin};
+use crate::manifest::{InputError, Manifest, Origin, Platform, PythonVersion};
 use crate::net::{Client, NetError, NetOptions};
 use crate::report::Reporter;
 use crate::source::{SourceError, Sources};
 
-use edit::PinText;
+use edit::{PinText, PythonChange};
 
 /// Why a lock failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,32 @@ pub enum LockError {
         url: Url,
         /// What does not match.
         what: String,
+    },
+    /// The python mirror has no embeddable zip of that release for the platform.
+    #[error(
+        "CPython {version} has no embeddable zip for {platform} on {mirror} (a branch in its security-fix phase ships source only){}",
+        match last {
+            Some(l) => format!("\n  help: the last {}.{} release with one is {l}: extpy lock --python {l}", version.major, version.minor),
+            None => format!("\n  help: no {}.{} release on that mirror has one; pick another --python", version.major, version.minor),
+        }
+    )]
+    PythonNoEmbeddable {
+        /// The release asked for.
+        version: PythonVersion,
+        /// The platform.
+        platform: Platform,
+        /// The python mirror.
+        mirror: Url,
+        /// The newest release of that X.Y with an embeddable zip, if any.
+        last: Option<PythonVersion>,
+    },
+    /// The zip is there but nothing publishes its sha256.
+    #[error(
+        "{url} does not exist, so the mirror publishes no sha256 for the embeddable zip beside it\n  help: use a mirror that keeps python.org's .spdx.json files, or pin embeddable: by hand after checking its sha256 on python.org"
+    )]
+    PythonUnpublished {
+        /// The missing SPDX document.
+        url: Url,
     },
     /// The rewritten manifest did not parse to what was meant (a bug; nothing was written).
     #[error("{0}\n  help: nothing was written; please report this with the manifest")]
@@ -108,6 +135,8 @@ impl LockError {
             LockError::NoRequires { .. }
             | LockError::Builtin
             | LockError::Unsatisfiable { .. }
+            | LockError::PythonNoEmbeddable { .. }
+            | LockError::PythonUnpublished { .. }
             | LockError::Input(_) => ExitCode::Input,
             LockError::Lie { .. } => ExitCode::Verification,
             LockError::Internal(_) => ExitCode::Local,
@@ -134,6 +163,8 @@ pub struct LockOptions {
     pub out: Option<PathBuf>,
     /// Leave `url:` and `size:` out of new pins (fetch then finds files through the index).
     pub no_urls: bool,
+    /// Pin this CPython release's embeddable zip (and resolve for it).
+    pub python: Option<PythonVersion>,
 }
 
 /// One line of the diff table.
@@ -168,6 +199,19 @@ pub struct LockedPin {
     pub required_by: Vec<String>,
 }
 
+/// The embeddable zip pinned by `--python`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddablePin {
+    /// File name.
+    pub file: String,
+    /// sha256, as published beside it and as downloaded.
+    pub sha256: String,
+    /// Download URL.
+    pub url: String,
+    /// Size.
+    pub size: u64,
+}
+
 /// What `extpy lock` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct LockReport {
@@ -179,6 +223,8 @@ pub struct LockReport {
     pub python: String,
     /// Platform.
     pub platform: String,
+    /// The embeddable zip, when `--python` asked for it.
+    pub embeddable: Option<EmbeddablePin>,
     /// The pins.
     pub pins: Vec<LockedPin>,
     /// What changed against the manifest's pins.
@@ -229,13 +275,21 @@ pub fn lock(
     }
     let client = Client::new(inputs.net.clone(), reporter.clone())?;
     let cache = Cache::open(&inputs.cache_dir)?;
-    let index = index::Index::new(
-        &client,
-        &inputs.sources,
-        &cache,
-        manifest.python,
-        manifest.platform,
-    );
+    let python = options.python.unwrap_or(manifest.python);
+    let index = index::Index::new(&client, &inputs.sources, &cache, python, manifest.platform);
+    let embeddable = options
+        .python
+        .map(|v| {
+            python::pin(
+                &client,
+                &cache,
+                &inputs.sources.python_mirror,
+                v,
+                manifest.platform,
+                &index.requests,
+            )
+        })
+        .transpose()?;
 
     let upgrade: BTreeSet<PackageName> = options
         .upgrade_packages
@@ -291,16 +345,43 @@ pub fn lock(
                 .unwrap_or_default(),
         });
     }
-    let changes = diff(&old, &pins, options, &upgrade, &index)?;
+    let mut changes = diff(&old, &pins, options, &upgrade, &index)?;
+    let python_change = embeddable.as_ref().map(|e| PythonChange {
+        old_version: manifest.python.to_string(),
+        new_version: e.version.to_string(),
+        old_file: manifest.embeddable.file.clone(),
+        old_sha256: manifest.embeddable.sha256.to_string(),
+        new_file: e.file.clone(),
+        new_sha256: e.sha256.to_string(),
+        url: (!options.no_urls).then(|| e.url.to_string()),
+        size: (!options.no_urls).then_some(e.size),
+    });
+    if let Some(e) = &embeddable
+        && (e.version != manifest.python || e.sha256 != manifest.embeddable.sha256)
+    {
+        changes.insert(
+            0,
+            Change {
+                package: "python".into(),
+                old: Some(manifest.python.to_string()),
+                new: Some(e.version.to_string()),
+                why: if e.version == manifest.python {
+                    format!("{} is published with another sha256", e.file)
+                } else {
+                    "--python asked".into()
+                },
+            },
+        );
+    }
     let stale = !changes.is_empty();
 
     let mut written = None;
     if !options.check
         && let Some(target) = target
     {
-        let text = new_text(manifest, &pins, options);
+        let text = new_text(manifest, &pins, options, python_change.as_ref());
         if text != manifest.text || options.out.is_some() {
-            check_result(manifest, &text, &pins)?;
+            check_result(manifest, &text, &pins, python_change.as_ref())?;
             crate::place::write_atomic(&target, text.as_bytes())?;
             written = Some(target.display().to_string());
         }
@@ -308,8 +389,14 @@ pub fn lock(
     Ok(LockReport {
         manifest: manifest.origin.to_string(),
         written,
-        python: manifest.python.to_string(),
+        python: python.to_string(),
         platform: manifest.platform.to_string(),
+        embeddable: embeddable.map(|e| EmbeddablePin {
+            file: e.file,
+            sha256: e.sha256.to_string(),
+            url: e.url.to_string(),
+            size: e.size,
+        }),
         pins,
         changes,
         stale,
@@ -391,7 +478,12 @@ fn diff(
     Ok(rows)
 }
 
-fn new_text(manifest: &Manifest, pins: &[LockedPin], options: &LockOptions) -> String {
+fn new_text(
+    manifest: &Manifest,
+    pins: &[LockedPin],
+    options: &LockOptions,
+    python: Option<&PythonChange>,
+) -> String {
     // Existing projects keep their place; new ones follow, by name.
     let mut ordered: Vec<&LockedPin> = Vec::new();
     for w in &manifest.wheels {
@@ -414,11 +506,17 @@ fn new_text(manifest: &Manifest, pins: &[LockedPin], options: &LockOptions) -> S
             size: if options.no_urls { None } else { p.size },
         })
         .collect();
-    edit::rewrite(&manifest.text, &texts, None)
+    edit::rewrite(&manifest.text, &texts, python)
 }
 
-/// Parses the new text and refuses it unless its wheels are exactly `pins`.
-fn check_result(manifest: &Manifest, text: &str, pins: &[LockedPin]) -> Result<(), LockError> {
+/// Parses the new text and refuses it unless its wheels are exactly `pins` (and its CPython
+/// the one `--python` pinned).
+fn check_result(
+    manifest: &Manifest,
+    text: &str,
+    pins: &[LockedPin],
+    python: Option<&PythonChange>,
+) -> Result<(), LockError> {
     let parsed = Manifest::parse(manifest.origin.clone(), text)
         .map_err(|e| LockError::Internal(format!("the rewritten manifest does not parse: {e}")))?;
     let got: BTreeSet<(String, String)> = parsed
@@ -434,6 +532,19 @@ fn check_result(manifest: &Manifest, text: &str, pins: &[LockedPin]) -> Result<(
         return Err(LockError::Internal(
             "the rewritten manifest does not hold exactly the locked pins".into(),
         ));
+    }
+    if let Some(p) = python {
+        let e = &parsed.embeddable;
+        let url_ok = p.url.as_deref() == e.url.as_ref().map(Url::as_str) || p.url.is_none();
+        if parsed.python.to_string() != p.new_version
+            || e.file != p.new_file
+            || e.sha256.to_string() != p.new_sha256
+            || !url_ok
+        {
+            return Err(LockError::Internal(
+                "the rewritten manifest does not hold the pinned CPython (is its embeddable: written in flow style?)".into(),
+            ));
+        }
     }
     Ok(())
 }

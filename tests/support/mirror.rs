@@ -146,6 +146,40 @@ impl Mirror {
     }
 
     /// Adds a wheel at `/files/<file>` and lists it in the index.
+    /// Publishes the SPDX document python.org puts beside a release file
+    /// (`<file>.spdx.json`), naming `sha256` as the file's checksum (true or not).
+    pub fn add_python_spdx(&self, version: &str, file: &str, sha256: &str) {
+        let doc = serde_json::json!({
+            "SPDXID": "SPDXRef-DOCUMENT",
+            "spdxVersion": "SPDX-2.3",
+            "name": "CPython SBOM",
+            "dataLicense": "CC0-1.0",
+            "documentNamespace": format!("https://www.python.org/ftp/python/{version}/{file}.spdx.json"),
+            "packages": [
+                {
+                    "SPDXID": "SPDXRef-PACKAGE-OpenSSL",
+                    "name": "OpenSSL",
+                    "versionInfo": "3.0.16",
+                    "checksums": [{ "algorithm": "SHA256", "checksumValue": "0".repeat(64) }],
+                },
+                {
+                    "SPDXID": "SPDXRef-PACKAGE-cpython",
+                    "name": "CPython",
+                    "versionInfo": version,
+                    "licenseConcluded": "PSF-2.0",
+                    "packageFileName": file,
+                    "primaryPackagePurpose": "SOURCE",
+                    "checksums": [{ "algorithm": "SHA256", "checksumValue": sha256 }],
+                }
+            ],
+            "relationships": [],
+        });
+        self.put(
+            &format!("/python/{version}/{file}.spdx.json"),
+            serde_json::to_vec_pretty(&doc).unwrap(),
+        );
+    }
+
     pub fn add_wheel(&self, file: &str, body: Vec<u8>) {
         let project = normalize_name(file.split('-').next().unwrap_or(file));
         let path = format!("/files/{file}");
@@ -635,7 +669,38 @@ fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
         return Some((serde_json::to_vec(&doc).unwrap(), "application/json".into()));
     }
     let routes = state.routes.lock().unwrap();
+    if req.path.starts_with("/python/") && req.path.ends_with('/') {
+        return autoindex(&routes, &req.path);
+    }
     routes
         .get(&req.path)
         .map(|b| (b.clone(), "application/octet-stream".into()))
+}
+
+/// A folder of the python download area listed as nginx's autoindex does (python.org's
+/// download area is listed this way): one link per file and subfolder.
+fn autoindex(routes: &HashMap<String, Vec<u8>>, folder: &str) -> Option<(Vec<u8>, String)> {
+    let children: std::collections::BTreeSet<String> = routes
+        .keys()
+        .filter_map(|k| k.strip_prefix(folder))
+        .map(|rest| match rest.split_once('/') {
+            Some((dir, _)) => format!("{dir}/"),
+            None => rest.to_string(),
+        })
+        .collect();
+    if children.is_empty() {
+        return None;
+    }
+    let mut html = format!(
+        "<html>\r\n<head><title>Index of {folder}</title></head>\r\n<body>\r\n<h1>Index of {folder}</h1><hr><pre><a href=\"../\">../</a>\r\n"
+    );
+    for c in children {
+        html.push_str(&format!(
+            "<a href=\"{c}\">{c}</a>{:>width$}08-Apr-2025 21:20       -\r\n",
+            "",
+            width = 51usize.saturating_sub(c.len())
+        ));
+    }
+    html.push_str("</pre><hr></body>\r\n</html>\r\n");
+    Some((html.into_bytes(), "text/html".into()))
 }
