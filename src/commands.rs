@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::assemble::seal::{self, VerifyOptions};
+use crate::assemble::seal::{self, CheckedAgainst, VerifyOptions};
 use crate::assemble::{self, BuildOptions};
 use crate::bundle::{self, Bundle};
 use crate::config::Settings;
@@ -341,16 +341,26 @@ pub struct VerifyArgs {
 /// `extpy verify`.
 pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Outcome, Error> {
     if args.topology.is_some() || args.bundle.is_some() {
-        let bundle = args
+        let mut bundle = args
             .bundle
             .as_deref()
             .map(|b| open_bundle(b, s, reporter))
             .transpose()?;
         let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
         let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
-        let checks = layout::check(&topology, &targets, &manifest, s.jobs)?;
+        let source = match bundle.as_mut() {
+            Some(b) => DistSource::Bundle(b),
+            None => DistSource::Cached,
+        };
+        let reference = expected_seal(&manifest, s, source, reporter, "verify")?;
+        let checks = layout::check(&topology, &targets, &manifest, &reference.seal, s.jobs)?;
         let failed = checks.iter().filter(|c| !c.ok).count();
-        let doc = json!({ "manifest": manifest.identity(), "vus": checks });
+        let doc = json!({
+            "manifest": manifest.identity(),
+            "checked_against": CheckedAgainst::ExpectedSeal,
+            "expected_seal_digest": reference.seal.digest,
+            "vus": checks,
+        });
         return Ok(
             Outcome::new(CommandName::Verify, &doc, layout::render_checks(&checks)).failing_if(
                 failed > 0,
@@ -367,10 +377,26 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
         jobs: s.jobs,
         strict: args.strict,
     };
+    // With --manifest, each folder must also hold the seal that manifest produces; without
+    // it, only the folder's own seal is known (and the report says so).
+    let reference = match &s.manifest {
+        Some(p) => {
+            let manifest = Manifest::load(p)?;
+            Some(expected_seal(
+                &manifest,
+                s,
+                DistSource::Cached,
+                reporter,
+                "verify",
+            )?)
+        }
+        None => None,
+    };
+    let expected = reference.as_ref().map(|r| &r.seal);
     let results = args
         .paths
         .iter()
-        .map(|p| seal::verify_or_explain(p, options))
+        .map(|p| seal::verify_or_explain(p, options, expected))
         .collect::<Result<Vec<_>, _>>()?;
     let failed = results.iter().filter(|r| !r.ok).count();
     let human = results.iter().map(|r| r.render()).collect();
@@ -417,10 +443,33 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+    let source = match (&args.dist, bundle.as_mut()) {
+        (Some(d), _) => DistSource::Dir(d),
+        (None, Some(b)) => DistSource::Bundle(b),
+        (None, None) => DistSource::Cached,
+    };
+    // Every VU is compared with the seal the manifest (or bundle) produces, not only with
+    // the seal found in it. A dry run downloads nothing: without the artifacts in the cache
+    // it can only compare each VU with its own seal, and says so.
+    let reference = if args.dry_run {
+        inputs::cached_reference(&manifest, s, source, reporter)?
+    } else {
+        Some(
+            inputs::reference(&manifest, s, source, reporter)
+                .map_err(|e| explain_tls(e, s, "layout"))?,
+        )
+    };
+    if reference.is_none() {
+        reporter.warn(format!(
+            "the artifacts of {} are not all in the cache: VU folders were checked against their own seals only (run `extpy fetch` for the full check)",
+            manifest.identity()
+        ));
+    }
     let plan = layout::plan(
         &topology,
         &targets,
         &manifest,
+        reference.as_ref().map(|r| &r.seal),
         args.repair,
         args.dry_run,
         s.jobs,
@@ -428,13 +477,8 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
     let report = if args.dry_run {
         plan.report(&manifest)
     } else {
-        let mut report = if plan.writes() {
-            let source = match (&args.dist, bundle.as_mut()) {
-                (Some(d), _) => DistSource::Dir(d),
-                (None, Some(b)) => DistSource::Bundle(b),
-                (None, None) => DistSource::Cached,
-            };
-            let prepared = inputs::prepare_distribution(&manifest, s, source, reporter)
+        let mut report = if let (true, Some(reference)) = (plan.writes(), &reference) {
+            let prepared = inputs::prepare_distribution(&manifest, s, reference, reporter)
                 .map_err(|e| explain_tls(e, s, "layout"))?;
             layout::execute(
                 &plan,
@@ -898,6 +942,17 @@ fn open_topology(
         None => manifest_for(s, Some(&topology))?,
     };
     Ok((topology, manifest))
+}
+
+/// The seal the manifest (or bundle) produces, for a check that needs it.
+fn expected_seal(
+    manifest: &Manifest,
+    s: &Settings,
+    source: DistSource,
+    reporter: &Reporter,
+    command: &str,
+) -> Result<inputs::Reference, Error> {
+    inputs::reference(manifest, s, source, reporter).map_err(|e| explain_tls(e, s, command))
 }
 
 /// The node folders that --out, --node and --vu-root select.

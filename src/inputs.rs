@@ -95,38 +95,67 @@ fn from_fetch(report: &FetchReport) -> Inputs {
     }
 }
 
-/// Where the distribution a layout copies comes from.
+/// Where the distribution a layout copies (and the seal it is checked against) comes from.
 pub enum DistSource<'a> {
-    /// A built distribution (checked against its seal first).
+    /// A built distribution (checked against its seal first); its seal is the reference.
     Dir(&'a Path),
-    /// An offline bundle: built into a temporary folder, no network.
+    /// An offline bundle: the seal its artifacts produce, built into a temporary folder.
     Bundle(&'a mut Bundle),
-    /// A build of the manifest kept in the cache, reused while it verifies.
+    /// The manifest's artifacts in the cache (downloaded when missing): the seal they
+    /// produce, and their build kept in the cache, reused while it matches that seal.
     Cached,
 }
 
-/// A sealed distribution ready to copy; a temporary one is removed when this is dropped.
-pub struct Prepared {
-    /// The folder.
-    pub dir: PathBuf,
-    /// Its seal.
+/// The seal a tree must carry to hold what the manifest (or bundle) builds.
+pub struct Reference {
+    /// The seal a build produces (for `--dist`, that distribution's own seal).
     pub seal: Seal,
-    _temp: Option<tempfile::TempDir>,
+    /// What it was computed from.
+    pub origin: String,
+    kind: RefKind,
 }
 
-/// Makes the sealed distribution a layout copies.
-pub fn prepare_distribution(
+enum RefKind {
+    Dir(PathBuf),
+    Built { inputs: Resolved, bundle: bool },
+}
+
+/// The seal the manifest (or bundle, or `--dist` distribution) produces. Builds are
+/// byte-identical for the same inputs, so this is computed from the verified artifacts
+/// without writing anything; artifacts missing from the cache are downloaded.
+pub fn reference(
     manifest: &Manifest,
     settings: &Settings,
     source: DistSource,
     reporter: &Reporter,
-) -> Result<Prepared, Error> {
+) -> Result<Reference, Error> {
+    let found = reference_from(manifest, settings, source, false, reporter)?;
+    Ok(found.expect("a look-up that may download finds every artifact or fails"))
+}
+
+/// Like [`reference`], but downloads nothing (for a dry run): `None` when some artifact is
+/// not in the cache.
+pub fn cached_reference(
+    manifest: &Manifest,
+    settings: &Settings,
+    source: DistSource,
+    reporter: &Reporter,
+) -> Result<Option<Reference>, Error> {
+    reference_from(manifest, settings, source, true, reporter)
+}
+
+fn reference_from(
+    manifest: &Manifest,
+    settings: &Settings,
+    source: DistSource,
+    cache_only: bool,
+    reporter: &Reporter,
+) -> Result<Option<Reference>, Error> {
     let options = VerifyOptions {
         jobs: settings.jobs,
         strict: false,
     };
-    let read_seal = |dir: &Path| -> Result<Seal, Error> { Ok(Seal::read(dir)?) };
-    match source {
+    let (inputs, bundle, origin) = match source {
         DistSource::Dir(d) => {
             let v = seal::verify(d, options)?;
             if !v.ok {
@@ -136,7 +165,7 @@ pub fn prepare_distribution(
                 }
                 .into());
             }
-            let seal = read_seal(d)?;
+            let seal = Seal::read(d)?;
             if seal.manifest.sha256 != manifest.digest {
                 reporter.warn(format!(
                     "{} was built from manifest {}@{}, not {}; its seal is what gets copied",
@@ -146,56 +175,116 @@ pub fn prepare_distribution(
                     manifest.identity()
                 ));
             }
-            Ok(Prepared {
-                dir: d.to_path_buf(),
+            return Ok(Some(Reference {
                 seal,
-                _temp: None,
-            })
+                origin: format!("the distribution {}", d.display()),
+                kind: RefKind::Dir(d.to_path_buf()),
+            }));
         }
-        DistSource::Bundle(bundle) => {
-            let temp = crate::place::temp_dir("extpy-layout-")?;
-            let name = bundle.file_name();
-            let resolved = resolve(manifest, settings, InputSource::Bundle(bundle), reporter)?;
-            let dir = temp.path().join("dist");
-            let seal = build_sealed(manifest, &resolved.inputs, &dir, settings, reporter)?;
-            reporter.info(format!(
-                "built the distribution from {name} (seal {})",
-                seal.digest.short()
-            ));
-            Ok(Prepared {
-                dir,
-                seal,
-                _temp: Some(temp),
-            })
+        DistSource::Bundle(b) => {
+            let origin = format!("the bundle {}", b.file_name());
+            let r = resolve(manifest, settings, InputSource::Bundle(b), reporter)?;
+            (r, true, origin)
         }
-        DistSource::Cached => {
-            let dir = Cache::open(&settings.cache_dir)?.build_path(&manifest.digest);
-            if let Ok(v) = seal::verify(&dir, options)
-                && v.ok
-                && let Ok(seal) = Seal::read(&dir)
-                && seal.manifest.sha256 == manifest.digest
-            {
-                reporter.detail(format!("using the cached build {}", dir.display()));
-                return Ok(Prepared {
-                    dir,
-                    seal,
+        // A dry run does not even create the cache.
+        DistSource::Cached if cache_only && !settings.cache_dir.is_dir() => return Ok(None),
+        DistSource::Cached if cache_only => match cached(manifest, settings, reporter)? {
+            Cached::All(inputs) => (
+                Resolved {
+                    inputs,
+                    fetched: None,
                     _temp: None,
-                });
-            }
-            let resolved = resolve(manifest, settings, InputSource::Fetch, reporter)?;
-            let seal = build_sealed(manifest, &resolved.inputs, &dir, settings, reporter)?;
-            reporter.info(format!(
-                "built the distribution ({} files, seal {})",
-                seal.files.len(),
-                seal.digest.short()
-            ));
-            Ok(Prepared {
-                dir,
-                seal,
-                _temp: None,
-            })
+                },
+                false,
+                format!("manifest {}", manifest.identity()),
+            ),
+            Cached::Missing(_) => return Ok(None),
+        },
+        DistSource::Cached => {
+            let r = resolve(manifest, settings, InputSource::Fetch, reporter)?;
+            (r, false, format!("manifest {}", manifest.identity()))
         }
+    };
+    let seal = assemble::expected_seal(manifest, &inputs.inputs, settings.jobs)?;
+    reporter.detail(format!("{origin} produces seal {}", seal.digest.short()));
+    Ok(Some(Reference {
+        seal,
+        origin,
+        kind: RefKind::Built { inputs, bundle },
+    }))
+}
+
+/// A sealed distribution ready to copy; a temporary one is removed when this is dropped.
+pub struct Prepared {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its seal (the reference's).
+    pub seal: Seal,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Makes the sealed distribution a layout copies, holding exactly the reference seal: the
+/// given distribution, the cached build while it matches, or a new build.
+pub fn prepare_distribution(
+    manifest: &Manifest,
+    settings: &Settings,
+    reference: &Reference,
+    reporter: &Reporter,
+) -> Result<Prepared, Error> {
+    let (inputs, bundle) = match &reference.kind {
+        RefKind::Dir(d) => {
+            return Ok(Prepared {
+                dir: d.clone(),
+                seal: reference.seal.clone(),
+                _temp: None,
+            });
+        }
+        RefKind::Built { inputs, bundle } => (&inputs.inputs, *bundle),
+    };
+    let (dir, temp) = if bundle {
+        let temp = crate::place::temp_dir("extpy-layout-")?;
+        (temp.path().join("dist"), Some(temp))
+    } else {
+        let dir = Cache::open(&settings.cache_dir)?.build_path(&manifest.digest);
+        let options = VerifyOptions {
+            jobs: settings.jobs,
+            strict: false,
+        };
+        if let Ok(v) = seal::verify_against(&dir, options, Some(&reference.seal))
+            && v.ok
+        {
+            reporter.detail(format!("using the cached build {}", dir.display()));
+            return Ok(Prepared {
+                dir,
+                seal: reference.seal.clone(),
+                _temp: None,
+            });
+        }
+        (dir, None)
+    };
+    let seal = build_sealed(manifest, inputs, &dir, settings, reporter)?;
+    if seal.digest != reference.seal.digest {
+        return Err(LayoutError::BadDistribution {
+            path: dir,
+            summary: format!(
+                "its seal {} is not the seal {} computed from the same artifacts",
+                seal.digest.short(),
+                reference.seal.digest.short()
+            ),
+        }
+        .into());
     }
+    reporter.info(format!(
+        "built the distribution from {} ({} files, seal {})",
+        reference.origin,
+        seal.files.len(),
+        seal.digest.short()
+    ));
+    Ok(Prepared {
+        dir,
+        seal,
+        _temp: temp,
+    })
 }
 
 /// Builds the distribution into `dir` (replacing what is there) and returns its seal.

@@ -96,6 +96,14 @@ pub enum Found {
         /// What differs.
         summary: String,
     },
+    /// A distribution that matches its own seal, but that seal is not the one the manifest
+    /// (or bundle) produces: files and seal were rewritten together.
+    Resealed {
+        /// The seal the manifest produces.
+        expected: Sha256Digest,
+        /// Which files depart from it.
+        summary: String,
+    },
     /// Files without a seal.
     Foreign,
 }
@@ -223,8 +231,14 @@ pub fn vu_dir(root: &Path, vu: &str) -> PathBuf {
     root.join(vu).join("Python").join("External")
 }
 
-/// Looks at what a VU folder holds (hashing it against its seal), changing nothing.
-pub fn inspect(dir: &Path, manifest: &Manifest, jobs: usize) -> Result<Found, LayoutError> {
+/// Looks at what a VU folder holds (hashing it against its seal, and comparing that seal with
+/// `expected`, the seal the manifest or bundle produces, when known), changing nothing.
+pub fn inspect(
+    dir: &Path,
+    manifest: &Manifest,
+    expected: Option<&Seal>,
+    jobs: usize,
+) -> Result<Found, LayoutError> {
     match dest_state(dir) {
         DestState::Absent | DestState::Empty => return Ok(Found::Absent),
         DestState::Foreign => return Ok(Found::Foreign),
@@ -248,14 +262,38 @@ pub fn inspect(dir: &Path, manifest: &Manifest, jobs: usize) -> Result<Found, La
             summary: summary(&v),
         });
     }
-    match Seal::read(dir) {
-        Ok(s) if s.manifest.sha256 == manifest.digest => Ok(Found::Matches),
-        Ok(s) => Ok(Found::Outdated {
-            manifest: format!("{}@{}", s.manifest.name, s.manifest.sha256.short()),
-        }),
-        Err(SealError::Corrupt { reason, .. }) => Ok(Found::Damaged { summary: reason }),
-        Err(e) => Err(e.into()),
-    }
+    let found = match Seal::read(dir) {
+        Ok(s) => s,
+        Err(SealError::Corrupt { reason, .. }) => return Ok(Found::Damaged { summary: reason }),
+        Err(e) => return Err(e.into()),
+    };
+    let outdated = || Found::Outdated {
+        manifest: format!("{}@{}", found.manifest.name, found.manifest.sha256.short()),
+    };
+    Ok(match expected {
+        Some(e) if found.digest == e.digest => Found::Matches,
+        Some(e) if found.manifest.sha256 != e.manifest.sha256 => outdated(),
+        Some(e) => Found::Resealed {
+            expected: e.digest,
+            summary: deviation_summary(&seal::deviations(e, &found)),
+        },
+        None if found.manifest.sha256 == manifest.digest => Found::Matches,
+        None => outdated(),
+    })
+}
+
+/// One line on which files depart from the expected seal.
+fn deviation_summary(d: &[seal::Deviation]) -> String {
+    let shown: Vec<String> = d
+        .iter()
+        .take(3)
+        .map(|d| format!("{} {}", d.path, d.what))
+        .collect();
+    format!(
+        "{}{}",
+        shown.join(", "),
+        if d.len() > 3 { ", ..." } else { "" }
+    )
 }
 
 /// One line on what differs.
@@ -293,11 +331,13 @@ pub fn summary(v: &Verification) -> String {
     }
 }
 
-/// Decides what to do with every VU of the targets.
+/// Decides what to do with every VU of the targets, comparing each with `expected` (the
+/// seal the manifest or bundle produces) when known.
 pub fn plan(
     topology: &Topology,
     targets: &[NodeTarget],
     manifest: &Manifest,
+    expected: Option<&Seal>,
     repair: bool,
     dry_run: bool,
     jobs: usize,
@@ -306,13 +346,15 @@ pub fn plan(
     for t in targets {
         for pair in topology.pairs_of(&t.node.name) {
             let path = vu_dir(&t.root, &pair.vu);
-            let found = inspect(&path, manifest, jobs)?;
+            let found = inspect(&path, manifest, expected, jobs)?;
             let action = match &found {
                 Found::Absent => Action::Create,
                 Found::Matches => Action::Keep,
                 Found::Outdated { .. } => Action::Update,
-                Found::Damaged { .. } | Found::Foreign if repair => Action::Repair,
-                Found::Damaged { .. } | Found::Foreign => Action::Leave,
+                Found::Damaged { .. } | Found::Resealed { .. } | Found::Foreign if repair => {
+                    Action::Repair
+                }
+                Found::Damaged { .. } | Found::Resealed { .. } | Found::Foreign => Action::Leave,
             };
             vus.push(VuPlan {
                 pair: pair.clone(),
@@ -584,6 +626,7 @@ impl LayoutReport {
         {
             let why = match &v.found {
                 Found::Damaged { summary } => format!("differs from its seal: {summary}"),
+                Found::Resealed { expected, summary } => resealed_words(*expected, summary),
                 Found::Foreign => "holds files extpy did not put there (no seal)".to_string(),
                 _ => continue,
             };
@@ -621,6 +664,14 @@ impl LayoutReport {
     }
 }
 
+/// Why a resealed VU fails.
+fn resealed_words(expected: Sha256Digest, summary: &str) -> String {
+    format!(
+        "matches its own seal, but that is not the seal {} the manifest produces ({summary}): files and seal were rewritten",
+        expected.short()
+    )
+}
+
 fn short(d: Option<Sha256Digest>) -> String {
     d.map(|d| d.short()).unwrap_or_else(|| "-".into())
 }
@@ -639,21 +690,25 @@ pub struct VuCheck {
     pub found: Found,
     /// The seal digest found, if any.
     pub seal_digest: Option<Sha256Digest>,
+    /// The seal the manifest (or bundle) produces.
+    pub expected_seal_digest: Sha256Digest,
 }
 
 /// Checks every VU of the targets (the vendor's "verify that the Python distribution was
-/// copied to the VU folder").
+/// copied to the VU folder") against its own seal and against `expected`, the seal the
+/// manifest or bundle produces.
 pub fn check(
     topology: &Topology,
     targets: &[NodeTarget],
     manifest: &Manifest,
+    expected: &Seal,
     jobs: usize,
 ) -> Result<Vec<VuCheck>, LayoutError> {
     let mut out = Vec::new();
     for t in targets {
         for pair in topology.pairs_of(&t.node.name) {
             let path = vu_dir(&t.root, &pair.vu);
-            let found = inspect(&path, manifest, jobs)?;
+            let found = inspect(&path, manifest, Some(expected), jobs)?;
             let seal_digest = Seal::read(&path).ok().map(|s| s.digest);
             out.push(VuCheck {
                 pair: pair.clone(),
@@ -661,6 +716,7 @@ pub fn check(
                 ok: found == Found::Matches,
                 found,
                 seal_digest,
+                expected_seal_digest: expected.digest,
             });
         }
     }
@@ -675,10 +731,11 @@ pub fn render_checks(checks: &[VuCheck]) -> String {
             Found::Matches => (
                 "ok  ",
                 format!(
-                    "matches seal {}",
+                    "matches seal {}, the seal the manifest produces",
                     c.seal_digest.map(|d| d.short()).unwrap_or_default()
                 ),
             ),
+            Found::Resealed { expected, summary } => ("FAIL", resealed_words(*expected, summary)),
             Found::Absent => (
                 "FAIL",
                 "missing: no distribution in the VU folder".to_string(),

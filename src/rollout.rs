@@ -529,6 +529,8 @@ pub enum VuStatus {
     Missing,
     /// It differs from its seal.
     Differs,
+    /// It matches its own seal, but not the seal the bundle produces (rewritten with its seal).
+    Resealed,
     /// It holds another manifest's distribution.
     Outdated,
     /// It holds files without a seal.
@@ -547,6 +549,7 @@ impl VuStatus {
             VuStatus::Ok => "ok",
             VuStatus::Missing => "MISSING",
             VuStatus::Differs => "DIFFERS",
+            VuStatus::Resealed => "RESEALED",
             VuStatus::Outdated => "OUTDATED",
             VuStatus::Foreign => "FOREIGN",
             VuStatus::Unknown => "UNKNOWN",
@@ -559,6 +562,8 @@ impl VuStatus {
 #[derive(Deserialize)]
 struct VerifyDoc {
     vus: Option<Vec<VuDoc>>,
+    #[serde(default)]
+    expected_seal_digest: Option<String>,
 }
 
 /// One VU of a verify report.
@@ -589,6 +594,7 @@ enum FoundState {
     Matches,
     Absent,
     Damaged,
+    Resealed,
     Outdated,
     Foreign,
     #[serde(other)]
@@ -604,6 +610,9 @@ pub struct Merged {
     pub missing_nodes: Vec<String>,
     /// Report files that could not be read.
     pub unreadable: Vec<String>,
+    /// The seal the bundle produces, as each report states it (one, unless nodes verified
+    /// against different bundles).
+    pub expected_seal_digests: Vec<String>,
     /// True when every VU is ok and no node is missing.
     pub ok: bool,
 }
@@ -644,6 +653,7 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
     let mut rows: Vec<MergedRow> = Vec::new();
     let mut unreadable = Vec::new();
     let mut seen_nodes: BTreeMap<String, ()> = BTreeMap::new();
+    let mut expected_seal_digests: Vec<String> = Vec::new();
     for f in &files {
         let doc: VerifyDoc = match crate::limits::read_regular(f, crate::limits::MAX_JSON)
             .ok()
@@ -662,12 +672,26 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
             ));
             continue;
         };
+        if let Some(d) = &doc.expected_seal_digest
+            && !expected_seal_digests.contains(d)
+        {
+            expected_seal_digests.push(d.clone());
+        }
         for v in vus {
             seen_nodes.insert(v.node.clone(), ());
             let status = match v.found.and_then(|f| f.state) {
+                // A report that says "matches" with a seal other than the one it expected
+                // was not written by extpy verify as it stands.
+                Some(FoundState::Matches)
+                    if doc.expected_seal_digest.is_some()
+                        && v.seal_digest != doc.expected_seal_digest =>
+                {
+                    VuStatus::Resealed
+                }
                 Some(FoundState::Matches) => VuStatus::Ok,
                 Some(FoundState::Absent) => VuStatus::Missing,
                 Some(FoundState::Damaged) => VuStatus::Differs,
+                Some(FoundState::Resealed) => VuStatus::Resealed,
                 Some(FoundState::Outdated) => VuStatus::Outdated,
                 Some(FoundState::Foreign) => VuStatus::Foreign,
                 Some(FoundState::Other) | None => VuStatus::Unknown,
@@ -707,12 +731,14 @@ pub fn merge(dirs: &[PathBuf], topology: Option<&Topology>) -> Result<Merged, Me
     }
     let ok = unreadable.is_empty()
         && missing_nodes.is_empty()
+        && expected_seal_digests.len() <= 1
         && !rows.is_empty()
         && rows.iter().all(|r| r.status == VuStatus::Ok);
     Ok(Merged {
         rows,
         missing_nodes,
         unreadable,
+        expected_seal_digests,
         ok,
     })
 }
@@ -745,6 +771,12 @@ impl Merged {
         for u in &self.unreadable {
             out.push_str(&format!("cannot read the report {u}\n"));
         }
+        if self.expected_seal_digests.len() > 1 {
+            out.push_str(&format!(
+                "the nodes verified against different seals ({}): they were given different bundles\n",
+                self.expected_seal_digests.join(", ")
+            ));
+        }
         let bad = self
             .rows
             .iter()
@@ -752,7 +784,7 @@ impl Merged {
             .count();
         if self.ok {
             out.push_str(&format!(
-                "all {} match their seal\n",
+                "all {} match the seal the bundle produces\n",
                 plural(self.rows.len(), "VU")
             ));
         } else {

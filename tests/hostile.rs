@@ -404,3 +404,129 @@ fn a_pinned_size_is_a_manifest_field_with_its_line() {
     let r = w.run(&["fetch"]).code(2);
     assert!(r.stderr.contains("embeddable.size"), "{}", r.stderr);
 }
+
+/// Rewrites `rel` in the distribution at `dir` and reseals it consistently: the file's seal
+/// entry and the seal's own digest recomputed, as someone who can write the folder would.
+fn reseal(dir: &Path, rel: &str, bytes: &[u8]) {
+    use extpy::assemble::seal::{SEAL_FILE, Seal};
+    use extpy::digest::Sha256Digest;
+    let mut seal = Seal::read(dir).unwrap();
+    let entry = seal.files.iter_mut().find(|f| f.path == rel).unwrap();
+    entry.size = bytes.len() as u64;
+    entry.sha256 = Sha256Digest::of(bytes);
+    seal.digest = seal.compute_digest();
+    fs::write(dir.join(rel), bytes).unwrap();
+    fs::write(dir.join(SEAL_FILE), seal.to_bytes()).unwrap();
+}
+
+#[test]
+fn a_consistent_reseal_passes_only_the_check_against_its_own_seal() {
+    let w = World::new();
+    let dist = w.path("dist");
+    w.run(&["build", s(&dist)]).ok();
+    let target = "Lib/site-packages/alpha/__init__.py";
+    reseal(&dist, target, b"import os; os.system('evil')\n");
+
+    // Without a manifest, verify can only check the folder against the seal in it, and says so.
+    let mut plain = support::extpy();
+    plain.args(["verify", s(&dist)]);
+    let r = support::run(plain).ok();
+    assert!(
+        r.stdout.contains("files match seal") && r.stdout.contains("against its own seal only"),
+        "{}",
+        r.stdout
+    );
+    // With the manifest, the seal it produces is computed and the reseal found, naming the file.
+    let r = w.run(&["verify", s(&dist)]).code(3);
+    assert!(
+        r.stdout.contains("against the seal the manifest produces")
+            && r.stdout.contains("1 not as the manifest builds")
+            && r.stdout
+                .contains(&format!("changed  {target} (against the manifest's build)")),
+        "{}",
+        r.stdout
+    );
+    let j = w.run(&["--json", "verify", s(&dist)]).code(3).json();
+    assert_eq!(j["results"][0]["checked_against"], "expected_seal");
+    assert_eq!(j["results"][0]["not_as_built"][0]["path"], target);
+
+    // A laid-out VU resealed the same way: verify --topology, layout and --bundle all see it.
+    let topo = w.path("topology.yaml");
+    fs::write(
+        &topo,
+        "schema: 1\nnodes:\n  - name: HAC1\n    host: hac1.example.com\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1, Core2]\n",
+    )
+    .unwrap();
+    let stage = w.path("stage");
+    w.run(&["layout", s(&topo), "--out", s(&stage)]).ok();
+    let vu = stage.join("HAC1/ExternalPython2/Python/External");
+    reseal(&vu, target, b"# rewritten\n");
+    let mut own = support::extpy();
+    own.args(["verify", s(&vu)]);
+    support::run(own).ok();
+    let r = w
+        .run(&["verify", "--topology", s(&topo), "--out", s(&stage)])
+        .code(3);
+    assert!(
+        r.stdout.contains("ok    HAC1 ExternalPython1")
+            && r.stdout.contains("FAIL  HAC1 ExternalPython2")
+            && r.stdout.contains("is not the seal")
+            && r.stdout.contains(&format!("{target} changed")),
+        "{}",
+        r.stdout
+    );
+    let r = w.run(&["layout", s(&topo), "--out", s(&stage)]).code(3);
+    assert!(
+        r.stdout.contains("DIFFERS (left; --repair replaces it)")
+            && r.stdout.contains("files and seal were rewritten"),
+        "{}",
+        r.stdout
+    );
+    w.run(&["layout", s(&topo), "--out", s(&stage), "--repair"])
+        .ok();
+    w.run(&["verify", "--topology", s(&topo), "--out", s(&stage)])
+        .ok();
+
+    // From a bundle: the seal its artifacts produce is the reference, with no network.
+    let bundle = w.path("b.zip");
+    w.run(&["bundle", "create", s(&bundle), "--topology", s(&topo)])
+        .ok();
+    let stage2 = w.path("stage2");
+    w.run(&["layout", "--bundle", s(&bundle), "--out", s(&stage2)])
+        .ok();
+    let vu = stage2.join("HAC1/ExternalPython1/Python/External");
+    reseal(&vu, target, b"# rewritten again\n");
+    let mut offline = support::extpy();
+    offline.args(["--offline", "--cache-dir", s(&w.path("empty-cache"))]);
+    offline.args([
+        "--json",
+        "verify",
+        "--bundle",
+        s(&bundle),
+        "--out",
+        s(&stage2),
+    ]);
+    let r = support::run(offline).code(3);
+    let j = r.json();
+    assert_eq!(j["vus"][0]["found"]["state"], "resealed", "{}", r.stdout);
+    assert_eq!(j["vus"][1]["found"]["state"], "matches", "{}", r.stdout);
+
+    // That report, merged as a rollout merges its nodes' reports: RESEALED, failing.
+    let reports = w.path("reports");
+    fs::create_dir(&reports).unwrap();
+    fs::write(reports.join("HAC1.json"), &r.stdout).unwrap();
+    let mut merge = support::extpy();
+    merge.args(["report", "merge", s(&reports)]);
+    let m = support::run(merge);
+    assert_ne!(m.code, 0, "{}", m.stdout);
+    assert!(m.stdout.contains("RESEALED"), "{}", m.stdout);
+    // A report edited to say "matches" while naming another seal than it expected fails too.
+    let mut edited = j.clone();
+    edited["vus"][0]["found"]["state"] = "matches".into();
+    fs::write(reports.join("HAC1.json"), edited.to_string()).unwrap();
+    let mut merge = support::extpy();
+    merge.args(["report", "merge", s(&reports)]);
+    let m = support::run(merge);
+    assert_ne!(m.code, 0, "{}", m.stdout);
+    assert!(m.stdout.contains("RESEALED"), "{}", m.stdout);
+}

@@ -183,7 +183,9 @@ fn linux_rollout_lays_out_verifies_and_is_idempotent() {
     );
     let merged = merge(&project).ok();
     assert!(
-        merged.stdout.contains("all 5 VUs match their seal"),
+        merged
+            .stdout
+            .contains("all 5 VUs match the seal the bundle produces"),
         "{}",
         merged.stdout
     );

@@ -285,7 +285,30 @@ pub fn plan(
     options: &BuildOptions,
 ) -> Result<BuildPlan, BuildError> {
     let (dest, replaces) = check_dest(options)?;
+    plan_at(manifest, inputs, options.jobs, dest, replaces)
+}
 
+/// The seal a build of `manifest` from `inputs` writes, computed without writing anything:
+/// every file is decompressed and hashed as a build would write it. Builds are byte-identical
+/// for the same inputs, so a tree whose seal differs from this one was not built from them
+/// as it stands, however consistent its own seal is.
+pub fn expected_seal(
+    manifest: &Manifest,
+    inputs: &Inputs,
+    jobs: usize,
+) -> Result<Seal, BuildError> {
+    let plan = plan_at(manifest, inputs, jobs, PathBuf::new(), DestState::Absent)?;
+    produce(&plan, manifest, Output::SealOnly, jobs, &Reporter::silent())
+}
+
+/// The plan for a destination already checked.
+fn plan_at(
+    manifest: &Manifest,
+    inputs: &Inputs,
+    jobs: usize,
+    dest: PathBuf,
+    replaces: DestState,
+) -> Result<BuildPlan, BuildError> {
     let embed_file = &manifest.embeddable.file;
     let embed = Archive::open(&inputs.embeddable, &format!("embeddable zip {embed_file}"))?;
     let pth = manifest.python.pth_name();
@@ -309,7 +332,7 @@ pub fn plan(
         });
     }
 
-    let wheels = wheel::plan_all(manifest, &inputs.wheels, options.jobs)?;
+    let wheels = wheel::plan_all(manifest, &inputs.wheels, jobs)?;
 
     // No two sources may write one file (compared as Windows would: ignoring case).
     let mut owners: HashMap<String, String> = HashMap::new();
@@ -369,8 +392,73 @@ pub fn execute(
     }
     let staging = Staging::begin(&plan.dest, reporter)?;
     let root = staging.path().to_path_buf();
-
     create_folders(&root, plan)?;
+    let seal = produce(plan, manifest, Output::Dir(&root), options.jobs, reporter)?;
+    write_sealed(&root, SEAL_FILE, &seal.to_bytes())?;
+    staging.commit()?;
+    Ok(BuildReport {
+        dest: plan.dest.clone(),
+        manifest: manifest.name.clone(),
+        manifest_sha256: manifest.digest,
+        python: manifest.python.to_string(),
+        platform: manifest.platform.to_string(),
+        packages: seal.packages.clone(),
+        files: seal.files.len(),
+        bytes: seal.total_size(),
+        seal_digest: seal.digest,
+        unmet_requirements: plan.unmet.clone(),
+        replaced: matches!(
+            plan.replaces,
+            DestState::Sealed | DestState::Foreign | DestState::Empty
+        ),
+    })
+}
+
+/// Where a build's files go: into a folder, or nowhere when only the seal they would get is
+/// wanted ([`expected_seal`]). One code path does both, so the two cannot disagree.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Output<'a> {
+    /// Written under this root.
+    Dir(&'a Path),
+    /// Hashed only.
+    SealOnly,
+}
+
+impl Output<'_> {
+    /// Extracts (or only hashes) an archive entry as `rel`.
+    pub(crate) fn extract(
+        self,
+        archive: &mut Archive,
+        entry: &Entry,
+        rel: &str,
+    ) -> Result<(Sha256Digest, u64), ArchiveError> {
+        match self {
+            Output::Dir(root) => archive.extract(entry, &native(root, rel)),
+            Output::SealOnly => archive.copy(entry, &mut std::io::sink()),
+        }
+    }
+
+    /// Writes (or only hashes) `bytes` as `rel`.
+    pub(crate) fn write(self, rel: &str, bytes: &[u8]) -> Result<SealedFile, IoError> {
+        match self {
+            Output::Dir(root) => write_sealed(root, rel, bytes),
+            Output::SealOnly => Ok(SealedFile {
+                path: rel.to_string(),
+                size: bytes.len() as u64,
+                sha256: Sha256Digest::of(bytes),
+            }),
+        }
+    }
+}
+
+/// Every file of the plan into `out`, and the seal over them (not written).
+fn produce(
+    plan: &BuildPlan,
+    manifest: &Manifest,
+    out: Output,
+    jobs: usize,
+    reporter: &Reporter,
+) -> Result<Seal, BuildError> {
     reporter.detail(format!("extracting {}", manifest.embeddable.file));
     let mut embed = Archive::open(
         &plan.embeddable,
@@ -381,7 +469,7 @@ pub fn execute(
         if entry.name == plan.pth {
             continue;
         }
-        let (sha256, size) = embed.extract(entry, &native(&root, &entry.name))?;
+        let (sha256, size) = out.extract(&mut embed, entry, &entry.name)?;
         files.push(SealedFile {
             path: entry.name.clone(),
             size,
@@ -396,13 +484,13 @@ pub fn execute(
     if let Some(entry) = pth_entry {
         let original = embed.read(&entry)?;
         let edited = pth::enable_site_packages(&String::from_utf8_lossy(&original));
-        files.push(write_sealed(&root, &plan.pth, edited.as_bytes())?);
+        files.push(out.write(&plan.pth, edited.as_bytes())?);
     }
 
     let bar = reporter.count_bar(plan.wheels.len() as u64, "wheels");
-    let installed = crate::parallel(crate::local_jobs(options.jobs), &plan.wheels, |w| {
+    let installed = crate::parallel(crate::local_jobs(jobs), &plan.wheels, |w| {
         reporter.detail(format!("installing {}", w.wheel));
-        let r = wheel::install(w, &root);
+        let r = wheel::install(w, out);
         bar.inc(1);
         r
     });
@@ -411,9 +499,9 @@ pub fn execute(
         files.extend(r?);
     }
     let sbom = sbom::Subject::of_plan(manifest, &plan.wheels).document();
-    files.push(write_sealed(&root, sbom::SBOM_FILE, &sbom.to_bytes())?);
+    files.push(out.write(sbom::SBOM_FILE, &sbom.to_bytes())?);
 
-    let seal = Seal::new(
+    Ok(Seal::new(
         SealManifest {
             name: manifest.name.clone(),
             sha256: manifest.digest,
@@ -434,25 +522,7 @@ pub fn execute(
             })
             .collect(),
         files,
-    );
-    write_sealed(&root, SEAL_FILE, &seal.to_bytes())?;
-    staging.commit()?;
-    Ok(BuildReport {
-        dest: plan.dest.clone(),
-        manifest: manifest.name.clone(),
-        manifest_sha256: manifest.digest,
-        python: manifest.python.to_string(),
-        platform: manifest.platform.to_string(),
-        packages: seal.packages.clone(),
-        files: seal.files.len(),
-        bytes: seal.total_size(),
-        seal_digest: seal.digest,
-        unmet_requirements: plan.unmet.clone(),
-        replaced: matches!(
-            plan.replaces,
-            DestState::Sealed | DestState::Foreign | DestState::Empty
-        ),
-    })
+    ))
 }
 
 /// Plans and executes a build.

@@ -250,6 +250,91 @@ pub struct Verification {
     pub ignored: usize,
     /// Where the SBOM (`extpy-sbom.cdx.json`) disagrees with the tree, or why it is missing.
     pub sbom: Vec<String>,
+    /// What the tree was checked against.
+    pub checked_against: CheckedAgainst,
+    /// The seal the manifest (or bundle) produces, when it was checked against it.
+    pub expected_seal_digest: Option<Sha256Digest>,
+    /// Where the tree's seal departs from the seal the manifest produces.
+    pub not_as_built: Vec<Deviation>,
+}
+
+/// What a tree was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckedAgainst {
+    /// Only the seal found in the tree: that proves the files are as sealed (no accident),
+    /// not that they are what the manifest builds (whoever can write the folder can reseal it).
+    OwnSeal,
+    /// The seal found in the tree and the seal the manifest (or bundle) produces.
+    ExpectedSeal,
+}
+
+impl CheckedAgainst {
+    /// How the human report names the check.
+    pub fn words(self) -> &'static str {
+        match self {
+            CheckedAgainst::OwnSeal => "against its own seal only",
+            CheckedAgainst::ExpectedSeal => "against the seal the manifest produces",
+        }
+    }
+}
+
+/// A file where a tree's seal departs from the seal its manifest produces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deviation {
+    /// Relative path (the seal file itself for a different manifest, Python or package list).
+    pub path: String,
+    /// `changed`, `missing` (the build has it, the tree does not) or `extra`.
+    pub what: &'static str,
+}
+
+/// Where `found` departs from `expected`, file by file (the seal file when the identity
+/// parts differ); empty when the two seals are the same.
+pub fn deviations(expected: &Seal, found: &Seal) -> Vec<Deviation> {
+    let mut out = Vec::new();
+    if expected.manifest != found.manifest
+        || expected.python != found.python
+        || expected.packages != found.packages
+        || expected.format != found.format
+    {
+        out.push(Deviation {
+            path: SEAL_FILE.to_string(),
+            what: "changed",
+        });
+    }
+    let want: BTreeMap<&str, &SealedFile> = expected
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let have: BTreeMap<&str, &SealedFile> =
+        found.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    for (path, w) in &want {
+        match have.get(path) {
+            None => out.push(Deviation {
+                path: path.to_string(),
+                what: "missing",
+            }),
+            Some(h) if h != w => out.push(Deviation {
+                path: path.to_string(),
+                what: "changed",
+            }),
+            Some(_) => {}
+        }
+    }
+    for path in have.keys().filter(|p| !want.contains_key(*p)) {
+        out.push(Deviation {
+            path: path.to_string(),
+            what: "extra",
+        });
+    }
+    if out.is_empty() && expected.digest != found.digest {
+        out.push(Deviation {
+            path: SEAL_FILE.to_string(),
+            what: "changed",
+        });
+    }
+    out
 }
 
 /// How strict `verify` is.
@@ -263,7 +348,21 @@ pub struct VerifyOptions {
 
 /// Recomputes `dir` against its seal.
 pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
+    verify_against(dir, options, None)
+}
+
+/// Recomputes `dir` against its seal and, when given, compares that seal with `expected`
+/// (the seal the manifest or bundle produces).
+pub fn verify_against(
+    dir: &Path,
+    options: VerifyOptions,
+    expected: Option<&Seal>,
+) -> Result<Verification, SealError> {
     let mut v = Verification::failed(dir, None);
+    if let Some(e) = expected {
+        v.checked_against = CheckedAgainst::ExpectedSeal;
+        v.expected_seal_digest = Some(e.digest);
+    }
     let seal = match Seal::read(dir) {
         Ok(s) => s,
         Err(SealError::Corrupt { reason, .. }) => {
@@ -277,6 +376,9 @@ pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealEr
     v.manifest = Some(seal.manifest.name.clone());
     v.files = seal.files.len();
     v.seal_altered = seal.compute_digest() != seal.digest;
+    if let Some(e) = expected {
+        v.not_as_built = deviations(e, &seal);
+    }
 
     let on_disk = list_files(dir).map_err(at(dir, "cannot list the files"))?;
     let sealed: BTreeMap<&str, &SealedFile> =
@@ -345,14 +447,19 @@ pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealEr
         && v.missing.is_empty()
         && v.changed.is_empty()
         && v.extra.is_empty()
-        && v.sbom.is_empty();
+        && v.sbom.is_empty()
+        && v.not_as_built.is_empty();
     Ok(v)
 }
 
 /// Like [`verify`], but a folder without a seal becomes a failed result that says so
 /// (so that one bad path among several still reports the others).
-pub fn verify_or_explain(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
-    match verify(dir, options) {
+pub fn verify_or_explain(
+    dir: &Path,
+    options: VerifyOptions,
+    expected: Option<&Seal>,
+) -> Result<Verification, SealError> {
+    match verify_against(dir, options, expected) {
         Err(e @ SealError::Missing { .. }) => Ok(Verification::failed(dir, Some(e.to_string()))),
         other => other,
     }
@@ -467,6 +574,9 @@ impl Verification {
             extra: vec![],
             ignored: 0,
             sbom: vec![],
+            checked_against: CheckedAgainst::OwnSeal,
+            expected_seal_digest: None,
+            not_as_built: vec![],
         }
     }
 
@@ -479,9 +589,10 @@ impl Verification {
             .unwrap_or_else(|| "-".into());
         if self.ok {
             out.push_str(&format!(
-                "ok    {}: {} files match seal {digest}",
+                "ok    {}: {} files match seal {digest}, checked {}",
                 self.path.display(),
-                self.files
+                self.files,
+                self.checked_against.words()
             ));
             if self.ignored > 0 {
                 out.push_str(&format!(" ({} runtime cache files ignored)", self.ignored));
@@ -497,6 +608,7 @@ impl Verification {
             (self.changed.len(), "changed"),
             (self.missing.len(), "missing"),
             (self.extra.len(), "extra"),
+            (self.not_as_built.len(), "not as the manifest builds"),
         ] {
             if n > 0 {
                 counts.push(format!("{n} {what}"));
@@ -509,9 +621,10 @@ impl Verification {
             ));
         }
         out.push_str(&format!(
-            "FAIL  {}: {} (seal {digest})\n",
+            "FAIL  {}: {} (seal {digest}, checked {})\n",
             self.path.display(),
-            counts.join(", ")
+            counts.join(", "),
+            self.checked_against.words()
         ));
         if let Some(e) = &self.seal_error {
             out.push_str(&format!(
@@ -548,6 +661,18 @@ impl Verification {
                 "  sbom     {}\n",
                 s.replace('\n', "\n           ")
             ));
+        }
+        if !self.not_as_built.is_empty() {
+            out.push_str(&format!(
+                "  resealed the seal in the folder is not the seal {} the manifest produces: these files (and the seal) were rewritten\n",
+                self.expected_seal_digest.map(|d| d.short()).unwrap_or_default()
+            ));
+            for d in &self.not_as_built {
+                out.push_str(&format!(
+                    "  {:<8} {} (against the manifest's build)\n",
+                    d.what, d.path
+                ));
+            }
         }
         out
     }

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 
 use crate::archive::{Archive, ArchiveError, Entry, check_entry_name, check_windows_component};
+use crate::assemble::Output;
 use crate::assemble::sbom::Licence;
-use crate::assemble::seal::{SealedFile, native, write_sealed};
+use crate::assemble::seal::SealedFile;
 use crate::digest::Sha256Digest;
 use crate::exit::ExitCode;
 use crate::fsio::IoError;
@@ -313,13 +314,13 @@ pub fn plan_all(
     .collect()
 }
 
-/// Extracts the planned files under `root`, checking each against RECORD, then writes
+/// Extracts the planned files into `out`, checking each against RECORD, then writes
 /// INSTALLER and a RECORD of what was installed. Returns every written file for the seal.
-pub fn install(plan: &WheelPlan, root: &Path) -> Result<Vec<SealedFile>, WheelError> {
+pub(crate) fn install(plan: &WheelPlan, out: Output) -> Result<Vec<SealedFile>, WheelError> {
     let mut archive = Archive::open(&plan.source, &format!("wheel {}", plan.wheel))?;
     let mut sealed = Vec::with_capacity(plan.files.len() + 2);
     for f in &plan.files {
-        let (digest, size) = archive.extract(&f.entry, &native(root, &f.target))?;
+        let (digest, size) = out.extract(&mut archive, &f.entry, &f.target)?;
         if digest != f.expected {
             return Err(WheelError::RecordMismatch {
                 wheel: plan.wheel.clone(),
@@ -334,9 +335,9 @@ pub fn install(plan: &WheelPlan, root: &Path) -> Result<Vec<SealedFile>, WheelEr
             sha256: digest,
         });
     }
-    sealed.push(write_sealed(root, &plan.installer_path(), INSTALLER)?);
+    sealed.push(out.write(&plan.installer_path(), INSTALLER)?);
     let record = render_record(&sealed, &plan.record_path());
-    sealed.push(write_sealed(root, &plan.record_path(), record.as_bytes())?);
+    sealed.push(out.write(&plan.record_path(), record.as_bytes())?);
     Ok(sealed)
 }
 
