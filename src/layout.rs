@@ -243,10 +243,7 @@ pub fn inspect(
         DestState::Absent | DestState::Empty => return Ok(Found::Absent),
         DestState::Foreign => return Ok(Found::Foreign),
         DestState::NotAFolder => {
-            return Err(PlaceError::NotAFolder {
-                path: dir.to_path_buf(),
-            }
-            .into());
+            return Err(PlaceError::not_a_folder(dir.to_path_buf()).into());
         }
         DestState::Sealed => {}
     }
@@ -306,6 +303,8 @@ pub fn summary(v: &Verification) -> String {
         (v.changed.len(), "changed"),
         (v.missing.len(), "missing"),
         (v.extra.len(), "extra"),
+        (v.replaced.len(), "replaced"),
+        (v.not_as_built.len(), "not as the manifest builds"),
     ] {
         if n > 0 {
             parts.push(format!("{n} {what}"));
@@ -316,12 +315,15 @@ pub fn summary(v: &Verification) -> String {
         .first()
         .map(|c| c.path.clone())
         .or_else(|| v.missing.first().cloned())
-        .or_else(|| v.extra.first().cloned());
+        .or_else(|| v.extra.first().cloned())
+        .or_else(|| v.replaced.first().map(|r| r.path.clone()));
     match first {
         Some(f) => format!(
             "{}: {f}{}",
             parts.join(", "),
-            if parts.len() > 1 || v.changed.len() + v.missing.len() + v.extra.len() > 1 {
+            if parts.len() > 1
+                || v.changed.len() + v.missing.len() + v.extra.len() + v.replaced.len() > 1
+            {
                 ", ..."
             } else {
                 ""

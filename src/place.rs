@@ -40,6 +40,15 @@ pub enum PlaceError {
         /// The path.
         path: PathBuf,
     },
+    /// The target is a symbolic link (or junction): a folder renamed into its place would
+    /// replace the link, not write where it points.
+    #[error("{} is a symbolic link (to {}), not a folder: extpy writes a new folder beside the destination and renames it into place, which would replace the link itself, not write into {}\n  help: give the folder the link points to as the destination, or remove the link", path.display(), to.display(), to.display())]
+    Link {
+        /// The link.
+        path: PathBuf,
+        /// Where it points.
+        to: PathBuf,
+    },
     /// The new folder could not be put in place and the previous one could not be put back.
     #[error(
         "{}: cannot move the new folder into place: {source}\n  the previous copy is kept at {}\n  help: rename {} back to {} (or re-run extpy, which restores it), after stopping what holds a file in the folder",
@@ -88,11 +97,19 @@ impl PlaceError {
     /// (I/O, a stranded or busy swap) is local.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            PlaceError::NotAFolder { .. } => ExitCode::Input,
+            PlaceError::NotAFolder { .. } | PlaceError::Link { .. } => ExitCode::Input,
             PlaceError::Io(e) => e.exit_code(),
             PlaceError::Stranded { .. }
             | PlaceError::SeveralOld { .. }
             | PlaceError::InUse { .. } => ExitCode::Local,
+        }
+    }
+
+    /// The error for a destination that exists and is not a folder, naming a link as a link.
+    pub fn not_a_folder(path: PathBuf) -> Self {
+        match fs::read_link(&path) {
+            Ok(to) => PlaceError::Link { path, to },
+            Err(_) => PlaceError::NotAFolder { path },
         }
     }
 }
@@ -313,8 +330,8 @@ impl Staging {
         mover: Mover,
     ) -> Result<Self, PlaceError> {
         let target = std::path::absolute(target).map_err(at(target, "cannot resolve the path"))?;
-        if target.exists() && !target.is_dir() {
-            return Err(PlaceError::NotAFolder { path: target });
+        if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+            return Err(PlaceError::not_a_folder(target));
         }
         let (parent, name) = parent_and_name(&target);
         fs::create_dir_all(&parent).map_err(at(&parent, "cannot create the folder"))?;

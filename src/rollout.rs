@@ -156,10 +156,7 @@ pub fn generate(
             });
         }
         DestState::NotAFolder => {
-            return Err(PlaceError::NotAFolder {
-                path: options.out.clone(),
-            }
-            .into());
+            return Err(PlaceError::not_a_folder(options.out.clone()).into());
         }
         _ => {}
     }

@@ -530,3 +530,113 @@ fn a_consistent_reseal_passes_only_the_check_against_its_own_seal() {
     assert_ne!(m.code, 0, "{}", m.stdout);
     assert!(m.stdout.contains("RESEALED"), "{}", m.stdout);
 }
+
+#[test]
+fn a_destination_that_is_a_symlink_is_named_as_a_link() {
+    let w = World::new();
+    let real = w.path("real");
+    fs::create_dir(&real).unwrap();
+    let link = w.path("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let r = w.run(&["build", s(&link)]).code(2);
+    assert!(
+        r.stderr.contains(&format!(
+            "{} is a symbolic link (to {}), not a folder",
+            link.display(),
+            real.display()
+        )) && r
+            .stderr
+            .contains("help: give the folder the link points to"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("exists and is not a folder"),
+        "{}",
+        r.stderr
+    );
+    assert!(fs::read_link(&link).is_ok(), "the link is left as it was");
+    // The folder it points to is a valid destination.
+    w.run(&["build", s(&real)]).ok();
+
+    // A VU folder that is a link is named the same way by layout.
+    let topo = one_node(&w, "HAC1", None, "      - Core1\n");
+    let root = w.path("vu");
+    fs::create_dir_all(root.join("ExternalPython1/Python")).unwrap();
+    std::os::unix::fs::symlink(&real, root.join("ExternalPython1/Python/External")).unwrap();
+    let r = w
+        .run(&["layout", s(&topo), "--node", "HAC1", "--vu-root", s(&root)])
+        .code(2);
+    assert!(r.stderr.contains("is a symbolic link (to"), "{}", r.stderr);
+}
+
+#[test]
+fn a_redirect_to_a_local_file_url_is_refused_naming_both_urls() {
+    let w = World::new();
+    let from = format!(
+        "{}/{PY}/python-{PY}-embed-amd64.zip",
+        w.mirror.python_mirror().trim_end_matches('/')
+    );
+    w.mirror.fault(
+        &w.embed_path(),
+        support::mirror::Fault::Redirect("file:///etc/passwd".into()),
+    );
+    let r = w.run(&["fetch"]).code(4);
+    assert!(
+        r.stderr
+            .contains("a download redirected to a local file URL is refused")
+            && r.stderr
+                .contains("redirected the download to file:///etc/passwd")
+            && r.stderr.contains(&from),
+        "{from}\n{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("302 Found"), "{}", r.stderr);
+    assert!(!w.blob(&w.embed).exists());
+}
+
+#[test]
+fn verify_never_lists_one_file_as_both_missing_and_extra() {
+    let w = World::new();
+    let dist = w.path("dist");
+    w.run(&["build", s(&dist)]).ok();
+    let target = "Lib/site-packages/alpha/__init__.py";
+    // A name that differs in case; a file replaced by a folder; a folder replaced by a file.
+    let file = dist.join(target);
+    fs::rename(&file, dist.join("Lib/site-packages/alpha/__INIT__.py")).unwrap();
+    let exe = "python.exe";
+    fs::remove_file(dist.join(exe)).unwrap();
+    fs::create_dir_all(dist.join(exe).join("inside")).unwrap();
+    fs::write(dist.join(exe).join("inside/x.dll"), b"x").unwrap();
+    let beta = dist.join("Lib/site-packages/beta_pkg");
+    fs::remove_dir_all(&beta).unwrap();
+    fs::write(&beta, b"not a folder").unwrap();
+
+    let r = w.run(&["verify", s(&dist)]).code(3);
+    assert!(
+        r.stdout.contains(&format!(
+            "replaced {target}: on disk as Lib/site-packages/alpha/__INIT__.py: the name differs in case"
+        )) && r.stdout.contains(&format!(
+            "replaced {exe}: a folder is there instead of the file (holding 1 file)"
+        )) && r.stdout.contains(
+            "replaced Lib/site-packages/beta_pkg: a file is there instead of the folder of"
+        ),
+        "{}",
+        r.stdout
+    );
+    let j = w.run(&["--json", "verify", s(&dist)]).code(3).json();
+    let list = |k: &str| -> Vec<String> {
+        j["results"][0][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (missing, extra) = (list("missing"), list("extra"));
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{missing:?} {extra:?}"
+    );
+    assert_eq!(j["results"][0]["replaced"].as_array().unwrap().len(), 3);
+}

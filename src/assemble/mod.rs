@@ -241,7 +241,7 @@ fn check_dest(options: &BuildOptions) -> Result<(PathBuf, DestState), BuildError
     let replaces = dest_state(&dest);
     match replaces {
         DestState::Foreign if !options.force => Err(BuildError::DestForeign { dest }),
-        DestState::NotAFolder => Err(PlaceError::NotAFolder { path: dest }.into()),
+        DestState::NotAFolder => Err(PlaceError::not_a_folder(dest).into()),
         _ => Ok((dest, replaces)),
     }
 }

@@ -246,6 +246,9 @@ pub struct Verification {
     pub changed: Vec<Changed>,
     /// Files the seal does not list.
     pub extra: Vec<String>,
+    /// Sealed files found in another form: a folder where the file was, or a name that
+    /// differs only in case (never listed as missing and extra too).
+    pub replaced: Vec<Replaced>,
     /// Runtime caches (`__pycache__/*.pyc`) not counted as extra.
     pub ignored: usize,
     /// Where the SBOM (`extpy-sbom.cdx.json`) disagrees with the tree, or why it is missing.
@@ -277,6 +280,17 @@ impl CheckedAgainst {
             CheckedAgainst::ExpectedSeal => "against the seal the manifest produces",
         }
     }
+}
+
+/// A sealed file that is there in another form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replaced {
+    /// The path the seal lists.
+    pub path: String,
+    /// What is there instead (`folder`, or the name on disk).
+    pub found: String,
+    /// In words.
+    pub what: String,
 }
 
 /// A file where a tree's seal departs from the seal its manifest produces.
@@ -399,6 +413,7 @@ pub fn verify_against(
             v.extra.push(f.rel.clone());
         }
     }
+    reconcile(dir, &mut v);
     let to_hash: Vec<(&SealedFile, &Listed)> = seal
         .files
         .iter()
@@ -448,8 +463,63 @@ pub fn verify_against(
         && v.changed.is_empty()
         && v.extra.is_empty()
         && v.sbom.is_empty()
+        && v.replaced.is_empty()
         && v.not_as_built.is_empty();
     Ok(v)
+}
+
+/// Pairs a missing file with what took its place, so that one file is never reported as
+/// both missing and extra: a folder at its path (its files are not extra), a file whose
+/// name differs only in case (the same file on Windows), or a file where a sealed folder was.
+fn reconcile(dir: &Path, v: &mut Verification) {
+    let mut missing = Vec::new();
+    for m in std::mem::take(&mut v.missing) {
+        let inside = format!("{m}/");
+        if native(dir, &m).is_dir() {
+            let held = v.extra.iter().filter(|e| e.starts_with(&inside)).count();
+            v.extra.retain(|e| !e.starts_with(&inside));
+            v.replaced.push(Replaced {
+                path: m,
+                found: "folder".into(),
+                what: format!(
+                    "a folder is there instead of the file (holding {})",
+                    crate::report::plural(held, "file")
+                ),
+            });
+        } else if let Some(i) = v
+            .extra
+            .iter()
+            .position(|e| e.to_lowercase() == m.to_lowercase())
+        {
+            let e = v.extra.remove(i);
+            v.replaced.push(Replaced {
+                what: format!("on disk as {e}: the name differs in case"),
+                path: m,
+                found: e,
+            });
+        } else {
+            missing.push(m);
+        }
+    }
+    v.missing = missing;
+    // A file where a sealed folder was: its sealed files are not missing one by one.
+    for e in std::mem::take(&mut v.extra) {
+        let inside = format!("{e}/");
+        let held = v.missing.iter().filter(|m| m.starts_with(&inside)).count();
+        if held == 0 {
+            v.extra.push(e);
+            continue;
+        }
+        v.missing.retain(|m| !m.starts_with(&inside));
+        v.replaced.push(Replaced {
+            what: format!(
+                "a file is there instead of the folder of {} sealed",
+                crate::report::plural(held, "file")
+            ),
+            path: e,
+            found: "file".into(),
+        });
+    }
 }
 
 /// Like [`verify`], but a folder without a seal becomes a failed result that says so
@@ -572,6 +642,7 @@ impl Verification {
             missing: vec![],
             changed: vec![],
             extra: vec![],
+            replaced: vec![],
             ignored: 0,
             sbom: vec![],
             checked_against: CheckedAgainst::OwnSeal,
@@ -608,6 +679,7 @@ impl Verification {
             (self.changed.len(), "changed"),
             (self.missing.len(), "missing"),
             (self.extra.len(), "extra"),
+            (self.replaced.len(), "replaced"),
             (self.not_as_built.len(), "not as the manifest builds"),
         ] {
             if n > 0 {
@@ -661,6 +733,9 @@ impl Verification {
                 "  sbom     {}\n",
                 s.replace('\n', "\n           ")
             ));
+        }
+        for r in &self.replaced {
+            out.push_str(&format!("  replaced {}: {}\n", r.path, r.what));
         }
         if !self.not_as_built.is_empty() {
             out.push_str(&format!(

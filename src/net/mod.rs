@@ -139,6 +139,14 @@ pub enum NetError {
         /// Why.
         detail: String,
     },
+    /// A redirect to something other than http(s), which is never followed.
+    #[error("{from} redirected the download to {to}: {}; extpy follows redirects to http and https URLs only\n  help: the server (or a proxy in between) sends downloads where they must not go; fix the mirror, or pin the artifact's url: in the manifest", if to.starts_with("file:") { "a download redirected to a local file URL is refused" } else { "a download redirected to a URL that is not http or https is refused" })]
+    RedirectScheme {
+        /// The URL that answered with the redirect.
+        from: Url,
+        /// Where it pointed (its Location, resolved).
+        to: String,
+    },
     /// The server sends (or announces) more bytes than the artifact may have.
     #[error("{url}: the server {} more than the {limit} bytes {}; the download was stopped\n  help: the server sends something else than the pinned file; check the mirror (or the manifest's size:)", if *announced { "announces" } else { "sent" }, if *pinned { "the manifest pins" } else { "a download without a pinned size may have" })]
     Oversized {
@@ -676,6 +684,20 @@ impl Client {
         let status = resp.status();
         if status.is_success() {
             return None;
+        }
+        // The client follows http(s) redirects itself; one it handed back points elsewhere.
+        if status.is_redirection()
+            && let Some(to) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok())
+            && !matches!(to.scheme(), "http" | "https")
+        {
+            return Some(Outcome::Fail(NetError::RedirectScheme {
+                from: resp.url().clone(),
+                to: to.to_string(),
+            }));
         }
         let error = NetError::Status {
             url: resp.url().clone(),
