@@ -437,8 +437,9 @@ fn a_full_destination_leaves_no_half_copied_vu() {
     let script = format!(
         "\"$EXTPY\" --manifest '{manifest}' --no-progress --jobs 1 layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"
          for d in '{mnt}'/*; do echo \"vu=$(basename \"$d\")\"; ls -a \"$d/Python\" 2>/dev/null; done
-         \"$EXTPY\" --manifest '{manifest}' verify --topology '{topo}' --vu-root '{mnt}' --node HAC1; echo \"verify=$?\"",
+         \"$EXTPY\" --manifest '{manifest}' --cache-dir '{cache}' --offline verify --topology '{topo}' --vu-root '{mnt}' --node HAC1; echo \"verify=$?\"",
         mnt = mnt.display(),
+        cache = w.cache.display(),
         manifest = w.manifest.display(),
         topo = topo.display(),
         dist = dist.display(),
