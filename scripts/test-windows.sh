@@ -28,7 +28,7 @@ help: scripts/test-windows.sh [--skip-unit]" ;;
 done
 
 set -e
-win_apt_install wine64 gcc-mingw-w64-x86-64
+apt_install wine64 gcc-mingw-w64-x86-64
 WINE=/usr/lib/wine/wine64
 WINESERVER=/usr/lib/wine/wineserver
 [ -x "$WINE" ] || win_die "$WINE is missing although wine64 is installed

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test. The rollout tests drive a real ansible-playbook, so the first run installs
 # the pinned Ansible (with the ansible.windows collection) and the CycloneDX schema validator
-# into target/test-venv.
+# into target/test-venv; the runbook's browser test drives Debian's chromium, installed here
+# when missing (as root or with sudo -n; the script fails when it cannot).
 #
 #   scripts/test.sh [cargo test arguments…]
 set -euo pipefail
@@ -14,6 +15,8 @@ if ! "$VENV/bin/python" -c "import ansible, cyclonedx.validation.json" >/dev/nul
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
 fi
 export EXTPY_TEST_ANSIBLE_BIN="$PWD/$VENV/bin"
+. scripts/apt-install.sh
+apt_install chromium
 # Tests that need pip or a tmpfs are #[ignore = "..."] so that a plain `cargo test` on a
 # machine without them stays green; here they all run, and fail if what they need is missing.
 case " $* " in

@@ -1,6 +1,9 @@
 //! `extpy plan`: the runbook in every format, for the example topology and a larger one,
 //! with the SC e-mail settings validated and secrets never shown.
 
+#[path = "plan/browser.rs"]
+mod browser;
+
 use std::fs;
 use std::path::Path;
 
@@ -215,9 +218,17 @@ fn html_is_one_well_formed_self_contained_page() {
         .stdout;
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert_eq!(html.matches("<html").count(), 1);
-    for external in ["<link", "<script", "src=", "@import", "url(", "href=\"http"] {
+    for external in [
+        "<link",
+        "<script ",
+        "src=",
+        "@import",
+        "url(",
+        "href=\"http",
+    ] {
         assert!(!html.contains(external), "external asset: {external}");
     }
+    assert_eq!(html.matches("<script>").count(), 1, "one inline script");
     check_well_formed(&html);
     assert_eq!(
         html.matches("type=\"checkbox\"").count(),
@@ -257,9 +268,11 @@ fn check_well_formed(html: &str) {
         if !VOID.contains(&name.as_str()) && !tag.ends_with('/') {
             stack.push(name);
         }
-        if stack.last().is_some_and(|t| t == "style") {
-            let close = rest.find("</style>").expect("style closed");
-            rest = &rest[close..];
+        for raw in ["style", "script"] {
+            if stack.last().is_some_and(|t| t == raw) {
+                let close = rest.find(&format!("</{raw}>")).expect("raw text closed");
+                rest = &rest[close..];
+            }
         }
     }
     assert!(stack.is_empty(), "unclosed: {stack:?}");

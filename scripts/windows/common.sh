@@ -9,34 +9,7 @@ win_die() {
   exit 1
 }
 
-_win_apt_updated=
-# win_apt_install PACKAGE... : installs the Debian packages that are not installed yet.
-win_apt_install() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null ||
-    win_die "cannot install ${missing[*]}: this machine has no apt-get
-help: install them with the system's package manager, then run this script again"
-  local sudo=
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null ||
-      win_die "cannot install ${missing[*]}: not root and no sudo
-help: run this script as root once, or install them: apt-get install ${missing[*]}"
-    sudo="sudo -n"
-  fi
-  echo "installing ${missing[*]}" >&2
-  if [ -z "$_win_apt_updated" ]; then
-    $sudo apt-get update -qq || win_die "apt-get update failed
-help: check that this machine reaches its Debian package mirror"
-    _win_apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-    win_die "apt-get install ${missing[*]} failed
-help: check that this machine reaches its Debian package mirror"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../apt-install.sh"
 
 # win_toolchain: picks how to build for the Windows target and exports
 #   WIN_CARGO (the cargo to run), WIN_BUILD_STD (extra cargo arguments) and the environment
@@ -45,7 +18,7 @@ help: check that this machine reaches its Debian package mirror"
 #   built from its source (an offline build host). EXTPY_WINDOWS_TOOLCHAIN=debian forces the
 #   second path.
 win_toolchain() {
-  win_apt_install "gcc-mingw-w64-x86-64"
+  apt_install "gcc-mingw-w64-x86-64"
   export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=$WIN_MINGW_CC
   export CC_x86_64_pc_windows_gnu=$WIN_MINGW_CC
   WIN_BUILD_STD=()
@@ -57,7 +30,7 @@ win_toolchain() {
     return 0
   fi
   echo "rustup cannot provide $WIN_TARGET here; using the packaged toolchain with -Zbuild-std" >&2
-  win_apt_install rustc-web cargo-web rust-web-src
+  apt_install rustc-web cargo-web rust-web-src
   [ -d /usr/lib/rustlib/src/rust/library ] ||
     win_die "the standard library's source is not at /usr/lib/rustlib/src/rust/library
 help: apt-get install rust-web-src"
@@ -73,7 +46,7 @@ help: apt-get install rust-web-src"
 # (after win_toolchain). The packaged toolchain needs Debian's clippy for it.
 win_clippy() {
   if [ "$WIN_TOOLCHAIN_KIND" = debian ]; then
-    win_apt_install rust-web-clippy
+    apt_install rust-web-clippy
   else
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy >&2 ||
       win_die "rustup cannot add clippy

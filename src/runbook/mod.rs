@@ -391,7 +391,7 @@ pub fn build(
         Phase::Ia,
         Actor::Ia,
         "Refresh all hosts",
-        "In Infrastructure Administrator, refresh all hosts.",
+        "In Infrastructure Administrator, right-click HAC Nodes -> Refresh all hosts, so that IA sees the current state of every node.",
     ));
     for p in &topology.pairs {
         let host = p
@@ -488,7 +488,7 @@ pub fn build(
         Phase::Ia,
         Actor::Ia,
         "Synchronize Instances",
-        "Synchronize Instances.",
+        "Right-click Virtual Units -> Synchronize Instances, so that every CEM instance takes its new External Python Directory.",
     ));
     for node in &topology.nodes {
         steps.push(
@@ -497,7 +497,10 @@ pub fn build(
                 Phase::Ia,
                 Actor::Ia,
                 format!("Apply changes to {}", node.name),
-                format!("Apply Changes to host {}.", node.name),
+                format!(
+                    "Select host {} and choose Deployment -> Apply Changes To Host.",
+                    node.name
+                ),
             )
             .warn("Or, once for all nodes: Apply All Changes To All Hosts."),
         );
@@ -775,6 +778,13 @@ impl Plan {
                 )
             }
         }
+    }
+
+    /// The plan's digest: the sha256 of its JSON document exactly as `--format json` writes
+    /// it, so `sha256sum` of that output gives the same value. The HTML page keys its ticks
+    /// by it: another plan (other topology, manifest or version) starts with none ticked.
+    pub fn digest(&self) -> crate::digest::Sha256Digest {
+        crate::digest::Sha256Digest::of(self.render(Format::Json).as_bytes())
     }
 
     /// The plan in `format`.
