@@ -559,8 +559,11 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
             &topology,
             &options.topology_arg,
             &args.endpoints,
-            None,
-            None,
+            MailSelection {
+                server: None,
+                queue: None,
+                dist: None,
+            },
             reporter,
         )?;
         Some(PlanChecks::from_report(&report))
@@ -1079,6 +1082,8 @@ pub struct MailCheckArgs {
     pub server: Option<String>,
     /// Check only the queue with this address
     pub queue: Option<String>,
+    /// The built distribution whose run-time trust every endpoint is checked against too
+    pub dist: Option<PathBuf>,
     pub endpoints: MailEndpointArgs,
 }
 
@@ -1094,8 +1099,11 @@ pub fn mail_check(
         &topology,
         &args.topology.display().to_string(),
         &args.endpoints,
-        args.server,
-        args.queue,
+        MailSelection {
+            server: args.server,
+            queue: args.queue,
+            dist: args.dist,
+        },
         reporter,
     )?;
     let failed = report.failed();
@@ -1104,11 +1112,26 @@ pub fn mail_check(
         &report,
         reporter.verbosity() > crate::report::Verbosity::Normal,
     );
+    let runtime_rejects = report.runtime_trust.ok == Some(false);
     Ok(
-        Outcome::new(CommandName::MailCheck, &report, human).failing_with(failed > 0, || {
-            Error::Diagnosed(format!("{failed} of {total} mail checks failed"))
-        }),
+        Outcome::new(CommandName::MailCheck, &report, human).failing_with(
+            !report.ok(),
+            || {
+                Error::Diagnosed(match (failed, runtime_rejects) {
+                    (0, _) => "CEM's Python would not trust every mail endpoint (see runtime trust above)".to_string(),
+                    (f, false) => format!("{f} of {total} mail checks failed"),
+                    (f, true) => format!("{f} of {total} mail checks failed, and CEM's Python would not trust every mail endpoint"),
+                })
+            },
+        ),
     )
+}
+
+/// Which part of the mail settings a check covers, and the distribution to compare with.
+struct MailSelection {
+    server: Option<String>,
+    queue: Option<String>,
+    dist: Option<PathBuf>,
 }
 
 fn run_mail_check(
@@ -1116,8 +1139,7 @@ fn run_mail_check(
     topology: &Topology,
     name: &str,
     endpoints: &MailEndpointArgs,
-    server: Option<String>,
-    queue: Option<String>,
+    selection: MailSelection,
     reporter: &Reporter,
 ) -> Result<MailReport, Error> {
     if s.offline {
@@ -1140,8 +1162,9 @@ fn run_mail_check(
         &endpoints.smtp_host,
         s.net_options()?,
     )?;
-    options.server = server;
-    options.queue = queue;
+    options.server = selection.server;
+    options.queue = selection.queue;
+    options.dist = selection.dist;
     Ok(mail_check::check(mail, name, &options, reporter)?)
 }
 

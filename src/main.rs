@@ -444,6 +444,10 @@ struct MailCheckArgs {
     /// Check only the queue with this address
     #[arg(long, value_name = "ADDRESS")]
     queue: Option<String>,
+    /// Also check every endpoint against the trust of this built distribution (its certifi
+    /// bundle, or the system store with runtime_trust: system), as CEM's Python will
+    #[arg(long, value_name = "DIR")]
+    dist: Option<PathBuf>,
     #[command(flatten)]
     endpoints: MailEndpointArgs,
 }
@@ -515,7 +519,7 @@ plain_args! {
     AuditArgs { ignore }
     DoctorArgs { targets, export, resolve }
     MailEndpointArgs { authority_url, imap_host, smtp_host }
-    MailCheckArgs { topology, server, queue, endpoints }
+    MailCheckArgs { topology, server, queue, dist, endpoints }
 }
 
 fn main() -> ExitCode {

@@ -791,3 +791,269 @@ fn plan_with_a_live_mail_check() {
     let r = run(c).code(2);
     assert!(r.stderr.contains("--mail-report FILE"), "{}", r.stderr);
 }
+
+// ---- The trust CEM will use at run time (--dist) ----
+
+/// A built distribution's trust files under `dir`: certifi's bundle holding `pems`, and,
+/// when `hook`, the truststore package and the `.pth` hook that `runtime_trust: system`
+/// installs.
+fn fake_dist(dir: &std::path::Path, pems: &[&str], hook: bool) -> PathBuf {
+    let root = dir.join("dist");
+    let site = root.join("Lib").join("site-packages");
+    std::fs::create_dir_all(site.join("certifi")).unwrap();
+    std::fs::create_dir_all(site.join("certifi-2025.10.5.dist-info")).unwrap();
+    std::fs::write(site.join("certifi").join("cacert.pem"), pems.concat()).unwrap();
+    if hook {
+        std::fs::create_dir_all(site.join("truststore")).unwrap();
+        std::fs::write(
+            site.join("extpy-truststore.pth"),
+            "import truststore; truststore.inject_into_ssl()\n",
+        )
+        .unwrap();
+    }
+    root
+}
+
+/// Runs `mail check --json --dist <made by dist>` against fresh servers.
+fn with_dist(
+    s: Scenario,
+    dist: impl FnOnce(&Started) -> PathBuf,
+    code: i32,
+) -> (Value, Run, Microsoft) {
+    let started = s.start();
+    let dist = dist(&started);
+    let mut c = started.command(&["mail", "check"]);
+    c.arg(&started.topo).arg("--json").arg("--dist").arg(&dist);
+    let r = run(c);
+    assert_no_secrets(&r, &started.ms);
+    let r = r.code(code);
+    let doc = r.json();
+    (doc, r, started.ms)
+}
+
+#[track_caller]
+fn endpoint<'a>(doc: &'a Value, role: &str) -> &'a Value {
+    doc["runtime_trust"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == role)
+        .unwrap_or_else(|| panic!("no {role} endpoint in {:#}", doc["runtime_trust"]))
+}
+
+/// The TLS-inspecting proxy case: this machine trusts the CA (here through --ca-cert), the
+/// distribution's certifi bundle does not hold it. Every login works from here, and the
+/// report still fails, naming the CA and the runtime_trust fix.
+#[test]
+fn a_ca_trusted_here_but_not_by_certifi_is_what_cem_would_reject() {
+    let public = Ca::root("Some Public Root CA");
+    let (doc, _, _) = with_dist(
+        good(),
+        |st| fake_dist(st.dir.path(), &[&public.pem], false),
+        4,
+    );
+    assert_eq!(doc["ok"], false);
+    for c in doc["checks"].as_array().unwrap() {
+        assert_eq!(c["ok"], true, "every login works from here: {c:#}");
+    }
+    let rt = &doc["runtime_trust"];
+    assert_eq!(rt["compared"], true);
+    assert_eq!(rt["trust"], "certifi");
+    assert_eq!(rt["ok"], false);
+    assert_eq!(rt["bundle_certificates"], 1);
+    assert_eq!(rt["certifi_version"], "2025.10.5");
+    assert!(
+        rt["bundle"]
+            .as_str()
+            .unwrap()
+            .ends_with("site-packages/certifi/cacert.pem"),
+        "{rt:#}"
+    );
+    for role in ["identity platform", "imap", "smtp"] {
+        let e = endpoint(&doc, role);
+        assert_eq!(e["kind"], "runtime_rejects", "{e:#}");
+        assert_eq!(e["ok"], false);
+        assert_eq!(e["issuer"], "extpy mail test CA");
+        assert_eq!(e["here"]["ok"], true);
+        assert_eq!(
+            e["system"]["ok"], false,
+            "the test CA is not in the OS store"
+        );
+        assert_eq!(e["runtime"]["problem"], "unknown_issuer");
+        let summary = e["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("CEM would reject")
+                && summary.contains("\"extpy mail test CA\"")
+                && summary.contains("certifi"),
+            "{summary}"
+        );
+        let fix = format!("{} {}", e["fix"]["summary"], e["fix"]["steps"]);
+        for needed in [
+            "runtime_trust: system",
+            "extpy build --manifest",
+            "extpy layout",
+            "only through --ca-cert",
+            "Cert:\\\\LocalMachine\\\\Root",
+        ] {
+            assert!(fix.contains(needed), "{needed:?} missing from {fix}");
+        }
+    }
+}
+
+#[test]
+fn the_difference_in_words() {
+    let public = Ca::root("Some Public Root CA");
+    let started = good().start();
+    let dist = fake_dist(started.dir.path(), &[&public.pem], false);
+    let mut c = started.command(&["mail", "check"]);
+    c.arg(&started.topo).arg("--dist").arg(&dist);
+    let r = run(c).code(4);
+    assert_no_secrets(&r, &started.ms);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        out.contains("CEM's Python verifies TLS against certifi 2025.10.5's bundle")
+            && out.contains("(1 certificate)"),
+        "{out}"
+    );
+    assert!(out.contains("FAIL  trust  imap 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("fix       let CEM's Python use the Windows certificate store"),
+        "{out}"
+    );
+    assert!(
+        out.contains("4 mail checks: all ok; CEM's Python would not trust 3 of 3 endpoints"),
+        "{out}"
+    );
+    assert!(
+        r.stderr
+            .contains("error: CEM's Python would not trust every mail endpoint"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_ca_in_both_is_clean() {
+    let public = Ca::root("Some Public Root CA");
+    let (doc, _, _) = with_dist(
+        good(),
+        |st| {
+            let ours = std::fs::read_to_string(&st.ca_pem).unwrap();
+            fake_dist(st.dir.path(), &[&public.pem, &ours], false)
+        },
+        0,
+    );
+    assert_eq!(doc["ok"], true);
+    let rt = &doc["runtime_trust"];
+    assert_eq!(rt["ok"], true, "{rt:#}");
+    assert_eq!(rt["bundle_certificates"], 2);
+    for role in ["identity platform", "imap", "smtp"] {
+        let e = endpoint(&doc, role);
+        assert_eq!(e["kind"], "trusted", "{e:#}");
+        assert!(e["fix"].is_null());
+    }
+}
+
+/// With runtime_trust: system (the hook is in the distribution) the comparison is with the
+/// system store: a CA trusted here only through --ca-cert is not in it, and the fix is to
+/// install it into the store, not to rebuild.
+#[test]
+fn a_distribution_with_the_truststore_hook_uses_the_system_store() {
+    let public = Ca::root("Some Public Root CA");
+    let (doc, _, _) = with_dist(
+        good(),
+        |st| fake_dist(st.dir.path(), &[&public.pem], true),
+        4,
+    );
+    let rt = &doc["runtime_trust"];
+    assert_eq!(rt["trust"], "system");
+    assert!(
+        rt["notes"]
+            .to_string()
+            .contains("uses the system certificate store"),
+        "{rt:#}"
+    );
+    let e = endpoint(&doc, "imap");
+    assert_eq!(e["kind"], "runtime_rejects");
+    let summary = e["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("uses the system certificate store (runtime_trust: system)"),
+        "{summary}"
+    );
+    let fix = format!("{} {}", e["fix"]["summary"], e["fix"]["steps"]);
+    assert!(
+        fix.contains("install \\\"extpy mail test CA\\\" into Cert:"),
+        "{fix}"
+    );
+    assert!(!fix.contains("extpy build"), "{fix}");
+}
+
+#[test]
+fn without_dist_the_runtime_trust_is_not_compared_and_says_how() {
+    let (doc, _) = json(good(), 0);
+    let rt = &doc["runtime_trust"];
+    assert_eq!(rt["compared"], false);
+    assert!(rt["ok"].is_null());
+    assert!(rt["endpoints"].as_array().unwrap().is_empty());
+    assert!(
+        rt["notes"].to_string().contains("pass --dist DIR"),
+        "{rt:#}"
+    );
+}
+
+#[test]
+fn a_dist_that_is_not_a_distribution_or_lacks_certifi_is_refused_before_anything_is_sent() {
+    let started = good().start();
+    let base = started.dir.path();
+    let no_site = base.join("empty");
+    std::fs::create_dir_all(&no_site).unwrap();
+    let no_certifi = base.join("nocertifi");
+    std::fs::create_dir_all(no_certifi.join("Lib").join("site-packages")).unwrap();
+    let bad_pem = fake_dist(&base.join("bad"), &["not a certificate\n"], false);
+    for (dist, says) in [
+        (base.join("missing"), "cannot read it"),
+        (no_site.clone(), "it has no Lib\\site-packages"),
+        (no_certifi.clone(), "it has no certifi bundle"),
+        (bad_pem.clone(), "certifi's bundle cannot be used"),
+    ] {
+        let mut c = started.command(&["mail", "check"]);
+        c.arg(&started.topo).arg("--dist").arg(&dist);
+        let r = run(c).code(2);
+        assert!(
+            r.stderr.contains(&format!("--dist {}", dist.display())) && r.stderr.contains(says),
+            "{says}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("help:"), "{}", r.stderr);
+    }
+    assert!(started.ms.tokens().is_empty(), "nothing was sent");
+}
+
+/// When no login reaches IMAP or SMTP (the token failed), their chains are captured by a
+/// connection that stops after the handshake (SMTP: after STARTTLS) and sends no login.
+#[test]
+fn endpoints_are_compared_even_when_no_login_reached_them() {
+    let public = Ca::root("Some Public Root CA");
+    let mut s = good();
+    for (k, v) in s.env.iter_mut() {
+        if *k != "EXTPY_TEST_SALES_PASSWORD" {
+            *v = "wrong".into();
+        }
+    }
+    let (doc, _, ms) = with_dist(s, |st| fake_dist(st.dir.path(), &[&public.pem], false), 4);
+    assert_eq!(kind(&doc, "imap.support-contoso-example-com"), "skipped");
+    for role in ["identity platform", "imap", "smtp"] {
+        assert_eq!(endpoint(&doc, role)["kind"], "runtime_rejects", "{role}");
+    }
+    let imap_log = ms.imap_log.lock().unwrap().clone();
+    assert!(
+        imap_log.is_empty(),
+        "no IMAP command was sent: {imap_log:?}"
+    );
+    let smtp_log = ms.smtp_log.lock().unwrap().clone();
+    assert!(
+        !smtp_log.iter().any(|c| c.starts_with("AUTH")),
+        "no SMTP login: {smtp_log:?}"
+    );
+    assert!(smtp_log.contains(&"STARTTLS".to_string()), "{smtp_log:?}");
+}

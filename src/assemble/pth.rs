@@ -1,6 +1,16 @@
 //! The embeddable Python's `pythonXY._pth`: it ignores PYTHONPATH, so this file is what puts
 //! `Lib\site-packages` on the path and runs `import site`.
 
+/// The `.pth` file in `Lib\site-packages` that makes `requests` and `msal` verify TLS against
+/// the Windows certificate store (`runtime_trust: system`). `site` runs a `.pth` line that
+/// starts with `import` at every interpreter start, which it does only because the `._pth`
+/// file enables `import site` (see [`enable_site_packages`]).
+pub const TRUSTSTORE_HOOK: &str = "extpy-truststore.pth";
+
+/// The hook's one line: truststore replaces `ssl.SSLContext` before anything imports
+/// requests or urllib3.
+pub const TRUSTSTORE_HOOK_TEXT: &str = "import truststore; truststore.inject_into_ssl()\n";
+
 /// The path line extpy guarantees.
 pub const SITE_PACKAGES_LINE: &str = "Lib\\site-packages";
 

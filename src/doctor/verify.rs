@@ -76,7 +76,7 @@ impl ExtraAnchors {
 }
 
 /// A verifier, or why the source it stands for cannot be used.
-type Verifier = Result<Arc<dyn ServerCertVerifier>, String>;
+pub type Verifier = Result<Arc<dyn ServerCertVerifier>, String>;
 
 /// The trust sources of one run, built once.
 pub struct TrustSources {
@@ -120,10 +120,7 @@ impl TrustSources {
                 "on Windows extpy's downloads take --ca-cert certificates as roots only, and {names} is an intermediate CA, not a root: pass its root with --ca-cert, or install it into Cert:\\LocalMachine\\Root (or its root there and it into Cert:\\LocalMachine\\CA)"
             )
         });
-        let provider = trust::provider();
-        let system = rustls_platform_verifier::Verifier::new(provider.clone())
-            .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
-            .map_err(|e| format!("cannot load this machine's trusted certificates: {e}"));
+        let system = system_verifier();
         let mozilla = webpki_verifier(RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         });
@@ -243,6 +240,47 @@ fn split_anchors(
     (used, skipped)
 }
 
+/// This machine's trust store alone (on Windows its chain engine), without `--ca-cert`.
+pub fn system_verifier() -> Verifier {
+    rustls_platform_verifier::Verifier::new(trust::provider())
+        .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
+        .map_err(|e| format!("cannot load this machine's trusted certificates: {e}"))
+}
+
+/// A verifier that trusts exactly `roots` (a CA bundle such as certifi's), with extpy's one
+/// TLS policy; the error says why none of them can serve as a root.
+pub fn roots_verifier(roots: &[CertificateDer<'static>]) -> Verifier {
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(roots.iter().cloned());
+    if store.is_empty() {
+        return Err(format!(
+            "none of its {} certificates can serve as a root",
+            roots.len()
+        ));
+    }
+    webpki_verifier(store)
+}
+
+/// Checks `chain` for `host` with one verifier: `Ok` when it verifies (names and dates
+/// included), else the problem.
+pub fn verify_chain(
+    verifier: &dyn ServerCertVerifier,
+    chain: &Chain,
+    host: &ServerName<'static>,
+) -> Result<(), TlsProblem> {
+    let Some((leaf, rest)) = chain.certs.split_first() else {
+        return Err(TlsProblem::BadCertificate(
+            "the server presented no certificate".into(),
+        ));
+    };
+    let intermediates: Vec<CertificateDer<'static>> =
+        rest.iter().map(|c| c.der().clone()).collect();
+    verifier
+        .verify_server_cert(leaf.der(), &intermediates, host, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| classify(&e))
+}
+
 fn webpki_verifier(store: RootCertStore) -> Verifier {
     WebPkiServerVerifier::builder_with_provider(Arc::new(store), trust::provider())
         .build()
@@ -283,13 +321,11 @@ fn run_check(
         Ok(v) => v,
         Err(why) => return failed(None, why.clone()),
     };
-    let Some((leaf, rest)) = chain.certs.split_first() else {
+    if chain.certs.is_empty() {
         return failed(None, "the server presented no certificate".into());
-    };
-    let intermediates: Vec<CertificateDer<'static>> =
-        rest.iter().map(|c| c.der().clone()).collect();
-    match verifier.verify_server_cert(leaf.der(), &intermediates, host, &[], UnixTime::now()) {
-        Ok(_) => TrustCheck {
+    }
+    match verify_chain(verifier.as_ref(), chain, host) {
+        Ok(()) => TrustCheck {
             source,
             label,
             ok: true,
@@ -297,8 +333,7 @@ fn run_check(
             message: None,
             tls_problem: None,
         },
-        Err(e) => {
-            let problem = classify(&e);
+        Err(problem) => {
             let message = in_words(&problem);
             failed(Some(problem), message)
         }
@@ -306,7 +341,7 @@ fn run_check(
 }
 
 /// What a source's refusal means, said of that source rather than of "this machine".
-fn in_words(problem: &TlsProblem) -> String {
+pub fn in_words(problem: &TlsProblem) -> String {
     match problem {
         TlsProblem::UnknownIssuer => "the chain does not lead to any of its roots".into(),
         TlsProblem::Expired => "a certificate of the chain has expired".into(),

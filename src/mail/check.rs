@@ -2,15 +2,19 @@
 //! tokens, which mailboxes, which secrets), then each check runs and becomes a [`Check`]:
 //! plain data that the human report, `--json` and the runbook all read.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use url::Url;
 
 use crate::doctor::chain::rfc3339;
+use crate::doctor::connect::{self, ProxyInfo};
 use crate::doctor::{Advice, Doctor, DoctorOptions, Fix, Target, VerdictDoc};
 use crate::exit::ExitCode;
 use crate::net::{Client, NetError, NetOptions, trust};
@@ -18,6 +22,7 @@ use crate::report::Reporter;
 use crate::report::slug;
 
 use super::jwt::{self, Claims};
+use super::runtime::{self, DistError, Distribution, Presented, RuntimeReport};
 use super::token::{self, Answer, Grant, Secret};
 use super::verdict::{AadContext, AadError, MailFix, MailVerdict, MailVerdictDoc, from_aadsts};
 use super::wire::{self, Dial, Endpoint, Login, Session, WireFailure};
@@ -112,6 +117,9 @@ pub enum MailError {
     /// The trust settings are unusable (a bad `--ca-cert`).
     #[error(transparent)]
     Net(#[from] NetError),
+    /// `--dist` is not a distribution whose run-time trust can be read.
+    #[error(transparent)]
+    Dist(#[from] DistError),
 }
 
 impl MailError {
@@ -140,6 +148,9 @@ pub struct MailOptions {
     pub server: Option<String>,
     /// `--queue`: one queue.
     pub queue: Option<String>,
+    /// `--dist`: the built distribution whose run-time trust every endpoint is checked
+    /// against too.
+    pub dist: Option<PathBuf>,
 }
 
 impl MailOptions {
@@ -190,6 +201,7 @@ impl MailOptions {
             net,
             server: None,
             queue: None,
+            dist: None,
         })
     }
 }
@@ -286,14 +298,16 @@ pub struct MailReport {
     pub smtp: String,
     /// The checks, tokens first, then each queue's IMAP and SMTP.
     pub checks: Vec<Check>,
+    /// Every endpoint checked as CEM's Python will check it (`--dist`).
+    pub runtime_trust: RuntimeReport,
     /// Remarks about the settings.
     pub notes: Vec<String>,
 }
 
 impl MailReport {
-    /// True when every check passed.
+    /// True when every check passed and CEM's Python would trust every endpoint.
     pub fn ok(&self) -> bool {
-        self.checks.iter().all(|c| c.ok)
+        self.checks.iter().all(|c| c.ok) && self.runtime_trust.ok != Some(false)
     }
 
     /// How many failed.
@@ -596,6 +610,11 @@ pub fn check(
 ) -> Result<MailReport, MailError> {
     let work = decide(mail, topology, options)?;
     let grants = read_secrets(&work.tokens)?;
+    let dist = options
+        .dist
+        .as_deref()
+        .map(Distribution::open)
+        .transpose()?;
     let client = Client::new(options.net.clone(), reporter.clone())?;
     let verifier = trust::platform_verifier(&options.net.extra_roots)?;
     let runner = Runner {
@@ -603,6 +622,7 @@ pub fn check(
         client,
         verifier,
         doctor: OnceLock::new(),
+        chains: RefCell::new(HashMap::new()),
         guid_tenants: mail
             .incoming
             .iter()
@@ -653,6 +673,26 @@ pub fn check(
         checks.push(imap);
         checks.extend(smtp);
     }
+    let runtime_trust = match &dist {
+        None => RuntimeReport::not_compared(),
+        Some(d) => {
+            reporter.info(format!(
+                "comparing with the trust of the distribution in {}",
+                options
+                    .dist
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
+            ));
+            let smtp = work.queues.iter().any(|q| q.smtp.is_some());
+            runtime::compare(
+                d,
+                &runner.verifier,
+                !options.net.extra_roots.certs.is_empty(),
+                runner.presented(smtp),
+            )
+        }
+    };
     Ok(MailReport {
         schema: SCHEMA,
         topology: topology.into(),
@@ -660,6 +700,7 @@ pub fn check(
         imap: options.imap.authority(),
         smtp: options.smtp.authority(),
         checks,
+        runtime_trust,
         notes: work.notes,
     })
 }
@@ -693,9 +734,70 @@ struct Runner<'a> {
     verifier: std::sync::Arc<dyn ServerCertVerifier>,
     doctor: OnceLock<Option<Doctor>>,
     guid_tenants: Vec<String>,
+    /// The chain each mail endpoint presented in a session, by `host:port`.
+    chains: RefCell<HashMap<String, Vec<CertificateDer<'static>>>>,
 }
 
 impl Runner<'_> {
+    /// The chain of the identity platform, IMAP and (when checked) SMTP: from the sessions
+    /// when they reached TLS, else from a connection that stops after the handshake.
+    fn presented(&self, smtp: bool) -> Vec<Presented> {
+        let o = self.options;
+        let mut out = Vec::new();
+        let authority = Target::from_url(&o.authority, "identity platform");
+        out.push(match authority {
+            Some(t) => {
+                let proxy = ProxyInfo::from_config(&o.net.proxy, &t.url);
+                let reached = connect::reach(&t, &proxy, &[], o.net.timeout);
+                let why = || {
+                    reached
+                        .handshake
+                        .as_ref()
+                        .and_then(|h| h.error.clone())
+                        .or_else(|| reached.connect.as_ref().and_then(|c| c.error.clone()))
+                        .or_else(|| reached.dns.as_ref().and_then(|d| d.error.clone()))
+                        .unwrap_or_else(|| "the server presented no certificate".into())
+                };
+                Presented {
+                    role: "identity platform",
+                    endpoint: t.authority(),
+                    host: t.host.clone(),
+                    chain: if reached.presented.is_empty() {
+                        Err(why())
+                    } else {
+                        Ok(reached.presented.clone())
+                    },
+                }
+            }
+            None => Presented {
+                role: "identity platform",
+                endpoint: o.authority.to_string(),
+                host: String::new(),
+                chain: Err("the authority URL names no host".into()),
+            },
+        });
+        let mut mail = vec![("imap", &o.imap, false)];
+        if smtp {
+            mail.push(("smtp", &o.smtp, true));
+        }
+        for (role, endpoint, starttls) in mail {
+            let seen = self.chains.borrow().get(&endpoint.authority()).cloned();
+            let chain = match seen {
+                Some(c) => Ok(c),
+                None => {
+                    wire::capture(endpoint, o.net.timeout, starttls).map_err(|f| wire_words(&f))
+                }
+            };
+            out.push(Presented {
+                role,
+                endpoint: endpoint.authority(),
+                host: endpoint.host.clone(),
+                chain,
+            });
+        }
+        out
+    }
+
     fn secs(&self) -> u64 {
         self.options.net.timeout.as_secs().max(1)
     }
@@ -963,10 +1065,24 @@ impl Runner<'_> {
             user: &q.queue.address,
             token,
         };
-        let Session { transcript, result } = match step {
+        let Session {
+            transcript,
+            result,
+            presented,
+        } = match step {
             Step::Smtp => wire::smtp(&dial),
             _ => wire::imap(&dial),
         };
+        let seen = match &result {
+            Err(WireFailure::Tls { presented, .. }) => presented.clone(),
+            _ => presented,
+        };
+        if !seen.is_empty() {
+            self.chains
+                .borrow_mut()
+                .entry(endpoint.authority())
+                .or_insert(seen);
+        }
         let protocol = if step == Step::Smtp { "smtp" } else { "imap" };
         let mailbox = q.queue.address.clone();
         let mut fix = None;
@@ -1059,6 +1175,21 @@ fn doctor_fix(f: &Fix) -> MailFix {
     MailFix {
         summary: f.summary.clone(),
         steps,
+    }
+}
+
+/// Why a capture connection got no chain, in a few words.
+fn wire_words(f: &WireFailure) -> String {
+    match f {
+        WireFailure::Dns { error } => format!("cannot resolve the name: {error}"),
+        WireFailure::Connect { error } => format!("no connection: {error}"),
+        WireFailure::Timeout { waiting_for } => {
+            format!("nothing came while waiting for {waiting_for}")
+        }
+        WireFailure::Tls { error, .. } => format!("the TLS handshake failed: {error}"),
+        WireFailure::Unexpected { expected, answer } => {
+            format!("expected {expected}, the server answered {answer:?}")
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod jwt;
 pub mod render;
+pub mod runtime;
 pub mod token;
 pub mod verdict;
 pub mod wire;

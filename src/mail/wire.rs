@@ -145,6 +145,8 @@ pub struct Session {
     pub transcript: Vec<String>,
     /// The ending.
     pub result: Result<Login, WireFailure>,
+    /// The chain the server presented, when the handshake completed (leaf first).
+    pub presented: Vec<CertificateDer<'static>>,
 }
 
 /// What a session needs.
@@ -168,6 +170,7 @@ pub fn imap(d: &Dial<'_>) -> Session {
     Session {
         transcript: c.transcript,
         result,
+        presented: c.presented,
     }
 }
 
@@ -178,7 +181,35 @@ pub fn smtp(d: &Dial<'_>) -> Session {
     Session {
         transcript: c.transcript,
         result,
+        presented: c.presented,
     }
+}
+
+/// Connects as a session does and stops right after the TLS handshake (for SMTP, the one
+/// after STARTTLS), sending no login: the chain the server presents, whoever signed it.
+/// Nothing is trusted on such a connection, and nothing but the greeting dialogue and
+/// QUIT (SMTP) is sent over it.
+pub fn capture(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    starttls: bool,
+) -> Result<Vec<CertificateDer<'static>>, WireFailure> {
+    let dial = Dial {
+        endpoint,
+        verifier: Arc::new(Recorder::capturing()),
+        timeout,
+        user: "",
+        token: "",
+    };
+    let mut c = Conn::new(&dial);
+    if starttls {
+        c.smtp_to_tls()?;
+        c.smtp_quit();
+    } else {
+        let tcp = c.connect()?;
+        c.start_tls(tcp)?;
+    }
+    Ok(c.presented)
 }
 
 enum Stream {
@@ -222,6 +253,7 @@ struct Conn<'a> {
     deadline: Instant,
     transcript: Vec<String>,
     hidden: [String; 2],
+    presented: Vec<CertificateDer<'static>>,
 }
 
 impl<'a> Conn<'a> {
@@ -236,6 +268,7 @@ impl<'a> Conn<'a> {
             deadline: Instant::now() + dial.timeout * 6,
             transcript: Vec::new(),
             hidden: [dial.token.to_string(), sasl],
+            presented: Vec::new(),
         }
     }
 
@@ -306,6 +339,7 @@ impl<'a> Conn<'a> {
                 return Err(WireFailure::Tls { error, presented });
             }
         }
+        self.presented = recorder.presented();
         self.stream = Stream::Tls(Box::new(StreamOwned::new(conn, tcp)));
         self.transcript.push("-- TLS established".into());
         Ok(())
@@ -490,7 +524,8 @@ impl<'a> Conn<'a> {
         }
     }
 
-    fn smtp(&mut self) -> Result<Login, WireFailure> {
+    /// The greeting, EHLO and STARTTLS, then the TLS handshake.
+    fn smtp_to_tls(&mut self) -> Result<(), WireFailure> {
         let tcp = self.connect()?;
         self.stream = Stream::Plain(tcp);
         let (code, greeting) = self.smtp_reply("the SMTP greeting")?;
@@ -536,7 +571,11 @@ impl<'a> Conn<'a> {
                 answer: String::new(),
             });
         };
-        self.start_tls(tcp)?;
+        self.start_tls(tcp)
+    }
+
+    fn smtp(&mut self) -> Result<Login, WireFailure> {
+        self.smtp_to_tls()?;
         let (code, lines) = self.smtp_command("EHLO extpy.invalid", "the answer to EHLO")?;
         if code != 250 {
             return Err(WireFailure::Unexpected {

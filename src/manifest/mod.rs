@@ -154,6 +154,28 @@ impl<'de> Deserialize<'de> for PythonVersion {
     }
 }
 
+/// Which certificate authorities the External Python's `requests` and `msal` trust at run
+/// time (`runtime_trust:` in the manifest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeTrust {
+    /// certifi's bundle inside the distribution (what requests does by default).
+    #[default]
+    Certifi,
+    /// The Windows certificate store, through the `truststore` wheel and a `.pth` hook.
+    System,
+}
+
+impl RuntimeTrust {
+    /// The manifest's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeTrust::Certifi => "certifi",
+            RuntimeTrust::System => "system",
+        }
+    }
+}
+
 /// What an artifact is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
