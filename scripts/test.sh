@@ -17,6 +17,20 @@ fi
 export EXTPY_TEST_ANSIBLE_BIN="$PWD/$VENV/bin"
 . scripts/apt-install.sh
 apt_install chromium
+# The runtime_trust test runs requests with truststore under a real CPython: the shipped
+# manifest's own wheels, fetched by pip with their pinned sha256 (once; kept in target/).
+WHEELS=target/test-wheels
+python3 scripts/pinned-wheels.py manifests/python-3.12-win-amd64.yaml \
+  truststore requests urllib3 idna certifi charset_normalizer >target/test-wheels.txt
+if ! cmp -s target/test-wheels.txt "$WHEELS/requirements.txt"; then
+  rm -rf "$WHEELS" "$WHEELS.partial"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform win_amd64 --python-version 3.12 --implementation cp --abi cp312 \
+    --require-hashes -r target/test-wheels.txt -d "$WHEELS.partial"
+  cp target/test-wheels.txt "$WHEELS.partial/requirements.txt"
+  mv "$WHEELS.partial" "$WHEELS"
+fi
+export EXTPY_TEST_REAL_WHEELS="$PWD/$WHEELS"
 # Tests that need pip or a tmpfs are #[ignore = "..."] so that a plain `cargo test` on a
 # machine without them stays green; here they all run, and fail if what they need is missing.
 case " $* " in

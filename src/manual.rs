@@ -31,6 +31,10 @@ python: { version: 3.12.10, platform: win_amd64 }     # win_amd64, win32 or win_
 embeddable:
   file: python-3.12.10-embed-amd64.zip               # fetched from <python mirror>/3.12.10/<file>
   sha256: 4acbed6dd1c744b0376e3b1cf57ce906f9dc9e95e68824584c8099a63025a3c3
+runtime_trust: certifi                               # optional: certifi (the default) or system
+truststore:                                          # installed only with runtime_trust: system
+  file: truststore-0.10.5-py3-none-any.whl
+  sha256: 9aaaedaefaf06d8b206278cf8b5012bc897f485a874503501e12d776df78951c
 requires:                                            # optional: what `extpy lock` resolves (PEP 508)
   - msal>=1.39
 wheels:
@@ -42,6 +46,12 @@ wheels:
 
 requires: does not change the manifest's digest (nor the seal): it is the input of
 `extpy lock`, not part of the distribution.
+
+runtime_trust: certifi (the default) has requests and msal verify TLS against certifi's
+bundle inside the distribution; system installs the truststore wheel of the truststore:
+section and the hook Lib\\site-packages\\extpy-truststore.pth, so they verify against the
+Windows certificate store (for a TLS-inspecting proxy whose CA only Windows trusts; check
+with `extpy mail check TOPOLOGY --dist DIR`). It needs CPython 3.10 or later.
 
 URLs are derived from the sources (--python-mirror, --index-url), so any mirror works; an
 entry's url: overrides them. Every byte is checked against its sha256 before use.

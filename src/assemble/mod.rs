@@ -17,7 +17,7 @@ use crate::archive::{Archive, ArchiveError, Entry};
 use crate::digest::Sha256Digest;
 use crate::exit::ExitCode;
 use crate::fsio::{IoError, at};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, RuntimeTrust};
 use crate::place::{PlaceError, Staging};
 use crate::report::{Reporter, human_bytes};
 use seal::{
@@ -124,6 +124,8 @@ pub struct BuildPlan {
     pub wheels: Vec<WheelPlan>,
     /// Requirements of the wheels that the pinned set does not meet.
     pub unmet: Vec<String>,
+    /// The `.pth` hook to write (`runtime_trust: system`): its path in the tree, and its text.
+    pub hook: Option<(String, &'static str)>,
 }
 
 /// A dry run's account of a plan.
@@ -271,6 +273,8 @@ pub struct BuildReport {
     pub replaced: bool,
     /// Requirements of the wheels that the pinned set does not meet (the build still ran).
     pub unmet_requirements: Vec<String>,
+    /// What requests and msal trust at run time: `certifi` or `system`.
+    pub runtime_trust: RuntimeTrust,
 }
 
 /// The absolute destination as the user will see it.
@@ -338,6 +342,18 @@ fn plan_at(
     let mut owners: HashMap<String, String> = HashMap::new();
     owners.insert(SEAL_FILE.to_string(), "the seal".to_string());
     owners.insert(sbom::SBOM_FILE.to_string(), "the SBOM".to_string());
+    let hook = (manifest.runtime_trust == RuntimeTrust::System).then(|| {
+        (
+            format!("{}/{}", wheel::SITE_PACKAGES, pth::TRUSTSTORE_HOOK),
+            pth::TRUSTSTORE_HOOK_TEXT,
+        )
+    });
+    if let Some((path, _)) = &hook {
+        owners.insert(
+            path.to_lowercase(),
+            "the runtime_trust: system hook".to_string(),
+        );
+    }
     let sources = embeddable_files
         .iter()
         .map(|e| (e.name.clone(), embed_file.clone()))
@@ -375,6 +391,7 @@ fn plan_at(
         pth,
         wheels,
         unmet,
+        hook,
     })
 }
 
@@ -407,6 +424,7 @@ pub fn execute(
         bytes: seal.total_size(),
         seal_digest: seal.digest,
         unmet_requirements: plan.unmet.clone(),
+        runtime_trust: manifest.runtime_trust,
         replaced: matches!(
             plan.replaces,
             DestState::Sealed | DestState::Foreign | DestState::Empty
@@ -498,6 +516,9 @@ fn produce(
     for r in installed {
         files.extend(r?);
     }
+    if let Some((path, text)) = &plan.hook {
+        files.push(out.write(path, text.as_bytes())?);
+    }
     let sbom = sbom::Subject::of_plan(manifest, &plan.wheels).document();
     files.push(out.write(sbom::SBOM_FILE, &sbom.to_bytes())?);
 
@@ -573,6 +594,13 @@ impl BuildReport {
         for p in &self.packages {
             out.push_str(&format!("  {:<24} {}\n", p.name, p.version));
         }
+        out.push_str(&match self.runtime_trust {
+            RuntimeTrust::Certifi => "Runtime trust: requests and msal verify TLS against certifi's bundle (Lib\\site-packages\\certifi\\cacert.pem), not the Windows store; a TLS-inspecting proxy needs runtime_trust: system\n".to_string(),
+            RuntimeTrust::System => format!(
+                "Runtime trust: requests and msal verify TLS against the Windows certificate store (truststore, hook Lib\\site-packages\\{})\n",
+                pth::TRUSTSTORE_HOOK
+            ),
+        });
         out.push_str(&format!(
             "Check it any time with: extpy verify \"{}\"\n",
             self.dest.display()

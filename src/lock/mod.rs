@@ -409,8 +409,7 @@ pub fn lock(
 /// The manifest's pins by project: version and file name.
 fn old_pins(manifest: &Manifest) -> BTreeMap<PackageName, (Version, String)> {
     manifest
-        .wheels
-        .iter()
+        .listed_wheels()
         .filter_map(|w| {
             let name = PackageName::from_str(&w.filename.name).ok()?;
             let version = Version::from_str(&w.filename.version).ok()?;
@@ -486,7 +485,7 @@ fn new_text(
 ) -> String {
     // Existing projects keep their place; new ones follow, by name.
     let mut ordered: Vec<&LockedPin> = Vec::new();
-    for w in &manifest.wheels {
+    for w in manifest.listed_wheels() {
         let n = w.filename.normalized_name();
         if let Some(p) = pins.iter().find(|p| p.package == n) {
             ordered.push(p);
@@ -520,8 +519,7 @@ fn check_result(
     let parsed = Manifest::parse(manifest.origin.clone(), text)
         .map_err(|e| LockError::Internal(format!("the rewritten manifest does not parse: {e}")))?;
     let got: BTreeSet<(String, String)> = parsed
-        .wheels
-        .iter()
+        .listed_wheels()
         .map(|w| (w.artifact.file.clone(), w.artifact.sha256.to_string()))
         .collect();
     let want: BTreeSet<(String, String)> = pins

@@ -176,6 +176,34 @@ impl RuntimeTrust {
     }
 }
 
+impl FromStr for RuntimeTrust {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "certifi" => Ok(RuntimeTrust::Certifi),
+            "system" => Ok(RuntimeTrust::System),
+            other => Err(format!(
+                "unknown runtime_trust {other:?}; expected certifi (certifi's bundle, the default) or system (the Windows certificate store, through truststore)"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RuntimeTrust {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::parse::ParseVisitor::new(
+            "a runtime trust: certifi or system",
+        ))
+    }
+}
+
+/// The project whose wheel `runtime_trust: system` installs.
+pub const TRUSTSTORE_PROJECT: &str = "truststore";
+
+/// The oldest CPython truststore supports.
+pub const TRUSTSTORE_MIN_PYTHON: (u8, u8) = (3, 10);
+
 /// What an artifact is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -245,6 +273,12 @@ pub struct Manifest {
     pub wheels: Vec<Wheel>,
     /// What CEM needs (`requires:`, PEP 508), which `extpy lock` resolves into the pins.
     pub requires: Vec<Requirement>,
+    /// What `requests` and `msal` trust at run time (`runtime_trust:`); with `system` the
+    /// truststore wheel is among [`Manifest::wheels`] and the build writes its `.pth` hook.
+    pub runtime_trust: RuntimeTrust,
+    /// The wheel of the `truststore:` section, as pinned (installed, and among `wheels`, only
+    /// with `runtime_trust: system`).
+    pub truststore: Option<String>,
     /// A digest over the manifest's meaning (not its comments or layout).
     pub digest: Sha256Digest,
 }
@@ -258,6 +292,10 @@ struct RawManifest {
     embeddable: RawArtifact,
     #[serde(default)]
     requires: Vec<String>,
+    #[serde(default)]
+    runtime_trust: Option<RuntimeTrust>,
+    #[serde(default)]
+    truststore: Option<RawArtifact>,
     #[serde(default)]
     wheels: Vec<RawArtifact>,
 }
@@ -287,6 +325,10 @@ struct Canonical<'a> {
     python: String,
     platform: &'a str,
     artifacts: Vec<(&'a str, String, Option<&'a str>)>,
+    // Only `system` changes the distribution (the hook file); leaving the default out keeps
+    // every digest made before runtime_trust existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime_trust: Option<&'static str>,
 }
 
 impl Manifest {
@@ -360,17 +402,79 @@ impl Manifest {
         };
 
         let mut wheels: Vec<Wheel> = Vec::new();
-        let mut by_project: HashMap<String, usize> = HashMap::new();
+        let mut by_project: HashMap<String, String> = HashMap::new();
         let mut by_digest: HashMap<Sha256Digest, String> =
             HashMap::from([(embeddable.sha256, "embeddable".to_string())]);
         let mut file_seen: HashMap<String, usize> = HashMap::new();
-        for (i, raw_wheel) in raw.wheels.into_iter().enumerate() {
+        let runtime_trust = raw.runtime_trust.unwrap_or_default();
+        let mut raw_wheels: Vec<(String, RawArtifact)> = raw
+            .wheels
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (format!("wheels[{i}]"), w))
+            .collect();
+        let truststore = raw.truststore.as_ref().map(|t| t.file.clone());
+        if let Some(t) = raw.truststore {
+            let line = locate(&t.file, 0);
+            let named = t
+                .file
+                .parse::<WheelFilename>()
+                .map(|f| f.normalized_name() == TRUSTSTORE_PROJECT)
+                .unwrap_or(false);
+            if !named {
+                return Err(InputError::at(
+                    &origin,
+                    line,
+                    "truststore.file",
+                    format!("{:?} is not a truststore wheel", t.file),
+                )
+                .with_help(
+                    "pin truststore's own wheel here, e.g. truststore-0.10.5-py3-none-any.whl",
+                ));
+            }
+            // Installed only when asked for; otherwise it is neither fetched nor built.
+            if runtime_trust == RuntimeTrust::System {
+                raw_wheels.push(("truststore".to_string(), t));
+            }
+        }
+        if runtime_trust == RuntimeTrust::System {
+            let line = locate("runtime_trust", 0);
+            let (major, minor) = TRUSTSTORE_MIN_PYTHON;
+            if (python.major, python.minor) < (major, minor) {
+                return Err(InputError::at(
+                    &origin,
+                    line,
+                    "runtime_trust",
+                    format!(
+                        "runtime_trust: system needs CPython {major}.{minor} or later (truststore does), and this manifest pins {python}"
+                    ),
+                )
+                .with_help(format!(
+                    "pin CPython {major}.{minor} or later, or remove runtime_trust (requests then trusts certifi's bundle)"
+                )));
+            }
+            let pinned = raw_wheels.iter().any(|(_, w)| {
+                w.file
+                    .parse::<WheelFilename>()
+                    .is_ok_and(|f| f.normalized_name() == TRUSTSTORE_PROJECT)
+            });
+            if !pinned {
+                return Err(InputError::at(
+                    &origin,
+                    line,
+                    "runtime_trust",
+                    "runtime_trust: system needs the truststore wheel, and none is pinned",
+                )
+                .with_help("pin it in a truststore: section (file and sha256), as the shipped manifest does"));
+            }
+        }
+        for (place, raw_wheel) in raw_wheels {
             let nth = *file_seen
                 .entry(raw_wheel.file.clone())
                 .and_modify(|n| *n += 1)
                 .or_insert(0);
             let line = locate(&raw_wheel.file, nth);
-            let field = |f: &str| format!("wheels[{i}].{f}");
+            let field = |f: &str| format!("{place}.{f}");
             let filename: WheelFilename =
                 raw_wheel.file.parse().map_err(|e: wheel::WheelNameError| {
                     InputError::at(&origin, line, field("file"), e.to_string())
@@ -397,7 +501,7 @@ impl Manifest {
                     &origin,
                     line,
                     field("file"),
-                    format!("package {project:?} is pinned twice (also wheels[{first}])"),
+                    format!("package {project:?} is pinned twice (also {first})"),
                 )
                 .with_help("keep exactly one wheel per package"));
             }
@@ -413,8 +517,8 @@ impl Manifest {
                 .with_help("copy the sha256 of this very file from the index"));
             }
             check_url(&origin, text, &field("url"), raw_wheel.url.as_ref())?;
-            by_project.insert(project.clone(), i);
-            by_digest.insert(raw_wheel.sha256, format!("wheels[{i}]"));
+            by_project.insert(project.clone(), place.clone());
+            by_digest.insert(raw_wheel.sha256, place.clone());
             wheels.push(Wheel {
                 artifact: Artifact {
                     kind: ArtifactKind::Wheel,
@@ -439,6 +543,8 @@ impl Manifest {
             embeddable,
             wheels,
             requires,
+            runtime_trust,
+            truststore,
             digest: Sha256Digest::of(b""),
         };
         manifest.digest = manifest.compute_digest();
@@ -464,6 +570,8 @@ impl Manifest {
                     )
                 })
                 .collect(),
+            runtime_trust: (self.runtime_trust == RuntimeTrust::System)
+                .then_some(RuntimeTrust::System.as_str()),
         };
         let bytes = serde_json::to_vec(&canonical)
             .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
@@ -473,6 +581,14 @@ impl Manifest {
     /// Every artifact: the embeddable zip first, then the wheels in manifest order.
     pub fn artifacts(&self) -> impl Iterator<Item = &Artifact> {
         std::iter::once(&self.embeddable).chain(self.wheels.iter().map(|w| &w.artifact))
+    }
+
+    /// The wheels of the `wheels:` list, which `extpy lock` owns (not the `truststore:`
+    /// section's).
+    pub fn listed_wheels(&self) -> impl Iterator<Item = &Wheel> {
+        self.wheels
+            .iter()
+            .filter(|w| self.truststore.as_deref() != Some(w.artifact.file.as_str()))
     }
 
     /// A short `name@digest` identity for human lines.
@@ -566,6 +682,104 @@ mod tests {
 
     fn parse(text: &str) -> Result<Manifest, InputError> {
         Manifest::parse(Origin("m.yaml".into()), text)
+    }
+
+    const TS: &str = "9aaaedaefaf06d8b206278cf8b5012bc897f485a874503501e12d776df78951c";
+
+    fn with_trust(version: &str, trust: &str, section: bool) -> String {
+        let mut t = format!(
+            "schema: 1\nname: test\npython:\n  version: {version}\n  platform: win_amd64\nembeddable:\n  file: python-{version}-embed-amd64.zip\n  sha256: {SHA_A}\n"
+        );
+        if !trust.is_empty() {
+            t.push_str(&format!("runtime_trust: {trust}\n"));
+        }
+        if section {
+            t.push_str(&format!(
+                "truststore:\n  file: truststore-0.10.5-py3-none-any.whl\n  sha256: {TS}\n"
+            ));
+        }
+        t.push_str(&format!(
+            "wheels:\n  - file: certifi-2025.10.5-py3-none-any.whl\n    sha256: {SHA_B}\n"
+        ));
+        t
+    }
+
+    #[test]
+    fn the_truststore_wheel_is_installed_only_with_runtime_trust_system() {
+        let plain = parse(&with_trust("3.12.10", "", false)).unwrap();
+        let certifi = parse(&with_trust("3.12.10", "certifi", true)).unwrap();
+        assert_eq!(certifi.runtime_trust, RuntimeTrust::Certifi);
+        assert_eq!(certifi.wheels.len(), 1, "not fetched, not built");
+        assert_eq!(
+            certifi.digest, plain.digest,
+            "the default and an unused section change no digest"
+        );
+        let system = parse(&with_trust("3.12.10", "system", true)).unwrap();
+        assert_eq!(system.runtime_trust, RuntimeTrust::System);
+        let names: Vec<&str> = system
+            .wheels
+            .iter()
+            .map(|w| w.filename.name.as_str())
+            .collect();
+        assert_eq!(names, ["certifi", "truststore"]);
+        assert_eq!(system.listed_wheels().count(), 1, "lock owns wheels: only");
+        assert_ne!(
+            system.digest, certifi.digest,
+            "the build differs, so does the digest"
+        );
+        // The shipped manifest: certifi, with truststore pinned for those who switch.
+        let shipped = Manifest::builtin().unwrap();
+        assert_eq!(shipped.runtime_trust, RuntimeTrust::Certifi);
+        assert_eq!(
+            shipped.truststore.as_deref(),
+            Some("truststore-0.10.5-py3-none-any.whl")
+        );
+        let switched = shipped
+            .text
+            .replace("runtime_trust: certifi", "runtime_trust: system");
+        let switched = parse(&switched).unwrap();
+        assert_eq!(switched.wheels.len(), shipped.wheels.len() + 1);
+    }
+
+    #[test]
+    fn bad_runtime_trust_is_refused_with_its_line() {
+        let e = parse(&with_trust("3.12.10", "windows", true)).unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("m.yaml:9")
+                && text.contains("unknown runtime_trust \"windows\"")
+                && text.contains("certifi")
+                && text.contains("system"),
+            "{text}"
+        );
+
+        let e = parse(&with_trust("3.9.13", "system", true)).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.line, Some(9), "{text}");
+        assert!(
+            text.contains("runtime_trust: system needs CPython 3.10 or later")
+                && text.contains("3.9.13")
+                && text.contains("help:"),
+            "{text}"
+        );
+        // Python 3.9 with the default is fine.
+        parse(&with_trust("3.9.13", "certifi", true)).unwrap();
+
+        let e = parse(&with_trust("3.12.10", "system", false)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("needs the truststore wheel, and none is pinned")
+                && text.contains("truststore: section"),
+            "{text}"
+        );
+
+        let other = with_trust("3.12.10", "system", true).replace(
+            "truststore-0.10.5-py3-none-any.whl",
+            "idna-3.20-py3-none-any.whl",
+        );
+        let e = parse(&other).unwrap_err();
+        assert!(e.to_string().contains("is not a truststore wheel"), "{e}");
     }
 
     #[test]

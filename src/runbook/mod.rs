@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::doctor::summary::DoctorSummary;
 use crate::mail::check::{PlanCheck, PlanChecks};
 use crate::mail::{AuthType, Mail};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, RuntimeTrust};
 use crate::report::slug;
 use crate::topology::{Pair, Topology};
 
@@ -281,6 +281,30 @@ fn arg(s: &str) -> String {
     }
 }
 
+/// What the certificate step says about the trust CEM's Python uses at run time.
+fn runtime_trust_words(trust: RuntimeTrust) -> &'static str {
+    match trust {
+        RuntimeTrust::Certifi => {
+            "This is the trust of this machine only: at run time CEM's Python (requests, msal) verifies Microsoft 365 against certifi's bundle inside the distribution, not the Windows store, so a TLS-inspecting proxy's CA that only Windows trusts makes CEM's OAuth fail (see `extpy mail check TOPOLOGY --dist DIR`; the fix is runtime_trust: system in the manifest)."
+        }
+        RuntimeTrust::System => {
+            "At run time CEM's Python (requests, msal) verifies Microsoft 365 against the Windows certificate store (runtime_trust: system, through truststore): every CEM node must trust the roots that Microsoft 365 (or the site's TLS-inspecting proxy) presents."
+        }
+    }
+}
+
+/// What the build step says about the run-time trust it builds in.
+fn build_trust_words(trust: RuntimeTrust) -> &'static str {
+    match trust {
+        RuntimeTrust::Certifi => {
+            "Runtime trust: certifi's bundle (the manifest's runtime_trust: certifi)."
+        }
+        RuntimeTrust::System => {
+            "Runtime trust: the Windows certificate store (runtime_trust: system): the build installs the pinned truststore wheel and the hook Lib\\site-packages\\extpy-truststore.pth, both covered by the seal."
+        }
+    }
+}
+
 /// Builds the runbook for `topology` (pure: no I/O).
 pub fn build(
     topology: &Topology,
@@ -297,7 +321,10 @@ pub fn build(
         Phase::Prepare,
         Actor::Extpy,
         "Check that this machine trusts the download hosts",
-        "On the machine that builds the distribution, check DNS, proxy and the certificate chain of every host the manifest downloads from. A host that fails names the root certificate to trust and how to install it.",
+        format!(
+            "On the machine that builds the distribution, check DNS, proxy and the certificate chain of every host the manifest downloads from. A host that fails names the root certificate to trust and how to install it. {}",
+            runtime_trust_words(manifest.runtime_trust)
+        ),
     )
     .command("extpy doctor")
     .check("extpy doctor");
@@ -374,10 +401,11 @@ pub fn build(
             Actor::Extpy,
             "Build the External Python",
             format!(
-                "In the \"Python for CEM\" folder of the install package (install\\7.0.xx.x), build CPython {} ({}) with {} packages into contents\\Python\\external, as get-py.ps1 did. Every download is checked against its pinned sha256.",
+                "In the \"Python for CEM\" folder of the install package (install\\7.0.xx.x), build CPython {} ({}) with {} packages into contents\\Python\\external, as get-py.ps1 did. Every download is checked against its pinned sha256. {}",
                 manifest.python,
                 manifest.platform,
-                manifest.wheels.len()
+                manifest.wheels.len(),
+                build_trust_words(manifest.runtime_trust)
             ),
         )
         .command("extpy build"),

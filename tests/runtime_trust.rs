@@ -1,0 +1,244 @@
+//! `runtime_trust: system`: the build installs the pinned truststore wheel and a `.pth` hook
+//! in site-packages, both sealed; a real CPython that processes that site-packages the way
+//! the embeddable one does (`site`) then has requests verifying TLS through truststore, that
+//! is against the system store instead of certifi's bundle.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use extpy::digest::Sha256Digest;
+use support::{PY, WheelSpec, World, embeddable, manifest_text};
+
+const HOOK: &str = "extpy-truststore.pth";
+const HOOK_TEXT: &str = "import truststore; truststore.inject_into_ssl()\n";
+
+/// A world whose manifest pins `wheels` in `wheels:` and `truststore` in its own section,
+/// with `runtime_trust: <trust>` (left out when empty).
+fn world(wheels: Vec<(String, Vec<u8>)>, truststore: (String, Vec<u8>), trust: &str) -> World {
+    let embed = embeddable(PY);
+    let mut served = wheels.clone();
+    served.push(truststore.clone());
+    let w = World::with_artifacts(embed.clone(), served);
+    let mut text = manifest_text(PY, &embed, &wheels);
+    if !trust.is_empty() {
+        text.push_str(&format!("runtime_trust: {trust}\n"));
+    }
+    text.push_str(&format!(
+        "truststore:\n  file: {}\n  sha256: {}\n",
+        truststore.0,
+        Sha256Digest::of(&truststore.1)
+    ));
+    fs::write(&w.manifest, text).unwrap();
+    w
+}
+
+/// A stand-in truststore whose `inject_into_ssl` replaces `ssl.SSLContext` as the real one
+/// does (the test with the real wheels is below).
+fn fake_truststore() -> (String, Vec<u8>) {
+    let mut spec = WheelSpec::pure("truststore", "0.10.5");
+    spec.files = vec![(
+        "truststore/__init__.py".into(),
+        b"import ssl\n\nclass SSLContext(ssl.SSLContext):\n    pass\n\ndef inject_into_ssl():\n    ssl.SSLContext = SSLContext\n"
+            .to_vec(),
+    )];
+    (spec.filename(), spec.build())
+}
+
+fn certifi() -> (String, Vec<u8>) {
+    let mut spec = WheelSpec::pure("certifi", "2025.10.5");
+    spec.files.push((
+        "certifi/cacert.pem".into(),
+        b"# no roots in this test bundle\n".to_vec(),
+    ));
+    (spec.filename(), spec.build())
+}
+
+fn site_packages(dest: &Path) -> PathBuf {
+    dest.join("Lib").join("site-packages")
+}
+
+/// Runs `code` in a real CPython whose only site directory is `site` (processed by `site`,
+/// .pth files included, as the embeddable Python processes its `Lib\site-packages` once its
+/// `._pth` enables `import site`), with `env` set.
+fn python(site: &Path, code: &str, env: &[(&str, &Path)]) -> std::process::Output {
+    let script = format!(
+        "import site, sys\nsite.addsitedir({:?})\n{code}",
+        site.display().to_string()
+    );
+    let mut c = Command::new("python3");
+    c.args(["-I", "-S", "-c", &script]);
+    for v in [
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("python3 must be installed for this test")
+}
+
+#[test]
+fn runtime_trust_system_installs_truststore_and_a_sealed_hook() {
+    let w = world(vec![certifi()], fake_truststore(), "system");
+    let dest = w.path("dist");
+    let r = w.run(&["build", dest.to_str().unwrap()]).ok();
+    assert!(
+        r.stderr.contains(
+            "Runtime trust: requests and msal verify TLS against the Windows certificate store"
+        ) || r.stdout.contains(
+            "Runtime trust: requests and msal verify TLS against the Windows certificate store"
+        ),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let site = site_packages(&dest);
+    assert_eq!(fs::read_to_string(site.join(HOOK)).unwrap(), HOOK_TEXT);
+    assert!(site.join("truststore").join("__init__.py").is_file());
+    // The seal covers the hook and the wheel.
+    let seal: serde_json::Value =
+        serde_json::from_slice(&fs::read(dest.join("extpy-seal.json")).unwrap()).unwrap();
+    let sealed = seal["files"].to_string();
+    assert!(
+        sealed.contains(&format!("Lib/site-packages/{HOOK}"))
+            && sealed.contains(&Sha256Digest::of(HOOK_TEXT.as_bytes()).to_string()),
+        "{sealed}"
+    );
+    assert!(
+        seal["packages"].to_string().contains("truststore"),
+        "{}",
+        seal["packages"]
+    );
+    w.run(&["verify", dest.to_str().unwrap()]).ok();
+    fs::write(site.join(HOOK), "import os\n").unwrap();
+    let r = w.run(&["verify", dest.to_str().unwrap()]).code(3);
+    assert!(r.stdout.contains(HOOK), "{}", r.stdout);
+
+    // The hook runs in a real CPython: ssl.SSLContext is truststore's before anything else.
+    fs::write(site.join(HOOK), HOOK_TEXT).unwrap();
+    let out = python(
+        &site,
+        "import ssl, truststore\nprint(ssl.SSLContext is truststore.SSLContext)",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "True");
+}
+
+#[test]
+fn the_default_installs_neither_truststore_nor_the_hook() {
+    let w = world(vec![certifi()], fake_truststore(), "");
+    let dest = w.path("dist");
+    let r = w.run(&["build", dest.to_str().unwrap()]).ok();
+    assert!(
+        format!("{}{}", r.stdout, r.stderr)
+            .contains("Runtime trust: requests and msal verify TLS against certifi's bundle"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let site = site_packages(&dest);
+    assert!(!site.join(HOOK).exists());
+    assert!(!site.join("truststore").exists());
+    assert!(
+        !w.mirror
+            .requests()
+            .iter()
+            .any(|r| format!("{r:?}").contains("truststore")),
+        "the unused pin is not even downloaded"
+    );
+}
+
+#[test]
+fn runtime_trust_errors_name_the_manifest_line() {
+    let w = world(vec![certifi()], fake_truststore(), "windows");
+    let r = w.run(&["build", w.path("dist").to_str().unwrap()]).code(2);
+    assert!(
+        r.stderr.contains("manifest.yaml:")
+            && r.stderr.contains("unknown runtime_trust \"windows\""),
+        "{}",
+        r.stderr
+    );
+    assert!(!w.path("dist").exists());
+}
+
+/// The real thing: the shipped manifest's requests, urllib3, idna, certifi,
+/// charset_normalizer and truststore wheels (downloaded by scripts/test.sh with their pinned
+/// sha256), built by extpy with and without `runtime_trust: system`, then imported by a real
+/// CPython (3.10 or later) that asks the local HTTPS mirror for a page. The mirror's test CA
+/// is in the "system store" (SSL_CERT_FILE, which OpenSSL and so truststore read on Linux)
+/// and not in certifi's bundle: with the hook requests trusts it, without it requests fails.
+#[test]
+#[ignore = "needs python3 >= 3.10 and the real wheels scripts/test.sh downloads (EXTPY_TEST_REAL_WHEELS)"]
+fn requests_in_the_built_distribution_uses_truststore_under_a_real_cpython() {
+    let dir = std::env::var_os("EXTPY_TEST_REAL_WHEELS")
+        .map(PathBuf::from)
+        .expect("EXTPY_TEST_REAL_WHEELS is not set: run scripts/test.sh");
+    let mut wheels = Vec::new();
+    let mut truststore = None;
+    for e in fs::read_dir(&dir).expect("the real wheels folder") {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".whl") {
+            continue;
+        }
+        let bytes = fs::read(&path).unwrap();
+        if name.starts_with("truststore-") {
+            truststore = Some((name, bytes));
+        } else {
+            wheels.push((name, bytes));
+        }
+    }
+    wheels.sort();
+    assert_eq!(wheels.len(), 5, "{wheels:?}");
+    let truststore = truststore.expect("the truststore wheel");
+    let probe = |trust: &str| {
+        let w = world(wheels.clone(), truststore.clone(), trust);
+        w.mirror.put("/hello", b"hello from the mirror".to_vec());
+        let dest = w.path("dist");
+        w.run(&["build", dest.to_str().unwrap()]).ok();
+        let site = site_packages(&dest);
+        let url = format!("{}/hello", w.mirror.url());
+        let code = format!(
+            "import ssl, requests, urllib3.util.ssl_\n\
+             try:\n    import truststore\n    injected = ssl.SSLContext is truststore.SSLContext\n\
+             except ImportError:\n    injected = False\n\
+             print('injected', injected, urllib3.util.ssl_.SSLContext.__module__)\n\
+             try:\n    print('answer', requests.get({url:?}, timeout=10).text)\n\
+             except requests.exceptions.SSLError as e:\n    print('refused', 'CERTIFICATE_VERIFY_FAILED' in str(e))\n"
+        );
+        let out = python(&site, &code, &[("SSL_CERT_FILE", &w.ca_pem)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let system = probe("system");
+    assert!(
+        system.contains("injected True truststore._api"),
+        "ssl's and urllib3's SSLContext are truststore's: {system}"
+    );
+    assert!(system.contains("answer hello from the mirror"), "{system}");
+    let certifi = probe("certifi");
+    assert!(certifi.contains("injected False ssl"), "{certifi}");
+    assert!(!certifi.contains("answer"), "{certifi}");
+    assert!(
+        certifi.contains("refused True"),
+        "certifi's bundle does not hold the test CA: {certifi}"
+    );
+}
