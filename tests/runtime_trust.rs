@@ -118,6 +118,9 @@ fn runtime_trust_system_installs_truststore_and_a_sealed_hook() {
         "{}",
         seal["packages"]
     );
+    // The SBOM lists it among the installed wheels.
+    let sbom = fs::read_to_string(dest.join(extpy::assemble::sbom::SBOM_FILE)).unwrap();
+    assert!(sbom.contains("pkg:pypi/truststore@0.10.5"), "{sbom}");
     w.run(&["verify", dest.to_str().unwrap()]).ok();
     fs::write(site.join(HOOK), "import os\n").unwrap();
     let r = w.run(&["verify", dest.to_str().unwrap()]).code(3);
