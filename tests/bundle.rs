@@ -112,7 +112,7 @@ fn two_creates_at_different_times_and_cache_orders_give_identical_bytes() {
     );
     assert_eq!(
         first,
-        extpy::digest::Sha256Digest::of(&fs::read(&a).unwrap()).to_string()
+        support::sha256_hex(&fs::read(&a).unwrap())
     );
 }
 
@@ -390,7 +390,7 @@ fn an_extra_entry_is_refused_even_when_listed() {
             d.extend_from_slice(
                 format!(
                     "{}  artifacts/evil-1.0-py3-none-any.whl\n",
-                    extpy::digest::Sha256Digest::of(b"evil")
+                    support::sha256_hex(b"evil")
                 )
                 .as_bytes(),
             );
@@ -615,7 +615,7 @@ fn include_exe_carries_a_windows_exe_made_elsewhere() {
     // Whatever the file is called, the entry is the one `rollout --target windows` takes.
     assert_eq!(find("bin/extpy.exe"), Some(fs::read(&exe).unwrap()));
     let sums = String::from_utf8(find("SHA256SUMS").unwrap()).unwrap();
-    let digest = extpy::digest::Sha256Digest::of(&fs::read(&exe).unwrap()).to_string();
+    let digest = support::sha256_hex(&fs::read(&exe).unwrap());
     let line = format!("{digest}  bin/extpy.exe");
     assert!(sums.lines().any(|l| l.trim_end() == line), "{sums}");
     let meta: serde_json::Value =

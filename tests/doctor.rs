@@ -75,18 +75,18 @@ fn says(r: &Run, authority: &str, summary: &str) {
 /// Asserts that `dir` holds `<stem>.pem` and `<stem>.cer` of the certificate `der`.
 #[track_caller]
 fn exported(dir: &Path, stem: &str, der: &CertificateDer<'_>) -> PathBuf {
-    let want = extpy::digest::Sha256Digest::of(der.as_ref()).to_hex();
+    let want = support::sha256_hex(der.as_ref());
     let cer = dir.join(format!("{stem}.cer"));
     let pem = dir.join(format!("{stem}.pem"));
     let cer_bytes = std::fs::read(&cer).unwrap_or_else(|e| panic!("{}: {e}", cer.display()));
     assert_eq!(
-        extpy::digest::Sha256Digest::of(&cer_bytes).to_hex(),
+        support::sha256_hex(&cer_bytes),
         want,
         "the .cer is the certificate the test made"
     );
     let from_pem = CertificateDer::from_pem_file(&pem).expect("exported PEM");
     assert_eq!(
-        extpy::digest::Sha256Digest::of(from_pem.as_ref()).to_hex(),
+        support::sha256_hex(from_pem.as_ref()),
         want,
         "the .pem is the certificate the test made"
     );

@@ -57,7 +57,7 @@ fn json_document_lists_every_artifact() {
     assert_eq!(arts[0]["size"], w.embed.len());
     assert_eq!(
         arts[0]["sha256"],
-        extpy::digest::Sha256Digest::of(&w.embed).to_string()
+        support::sha256_hex(&w.embed)
     );
     assert!(arts[0]["url"].as_str().unwrap().ends_with(&w.embed_path()));
     assert_eq!(arts[1]["kind"], "wheel");
@@ -83,7 +83,7 @@ fn wrong_bytes_are_a_hash_mismatch_and_never_cached() {
     let path = wheel_path(&w, 1);
     w.mirror.fault(&path, Fault::WrongBytes);
     let r = w.run(&["fetch"]).code(3);
-    let expected = extpy::digest::Sha256Digest::of(&w.wheels[1].1).to_string();
+    let expected = support::sha256_hex(&w.wheels[1].1);
     assert!(
         r.stderr.contains("do not match the pinned sha256"),
         "{}",
@@ -385,7 +385,7 @@ fn explicit_url_in_manifest_wins() {
     let w = World::new();
     w.mirror.put("/elsewhere/alpha.whl", w.wheels[0].1.clone());
     let text = std::fs::read_to_string(&w.manifest).unwrap();
-    let sha = extpy::digest::Sha256Digest::of(&w.wheels[0].1).to_string();
+    let sha = support::sha256_hex(&w.wheels[0].1);
     let text = text.replace(
         &format!("sha256: {sha}\n"),
         &format!(
@@ -524,7 +524,7 @@ fn bad_index_url_is_an_input_error() {
 fn an_interrupted_run_is_resumed_by_the_next_one() {
     let w = World::new();
     // What a killed run leaves: the first half of the file in the cache's partial folder.
-    let sha = extpy::digest::Sha256Digest::of(&w.embed);
+    let sha = support::sha256_hex(&w.embed);
     let partial = w.cache.join("partial");
     std::fs::create_dir_all(&partial).unwrap();
     let half = w.embed.len() / 2;
@@ -544,7 +544,7 @@ fn an_interrupted_run_is_resumed_by_the_next_one() {
 #[test]
 fn a_stale_partial_file_is_discarded_and_downloaded_again() {
     let w = World::new();
-    let sha = extpy::digest::Sha256Digest::of(&w.embed);
+    let sha = support::sha256_hex(&w.embed);
     let partial = w.cache.join("partial");
     std::fs::create_dir_all(&partial).unwrap();
     std::fs::write(
@@ -759,7 +759,7 @@ fn a_killed_run_is_continued_by_the_next_one() {
     let mut child = w.cmd().args(["fetch", "--jobs", "1"]).spawn().unwrap();
     let part = w.cache.join("partial").join(format!(
         "{}.part",
-        extpy::digest::Sha256Digest::of(&w.embed)
+        support::sha256_hex(&w.embed)
     ));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < got as u64 {

@@ -3,7 +3,6 @@
 
 use std::fs;
 
-use extpy::digest::Sha256Digest;
 use support::{WheelSpec, World};
 
 fn spec(name: &str, version: &str, tag: &str, requires: &[&str]) -> WheelSpec {
@@ -112,7 +111,7 @@ fn world() -> World {
 fn write_manifest(w: &World, requires: &[&str], pins: &[&str]) {
     let mut text = format!(
         "# CEM's External Python (test)\nschema: 1\nname: test-dist\npython:\n  version: 3.12.10   # the last with Windows binaries\n  platform: win_amd64\nembeddable:\n  file: python-3.12.10-embed-amd64.zip\n  sha256: {}\nrequires:\n",
-        Sha256Digest::of(&w.embed)
+        support::sha256_hex(&w.embed)
     );
     for r in requires {
         text.push_str(&format!("  - \"{r}\"\n"));
@@ -127,7 +126,7 @@ fn write_manifest(w: &World, requires: &[&str], pins: &[&str]) {
             .1;
         text.push_str(&format!(
             "  # pin of {p}\n  - file: {p}\n    sha256: {}\n",
-            Sha256Digest::of(bytes)
+            support::sha256_hex(bytes)
         ));
     }
     fs::write(&w.manifest, text).unwrap();
@@ -135,8 +134,13 @@ fn write_manifest(w: &World, requires: &[&str], pins: &[&str]) {
 
 fn pinned_files(w: &World) -> Vec<String> {
     let text = fs::read_to_string(&w.manifest).unwrap();
-    let m = extpy::manifest::Manifest::parse(extpy::manifest::Origin("m".into()), &text).unwrap();
-    let mut files: Vec<String> = m.wheels.iter().map(|w| w.artifact.file.clone()).collect();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("the lock writes YAML");
+    let mut files: Vec<String> = doc["wheels"]
+        .as_sequence()
+        .expect("a wheels list")
+        .iter()
+        .map(|w| w["file"].as_str().expect("a file name").to_string())
+        .collect();
     files.sort_by_key(|f| f.to_lowercase());
     files
 }
