@@ -19,7 +19,7 @@ use crate::fsio::IoError;
 
 /// Limits that tell an archive from a zip bomb.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Most entries.
     pub max_entries: usize,
     /// Largest single entry, uncompressed.
@@ -93,7 +93,7 @@ impl ArchiveError {
 
 /// A checked entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Index in the zip.
     pub index: usize,
     /// The name, `/`-separated, without a trailing `/`.
@@ -105,7 +105,7 @@ pub struct Entry {
 }
 
 /// An opened, checked archive.
-pub struct Archive {
+pub(crate) struct Archive {
     label: String,
     zip: ZipArchive<BufReader<File>>,
     entries: Vec<Entry>,
@@ -123,12 +123,16 @@ impl std::fmt::Debug for Archive {
 
 impl Archive {
     /// Opens `path` and checks every entry with the default limits; `label` names it in errors.
-    pub fn open(path: &Path, label: &str) -> Result<Self, ArchiveError> {
+    pub(crate) fn open(path: &Path, label: &str) -> Result<Self, ArchiveError> {
         Self::open_with(path, label, Limits::default())
     }
 
     /// Opens with explicit limits.
-    pub fn open_with(path: &Path, label: &str, limits: Limits) -> Result<Self, ArchiveError> {
+    pub(crate) fn open_with(
+        path: &Path,
+        label: &str,
+        limits: Limits,
+    ) -> Result<Self, ArchiveError> {
         let open_err = |source| ArchiveError::Open {
             archive: label.to_string(),
             source,
@@ -262,28 +266,23 @@ impl Archive {
         })
     }
 
-    /// The label used in errors.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     /// All entries, in archive order.
-    pub fn entries(&self) -> &[Entry] {
+    pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
     /// File entries only.
-    pub fn files(&self) -> impl Iterator<Item = &Entry> {
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().filter(|e| !e.is_dir)
     }
 
     /// A file entry by exact name.
-    pub fn find(&self, name: &str) -> Option<&Entry> {
+    pub(crate) fn find(&self, name: &str) -> Option<&Entry> {
         self.by_name.get(name).map(|&i| &self.entries[i])
     }
 
     /// Reads a (small) entry into memory.
-    pub fn read(&mut self, entry: &Entry) -> Result<Vec<u8>, ArchiveError> {
+    pub(crate) fn read(&mut self, entry: &Entry) -> Result<Vec<u8>, ArchiveError> {
         let mut out = Vec::with_capacity(entry.size as usize);
         self.copy(entry, &mut out)?;
         Ok(out)
@@ -291,7 +290,7 @@ impl Archive {
 
     /// Streams an entry into `w`, returning its digest and size; refuses an entry that
     /// inflates beyond its declared size.
-    pub fn copy(
+    pub(crate) fn copy(
         &mut self,
         entry: &Entry,
         w: &mut dyn Write,
@@ -320,7 +319,7 @@ impl Archive {
 
     /// Extracts an entry to `dest` (a missing parent folder is created), returning digest
     /// and size.
-    pub fn extract(
+    pub(crate) fn extract(
         &mut self,
         entry: &Entry,
         dest: &Path,
@@ -439,7 +438,7 @@ fn is_write_side(e: &io::Error) -> bool {
 }
 
 /// Checks one entry name; returns it normalized (`/`-separated, no trailing `/`).
-pub fn check_entry_name(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn check_entry_name(raw: &str) -> Result<String, &'static str> {
     if raw.is_empty() {
         return Err("the name is empty");
     }
@@ -474,14 +473,14 @@ pub fn check_entry_name(raw: &str) -> Result<String, &'static str> {
 }
 
 /// The longest name component Windows (NTFS) holds.
-pub const MAX_COMPONENT_LEN: usize = 255;
+pub(crate) const MAX_COMPONENT_LEN: usize = 255;
 
 /// The one check for a name that becomes a single path component (archive entry parts,
 /// project and `.dist-info` names, VU names and prefixes, node names): not empty, no path
 /// separator, not `.` or `..`, no drive letter or other `<>:"|?*` or control character, no
 /// device name Windows reserves (CON, PRN, AUX, NUL, COMn, LPTn, CONIN$, CONOUT$), no trailing
 /// dot or space, at most 255 characters.
-pub fn check_windows_component(part: &str) -> Result<(), &'static str> {
+pub(crate) fn check_windows_component(part: &str) -> Result<(), &'static str> {
     if part.is_empty() {
         return Err("the name is empty");
     }

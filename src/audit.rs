@@ -38,7 +38,7 @@ pub enum AuditError {
 
 /// One `--ignore`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Ignore {
+pub(crate) struct Ignore {
     /// The advisory id or alias.
     pub id: String,
     /// Why the risk is accepted.
@@ -59,7 +59,7 @@ impl AuditError {
 
 impl Ignore {
     /// Parses `ID=REASON`.
-    pub fn parse(s: &str) -> Result<Self, AuditError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, AuditError> {
         match s.split_once('=') {
             Some((id, reason)) if !id.trim().is_empty() && !reason.trim().is_empty() => Ok(Self {
                 id: id.trim().to_string(),
@@ -106,7 +106,7 @@ struct ApiVulnerability {
 
 /// A known vulnerability of a pinned version.
 #[derive(Debug, Clone, Serialize)]
-pub struct Vulnerability {
+pub(crate) struct Vulnerability {
     /// The advisory id (`GHSA-…`, `PYSEC-…`).
     pub id: String,
     /// Other ids, such as the CVE.
@@ -123,7 +123,7 @@ pub struct Vulnerability {
 
 /// One pinned wheel's audit.
 #[derive(Debug, Clone, Serialize)]
-pub struct PackageAudit {
+pub(crate) struct PackageAudit {
     /// Normalized project name.
     pub package: String,
     /// Pinned version.
@@ -140,7 +140,7 @@ pub struct PackageAudit {
 
 /// The pinned CPython's support status.
 #[derive(Debug, Clone, Serialize)]
-pub struct PythonStatus {
+pub(crate) struct PythonStatus {
     /// `X.Y.Z`.
     pub version: String,
     /// End of life, `YYYY-MM`, when known.
@@ -153,7 +153,7 @@ pub struct PythonStatus {
 
 /// What `extpy audit` found.
 #[derive(Debug, Clone, Serialize)]
-pub struct AuditReport {
+pub(crate) struct AuditReport {
     /// The manifest.
     pub manifest: String,
     /// CPython.
@@ -170,7 +170,7 @@ pub struct AuditReport {
 
 /// What an audit needs.
 #[derive(Debug, Clone)]
-pub struct AuditInputs {
+pub(crate) struct AuditInputs {
     /// The manifest.
     pub manifest: Manifest,
     /// Sources (the JSON API lives beside the Simple API).
@@ -186,7 +186,7 @@ pub struct AuditInputs {
 }
 
 /// The JSON API URL of one release.
-pub fn release_url(sources: &Sources, project: &str, version: &str) -> Url {
+pub(crate) fn release_url(sources: &Sources, project: &str, version: &str) -> Url {
     sources
         .index_url
         .join(&format!("../pypi/{project}/{version}/json"))
@@ -194,7 +194,7 @@ pub fn release_url(sources: &Sources, project: &str, version: &str) -> Url {
 }
 
 /// Audits every pinned wheel and the CPython.
-pub fn audit(inputs: &AuditInputs, reporter: &Reporter) -> Result<AuditReport, AuditError> {
+pub(crate) fn audit(inputs: &AuditInputs, reporter: &Reporter) -> Result<AuditReport, AuditError> {
     let started = Instant::now();
     let m = &inputs.manifest;
     let client = Client::new(inputs.net.clone(), reporter.clone())?;
@@ -307,7 +307,7 @@ const BRANCHES: &[(u8, &str, LastBinaries)] = &[
 ];
 
 /// The support status of CPython `v` as of `today` (year, month).
-pub fn python_status(v: PythonVersion, today: (i32, u32)) -> PythonStatus {
+pub(crate) fn python_status(v: PythonVersion, today: (i32, u32)) -> PythonStatus {
     let now = format!("{:04}-{:02}", today.0, today.1);
     let branch = BRANCHES
         .iter()
@@ -347,7 +347,7 @@ pub fn python_status(v: PythonVersion, today: (i32, u32)) -> PythonStatus {
 }
 
 /// Today's (year, month) from the system clock (UTC).
-pub fn today() -> (i32, u32) {
+pub(crate) fn today() -> (i32, u32) {
     let days = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -359,7 +359,7 @@ pub fn today() -> (i32, u32) {
 
 impl AuditReport {
     /// The table of findings and a summary line.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut rows: Vec<[String; 5]> = Vec::new();
         for p in &self.packages {
             let fix = format!("extpy lock --upgrade-package {}", p.package);
@@ -427,7 +427,7 @@ impl AuditReport {
     }
 
     /// Findings by package, for the failure message.
-    pub fn affected(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn affected(&self) -> BTreeMap<String, usize> {
         self.packages
             .iter()
             .map(|p| {

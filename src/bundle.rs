@@ -23,21 +23,21 @@ use crate::report::text_for;
 use crate::topology::Topology;
 
 /// The bundle's description of itself.
-pub const META: &str = "extpy-bundle.json";
+pub(crate) const META: &str = "extpy-bundle.json";
 /// The checksum list (`sha256sum -c` reads it).
-pub const SUMS: &str = "SHA256SUMS";
+pub(crate) const SUMS: &str = "SHA256SUMS";
 /// The SBOM of the distribution the bundle builds (as the built tree carries it).
-pub use crate::assemble::sbom::SBOM_FILE;
+pub(crate) use crate::assemble::sbom::SBOM_FILE;
 /// The manifest, as given.
-pub const MANIFEST: &str = "manifest.yaml";
+pub(crate) const MANIFEST: &str = "manifest.yaml";
 /// The topology, as given.
-pub const TOPOLOGY: &str = "topology.yaml";
+pub(crate) const TOPOLOGY: &str = "topology.yaml";
 /// The rendered plan.
-pub const PLAN: &str = "plan.md";
+pub(crate) const PLAN: &str = "plan.md";
 /// Where artifacts live in the bundle.
-pub const ARTIFACTS: &str = "artifacts/";
+pub(crate) const ARTIFACTS: &str = "artifacts/";
 /// The entry of an extpy for Windows nodes (`rollout --target windows` takes it).
-pub const WINDOWS_EXE: &str = "bin/extpy.exe";
+pub(crate) const WINDOWS_EXE: &str = "bin/extpy.exe";
 const FORMAT: &str = "extpy-bundle/1";
 const DOS_EPOCH: u64 = 315_532_800; // 1980-01-01T00:00:00Z, the earliest time a zip can hold
 
@@ -159,7 +159,7 @@ pub struct Meta {
 
 /// What `create` made.
 #[derive(Debug, Clone, Serialize)]
-pub struct Created {
+pub(crate) struct Created {
     /// The bundle.
     pub path: PathBuf,
     /// Its sha256.
@@ -184,7 +184,7 @@ struct NewEntry {
 
 /// What goes into a bundle besides the manifest and its artifacts.
 #[derive(Debug, Default)]
-pub struct Extras {
+pub(crate) struct Extras {
     /// The topology text.
     pub topology: Option<String>,
     /// The rendered plan.
@@ -199,7 +199,7 @@ pub struct Extras {
 
 /// Writes a bundle of `manifest` with the verified artifacts of `fetched`, beside `out`
 /// first and renamed into place when complete.
-pub fn create(
+pub(crate) fn create(
     out: &Path,
     manifest: &Manifest,
     fetched: &FetchReport,
@@ -306,7 +306,7 @@ pub fn create(
 
 /// Checks that `path` is an executable Windows nodes run: a PE32+ image for x86-64 that is
 /// not a DLL. Only the headers are read.
-pub fn check_windows_exe(path: &Path) -> Result<(), BundleError> {
+pub(crate) fn check_windows_exe(path: &Path) -> Result<(), BundleError> {
     let mut head = Vec::with_capacity(4096);
     match File::open(path) {
         Ok(f) => f.take(4096).read_to_end(&mut head),
@@ -457,7 +457,7 @@ pub struct Check {
 
 /// Opens a bundle through the safe archive reader and checks every entry against
 /// `SHA256SUMS`, and every artifact against the manifest's pin.
-pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
+pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
     if !path.is_file() {
         return Err(BundleError::NotFound {
             path: path.to_path_buf(),
@@ -646,7 +646,7 @@ pub fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
 }
 
 /// Opens a bundle and refuses it unless every entry verifies.
-pub fn open_verified(path: &Path) -> Result<Bundle, BundleError> {
+pub(crate) fn open_verified(path: &Path) -> Result<Bundle, BundleError> {
     match open(path)? {
         (Some(b), _) => Ok(b),
         (None, check) => Err(BundleError::Invalid {

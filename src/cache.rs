@@ -24,7 +24,7 @@ impl CacheError {
 
 /// What the cache holds for a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// A verified copy.
     Hit {
         /// Where it is.
@@ -43,24 +43,24 @@ pub enum Lookup {
 
 /// The cache folder.
 #[derive(Debug, Clone)]
-pub struct Cache {
+pub(crate) struct Cache {
     root: PathBuf,
 }
 
 /// An exclusive lock on one digest; released when dropped.
 #[derive(Debug)]
-pub struct CacheLock {
+pub(crate) struct CacheLock {
     _file: File,
 }
 
 impl Cache {
     /// The platform's user cache folder for extpy (`%LOCALAPPDATA%\extpy`, `~/.cache/extpy`).
-    pub fn default_dir() -> Option<PathBuf> {
+    pub(crate) fn default_dir() -> Option<PathBuf> {
         dirs::cache_dir().map(|d| d.join("extpy"))
     }
 
     /// Opens (and creates) a cache at `root`.
-    pub fn open(root: &Path) -> Result<Self, CacheError> {
+    pub(crate) fn open(root: &Path) -> Result<Self, CacheError> {
         for sub in ["sha256", "partial", "locks"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(at(&dir, "cannot create"))?;
@@ -70,31 +70,26 @@ impl Cache {
         })
     }
 
-    /// The cache folder.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Where a verified blob lives.
-    pub fn blob_path(&self, digest: &Sha256Digest) -> PathBuf {
+    pub(crate) fn blob_path(&self, digest: &Sha256Digest) -> PathBuf {
         self.root.join("sha256").join(digest.to_hex())
     }
 
     /// Where the build of the manifest with `digest` is kept (`extpy layout` reuses it while
     /// it verifies).
-    pub fn build_path(&self, manifest_digest: &Sha256Digest) -> PathBuf {
+    pub(crate) fn build_path(&self, manifest_digest: &Sha256Digest) -> PathBuf {
         self.root.join("builds").join(manifest_digest.to_hex())
     }
 
     /// Where an unfinished download of `digest` is kept, so a later attempt can resume it.
-    pub fn partial_path(&self, digest: &Sha256Digest) -> PathBuf {
+    pub(crate) fn partial_path(&self, digest: &Sha256Digest) -> PathBuf {
         self.root
             .join("partial")
             .join(format!("{}.part", digest.to_hex()))
     }
 
     /// Checks the blob for `digest` by hashing it; a corrupt copy is removed.
-    pub fn lookup(&self, digest: &Sha256Digest) -> Result<Lookup, CacheError> {
+    pub(crate) fn lookup(&self, digest: &Sha256Digest) -> Result<Lookup, CacheError> {
         let path = self.blob_path(digest);
         match hash_file(&path) {
             Ok((actual, size)) if actual == *digest => Ok(Lookup::Hit { path, size }),
@@ -108,7 +103,7 @@ impl Cache {
     }
 
     /// Waits for, then holds, the lock for `digest`.
-    pub fn lock(&self, digest: &Sha256Digest) -> Result<CacheLock, CacheError> {
+    pub(crate) fn lock(&self, digest: &Sha256Digest) -> Result<CacheLock, CacheError> {
         let path = self
             .root
             .join("locks")
@@ -124,7 +119,11 @@ impl Cache {
     }
 
     /// Moves a verified download into place; only verified bytes are ever published.
-    pub fn publish(&self, digest: &Sha256Digest, verified: &Path) -> Result<PathBuf, CacheError> {
+    pub(crate) fn publish(
+        &self,
+        digest: &Sha256Digest,
+        verified: &Path,
+    ) -> Result<PathBuf, CacheError> {
         let dest = self.blob_path(digest);
         fs::rename(verified, &dest).map_err(at(&dest, "cannot publish"))?;
         Ok(dest)

@@ -35,7 +35,7 @@ impl Sha256Digest {
     }
 
     /// Lowercase hex, as `sha256sum` prints it.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         self.to_string()
     }
 
@@ -98,40 +98,35 @@ impl<'de> Deserialize<'de> for Sha256Digest {
 
 /// A running SHA-256 with a byte count: the one hash loop everything uses.
 #[derive(Clone, Default)]
-pub struct Hasher {
+pub(crate) struct Hasher {
     inner: Sha256,
     len: u64,
 }
 
 impl Hasher {
     /// A fresh hasher.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Feeds bytes.
-    pub fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.inner.update(bytes);
         self.len += bytes.len() as u64;
     }
 
     /// Bytes fed so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
-    /// True when nothing was fed.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The digest and the byte count.
-    pub fn finish(self) -> (Sha256Digest, u64) {
+    pub(crate) fn finish(self) -> (Sha256Digest, u64) {
         (Sha256Digest(self.inner.finalize().into()), self.len)
     }
 
     /// Reads `reader` to its end, feeding every byte; returns the bytes read.
-    pub fn consume<R: Read>(&mut self, mut reader: R) -> io::Result<u64> {
+    pub(crate) fn consume<R: Read>(&mut self, mut reader: R) -> io::Result<u64> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0;
         loop {
@@ -148,14 +143,14 @@ impl Hasher {
 }
 
 /// A writer that hashes what passes through it.
-pub struct HashingWriter<W> {
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: Hasher,
 }
 
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Self {
             inner,
             hasher: Hasher::new(),
@@ -163,7 +158,7 @@ impl<W: Write> HashingWriter<W> {
     }
 
     /// The writer back, with the digest and size of everything written.
-    pub fn finish(self) -> (W, Sha256Digest, u64) {
+    pub(crate) fn finish(self) -> (W, Sha256Digest, u64) {
         let (digest, len) = self.hasher.finish();
         (self.inner, digest, len)
     }
@@ -182,7 +177,7 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// The digest and size of a file, read once.
-pub fn hash_file(path: &Path) -> io::Result<(Sha256Digest, u64)> {
+pub(crate) fn hash_file(path: &Path) -> io::Result<(Sha256Digest, u64)> {
     let mut hasher = Hasher::new();
     hasher.consume(File::open(path)?)?;
     Ok(hasher.finish())

@@ -36,7 +36,7 @@ pub struct FetchOptions {
 /// Where a fetched artifact came from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Provenance {
+pub(crate) enum Provenance {
     /// Already in the cache.
     Cache,
     /// Downloaded now.
@@ -45,7 +45,7 @@ pub enum Provenance {
 
 /// One artifact, verified and in the cache.
 #[derive(Debug, Clone, Serialize)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// File name.
     pub file: String,
     /// Embeddable or wheel.
@@ -68,7 +68,7 @@ pub struct Fetched {
 
 /// The result of a fetch.
 #[derive(Debug, Clone, Serialize)]
-pub struct FetchReport {
+pub(crate) struct FetchReport {
     /// Manifest name.
     pub manifest: String,
     /// Manifest digest.
@@ -200,7 +200,7 @@ impl FetchError {
 }
 
 /// Fetches every artifact of `manifest` into the cache and verifies it.
-pub fn fetch(
+pub(crate) fn fetch(
     manifest: &Manifest,
     options: &FetchOptions,
     reporter: &Reporter,
@@ -420,7 +420,7 @@ impl ArtifactError {
 
 impl FetchReport {
     /// One line: how many artifacts, from where.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let net = self
             .artifacts
             .iter()
@@ -436,7 +436,7 @@ impl FetchReport {
     }
 
     /// The human result: one line per artifact, then a summary.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         for a in &self.artifacts {
             let from = match (&a.from, a.resumed) {

@@ -35,7 +35,10 @@ impl IoError {
 }
 
 /// `map_err(at(path, "cannot write"))`: the I/O error of `action` on `path`.
-pub fn at<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> IoError + 'a {
+pub(crate) fn at<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(io::Error) -> IoError + 'a {
     move |source| IoError::new(path, action, source)
 }
 
@@ -56,7 +59,7 @@ fn io_hint(e: &io::Error) -> &'static str {
 }
 
 /// Like [`io_hint`], naming the folder a process holds a file in.
-pub fn hint(path: &Path, e: &io::Error) -> String {
+pub(crate) fn hint(path: &Path, e: &io::Error) -> String {
     if sharing_violation(e) {
         return format!(
             "\n  help: a process holds a file in {} (antivirus, an open Explorer or cmd window, a running python.exe): stop CEM or close the window, then re-run",

@@ -16,7 +16,7 @@ use crate::manifest::Manifest;
 use crate::report::Reporter;
 
 /// Where a build's inputs come from.
-pub enum InputSource<'a> {
+pub(crate) enum InputSource<'a> {
     /// A verified offline bundle: its artifacts are extracted and checked, no network.
     Bundle(&'a mut Bundle),
     /// The cache, downloading (and verifying) what it lacks.
@@ -24,7 +24,7 @@ pub enum InputSource<'a> {
 }
 
 /// A build's verified inputs; files extracted from a bundle live until this is dropped.
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The artifacts, in manifest order.
     pub inputs: Inputs,
     /// The fetch that put them in the cache (none from a bundle).
@@ -34,7 +34,7 @@ pub struct Resolved {
 
 /// The one way to get a build's inputs: extracted from a bundle, or fetched into the cache;
 /// every file verified against its pin either way.
-pub fn resolve(
+pub(crate) fn resolve(
     manifest: &Manifest,
     settings: &Settings,
     source: InputSource,
@@ -63,7 +63,7 @@ pub fn resolve(
 }
 
 /// What the cache holds of a manifest's artifacts, for a dry run: never uses the network.
-pub enum Cached {
+pub(crate) enum Cached {
     /// Every artifact is cached and verified.
     All(Inputs),
     /// These are not (`file (manifest:line)` each); a real run downloads them.
@@ -71,7 +71,7 @@ pub enum Cached {
 }
 
 /// Looks the manifest's artifacts up in the cache (as `--offline` does), downloading nothing.
-pub fn cached(
+pub(crate) fn cached(
     manifest: &Manifest,
     settings: &Settings,
     reporter: &Reporter,
@@ -96,7 +96,7 @@ fn from_fetch(report: &FetchReport) -> Inputs {
 }
 
 /// Where the distribution a layout copies (and the seal it is checked against) comes from.
-pub enum DistSource<'a> {
+pub(crate) enum DistSource<'a> {
     /// A built distribution (checked against its seal first); its seal is the reference.
     Dir(&'a Path),
     /// An offline bundle: the seal its artifacts produce, built into a temporary folder.
@@ -107,7 +107,7 @@ pub enum DistSource<'a> {
 }
 
 /// The seal a tree must carry to hold what the manifest (or bundle) builds.
-pub struct Reference {
+pub(crate) struct Reference {
     /// The seal a build produces (for `--dist`, that distribution's own seal).
     pub seal: Seal,
     /// What it was computed from.
@@ -123,7 +123,7 @@ enum RefKind {
 /// The seal the manifest (or bundle, or `--dist` distribution) produces. Builds are
 /// byte-identical for the same inputs, so this is computed from the verified artifacts
 /// without writing anything; artifacts missing from the cache are downloaded.
-pub fn reference(
+pub(crate) fn reference(
     manifest: &Manifest,
     settings: &Settings,
     source: DistSource,
@@ -135,7 +135,7 @@ pub fn reference(
 
 /// Like [`reference`], but downloads nothing (for a dry run): `None` when some artifact is
 /// not in the cache.
-pub fn cached_reference(
+pub(crate) fn cached_reference(
     manifest: &Manifest,
     settings: &Settings,
     source: DistSource,
@@ -215,7 +215,7 @@ fn reference_from(
 }
 
 /// A sealed distribution ready to copy; a temporary one is removed when this is dropped.
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The folder.
     pub dir: PathBuf,
     /// Its seal (the reference's).
@@ -225,7 +225,7 @@ pub struct Prepared {
 
 /// Makes the sealed distribution a layout copies, holding exactly the reference seal: the
 /// given distribution, the cached build while it matches, or a new build.
-pub fn prepare_distribution(
+pub(crate) fn prepare_distribution(
     manifest: &Manifest,
     settings: &Settings,
     reference: &Reference,

@@ -71,7 +71,7 @@ impl LayoutError {
 
 /// Where one node's VU folders go on this machine.
 #[derive(Debug, Clone)]
-pub struct NodeTarget {
+pub(crate) struct NodeTarget {
     /// The node.
     pub node: Node,
     /// The local folder that holds its VU folders.
@@ -81,7 +81,7 @@ pub struct NodeTarget {
 /// What a VU folder holds now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum Found {
+pub(crate) enum Found {
     /// Nothing (or an empty folder).
     Absent,
     /// This manifest's distribution, matching its seal.
@@ -111,7 +111,7 @@ pub enum Found {
 /// What the layout does to a VU folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Copy the distribution into a new folder.
     Create,
     /// Nothing: it already matches.
@@ -145,7 +145,7 @@ impl Action {
 
 /// One VU in the plan.
 #[derive(Debug, Clone, Serialize)]
-pub struct VuPlan {
+pub(crate) struct VuPlan {
     /// The core, VU and Windows paths.
     #[serde(flatten)]
     pub pair: Pair,
@@ -159,7 +159,7 @@ pub struct VuPlan {
 
 /// The whole plan.
 #[derive(Debug, Clone, Serialize)]
-pub struct LayoutPlan {
+pub(crate) struct LayoutPlan {
     /// Every VU of the selected nodes.
     pub vus: Vec<VuPlan>,
     /// True for `--dry-run`.
@@ -168,7 +168,7 @@ pub struct LayoutPlan {
 
 /// The result of a layout.
 #[derive(Debug, Clone, Serialize)]
-pub struct LayoutReport {
+pub(crate) struct LayoutReport {
     /// Manifest name.
     pub manifest: String,
     /// The seal every VU now matches (none in a dry run).
@@ -186,7 +186,7 @@ pub struct LayoutReport {
 }
 
 /// Decides which nodes to lay out and where, from `--out`, `--node` and `--vu-root`.
-pub fn targets(
+pub(crate) fn targets(
     topology: &Topology,
     out: Option<&Path>,
     node: Option<&str>,
@@ -227,13 +227,13 @@ pub fn targets(
 }
 
 /// The local folder of a VU's distribution under a node root.
-pub fn vu_dir(root: &Path, vu: &str) -> PathBuf {
+pub(crate) fn vu_dir(root: &Path, vu: &str) -> PathBuf {
     root.join(vu).join("Python").join("External")
 }
 
 /// Looks at what a VU folder holds (hashing it against its seal, and comparing that seal with
 /// `expected`, the seal the manifest or bundle produces, when known), changing nothing.
-pub fn inspect(
+pub(crate) fn inspect(
     dir: &Path,
     manifest: &Manifest,
     expected: Option<&Seal>,
@@ -294,7 +294,7 @@ fn deviation_summary(d: &[seal::Deviation]) -> String {
 }
 
 /// One line on what differs.
-pub fn summary(v: &Verification) -> String {
+pub(crate) fn summary(v: &Verification) -> String {
     let mut parts = Vec::new();
     if v.seal_altered {
         parts.push("seal altered".to_string());
@@ -335,7 +335,7 @@ pub fn summary(v: &Verification) -> String {
 
 /// Decides what to do with every VU of the targets, comparing each with `expected` (the
 /// seal the manifest or bundle produces) when known.
-pub fn plan(
+pub(crate) fn plan(
     topology: &Topology,
     targets: &[NodeTarget],
     manifest: &Manifest,
@@ -371,7 +371,7 @@ pub fn plan(
 
 /// Carries out the plan: copies `dist` (sealed by `seal`) into every VU that needs it, in
 /// parallel; each copy is verified against the seal before it is renamed into place.
-pub fn execute(
+pub(crate) fn execute(
     plan: &LayoutPlan,
     targets: &[NodeTarget],
     dist: &Path,
@@ -412,7 +412,7 @@ pub fn execute(
 /// are written into every target, and each written file is read back and compared with
 /// them. So the source is hashed once, not once per copy, and every copy is verified byte
 /// for byte against bytes that matched the seal. One result per target, in order.
-pub fn copy_verified(
+pub(crate) fn copy_verified(
     dist: &Path,
     seal: &Seal,
     targets: &[&Path],
@@ -540,7 +540,7 @@ fn write_compared(to: &Path, rel: &str, bytes: &[u8], target: &Path) -> Result<(
 }
 
 /// Writes `pairing.json` into `out` (through a temporary file renamed into place).
-pub fn write_pairing(
+pub(crate) fn write_pairing(
     out: &Path,
     topology: &Topology,
     manifest: &Manifest,
@@ -571,12 +571,12 @@ pub fn write_pairing(
 
 impl LayoutPlan {
     /// True when some VU folder will be written.
-    pub fn writes(&self) -> bool {
+    pub(crate) fn writes(&self) -> bool {
         self.vus.iter().any(|v| v.action.writes())
     }
 
     /// The seal digest of VU folders that already match, if any.
-    pub fn matching_seal(&self) -> Option<Sha256Digest> {
+    pub(crate) fn matching_seal(&self) -> Option<Sha256Digest> {
         self.vus
             .iter()
             .filter(|v| v.found == Found::Matches)
@@ -584,7 +584,7 @@ impl LayoutPlan {
     }
 
     /// The report of this plan before anything is done (what `--dry-run` shows).
-    pub fn report(&self, manifest: &Manifest) -> LayoutReport {
+    pub(crate) fn report(&self, manifest: &Manifest) -> LayoutReport {
         LayoutReport {
             manifest: manifest.name.clone(),
             seal_digest: None,
@@ -603,7 +603,7 @@ impl LayoutPlan {
 
 impl LayoutReport {
     /// The pairing table with what happened to each VU, and a summary line.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let rows: Vec<[String; 5]> = self
             .vus
             .iter()
@@ -680,7 +680,7 @@ fn short(d: Option<Sha256Digest>) -> String {
 
 /// The check of one VU (`extpy verify --topology`).
 #[derive(Debug, Clone, Serialize)]
-pub struct VuCheck {
+pub(crate) struct VuCheck {
     /// The core, VU and Windows paths.
     #[serde(flatten)]
     pub pair: Pair,
@@ -699,7 +699,7 @@ pub struct VuCheck {
 /// Checks every VU of the targets (the vendor's "verify that the Python distribution was
 /// copied to the VU folder") against its own seal and against `expected`, the seal the
 /// manifest or bundle produces.
-pub fn check(
+pub(crate) fn check(
     topology: &Topology,
     targets: &[NodeTarget],
     manifest: &Manifest,
@@ -726,7 +726,7 @@ pub fn check(
 }
 
 /// One line per VU.
-pub fn render_checks(checks: &[VuCheck]) -> String {
+pub(crate) fn render_checks(checks: &[VuCheck]) -> String {
     let mut out = String::new();
     for c in checks {
         let (tag, what) = match &c.found {

@@ -1,30 +1,31 @@
 //! extpy: fetch, verify, build and lay out the External Python that the CEM component of
 //! Sinch Contact Pro needs, and write the runbook that goes with it.
+#![warn(unreachable_pub)]
 
-pub mod audit;
-pub mod cache;
+pub(crate) mod audit;
+pub(crate) mod cache;
 pub mod commands;
 pub mod config;
-pub mod digest;
+pub(crate) mod digest;
 pub mod doctor;
 pub mod error;
-pub mod exit;
-pub mod fetch;
-pub mod fsio;
-pub mod inputs;
-pub mod layout;
-pub mod limits;
-pub mod lock;
+pub(crate) mod exit;
+pub(crate) mod fetch;
+pub(crate) mod fsio;
+pub(crate) mod inputs;
+pub(crate) mod layout;
+pub(crate) mod limits;
+pub(crate) mod lock;
 pub mod mail;
-pub mod manifest;
-pub mod net;
-pub mod parse;
+pub(crate) mod manifest;
+pub(crate) mod net;
+pub(crate) mod parse;
 pub mod report;
 pub mod rollout;
-pub mod source;
-pub mod topology;
+pub(crate) mod source;
+pub(crate) mod topology;
 pub mod version;
-pub mod wintext;
+pub(crate) mod wintext;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
 ///
@@ -68,10 +69,10 @@ pub fn parallel<T: Sync, R: Send>(
         })
         .collect()
 }
-pub mod archive;
-pub mod assemble;
-pub mod bundle;
-pub mod place;
+pub(crate) mod archive;
+pub(crate) mod assemble;
+pub(crate) mod bundle;
+pub(crate) mod place;
 pub mod runbook;
 
 /// Threads for local work (hashing, extracting, copying): `--jobs`, but no more than the

@@ -7,20 +7,20 @@ use std::io::{self, Read};
 use std::path::Path;
 
 /// Manifests, topologies and bundle manifests (YAML).
-pub const MAX_YAML: u64 = 4 << 20;
+pub(crate) const MAX_YAML: u64 = 4 << 20;
 /// Seals and reports (JSON); a seal lists every file of a distribution.
-pub const MAX_JSON: u64 = 64 << 20;
+pub(crate) const MAX_JSON: u64 = 64 << 20;
 /// PEM certificate files.
-pub const MAX_PEM: u64 = 4 << 20;
+pub(crate) const MAX_PEM: u64 = 4 << 20;
 /// Deepest YAML nesting accepted (real manifests and topologies use fewer than 10 levels).
-pub const MAX_YAML_DEPTH: usize = 64;
+pub(crate) const MAX_YAML_DEPTH: usize = 64;
 
 /// Reads a whole regular file of at most `max` bytes.
 ///
 /// A device, FIFO, socket or folder is refused before it is opened (opening a FIFO would
 /// wait for a writer), and reading stops at `max + 1` bytes, so neither `/dev/zero` nor a
 /// growing file can fill memory.
-pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     check_regular(&std::fs::metadata(path)?)?;
     let file = File::open(path)?;
     check_regular(&file.metadata()?)?;
@@ -39,7 +39,7 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 }
 
 /// [`read_regular`] for text: the bytes must be UTF-8.
-pub fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
+pub(crate) fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
     String::from_utf8(read_regular(path, max)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
 }
@@ -64,7 +64,7 @@ fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
 /// parser takes seconds to reject 100,000 levels, this scan takes one pass. Block nesting
 /// is bounded through indentation and `- ` markers on a line, flow nesting by counting
 /// `[`/`{` outside quotes and comments. Returns the 1-based line that goes too deep.
-pub fn check_yaml_nesting(text: &str, max: usize) -> Result<(), usize> {
+pub(crate) fn check_yaml_nesting(text: &str, max: usize) -> Result<(), usize> {
     let mut flow = 0usize;
     let (mut single, mut double) = (false, false);
     for (i, line) in text.lines().enumerate() {

@@ -7,14 +7,14 @@ use std::fmt;
 ///
 /// Errors raised inside a visitor carry the scalar's own position; errors raised after
 /// `String::deserialize` would point at the enclosing mapping instead.
-pub struct ParseVisitor<T> {
+pub(crate) struct ParseVisitor<T> {
     expecting: &'static str,
     _t: std::marker::PhantomData<T>,
 }
 
 impl<T> ParseVisitor<T> {
     /// A visitor that describes what it expects with `expecting`.
-    pub fn new(expecting: &'static str) -> Self {
+    pub(crate) fn new(expecting: &'static str) -> Self {
         Self {
             expecting,
             _t: std::marker::PhantomData,

@@ -297,7 +297,7 @@ fn is_python_image(p: &Path) -> bool {
 
 /// A temporary folder beside `target`, to be committed into place.
 #[derive(Debug)]
-pub struct Staging {
+pub(crate) struct Staging {
     target: PathBuf,
     temp: PathBuf,
     _lock: Option<File>,
@@ -313,13 +313,13 @@ struct Leftovers {
 
 impl Staging {
     /// Locks `target`, clears leftovers of killed runs, and creates the temporary folder.
-    pub fn begin(target: &Path, reporter: &Reporter) -> Result<Self, PlaceError> {
+    pub(crate) fn begin(target: &Path, reporter: &Reporter) -> Result<Self, PlaceError> {
         Self::begin_with(target, true, Mover::new(reporter))
     }
 
     /// Like [`Staging::begin`] for a caller that already holds a lock covering `target`
     /// (see [`lock_folder`]), so no lock file is put beside it.
-    pub fn begin_locked(target: &Path, reporter: &Reporter) -> Result<Self, PlaceError> {
+    pub(crate) fn begin_locked(target: &Path, reporter: &Reporter) -> Result<Self, PlaceError> {
         Self::begin_with(target, false, Mover::new(reporter))
     }
 
@@ -371,17 +371,12 @@ impl Staging {
     }
 
     /// The temporary folder to write into.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.temp
     }
 
-    /// The final path.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     /// Puts the temporary folder in place of the target (which may exist).
-    pub fn commit(mut self) -> Result<(), PlaceError> {
+    pub(crate) fn commit(mut self) -> Result<(), PlaceError> {
         let (parent, name) = parent_and_name(&self.target);
         if !self.target.exists() {
             self.mover
@@ -475,7 +470,7 @@ fn restore_previous(target: &Path, olds: Vec<PathBuf>, mover: &Mover) -> Result<
 }
 
 /// Holds an exclusive lock on `<dir>/.extpy.lock` (creating `dir`) until dropped.
-pub fn lock_folder(dir: &Path) -> Result<File, IoError> {
+pub(crate) fn lock_folder(dir: &Path) -> Result<File, IoError> {
     fs::create_dir_all(dir).map_err(at(dir, "cannot create the folder"))?;
     lock_file(&dir.join(".extpy.lock"))
 }
@@ -524,7 +519,7 @@ fn leftovers(parent: &Path, name: &str, case_insensitive: bool) -> Leftovers {
 }
 
 /// A temporary folder (removed when dropped) for files extpy unpacks on its way.
-pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, IoError> {
+pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, IoError> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
@@ -538,7 +533,7 @@ pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, IoError> {
 }
 
 /// Writes a file through a temporary sibling renamed into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     let parent = path
         .parent()
         .map(Path::to_path_buf)

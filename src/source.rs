@@ -10,9 +10,9 @@ use crate::manifest::{Artifact, ArtifactKind, Manifest};
 use crate::net::{Client, NetError};
 
 /// The default package index (the one place its address lives).
-pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple/";
+pub(crate) const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple/";
 /// The default python mirror: python.org's download area.
-pub const DEFAULT_PYTHON_MIRROR: &str = "https://www.python.org/ftp/python/";
+pub(crate) const DEFAULT_PYTHON_MIRROR: &str = "https://www.python.org/ftp/python/";
 
 const SIMPLE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
@@ -102,7 +102,7 @@ impl SourceError {
 
 /// A file as an index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
+pub(crate) struct IndexEntry {
     /// Its download URL, absolute.
     pub url: Url,
     /// Its sha256 when the index publishes one.
@@ -242,7 +242,7 @@ fn base_url(what: &'static str, value: &str) -> Result<Url, SourceError> {
 }
 
 /// Finds `file` in a Simple API page, JSON (PEP 691) or HTML (PEP 503), by content type.
-pub fn parse_simple_page(
+pub(crate) fn parse_simple_page(
     page_url: &Url,
     content_type: &str,
     body: &[u8],
@@ -260,7 +260,7 @@ pub fn parse_simple_page(
 
 /// A file as a project page lists it, with everything a resolver needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedFile {
+pub(crate) struct ListedFile {
     /// The file name.
     pub filename: String,
     /// Its download URL, absolute, without fragment.
@@ -278,7 +278,7 @@ pub struct ListedFile {
 }
 
 /// Every file of a Simple API project page, JSON (PEP 691) or HTML (PEP 503), by content type.
-pub fn parse_project_page(
+pub(crate) fn parse_project_page(
     page_url: &Url,
     content_type: &str,
     body: &[u8],

@@ -11,7 +11,7 @@ use crate::archive::check_windows_component;
 use crate::manifest::yaml::{self, InputError, Origin};
 
 /// The VU name prefix the vendor documents.
-pub const DEFAULT_VU_PREFIX: &str = "ExternalPython";
+pub(crate) const DEFAULT_VU_PREFIX: &str = "ExternalPython";
 
 /// An absolute Windows path (`D:\SCP\vu`, `\\server\share\vu`), kept in Windows form for
 /// rendering whatever the machine extpy runs on.
@@ -433,7 +433,7 @@ impl Topology {
 /// A host name (letters, digits, `-` and `_` in dot-separated labels, at most 253
 /// characters) or an IPv4/IPv6 address; anything else could be a template or an option to
 /// the tools that get it.
-pub fn check_host(host: &str) -> Result<(), &'static str> {
+pub(crate) fn check_host(host: &str) -> Result<(), &'static str> {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
@@ -462,7 +462,7 @@ pub fn check_host(host: &str) -> Result<(), &'static str> {
 }
 
 /// The number at the end of a core's name (`Core12` → 12).
-pub fn core_number(core: &str) -> Option<u32> {
+pub(crate) fn core_number(core: &str) -> Option<u32> {
     let digits: String = core
         .chars()
         .rev()
@@ -478,7 +478,7 @@ pub fn core_number(core: &str) -> Option<u32> {
 }
 
 /// A plain text table with aligned columns.
-pub fn render_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
+pub(crate) fn render_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 /// `bytes` as text, whatever a Windows tool wrote: a BOM is dropped, UTF-16 decoded.
 /// CRLF stays (every parser of extpy's inputs reads it); the error says what is wrong.
-pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, String> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, String> {
     if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
         return utf8(rest);
     }

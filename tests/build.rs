@@ -714,8 +714,7 @@ fn verify_detects_an_edited_seal() {
     for f in doc["files"].as_array_mut().unwrap() {
         if f["path"] == "LICENSE.txt" {
             f["size"] = 8.into();
-            f["sha256"] = support::sha256_hex(b"changed\n")
-                .into();
+            f["sha256"] = support::sha256_hex(b"changed\n").into();
         }
     }
     fs::write(&seal, serde_json::to_string_pretty(&doc).unwrap()).unwrap();

@@ -110,10 +110,7 @@ fn two_creates_at_different_times_and_cache_orders_give_identical_bytes() {
         fs::read(&b).unwrap(),
         "the bytes are the same"
     );
-    assert_eq!(
-        first,
-        support::sha256_hex(&fs::read(&a).unwrap())
-    );
+    assert_eq!(first, support::sha256_hex(&fs::read(&a).unwrap()));
 }
 
 #[test]
@@ -311,7 +308,7 @@ fn replace_consistently(all: &mut Vec<(String, Vec<u8>)>, name: &str, data: Opti
     let sums: String = all
         .iter()
         .filter(|(n, _)| n != "SHA256SUMS")
-        .map(|(n, d)| format!("{}  {n}\r\n", extpy::digest::Sha256Digest::of(d)))
+        .map(|(n, d)| format!("{}  {n}\r\n", support::sha256_hex(d)))
         .collect();
     for (n, d) in all.iter_mut() {
         if n == "SHA256SUMS" {

@@ -55,10 +55,7 @@ fn json_document_lists_every_artifact() {
     assert_eq!(arts[0]["kind"], "embeddable");
     assert_eq!(arts[0]["from"], "network");
     assert_eq!(arts[0]["size"], w.embed.len());
-    assert_eq!(
-        arts[0]["sha256"],
-        support::sha256_hex(&w.embed)
-    );
+    assert_eq!(arts[0]["sha256"], support::sha256_hex(&w.embed));
     assert!(arts[0]["url"].as_str().unwrap().ends_with(&w.embed_path()));
     assert_eq!(arts[1]["kind"], "wheel");
     assert_eq!(
@@ -757,10 +754,10 @@ fn a_killed_run_is_continued_by_the_next_one() {
     w.mirror
         .fault(&path, Fault::StallAfter(got, Duration::from_secs(30)));
     let mut child = w.cmd().args(["fetch", "--jobs", "1"]).spawn().unwrap();
-    let part = w.cache.join("partial").join(format!(
-        "{}.part",
-        support::sha256_hex(&w.embed)
-    ));
+    let part = w
+        .cache
+        .join("partial")
+        .join(format!("{}.part", support::sha256_hex(&w.embed)));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < got as u64 {
         assert!(

@@ -2,11 +2,11 @@
 //! `Lib\site-packages`, `pythonXY._pth` edited, the seal written; built beside the
 //! destination and renamed into place only when complete.
 
-pub mod pth;
-pub mod requires;
-pub mod sbom;
-pub mod seal;
-pub mod wheel;
+pub(crate) mod pth;
+pub(crate) mod requires;
+pub(crate) mod sbom;
+pub(crate) mod seal;
+pub(crate) mod wheel;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ use seal::{
 use wheel::{WheelError, WheelPlan};
 
 /// Where `extpy build` puts the distribution when no destination is given (as `get-py.ps1` did).
-pub const DEFAULT_DEST: &str = "contents/Python/external";
+pub(crate) const DEFAULT_DEST: &str = "contents/Python/external";
 
 /// Why a build failed. Whatever happened, the previous destination is as it was.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ pub struct Inputs {
 
 /// Build settings.
 #[derive(Debug, Clone)]
-pub struct BuildOptions {
+pub(crate) struct BuildOptions {
     /// Destination folder.
     pub dest: PathBuf,
     /// Replace a destination extpy did not build.
@@ -109,7 +109,7 @@ pub struct BuildOptions {
 
 /// What a build will do; computed before anything is written.
 #[derive(Debug, Clone)]
-pub struct BuildPlan {
+pub(crate) struct BuildPlan {
     /// Absolute destination.
     pub dest: PathBuf,
     /// What is at the destination now.
@@ -130,7 +130,7 @@ pub struct BuildPlan {
 
 /// A dry run's account of a plan.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanSummary {
+pub(crate) struct PlanSummary {
     /// Absolute destination.
     pub dest: PathBuf,
     /// `absent`, `empty`, `sealed` or `foreign`.
@@ -151,7 +151,7 @@ pub struct PlanSummary {
 
 impl PlanSummary {
     /// The human rendering.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let action = match self.dest_now {
             "absent" => "create",
             _ => "replace",
@@ -187,7 +187,7 @@ impl PlanSummary {
 
 impl BuildPlan {
     /// What the plan would do, for `--dry-run`.
-    pub fn summary(&self) -> PlanSummary {
+    pub(crate) fn summary(&self) -> PlanSummary {
         PlanSummary {
             dest: self.dest.clone(),
             dest_now: dest_now(self.replaces),
@@ -216,7 +216,7 @@ fn dest_now(state: DestState) -> &'static str {
 
 /// What a dry run can say when some artifacts are not in the cache: the destination, the
 /// pinned packages, and what a real run would download (nothing is downloaded).
-pub fn summary_without_inputs(
+pub(crate) fn summary_without_inputs(
     manifest: &Manifest,
     options: &BuildOptions,
     to_download: Vec<String>,
@@ -250,7 +250,7 @@ fn check_dest(options: &BuildOptions) -> Result<(PathBuf, DestState), BuildError
 
 /// What a build did.
 #[derive(Debug, Clone, Serialize)]
-pub struct BuildReport {
+pub(crate) struct BuildReport {
     /// Absolute destination.
     pub dest: PathBuf,
     /// Manifest name.
@@ -278,12 +278,12 @@ pub struct BuildReport {
 }
 
 /// The absolute destination as the user will see it.
-pub fn absolute_dest(dest: &Path) -> PathBuf {
+pub(crate) fn absolute_dest(dest: &Path) -> PathBuf {
     std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf())
 }
 
 /// Decides everything a build does, reading the archives but writing nothing.
-pub fn plan(
+pub(crate) fn plan(
     manifest: &Manifest,
     inputs: &Inputs,
     options: &BuildOptions,
@@ -296,7 +296,7 @@ pub fn plan(
 /// every file is decompressed and hashed as a build would write it. Builds are byte-identical
 /// for the same inputs, so a tree whose seal differs from this one was not built from them
 /// as it stands, however consistent its own seal is.
-pub fn expected_seal(
+pub(crate) fn expected_seal(
     manifest: &Manifest,
     inputs: &Inputs,
     jobs: usize,
@@ -396,7 +396,7 @@ fn plan_at(
 }
 
 /// Carries out a plan: writes into a sibling folder, seals it, and swaps it into place.
-pub fn execute(
+pub(crate) fn execute(
     plan: &BuildPlan,
     manifest: &Manifest,
     options: &BuildOptions,
@@ -547,7 +547,7 @@ fn produce(
 }
 
 /// Plans and executes a build.
-pub fn build(
+pub(crate) fn build(
     manifest: &Manifest,
     inputs: &Inputs,
     options: &BuildOptions,
@@ -581,7 +581,7 @@ fn create_folders(root: &Path, plan: &BuildPlan) -> Result<(), BuildError> {
 
 impl BuildReport {
     /// The human result.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = format!(
             "Built CPython {} ({}) with {} packages: {} files, {}, seal {}\n",
             self.python,

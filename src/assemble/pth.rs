@@ -5,18 +5,18 @@
 /// the Windows certificate store (`runtime_trust: system`). `site` runs a `.pth` line that
 /// starts with `import` at every interpreter start, which it does only because the `._pth`
 /// file enables `import site` (see [`enable_site_packages`]).
-pub const TRUSTSTORE_HOOK: &str = "extpy-truststore.pth";
+pub(crate) const TRUSTSTORE_HOOK: &str = "extpy-truststore.pth";
 
 /// The hook's one line: truststore replaces `ssl.SSLContext` before anything imports
 /// requests or urllib3.
-pub const TRUSTSTORE_HOOK_TEXT: &str = "import truststore; truststore.inject_into_ssl()\n";
+pub(crate) const TRUSTSTORE_HOOK_TEXT: &str = "import truststore; truststore.inject_into_ssl()\n";
 
 /// The path line extpy guarantees.
-pub const SITE_PACKAGES_LINE: &str = "Lib\\site-packages";
+pub(crate) const SITE_PACKAGES_LINE: &str = "Lib\\site-packages";
 
 /// Returns `text` with `Lib\site-packages` listed and `import site` enabled, each exactly
 /// once, every other line kept in order, and the file's own line endings.
-pub fn enable_site_packages(text: &str) -> String {
+pub(crate) fn enable_site_packages(text: &str) -> String {
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut lines: Vec<String> = Vec::new();
     let mut has_site_packages = false;

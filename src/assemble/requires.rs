@@ -14,7 +14,7 @@ use crate::manifest::{Platform, PythonVersion, normalize_name};
 
 /// A requirement as a wheel's metadata states it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requirement {
+pub(crate) struct Requirement {
     /// Normalized project name.
     pub name: String,
     /// Requested extras, normalized.
@@ -29,7 +29,7 @@ pub struct Requirement {
 
 /// A PEP 508 environment marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Marker {
+pub(crate) enum Marker {
     /// Both.
     And(Box<Marker>, Box<Marker>),
     /// Either.
@@ -40,7 +40,7 @@ pub enum Marker {
 
 /// One side of a marker comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operand {
+pub(crate) enum Operand {
     /// A marker variable (`python_version`).
     Variable(String),
     /// A quoted string.
@@ -49,13 +49,13 @@ pub enum Operand {
 
 /// The environment a marker is evaluated in: the target, not this machine.
 #[derive(Debug, Clone)]
-pub struct Environment {
+pub(crate) struct Environment {
     vars: BTreeMap<&'static str, String>,
 }
 
 impl Environment {
     /// CPython `python` on Windows `platform`.
-    pub fn target(python: PythonVersion, platform: Platform) -> Self {
+    pub(crate) fn target(python: PythonVersion, platform: Platform) -> Self {
         let machine = match platform {
             Platform::WinAmd64 => "AMD64",
             Platform::Win32 => "x86",
@@ -80,7 +80,7 @@ impl Environment {
 }
 
 /// Parses one `Requires-Dist` value.
-pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
+pub(crate) fn parse_requirement(text: &str) -> Result<Requirement, String> {
     let (spec, marker) = match text.split_once(';') {
         Some((s, m)) => (s.trim(), Some(parse_marker(m.trim())?)),
         None => (text.trim(), None),
@@ -137,7 +137,7 @@ pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
 }
 
 /// Parses a marker expression (`python_version < "3.11" and extra == 'socks'`).
-pub fn parse_marker(text: &str) -> Result<Marker, String> {
+pub(crate) fn parse_marker(text: &str) -> Result<Marker, String> {
     let tokens = tokenize(text)?;
     let mut pos = 0;
     let m =
@@ -260,7 +260,7 @@ fn operand(t: &Token) -> Option<Operand> {
 
 impl Marker {
     /// True in `env` for a package installed with `extra` (or none).
-    pub fn evaluate(&self, env: &Environment, extra: Option<&str>) -> bool {
+    pub(crate) fn evaluate(&self, env: &Environment, extra: Option<&str>) -> bool {
         match self {
             Marker::And(a, b) => a.evaluate(env, extra) && b.evaluate(env, extra),
             Marker::Or(a, b) => a.evaluate(env, extra) || b.evaluate(env, extra),
@@ -356,7 +356,7 @@ fn compare(a: &Version, b: &Version) -> Ordering {
 }
 
 /// True when `version` satisfies `op spec` (PEP 440, simplified to what wheel metadata uses).
-pub fn matches_specifier(version: &str, op: &str, spec: &str) -> bool {
+pub(crate) fn matches_specifier(version: &str, op: &str, spec: &str) -> bool {
     if op == "===" {
         return version == spec;
     }
@@ -393,7 +393,7 @@ pub fn matches_specifier(version: &str, op: &str, spec: &str) -> bool {
 
 /// A pinned package and what its metadata requires.
 #[derive(Debug, Clone)]
-pub struct Package {
+pub(crate) struct Package {
     /// Project name as in its metadata.
     pub name: String,
     /// Version.
@@ -404,7 +404,7 @@ pub struct Package {
 
 /// What the pinned set's metadata says about itself, for the target.
 #[derive(Debug, Clone, Default)]
-pub struct Graph {
+pub(crate) struct Graph {
     /// Per package (normalized name): the pinned packages its requirements name, with the
     /// markers true for the target and the extras asked of it followed.
     pub edges: BTreeMap<String, BTreeSet<String>>,
@@ -413,13 +413,13 @@ pub struct Graph {
 }
 
 /// Every requirement of `packages` that no pinned wheel meets, in words.
-pub fn unmet(packages: &[Package], env: &Environment) -> Vec<String> {
+pub(crate) fn unmet(packages: &[Package], env: &Environment) -> Vec<String> {
     graph(packages, env).unmet
 }
 
 /// Evaluates every `Requires-Dist` of `packages` for `env`: which pinned package needs
 /// which, and which requirements no pin meets.
-pub fn graph(packages: &[Package], env: &Environment) -> Graph {
+pub(crate) fn graph(packages: &[Package], env: &Environment) -> Graph {
     let by_name: BTreeMap<String, &Package> = packages
         .iter()
         .map(|p| (normalize_name(&p.name), p))

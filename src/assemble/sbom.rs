@@ -24,7 +24,7 @@ use crate::digest::Sha256Digest;
 use crate::manifest::{Manifest, Platform, PythonVersion, normalize_name};
 
 /// The SBOM's file name, at a distribution's root and in a bundle.
-pub const SBOM_FILE: &str = "extpy-sbom.cdx.json";
+pub(crate) const SBOM_FILE: &str = "extpy-sbom.cdx.json";
 const SPEC_VERSION: &str = "1.6";
 /// Longest `License` value used as a licence name; a longer one (a whole licence text) is
 /// kept as the licence's text, named by its first line.
@@ -33,7 +33,7 @@ const NAME_MAX: usize = 100;
 /// The licence a wheel's METADATA declares: `License-Expression` (PEP 639), else `License`,
 /// else the `License ::` classifiers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Licence {
+pub(crate) struct Licence {
     /// `License-Expression` (SPDX).
     pub expression: Option<String>,
     /// `License` (free text).
@@ -104,7 +104,7 @@ impl Licence {
 
 /// An installed package as the SBOM describes it.
 #[derive(Debug, Clone)]
-pub struct Package {
+pub(crate) struct Package {
     /// Project name as in its metadata.
     pub name: String,
     /// Version.
@@ -121,7 +121,7 @@ pub struct Package {
 
 /// What an SBOM describes.
 #[derive(Debug, Clone)]
-pub struct Subject {
+pub(crate) struct Subject {
     /// The manifest's name.
     pub manifest: String,
     /// The manifest's digest.
@@ -140,7 +140,7 @@ pub struct Subject {
 
 impl Subject {
     /// The subject of a build: the manifest and its planned wheels.
-    pub fn of_plan(manifest: &Manifest, wheels: &[WheelPlan]) -> Self {
+    pub(crate) fn of_plan(manifest: &Manifest, wheels: &[WheelPlan]) -> Self {
         Subject {
             manifest: manifest.name.clone(),
             manifest_sha256: manifest.digest,
@@ -163,7 +163,7 @@ impl Subject {
     }
 
     /// The CycloneDX document.
-    pub fn document(&self) -> Bom {
+    pub(crate) fn document(&self) -> Bom {
         let python_ref = format!("pkg:generic/python@{}", escape(&self.python.to_string()));
         let mut components = vec![Component {
             kind: "platform".into(),
@@ -341,7 +341,7 @@ fn serial_of(bytes: &[u8]) -> String {
 /// A CycloneDX document (the part extpy writes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Bom {
+pub(crate) struct Bom {
     /// `CycloneDX`.
     #[serde(rename = "bomFormat")]
     pub bom_format: String,
@@ -368,7 +368,7 @@ pub struct Bom {
 /// The document's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     /// extpy.
     pub tools: Tools,
     /// The distribution.
@@ -380,7 +380,7 @@ pub struct Metadata {
 /// The tools that made the document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tools {
+pub(crate) struct Tools {
     /// extpy.
     pub components: Vec<Tool>,
 }
@@ -388,7 +388,7 @@ pub struct Tools {
 /// A tool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tool {
+pub(crate) struct Tool {
     /// `application`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -401,7 +401,7 @@ pub struct Tool {
 /// The distribution the document describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Root {
+pub(crate) struct Root {
     /// `application`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -417,7 +417,7 @@ pub struct Root {
 /// A name and value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Property {
+pub(crate) struct Property {
     /// Name.
     pub name: String,
     /// Value.
@@ -427,7 +427,7 @@ pub struct Property {
 /// CPython or a wheel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Component {
+pub(crate) struct Component {
     /// `platform` (CPython) or `library`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -459,7 +459,7 @@ pub struct Component {
 /// An organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Supplier {
+pub(crate) struct Supplier {
     /// Its name.
     pub name: String,
 }
@@ -467,7 +467,7 @@ pub struct Supplier {
 /// A digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Hash {
+pub(crate) struct Hash {
     /// `SHA-256`.
     pub alg: String,
     /// Hex.
@@ -486,7 +486,7 @@ impl Hash {
 /// A licence or an SPDX expression.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
-pub enum LicenseChoice {
+pub(crate) enum LicenseChoice {
     /// An SPDX expression.
     Expression {
         /// The expression.
@@ -505,7 +505,7 @@ pub enum LicenseChoice {
 /// A licence by SPDX id or name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct License {
+pub(crate) struct License {
     /// SPDX id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -523,7 +523,7 @@ pub struct License {
 /// A licence text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Attachment {
+pub(crate) struct Attachment {
     /// `text/plain`.
     #[serde(rename = "contentType")]
     pub content_type: String,
@@ -534,7 +534,7 @@ pub struct Attachment {
 /// One node of the dependency graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Dependency {
+pub(crate) struct Dependency {
     /// The component.
     #[serde(rename = "ref")]
     pub bom_ref: String,
@@ -545,7 +545,7 @@ pub struct Dependency {
 
 impl Bom {
     /// The file's bytes: pretty JSON, stable order, trailing newline.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self)
             .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
         v.push(b'\n');
@@ -555,7 +555,7 @@ impl Bom {
 
 /// The SBOM's bytes for a build of `manifest` from the verified wheels at `wheels`
 /// (manifest order): what `bundle create` stores and `bundle verify` recomputes.
-pub fn for_wheels(
+pub(crate) fn for_wheels(
     manifest: &Manifest,
     wheels: &[std::path::PathBuf],
     jobs: usize,
@@ -566,7 +566,7 @@ pub fn for_wheels(
 
 /// Checks the SBOM of a built tree against the tree: it must be sealed, and equal to the
 /// document its seal and its installed `.dist-info` folders imply. Returns the problems.
-pub fn check(dir: &Path, seal: &Seal) -> Vec<String> {
+pub(crate) fn check(dir: &Path, seal: &Seal) -> Vec<String> {
     if !seal.files.iter().any(|f| f.path == SBOM_FILE) {
         return vec![format!(
             "the seal lists no {SBOM_FILE}: extpy writes one into every distribution it builds, so this one was built by an older extpy or its SBOM was removed and the seal rewritten\n  help: rebuild it with `extpy build`"

@@ -13,12 +13,12 @@ use crate::exit::ExitCode;
 use crate::fsio::{IoError, at};
 
 /// The seal's file name at a distribution's root.
-pub const SEAL_FILE: &str = "extpy-seal.json";
+pub(crate) const SEAL_FILE: &str = "extpy-seal.json";
 const FORMAT: &str = "extpy-seal/1";
 
 /// A file as sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealedFile {
+pub(crate) struct SealedFile {
     /// Relative path, `/`-separated.
     pub path: String,
     /// Size in bytes.
@@ -29,7 +29,7 @@ pub struct SealedFile {
 
 /// The manifest a distribution was built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealManifest {
+pub(crate) struct SealManifest {
     /// Its name.
     pub name: String,
     /// Its digest.
@@ -38,7 +38,7 @@ pub struct SealManifest {
 
 /// The CPython in the distribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealPython {
+pub(crate) struct SealPython {
     /// `3.12.10`.
     pub version: String,
     /// `win_amd64`.
@@ -51,7 +51,7 @@ pub struct SealPython {
 
 /// An installed package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealPackage {
+pub(crate) struct SealPackage {
     /// Project name as in its metadata.
     pub name: String,
     /// Version.
@@ -65,7 +65,7 @@ pub struct SealPackage {
 /// The seal of a distribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Seal {
+pub(crate) struct Seal {
     /// `extpy-seal/1`.
     pub format: String,
     /// Manifest identity.
@@ -131,7 +131,7 @@ impl SealError {
 
 impl Seal {
     /// A seal over `files` (sorted here) with its digest computed.
-    pub fn new(
+    pub(crate) fn new(
         manifest: SealManifest,
         python: SealPython,
         packages: Vec<SealPackage>,
@@ -151,7 +151,7 @@ impl Seal {
     }
 
     /// The digest the content implies (equal to `digest` unless the seal was edited).
-    pub fn compute_digest(&self) -> Sha256Digest {
+    pub(crate) fn compute_digest(&self) -> Sha256Digest {
         let body = Body {
             format: &self.format,
             manifest: &self.manifest,
@@ -167,7 +167,7 @@ impl Seal {
     }
 
     /// The seal file's bytes: pretty JSON, stable order, trailing newline.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self)
             .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
         v.push(b'\n');
@@ -175,7 +175,7 @@ impl Seal {
     }
 
     /// Reads the seal of `dir`; [`SealError::Corrupt`] when the file exists but does not parse.
-    pub fn read(dir: &Path) -> Result<Seal, SealError> {
+    pub(crate) fn read(dir: &Path) -> Result<Seal, SealError> {
         if !dir.is_dir() {
             return Err(SealError::NoFolder {
                 path: dir.to_path_buf(),
@@ -203,14 +203,14 @@ impl Seal {
     }
 
     /// Total bytes of sealed files.
-    pub fn total_size(&self) -> u64 {
+    pub(crate) fn total_size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
 }
 
 /// A file whose bytes differ from the seal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Changed {
+pub(crate) struct Changed {
     /// Relative path.
     pub path: String,
     /// Sealed size.
@@ -225,7 +225,7 @@ pub struct Changed {
 
 /// The outcome of verifying one folder.
 #[derive(Debug, Clone, Serialize)]
-pub struct Verification {
+pub(crate) struct Verification {
     /// The folder.
     pub path: PathBuf,
     /// True when everything matches.
@@ -264,7 +264,7 @@ pub struct Verification {
 /// What a tree was checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CheckedAgainst {
+pub(crate) enum CheckedAgainst {
     /// Only the seal found in the tree: that proves the files are as sealed (no accident),
     /// not that they are what the manifest builds (whoever can write the folder can reseal it).
     OwnSeal,
@@ -274,7 +274,7 @@ pub enum CheckedAgainst {
 
 impl CheckedAgainst {
     /// How the human report names the check.
-    pub fn words(self) -> &'static str {
+    pub(crate) fn words(self) -> &'static str {
         match self {
             CheckedAgainst::OwnSeal => "against its own seal only",
             CheckedAgainst::ExpectedSeal => "against the seal the manifest produces",
@@ -284,7 +284,7 @@ impl CheckedAgainst {
 
 /// A sealed file that is there in another form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Replaced {
+pub(crate) struct Replaced {
     /// The path the seal lists.
     pub path: String,
     /// What is there instead (`folder`, or the name on disk).
@@ -295,7 +295,7 @@ pub struct Replaced {
 
 /// A file where a tree's seal departs from the seal its manifest produces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Deviation {
+pub(crate) struct Deviation {
     /// Relative path (the seal file itself for a different manifest, Python or package list).
     pub path: String,
     /// `changed`, `missing` (the build has it, the tree does not) or `extra`.
@@ -304,7 +304,7 @@ pub struct Deviation {
 
 /// Where `found` departs from `expected`, file by file (the seal file when the identity
 /// parts differ); empty when the two seals are the same.
-pub fn deviations(expected: &Seal, found: &Seal) -> Vec<Deviation> {
+pub(crate) fn deviations(expected: &Seal, found: &Seal) -> Vec<Deviation> {
     let mut out = Vec::new();
     if expected.manifest != found.manifest
         || expected.python != found.python
@@ -353,7 +353,7 @@ pub fn deviations(expected: &Seal, found: &Seal) -> Vec<Deviation> {
 
 /// How strict `verify` is.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct VerifyOptions {
+pub(crate) struct VerifyOptions {
     /// Parallel hashing.
     pub jobs: usize,
     /// Count `__pycache__` files Python writes at run time as extra too.
@@ -361,13 +361,13 @@ pub struct VerifyOptions {
 }
 
 /// Recomputes `dir` against its seal.
-pub fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
+pub(crate) fn verify(dir: &Path, options: VerifyOptions) -> Result<Verification, SealError> {
     verify_against(dir, options, None)
 }
 
 /// Recomputes `dir` against its seal and, when given, compares that seal with `expected`
 /// (the seal the manifest or bundle produces).
-pub fn verify_against(
+pub(crate) fn verify_against(
     dir: &Path,
     options: VerifyOptions,
     expected: Option<&Seal>,
@@ -524,7 +524,7 @@ fn reconcile(dir: &Path, v: &mut Verification) {
 
 /// Like [`verify`], but a folder without a seal becomes a failed result that says so
 /// (so that one bad path among several still reports the others).
-pub fn verify_or_explain(
+pub(crate) fn verify_or_explain(
     dir: &Path,
     options: VerifyOptions,
     expected: Option<&Seal>,
@@ -569,12 +569,12 @@ fn list_files(dir: &Path) -> io::Result<Vec<Listed>> {
 }
 
 /// `root` joined with a `/`-separated relative path (the form seals and bundles use).
-pub fn native(root: &Path, rel: &str) -> PathBuf {
+pub(crate) fn native(root: &Path, rel: &str) -> PathBuf {
     rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
 }
 
 /// Writes `bytes` at `root`/`rel` and returns the file as the seal will list it.
-pub fn write_sealed(root: &Path, rel: &str, bytes: &[u8]) -> Result<SealedFile, IoError> {
+pub(crate) fn write_sealed(root: &Path, rel: &str, bytes: &[u8]) -> Result<SealedFile, IoError> {
     let path = native(root, rel);
     fs::write(&path, bytes).map_err(at(&path, "cannot write"))?;
     Ok(SealedFile {
@@ -585,7 +585,7 @@ pub fn write_sealed(root: &Path, rel: &str, bytes: &[u8]) -> Result<SealedFile, 
 }
 
 /// `path` relative to `root`, `/`-separated (the form seals and bundles use).
-pub fn relative(root: &Path, path: &Path) -> String {
+pub(crate) fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     rel.components()
         .map(|c| c.as_os_str().to_string_lossy())
@@ -595,7 +595,7 @@ pub fn relative(root: &Path, path: &Path) -> String {
 
 /// What is at a destination folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DestState {
+pub(crate) enum DestState {
     /// Nothing there.
     Absent,
     /// An empty folder.
@@ -609,7 +609,7 @@ pub enum DestState {
 }
 
 /// Looks at `dest` without changing it.
-pub fn dest_state(dest: &Path) -> DestState {
+pub(crate) fn dest_state(dest: &Path) -> DestState {
     match fs::symlink_metadata(dest) {
         Err(_) => DestState::Absent,
         Ok(m) if !m.is_dir() => DestState::NotAFolder,
@@ -652,7 +652,7 @@ impl Verification {
     }
 
     /// The human report: one line, then one line per problem.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let digest = self
             .seal_digest

@@ -18,9 +18,9 @@ use crate::manifest::wheel::{Tag, supported_tags};
 use crate::manifest::{Platform, PythonVersion, Wheel, normalize_name};
 
 /// Where purelib and platlib go in the embeddable layout.
-pub const SITE_PACKAGES: &str = "Lib/site-packages";
+pub(crate) const SITE_PACKAGES: &str = "Lib/site-packages";
 /// What `INSTALLER` says.
-pub const INSTALLER: &[u8] = b"extpy\n";
+pub(crate) const INSTALLER: &[u8] = b"extpy\n";
 
 /// Why a wheel cannot be installed.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ impl WheelError {
 
 /// A file of a wheel and where it goes.
 #[derive(Debug, Clone)]
-pub struct PlannedFile {
+pub(crate) struct PlannedFile {
     /// The archive entry.
     pub entry: Entry,
     /// Destination relative to the distribution root, `/`-separated.
@@ -82,7 +82,7 @@ pub struct PlannedFile {
 
 /// What installing one wheel will do.
 #[derive(Debug, Clone)]
-pub struct WheelPlan {
+pub(crate) struct WheelPlan {
     /// The wheel file name.
     pub wheel: String,
     /// The verified wheel file.
@@ -105,7 +105,7 @@ pub struct WheelPlan {
 
 impl WheelPlan {
     /// Every path the install writes (extracted files plus INSTALLER and RECORD).
-    pub fn targets(&self) -> impl Iterator<Item = String> + '_ {
+    pub(crate) fn targets(&self) -> impl Iterator<Item = String> + '_ {
         self.files
             .iter()
             .map(|f| f.target.clone())
@@ -122,7 +122,7 @@ impl WheelPlan {
 }
 
 /// Reads a wheel and decides where each file goes; nothing is written.
-pub fn plan(
+pub(crate) fn plan(
     source: &Path,
     wheel: &Wheel,
     python: PythonVersion,
@@ -296,7 +296,7 @@ pub fn plan(
 
 /// Plans every wheel of `manifest` (its verified files at `paths`, in manifest order), in
 /// parallel.
-pub fn plan_all(
+pub(crate) fn plan_all(
     manifest: &crate::manifest::Manifest,
     paths: &[PathBuf],
     jobs: usize,

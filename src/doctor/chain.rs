@@ -56,7 +56,7 @@ pub struct CertInfo {
 
 /// What the server presented, and the path through it from the leaf.
 #[derive(Debug, Clone, Default)]
-pub struct Chain {
+pub(crate) struct Chain {
     /// Every certificate, in the order sent.
     pub certs: Vec<CertInfo>,
     /// Indexes into `certs` from the leaf to the topmost certificate whose issuer was sent.
@@ -65,7 +65,7 @@ pub struct Chain {
 
 impl Chain {
     /// Reads the presented certificates and follows issuer names from the leaf.
-    pub fn parse(ders: &[CertificateDer<'static>]) -> Self {
+    pub(crate) fn parse(ders: &[CertificateDer<'static>]) -> Self {
         let certs: Vec<CertInfo> = ders
             .iter()
             .enumerate()
@@ -76,34 +76,34 @@ impl Chain {
     }
 
     /// The server's own certificate.
-    pub fn leaf(&self) -> Option<&CertInfo> {
+    pub(crate) fn leaf(&self) -> Option<&CertInfo> {
         self.certs.first()
     }
 
     /// The last certificate on the path: the root if the server sent it, else the highest
     /// intermediate (or the leaf itself).
-    pub fn top(&self) -> Option<&CertInfo> {
+    pub(crate) fn top(&self) -> Option<&CertInfo> {
         self.path.last().map(|&i| &self.certs[i])
     }
 
     /// The certificates on the path, leaf first.
-    pub fn on_path(&self) -> impl Iterator<Item = &CertInfo> {
+    pub(crate) fn on_path(&self) -> impl Iterator<Item = &CertInfo> {
         self.path.iter().map(|&i| &self.certs[i])
     }
 
     /// True when the top of the path is a root (its own issuer) that is not the leaf.
-    pub fn root_presented(&self) -> bool {
+    pub(crate) fn root_presented(&self) -> bool {
         self.path.len() > 1 && self.top().is_some_and(|c| c.self_signed)
     }
 
     /// True when the leaf is its own issuer.
-    pub fn leaf_self_signed(&self) -> bool {
+    pub(crate) fn leaf_self_signed(&self) -> bool {
         self.leaf()
             .is_some_and(|c| c.self_signed && c.error.is_none())
     }
 
     /// Certificates sent that are not on the path (unneeded, or in the wrong order).
-    pub fn strays(&self) -> Vec<usize> {
+    pub(crate) fn strays(&self) -> Vec<usize> {
         (0..self.certs.len())
             .filter(|i| !self.path.contains(i))
             .collect()
@@ -207,7 +207,7 @@ impl CertInfo {
 }
 
 /// The common name of a distinguished name, else its organization, else all of it.
-pub fn short_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+pub(crate) fn short_name(name: &x509_parser::x509::X509Name<'_>) -> String {
     let first = |mut it: Box<
         dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>> + '_,
     >| { it.find_map(|a| a.as_str().ok().map(str::to_string)) };
@@ -244,7 +244,7 @@ fn ip_text(bytes: &[u8]) -> Option<String> {
 }
 
 /// The caIssuers URLs of the authority information access extension.
-pub fn ca_issuers(x: &X509Certificate<'_>) -> Vec<String> {
+pub(crate) fn ca_issuers(x: &X509Certificate<'_>) -> Vec<String> {
     x.extensions()
         .iter()
         .filter_map(|e| match e.parsed_extension() {
@@ -293,7 +293,7 @@ fn key_description(x: &X509Certificate<'_>) -> String {
 }
 
 /// Unix seconds as RFC 3339 in UTC (`2030-01-01T00:00:00Z`).
-pub fn rfc3339(secs: i64) -> String {
+pub(crate) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

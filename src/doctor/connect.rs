@@ -214,7 +214,7 @@ pub struct Handshake {
 }
 
 /// What reaching a host produced.
-pub struct Reached {
+pub(crate) struct Reached {
     /// Name resolution.
     pub dns: Option<Dns>,
     /// The connection.
@@ -227,7 +227,7 @@ pub struct Reached {
 
 /// Connects to `target` (through the proxy when one applies) and, for https, shakes hands
 /// recording the presented chain.
-pub fn reach(
+pub(crate) fn reach(
     target: &Target,
     proxy: &ProxyInfo,
     resolve: &[(String, u16, Vec<IpAddr>)],

@@ -8,7 +8,7 @@ use crate::report::Reporter;
 
 /// A failure that may have been TLS.
 #[derive(Debug, Clone, Copy)]
-pub enum Failure<'a> {
+pub(crate) enum Failure<'a> {
     /// A fetch failed.
     Fetch(&'a FetchError),
     /// A request outside a fetch failed.
@@ -17,7 +17,7 @@ pub enum Failure<'a> {
 
 /// The failure in words, with the diagnosis of every host whose TLS failed.
 #[derive(Debug)]
-pub struct Explained {
+pub(crate) struct Explained {
     /// The error with each TLS failure replaced by its host's verdict.
     pub message: String,
     /// The diagnosis of each host concerned.
@@ -25,7 +25,7 @@ pub struct Explained {
 }
 
 /// Diagnoses the hosts whose TLS failed (none: `None`, the error speaks for itself).
-pub fn explain(failure: Failure, options: DoctorOptions) -> Option<Explained> {
+pub(crate) fn explain(failure: Failure, options: DoctorOptions) -> Option<Explained> {
     let mut targets: Vec<Target> = Vec::new();
     for url in tls_failures(&failure) {
         if let Some(t) = Target::from_url(url, "download")

@@ -75,7 +75,7 @@ pub struct Advice {
 }
 
 /// Works out the fix for `verdict`, exporting the certificate when asked.
-pub fn fix_for(
+pub(crate) fn fix_for(
     verdict: &Verdict,
     target: &Target,
     chain: &Chain,
@@ -502,7 +502,7 @@ fn sh_quote(s: &str) -> String {
 
 /// A file name stem from a CA's name: letters, digits, `-`, `_` and `.`, other runs become
 /// `-`; never empty, never a name Windows reserves.
-pub fn file_stem(name: &str) -> String {
+pub(crate) fn file_stem(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
@@ -539,7 +539,7 @@ fn file_name_stem(p: &Path) -> String {
 
 /// Writes `<stem>.pem` and `<stem>.cer` into `dir`; a different certificate already there
 /// under that name is kept, and this one gets its fingerprint appended.
-pub fn export(
+pub(crate) fn export(
     dir: &Path,
     stem: &str,
     der: &CertificateDer<'static>,
@@ -575,7 +575,7 @@ fn write_beside(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// A certificate as PEM text, 64 columns.
-pub fn pem_text(der: &CertificateDer<'_>) -> String {
+pub(crate) fn pem_text(der: &CertificateDer<'_>) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");

@@ -4,14 +4,14 @@
 //! Decide first, then act: every host becomes a [`Diagnosis`], plain data that the human
 //! report, `--json`, and the failure reports of `fetch` and `build` all read.
 
-pub mod chain;
-pub mod connect;
-pub mod explain;
-pub mod fix;
+pub(crate) mod chain;
+pub(crate) mod connect;
+pub(crate) mod explain;
+pub(crate) mod fix;
 pub mod render;
-pub mod summary;
-pub mod verdict;
-pub mod verify;
+pub(crate) mod summary;
+pub(crate) mod verdict;
+pub(crate) mod verify;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -288,7 +288,7 @@ impl Verdict {
 }
 
 /// What the verdict is decided from.
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     /// The host name (or IP address) connected to.
     pub host: &'a str,
     /// What the server presented.
@@ -309,7 +309,7 @@ pub struct Facts<'a> {
 }
 
 /// Decides the verdict for a chain that was captured.
-pub fn classify(f: &Facts<'_>) -> Verdict {
+pub(crate) fn classify(f: &Facts<'_>) -> Verdict {
     let check = |s: Source| f.checks.iter().find(|c| c.source == s);
     if check(Source::System).is_some_and(|c| c.ok) {
         return Verdict::Trusted { by: Source::System };
@@ -412,14 +412,14 @@ pub fn classify(f: &Facts<'_>) -> Verdict {
 /// Windows CryptoAPI results (HRESULTs) that the platform verifier passes on as
 /// `... (os error N)` in its message; the ones it maps itself arrive as rustls errors.
 mod hresult {
-    pub const CERT_E_UNTRUSTEDCA: i32 = 0x800B_0112_u32 as i32;
-    pub const CERT_E_INVALID_POLICY: i32 = 0x800B_0113_u32 as i32;
-    pub const CERT_E_PURPOSE: i32 = 0x800B_0106_u32 as i32;
-    pub const CERT_E_REVOKED: i32 = 0x800B_010C_u32 as i32;
-    pub const CERT_E_REVOCATION_FAILURE: i32 = 0x800B_010E_u32 as i32;
-    pub const TRUST_E_EXPLICIT_DISTRUST: i32 = 0x800B_0111_u32 as i32;
-    pub const CRYPT_E_NO_REVOCATION_CHECK: i32 = 0x8009_2012_u32 as i32;
-    pub const CRYPT_E_REVOCATION_OFFLINE: i32 = 0x8009_2013_u32 as i32;
+    pub(super) const CERT_E_UNTRUSTEDCA: i32 = 0x800B_0112_u32 as i32;
+    pub(super) const CERT_E_INVALID_POLICY: i32 = 0x800B_0113_u32 as i32;
+    pub(super) const CERT_E_PURPOSE: i32 = 0x800B_0106_u32 as i32;
+    pub(super) const CERT_E_REVOKED: i32 = 0x800B_010C_u32 as i32;
+    pub(super) const CERT_E_REVOCATION_FAILURE: i32 = 0x800B_010E_u32 as i32;
+    pub(super) const TRUST_E_EXPLICIT_DISTRUST: i32 = 0x800B_0111_u32 as i32;
+    pub(super) const CRYPT_E_NO_REVOCATION_CHECK: i32 = 0x8009_2012_u32 as i32;
+    pub(super) const CRYPT_E_REVOCATION_OFFLINE: i32 = 0x8009_2013_u32 as i32;
 }
 
 /// The Windows error code in a refusal's words (`... (os error -2146762479)`).
@@ -521,7 +521,7 @@ const SKEW_LIMIT: i64 = 300;
 
 /// A hint that this machine's clock, not the certificate, is wrong; `edge` is the moment the
 /// certificate crossed (its end for `expired`, its start otherwise).
-pub fn clock_hint(now: i64, edge: i64, skew: Option<i64>, expired: bool) -> Option<String> {
+pub(crate) fn clock_hint(now: i64, edge: i64, skew: Option<i64>, expired: bool) -> Option<String> {
     const CHECK: &str = "check this machine's clock (Windows: `w32tm /query /status`, `w32tm /resync`; Linux: `timedatectl`)";
     if let Some(skew) = skew.filter(|s| s.abs() > SKEW_LIMIT) {
         let side = if skew > 0 { "behind" } else { "ahead of" };
@@ -554,7 +554,7 @@ pub fn clock_hint(now: i64, edge: i64, skew: Option<i64>, expired: bool) -> Opti
 }
 
 /// A duration in the largest whole unit: `3 minutes`, `5 hours`, `12 days`.
-pub fn duration_words(secs: i64) -> String {
+pub(crate) fn duration_words(secs: i64) -> String {
     let (n, unit) = match secs {
         s if s < 120 => (s, "second"),
         s if s < 2 * 3600 => (s / 60, "minute"),
@@ -585,7 +585,7 @@ const PRIVATE_SUFFIXES: &[&str] = &[
 
 /// True for a name that looks like one on the public internet: a DNS name with a dot, not an
 /// IP address, not `localhost`, not under a private-use suffix.
-pub fn is_public_name(host: &str) -> bool {
+pub(crate) fn is_public_name(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     if host.parse::<std::net::IpAddr>().is_ok()
         || host
@@ -629,7 +629,7 @@ const INSPECTORS: &[(&str, &str)] = &[
 ];
 
 /// The inspecting product a CA's names point to, if any.
-pub fn inspection_product(names: &str) -> Option<String> {
+pub(crate) fn inspection_product(names: &str) -> Option<String> {
     let lower = names.to_ascii_lowercase();
     INSPECTORS
         .iter()

@@ -55,7 +55,7 @@ impl TrustCheck {
 /// How the downloads' verifier uses `--ca-cert` certificates on the platform extpy runs on;
 /// the doctor's check of the extra roots follows it, so that both agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExtraAnchors {
+pub(crate) enum ExtraAnchors {
     /// Any CA certificate is a trust anchor, an intermediate too (rustls' own verification,
     /// as on Linux).
     AnyCa,
@@ -66,7 +66,7 @@ pub enum ExtraAnchors {
 
 impl ExtraAnchors {
     /// What the platform extpy runs on does.
-    pub fn current() -> Self {
+    pub(crate) fn current() -> Self {
         if cfg!(windows) {
             ExtraAnchors::RootsOnly
         } else {
@@ -76,10 +76,10 @@ impl ExtraAnchors {
 }
 
 /// A verifier, or why the source it stands for cannot be used.
-pub type Verifier = Result<Arc<dyn ServerCertVerifier>, String>;
+pub(crate) type Verifier = Result<Arc<dyn ServerCertVerifier>, String>;
 
 /// The trust sources of one run, built once.
-pub struct TrustSources {
+pub(crate) struct TrustSources {
     system: Verifier,
     mozilla: Verifier,
     extra: Option<(String, Verifier)>,
@@ -92,7 +92,7 @@ pub struct TrustSources {
 
 /// A root of the Mozilla set, with its full certificate for export.
 #[derive(Debug, Clone)]
-pub struct PublicRoot {
+pub(crate) struct PublicRoot {
     /// Its short name.
     pub name: String,
     /// Its DER certificate.
@@ -103,12 +103,12 @@ pub struct PublicRoot {
 impl TrustSources {
     /// The system store, the Mozilla set, and the extra roots when there are any, used as
     /// this platform's downloads use them.
-    pub fn new(extra: &ExtraRoots) -> Self {
+    pub(crate) fn new(extra: &ExtraRoots) -> Self {
         Self::with_anchors(extra, ExtraAnchors::current())
     }
 
     /// Like [`TrustSources::new`], with the extra roots used as `anchors` says.
-    pub fn with_anchors(extra: &ExtraRoots, anchors: ExtraAnchors) -> Self {
+    pub(crate) fn with_anchors(extra: &ExtraRoots, anchors: ExtraAnchors) -> Self {
         let (anchor_certs, skipped) = split_anchors(&extra.certs, anchors);
         let extra_note = (!skipped.is_empty()).then(|| {
             let names = skipped
@@ -167,7 +167,7 @@ impl TrustSources {
     }
 
     /// Checks `chain` for `host` against every source.
-    pub fn check(&self, chain: &Chain, host: &ServerName<'static>) -> Vec<TrustCheck> {
+    pub(crate) fn check(&self, chain: &Chain, host: &ServerName<'static>) -> Vec<TrustCheck> {
         let mut checks = vec![
             run_check(
                 Source::System,
@@ -200,17 +200,17 @@ impl TrustSources {
     }
 
     /// How the extra roots are used (the fixes say what works on this platform).
-    pub fn anchors(&self) -> ExtraAnchors {
+    pub(crate) fn anchors(&self) -> ExtraAnchors {
         self.anchors
     }
 
     /// True when a root with this (DER) subject is among the extra roots.
-    pub fn extra_knows(&self, subject_raw: &[u8]) -> bool {
+    pub(crate) fn extra_knows(&self, subject_raw: &[u8]) -> bool {
         self.extra_subjects.iter().any(|s| s == subject_raw)
     }
 
     /// The Mozilla root with this (DER) subject, if there is one.
-    pub fn public_root(&self, subject_raw: &[u8]) -> Option<&PublicRoot> {
+    pub(crate) fn public_root(&self, subject_raw: &[u8]) -> Option<&PublicRoot> {
         self.public_roots
             .get_or_init(load_public_roots)
             .iter()
@@ -241,7 +241,7 @@ fn split_anchors(
 }
 
 /// This machine's trust store alone (on Windows its chain engine), without `--ca-cert`.
-pub fn system_verifier() -> Verifier {
+pub(crate) fn system_verifier() -> Verifier {
     rustls_platform_verifier::Verifier::new(trust::provider())
         .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
         .map_err(|e| format!("cannot load this machine's trusted certificates: {e}"))
@@ -249,7 +249,7 @@ pub fn system_verifier() -> Verifier {
 
 /// A verifier that trusts exactly `roots` (a CA bundle such as certifi's), with extpy's one
 /// TLS policy; the error says why none of them can serve as a root.
-pub fn roots_verifier(roots: &[CertificateDer<'static>]) -> Verifier {
+pub(crate) fn roots_verifier(roots: &[CertificateDer<'static>]) -> Verifier {
     let mut store = RootCertStore::empty();
     store.add_parsable_certificates(roots.iter().cloned());
     if store.is_empty() {
@@ -263,7 +263,7 @@ pub fn roots_verifier(roots: &[CertificateDer<'static>]) -> Verifier {
 
 /// Checks `chain` for `host` with one verifier: `Ok` when it verifies (names and dates
 /// included), else the problem.
-pub fn verify_chain(
+pub(crate) fn verify_chain(
     verifier: &dyn ServerCertVerifier,
     chain: &Chain,
     host: &ServerName<'static>,
@@ -341,7 +341,7 @@ fn run_check(
 }
 
 /// What a source's refusal means, said of that source rather than of "this machine".
-pub fn in_words(problem: &TlsProblem) -> String {
+pub(crate) fn in_words(problem: &TlsProblem) -> String {
     match problem {
         TlsProblem::UnknownIssuer => "the chain does not lead to any of its roots".into(),
         TlsProblem::Expired => "a certificate of the chain has expired".into(),

@@ -84,7 +84,7 @@ pub(crate) struct Index<'a> {
 
 impl<'a> Index<'a> {
     /// An index for CPython `python` on `platform`.
-    pub fn new(
+    pub(crate) fn new(
         client: &'a Client,
         sources: &'a Sources,
         cache: &'a Cache,
@@ -109,7 +109,7 @@ impl<'a> Index<'a> {
     }
 
     /// The project's page, read and sorted (once).
-    pub fn project(&self, name: &PackageName) -> Result<Rc<Project>, LockError> {
+    pub(crate) fn project(&self, name: &PackageName) -> Result<Rc<Project>, LockError> {
         if let Some(p) = self.projects.borrow().get(name) {
             return Ok(p.clone());
         }
@@ -224,12 +224,12 @@ impl<'a> Index<'a> {
     }
 
     /// The target CPython.
-    pub fn python(&self) -> PythonVersion {
+    pub(crate) fn python(&self) -> PythonVersion {
         self.python
     }
 
     /// The core metadata of `candidate` (version `version` of `name`).
-    pub fn metadata(
+    pub(crate) fn metadata(
         &self,
         name: &PackageName,
         version: &Version,
@@ -318,7 +318,7 @@ impl<'a> Index<'a> {
 
     /// The wheel in the cache, downloaded and checked against the index's sha256 if needed.
     /// A file the index gives no sha256 for is downloaded and hashed; its hash becomes the pin.
-    pub fn wheel_in_cache(&self, f: &ListedFile) -> Result<std::path::PathBuf, LockError> {
+    pub(crate) fn wheel_in_cache(&self, f: &ListedFile) -> Result<std::path::PathBuf, LockError> {
         if let Some(h) = f.sha256
             && let Lookup::Hit { path, .. } = self.cache.lookup(&h)?
         {
@@ -354,7 +354,10 @@ impl<'a> Index<'a> {
     }
 
     /// The sha256 of a chosen file: the index's, or the one of the bytes when it gives none.
-    pub fn sha256_of(&self, f: &ListedFile) -> Result<(Sha256Digest, Option<u64>), LockError> {
+    pub(crate) fn sha256_of(
+        &self,
+        f: &ListedFile,
+    ) -> Result<(Sha256Digest, Option<u64>), LockError> {
         match f.sha256 {
             Some(h) => Ok((h, f.size)),
             None => {

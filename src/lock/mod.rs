@@ -152,7 +152,7 @@ impl LockError {
 
 /// What `extpy lock` is asked.
 #[derive(Debug, Clone, Default)]
-pub struct LockOptions {
+pub(crate) struct LockOptions {
     /// Upgrade every package to the newest allowed.
     pub upgrade: bool,
     /// Upgrade only these.
@@ -169,7 +169,7 @@ pub struct LockOptions {
 
 /// One line of the diff table.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// Normalized project name.
     pub package: String,
     /// The version pinned before, if any.
@@ -182,7 +182,7 @@ pub struct Change {
 
 /// One resulting pin.
 #[derive(Debug, Clone, Serialize)]
-pub struct LockedPin {
+pub(crate) struct LockedPin {
     /// Normalized project name.
     pub package: String,
     /// Version.
@@ -201,7 +201,7 @@ pub struct LockedPin {
 
 /// The embeddable zip pinned by `--python`.
 #[derive(Debug, Clone, Serialize)]
-pub struct EmbeddablePin {
+pub(crate) struct EmbeddablePin {
     /// File name.
     pub file: String,
     /// sha256, as published beside it and as downloaded.
@@ -214,7 +214,7 @@ pub struct EmbeddablePin {
 
 /// What `extpy lock` did.
 #[derive(Debug, Clone, Serialize)]
-pub struct LockReport {
+pub(crate) struct LockReport {
     /// The manifest read.
     pub manifest: String,
     /// Where the result was written (none with `--check` or when nothing changed).
@@ -241,7 +241,7 @@ pub struct LockReport {
 
 /// Everything a lock needs from the global settings.
 #[derive(Debug, Clone)]
-pub struct LockInputs {
+pub(crate) struct LockInputs {
     /// The manifest file, if any (the built-in one otherwise).
     pub path: Option<PathBuf>,
     /// The manifest.
@@ -255,7 +255,7 @@ pub struct LockInputs {
 }
 
 /// Resolves and (unless `--check`) writes the manifest.
-pub fn lock(
+pub(crate) fn lock(
     inputs: &LockInputs,
     options: &LockOptions,
     reporter: &Reporter,
@@ -549,7 +549,7 @@ fn check_result(
 
 impl LockReport {
     /// The human result: the diff table and a summary.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         if !self.changes.is_empty() {
             let rows: Vec<[String; 3]> = self

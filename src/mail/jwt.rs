@@ -54,7 +54,7 @@ struct RawClaims {
 
 /// Why a token's claims could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClaimsError {
+pub(crate) enum ClaimsError {
     /// Not three dot-separated parts.
     #[error("the access token is not a JWT (it has {0} parts, not 3)")]
     NotJwt(usize),
@@ -67,7 +67,7 @@ pub enum ClaimsError {
 }
 
 /// Reads the claims of `token` without verifying its signature.
-pub fn decode(token: &str) -> Result<Claims, ClaimsError> {
+pub(crate) fn decode(token: &str) -> Result<Claims, ClaimsError> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 {
         return Err(ClaimsError::NotJwt(parts.len()));

@@ -9,7 +9,7 @@ use super::verdict::MailFix;
 const INDENT: &str = "      ";
 
 /// The whole report: each check, the notes, then one summary line.
-pub fn report(r: &MailReport, verbose: bool) -> String {
+pub(crate) fn report(r: &MailReport, verbose: bool) -> String {
     let mut out = String::new();
     for (i, c) in r.checks.iter().enumerate() {
         if i > 0 {
@@ -91,7 +91,7 @@ fn runtime(r: &RuntimeReport) -> String {
 }
 
 /// One check: the verdict line, then its detail (the session only when it failed, or -v).
-pub fn check(c: &Check, verbose: bool) -> String {
+pub(crate) fn check(c: &Check, verbose: bool) -> String {
     let mut out = String::new();
     let mark = if c.ok { "OK" } else { "FAIL" };
     let subject = match (&c.step, &c.queue) {

@@ -7,20 +7,20 @@ use url::Url;
 use crate::net::{Client, FormAnswer, NetError};
 
 /// The scope of every request: Exchange Online, with whatever permissions were consented.
-pub const SCOPE: &str = "https://outlook.office365.com/.default";
+pub(crate) const SCOPE: &str = "https://outlook.office365.com/.default";
 
 /// A secret read from the environment: never shown, never serialized.
 #[derive(Clone)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     /// The value of `var`, if set and not empty.
-    pub fn from_env(var: &str) -> Option<Self> {
+    pub(crate) fn from_env(var: &str) -> Option<Self> {
         std::env::var(var).ok().filter(|v| !v.is_empty()).map(Self)
     }
 
     /// The value, for the request body only.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -33,7 +33,7 @@ impl std::fmt::Debug for Secret {
 
 /// How the token is asked for.
 #[derive(Debug, Clone)]
-pub enum Grant {
+pub(crate) enum Grant {
     /// OAuth Service: the application with its secret.
     ClientCredentials {
         /// The secret.
@@ -52,7 +52,7 @@ pub enum Grant {
 
 impl Grant {
     /// The grant's name in OAuth.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Grant::ClientCredentials { .. } => "client_credentials",
             Grant::Password { .. } => "password",
@@ -61,13 +61,13 @@ impl Grant {
 }
 
 /// `<authority>/<tenant>/oauth2/v2.0/token`.
-pub fn token_url(authority: &Url, tenant: &str) -> Result<Url, url::ParseError> {
+pub(crate) fn token_url(authority: &Url, tenant: &str) -> Result<Url, url::ParseError> {
     let base = authority.as_str().trim_end_matches('/');
     Url::parse(&format!("{base}/{tenant}/oauth2/v2.0/token"))
 }
 
 /// Asks for a token.
-pub fn request(
+pub(crate) fn request(
     client: &Client,
     url: &Url,
     client_id: &str,
@@ -97,14 +97,14 @@ pub fn request(
 
 /// A successful answer.
 #[derive(Deserialize)]
-pub struct Issued {
+pub(crate) struct Issued {
     /// The token (a secret).
     pub access_token: String,
 }
 
 /// An OAuth error answer, as Microsoft gives it.
 #[derive(Debug, Deserialize)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// `invalid_client`, `invalid_grant`, …
     pub error: String,
     /// `AADSTS…: words\r\nTrace ID: …`.
@@ -121,7 +121,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// The AADSTS code: `error_codes`, else the one the description starts with.
-    pub fn code(&self) -> Option<u64> {
+    pub(crate) fn code(&self) -> Option<u64> {
         self.error_codes.first().copied().or_else(|| {
             let rest = self.error_description.trim_start().strip_prefix("AADSTS")?;
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -130,7 +130,7 @@ impl Refusal {
     }
 
     /// The first line of the description, without the `AADSTSnnn: ` prefix.
-    pub fn words(&self) -> String {
+    pub(crate) fn words(&self) -> String {
         let first = self.error_description.lines().next().unwrap_or("").trim();
         let words = match first.split_once(": ") {
             Some((head, rest)) if head.starts_with("AADSTS") => rest,
@@ -141,7 +141,7 @@ impl Refusal {
 }
 
 /// What a token endpoint's answer is.
-pub enum Answer {
+pub(crate) enum Answer {
     /// A token.
     Issued(Issued),
     /// An OAuth error.
@@ -154,7 +154,7 @@ pub enum Answer {
 }
 
 /// Reads an answer by its shape, not its status.
-pub fn read(answer: &FormAnswer) -> Answer {
+pub(crate) fn read(answer: &FormAnswer) -> Answer {
     if answer.status.is_success()
         && let Ok(issued) = serde_json::from_slice::<Issued>(&answer.body)
         && !issued.access_token.is_empty()
@@ -176,7 +176,7 @@ pub fn read(answer: &FormAnswer) -> Answer {
 }
 
 /// `s` in printable ASCII, at most `max` characters.
-pub fn ascii(s: &str, max: usize) -> String {
+pub(crate) fn ascii(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {

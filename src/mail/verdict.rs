@@ -544,7 +544,7 @@ impl From<MailVerdict> for MailVerdictDoc {
 }
 
 /// What an AADSTS code means for the check, given the request's context.
-pub struct AadContext<'a> {
+pub(crate) struct AadContext<'a> {
     /// The tenant as written.
     pub tenant: &'a str,
     /// The client ID.
@@ -560,7 +560,7 @@ pub struct AadContext<'a> {
 }
 
 /// An AADSTS error as Microsoft's token endpoint gives it.
-pub struct AadError<'a> {
+pub(crate) struct AadError<'a> {
     /// The code.
     pub code: Option<u64>,
     /// `error`.
@@ -574,7 +574,7 @@ pub struct AadError<'a> {
 }
 
 /// Maps an AADSTS error to its verdict; codes without advice keep Microsoft's words.
-pub fn from_aadsts(e: &AadError<'_>, cx: &AadContext<'_>) -> MailVerdict {
+pub(crate) fn from_aadsts(e: &AadError<'_>, cx: &AadContext<'_>) -> MailVerdict {
     let account = cx.user.map(|u| u.0.to_string()).unwrap_or_default();
     let secret = || {
         cx.secret_variable

@@ -79,7 +79,7 @@ impl Endpoint {
 
 /// Why a session ended before the server said yes or no.
 #[derive(Debug, Clone)]
-pub enum WireFailure {
+pub(crate) enum WireFailure {
     /// The name does not resolve.
     Dns {
         /// The resolver's words.
@@ -113,7 +113,7 @@ pub enum WireFailure {
 
 /// How a session ended, when the server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Login {
+pub(crate) enum Login {
     /// IMAP: authenticated, INBOX examined.
     ImapOpened {
         /// `* N EXISTS`.
@@ -140,7 +140,7 @@ pub enum Login {
 
 /// One session: what was said (tokens hidden), and how it ended.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// `S: …` and `C: …` lines.
     pub transcript: Vec<String>,
     /// The ending.
@@ -150,7 +150,7 @@ pub struct Session {
 }
 
 /// What a session needs.
-pub struct Dial<'a> {
+pub(crate) struct Dial<'a> {
     /// Where.
     pub endpoint: &'a Endpoint,
     /// TLS settings (the verifier is wrapped to record the chain).
@@ -164,7 +164,7 @@ pub struct Dial<'a> {
 }
 
 /// Logs in to IMAP over TLS and examines INBOX.
-pub fn imap(d: &Dial<'_>) -> Session {
+pub(crate) fn imap(d: &Dial<'_>) -> Session {
     let mut c = Conn::new(d);
     let result = c.imap();
     Session {
@@ -175,7 +175,7 @@ pub fn imap(d: &Dial<'_>) -> Session {
 }
 
 /// Logs in to SMTP submission (STARTTLS) and quits.
-pub fn smtp(d: &Dial<'_>) -> Session {
+pub(crate) fn smtp(d: &Dial<'_>) -> Session {
     let mut c = Conn::new(d);
     let result = c.smtp();
     Session {

@@ -1,8 +1,8 @@
 //! The distribution manifest: which embeddable CPython and which wheels, each pinned by
 //! file name and sha256; parsed at the edge into checked types.
 
-pub mod wheel;
-pub mod yaml;
+pub(crate) mod wheel;
+pub(crate) mod yaml;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,11 +15,11 @@ use url::Url;
 use pep508_rs::{Requirement, VersionOrUrl};
 
 use crate::digest::Sha256Digest;
-pub use wheel::{WheelFilename, normalize_name};
-pub use yaml::{InputError, Origin};
+pub(crate) use wheel::{WheelFilename, normalize_name};
+pub(crate) use yaml::{InputError, Origin};
 
 /// The manifest shipped with extpy and used when `--manifest` is not given.
-pub const DEFAULT_MANIFEST_NAME: &str = "python-3.12-win-amd64.yaml";
+pub(crate) const DEFAULT_MANIFEST_NAME: &str = "python-3.12-win-amd64.yaml";
 const DEFAULT_MANIFEST_TEXT: &str = include_str!("../../manifests/python-3.12-win-amd64.yaml");
 
 /// The Windows platforms an embeddable CPython exists for.
@@ -199,10 +199,10 @@ impl<'de> Deserialize<'de> for RuntimeTrust {
 }
 
 /// The project whose wheel `runtime_trust: system` installs.
-pub const TRUSTSTORE_PROJECT: &str = "truststore";
+pub(crate) const TRUSTSTORE_PROJECT: &str = "truststore";
 
 /// The oldest CPython truststore supports.
-pub const TRUSTSTORE_MIN_PYTHON: (u8, u8) = (3, 10);
+pub(crate) const TRUSTSTORE_MIN_PYTHON: (u8, u8) = (3, 10);
 
 /// What an artifact is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -236,7 +236,7 @@ pub struct Artifact {
 
 /// The most a download without a pinned size may send (the largest real artifact, the
 /// embeddable zip, is about 11 MB): an endless response is stopped here.
-pub const MAX_UNPINNED_DOWNLOAD: u64 = 512 << 20;
+pub(crate) const MAX_UNPINNED_DOWNLOAD: u64 = 512 << 20;
 
 impl Artifact {
     /// The most bytes a download of this artifact may send.

@@ -148,7 +148,7 @@ impl fmt::Display for Tag {
 ///
 /// Mirrors `packaging.tags.sys_tags()` for CPython on Windows: the interpreter's own ABI,
 /// abi3 back to cp32, `none`, then the generic `py3x` tags and `any`.
-pub fn supported_tags(python: PythonVersion, platform: Platform) -> Vec<Tag> {
+pub(crate) fn supported_tags(python: PythonVersion, platform: Platform) -> Vec<Tag> {
     let plat = platform.tag();
     let cp = format!("cp{}{}", python.major, python.minor);
     let mut tags = vec![
@@ -180,7 +180,7 @@ pub fn supported_tags(python: PythonVersion, platform: Platform) -> Vec<Tag> {
 }
 
 /// PEP 503: lowercase, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize_name(name: &str) -> String {
+pub(crate) fn normalize_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut last_sep = false;
     for c in name.chars() {

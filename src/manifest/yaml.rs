@@ -80,7 +80,7 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 /// Reads an input file; a failure names the file, says what it is and what to check.
-pub fn read_file(
+pub(crate) fn read_file(
     path: &std::path::Path,
     what: &str,
     help: &str,
@@ -100,7 +100,7 @@ pub fn read_file(
 }
 
 /// Parses `text` as `T`, turning serde's error into an [`InputError`] with line, column and field.
-pub fn parse<T: DeserializeOwned>(origin: &Origin, text: &str) -> Result<T, InputError> {
+pub(crate) fn parse<T: DeserializeOwned>(origin: &Origin, text: &str) -> Result<T, InputError> {
     let max = crate::limits::MAX_YAML_DEPTH;
     if let Err(line) = crate::limits::check_yaml_nesting(text, max) {
         return Err(InputError {
@@ -154,7 +154,7 @@ fn looks_like_path(s: &str) -> bool {
 ///
 /// serde does not keep positions after deserialization, so checks that span several
 /// fields (duplicates, tag compatibility) find the offending value's line this way.
-pub fn locate(text: &str, needle: &str, nth: usize) -> Option<usize> {
+pub(crate) fn locate(text: &str, needle: &str, nth: usize) -> Option<usize> {
     if needle.is_empty() {
         return None;
     }

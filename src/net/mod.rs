@@ -1,8 +1,8 @@
 //! The one HTTP client: trust (OS store plus extra roots), proxies from the environment,
 //! timeouts, retries with backoff, and resumable downloads hashed while they stream.
 
-pub mod proxy;
-pub mod trust;
+pub(crate) mod proxy;
+pub(crate) mod trust;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -19,13 +19,13 @@ use crate::digest::{Hasher, Sha256Digest};
 use crate::exit::ExitCode;
 use crate::fsio::IoError;
 use crate::report::{Progress, Reporter};
-pub use proxy::{ProxyConfig, ProxySource};
-pub use trust::{ExtraRoots, TlsProblem};
+pub(crate) use proxy::{ProxyConfig, ProxySource};
+pub(crate) use trust::{ExtraRoots, TlsProblem};
 
 /// The longest `Retry-After` extpy honours before giving up instead.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The largest index page extpy reads.
-pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
 /// Bytes an interrupted attempt must add to the partial file for the next one to count as a
 /// resumption rather than a retry.
 const RESUME_PROGRESS: u64 = 64 * 1024;
@@ -268,7 +268,7 @@ pub struct FormAnswer {
 }
 
 /// The largest answer to a form POST that extpy reads.
-pub const MAX_FORM_ANSWER_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_FORM_ANSWER_BYTES: u64 = 1024 * 1024;
 
 /// Redirects followed by a probe, as many as the client follows.
 const MAX_REDIRECTS: usize = 10;
@@ -822,14 +822,14 @@ fn build_http(
 }
 
 /// Exponential backoff: 250 ms, 500 ms, 1 s, … capped at 8 s.
-pub fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     BACKOFF_BASE
         .saturating_mul(1 << attempt.saturating_sub(1).min(10))
         .min(BACKOFF_MAX)
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -872,7 +872,7 @@ fn strong_validator(headers: &HeaderMap) -> Option<String> {
 }
 
 /// An error and its causes on one line, without repeats.
-pub fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut cur = err.source();
     while let Some(e) = cur {

@@ -251,7 +251,7 @@ fn from_windows(
 }
 
 /// A proxy URL as shown to people: any password replaced by `***`.
-pub fn hide_password(value: &str) -> String {
+pub(crate) fn hide_password(value: &str) -> String {
     match Url::parse(value) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -272,7 +272,7 @@ fn with_scheme(v: &str) -> String {
 
 /// The proxy and bypass list in a `WinHttpSettings` value: a DWORD header, a DWORD counter,
 /// DWORD flags (2 set: a proxy is used), then two DWORD-length-prefixed strings.
-pub fn parse_winhttp(blob: &[u8]) -> Option<(String, String)> {
+pub(crate) fn parse_winhttp(blob: &[u8]) -> Option<(String, String)> {
     let dword = |at: usize| -> Option<u32> {
         blob.get(at..at + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -374,12 +374,12 @@ mod registry {
         Some(buf)
     }
 
-    pub fn dword(root: HKEY, key: &str, value: &str) -> Option<u32> {
+    pub(super) fn dword(root: HKEY, key: &str, value: &str) -> Option<u32> {
         let b = raw(root, key, value, RRF_RT_REG_DWORD)?;
         Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?))
     }
 
-    pub fn string(root: HKEY, key: &str, value: &str) -> Option<String> {
+    pub(super) fn string(root: HKEY, key: &str, value: &str) -> Option<String> {
         let b = raw(root, key, value, RRF_RT_REG_SZ)?;
         let units: Vec<u16> = b
             .chunks_exact(2)
@@ -389,7 +389,7 @@ mod registry {
         Some(String::from_utf16_lossy(&units))
     }
 
-    pub fn binary(root: HKEY, key: &str, value: &str) -> Option<Vec<u8>> {
+    pub(super) fn binary(root: HKEY, key: &str, value: &str) -> Option<Vec<u8>> {
         raw(root, key, value, RRF_RT_REG_BINARY)
     }
 }

@@ -11,7 +11,7 @@ use rustls::{CertificateError, ClientConfig};
 use super::NetError;
 
 /// The crypto provider every TLS connection uses.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -51,7 +51,7 @@ impl ExtraRoots {
 /// The certificates of one file as Windows or anything else writes it: PEM (with or without
 /// a UTF-8 byte-order mark, as UTF-16, with CRLF) or one DER certificate (a `.cer` file, what
 /// Windows exports by default).
-pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
+pub(crate) fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
     let bad = |reason: String| NetError::CaCert {
         path: path.to_path_buf(),
         reason,
@@ -102,7 +102,7 @@ fn certutil_hint(path: &Path) -> String {
 /// When the operating system's verifier cannot be made, plain `http://` mirrors and cached or
 /// bundled work still go on: the failure is kept and reported by the first TLS handshake
 /// instead (Wine's crypt32, for one, refuses the chain engine).
-pub fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
+pub(crate) fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
     let verifier = match platform_verifier(extra) {
         Ok(v) => v,
         Err(NetError::TrustStore { reason }) => Arc::new(NoTrustStore::new(reason)),
@@ -113,7 +113,9 @@ pub fn client_config(extra: &ExtraRoots) -> Result<ClientConfig, NetError> {
 
 /// The operating system's verifier (its trust store, and on Windows its chain engine) with
 /// the extra roots: what every TLS connection of extpy trusts.
-pub fn platform_verifier(extra: &ExtraRoots) -> Result<Arc<dyn ServerCertVerifier>, NetError> {
+pub(crate) fn platform_verifier(
+    extra: &ExtraRoots,
+) -> Result<Arc<dyn ServerCertVerifier>, NetError> {
     let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
         extra.certs.iter().cloned(),
         provider(),
@@ -185,7 +187,7 @@ impl ServerCertVerifier for NoTrustStore {
 
 /// The one TLS policy (provider, protocol versions, ALPN) around a given verifier; `doctor`
 /// shakes hands with exactly what the HTTP client would offer.
-pub fn config_with_verifier(
+pub(crate) fn config_with_verifier(
     verifier: Arc<dyn ServerCertVerifier>,
 ) -> Result<ClientConfig, NetError> {
     let mut config = ClientConfig::builder_with_provider(provider())
@@ -271,7 +273,7 @@ impl std::fmt::Display for TlsProblem {
 
 /// Finds a rustls error in an error's cause chain, looking inside `io::Error`s too (their
 /// `source()` skips the error they wrap, so each one is opened explicitly).
-pub fn find_tls_problem(err: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+pub(crate) fn find_tls_problem(err: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
     let mut stack: Vec<&(dyn std::error::Error + 'static)> = vec![err];
     while let Some(e) = stack.pop() {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
@@ -290,7 +292,7 @@ pub fn find_tls_problem(err: &(dyn std::error::Error + 'static)) -> Option<TlsPr
 }
 
 /// Plain words for a rustls error.
-pub fn classify(err: &rustls::Error) -> TlsProblem {
+pub(crate) fn classify(err: &rustls::Error) -> TlsProblem {
     match err {
         rustls::Error::InvalidCertificate(c) => {
             match c {

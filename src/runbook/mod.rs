@@ -1,8 +1,8 @@
 //! The step plan (runbook): every IA and SC step of the procedure, instantiated with the
 //! topology's concrete names and values, as one list of data that every renderer reads.
 
-pub mod html;
-pub mod markdown;
+pub(crate) mod html;
+pub(crate) mod markdown;
 
 use serde::Serialize;
 

@@ -382,3 +382,59 @@ pub fn normalize_name(name: &str) -> String {
     }
     out
 }
+
+/// Rewrites `dest`'s `extpy-seal.json` so that it agrees with the files on disk again, as
+/// someone who edits a tree and its seal together would: every file for which `keep` holds
+/// is listed with its size and sha256, and the seal's digest is recomputed. Only the seal's
+/// published format is used (the digest is the sha256 of the compact JSON of every field
+/// before `digest`, in order), not extpy's code.
+pub fn reseal(dest: &Path, keep: impl Fn(&str) -> bool) {
+    const SEAL: &str = "extpy-seal.json";
+    let text = std::fs::read_to_string(dest.join(SEAL)).expect("read the seal");
+    let compact = minify_json(&text);
+    let head = compact
+        .find(",\"files\":")
+        .map(|i| &compact[..i])
+        .expect("a seal lists its files after format, manifest, python and packages");
+    let files: Vec<String> = tree(dest)
+        .into_iter()
+        .filter(|p| p != SEAL && keep(p))
+        .map(|p| {
+            let bytes = std::fs::read(dest.join(&p)).expect("read a sealed file");
+            format!(
+                "{{\"path\":{},\"size\":{},\"sha256\":\"{}\"}}",
+                serde_json::Value::String(p.clone()),
+                bytes.len(),
+                sha256_hex(&bytes)
+            )
+        })
+        .collect();
+    let body = format!("{head},\"files\":[{}]}}", files.join(","));
+    let digest = sha256_hex(body.as_bytes());
+    let sealed = format!("{},\"digest\":\"{digest}\"}}\n", &body[..body.len() - 1]);
+    std::fs::write(dest.join(SEAL), sealed).expect("write the seal");
+}
+
+/// JSON without the whitespace between tokens: serde_json's compact form of a pretty
+/// document it wrote.
+fn minify_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
