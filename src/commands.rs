@@ -22,6 +22,8 @@ use crate::inputs::{self, DistSource, InputSource};
 use crate::layout::{self, NodeTarget};
 use crate::mail::check::{self as mail_check, MailError, MailOptions, MailReport, PlanChecks};
 use crate::manifest::Manifest;
+/// The CPython version type the lock command takes (parsed by the binary's `--python`).
+pub use crate::manifest::PythonVersion;
 use crate::report::Reporter;
 use crate::rollout;
 use crate::runbook;
@@ -231,7 +233,7 @@ pub struct LockArgs {
     /// Leave url: and size: out of the pins.
     pub no_urls: bool,
     /// Pin this CPython release's embeddable zip and resolve for it.
-    pub python: Option<crate::manifest::PythonVersion>,
+    pub python: Option<PythonVersion>,
 }
 
 /// `extpy lock`.

@@ -338,7 +338,7 @@ struct LockArgs {
     /// Pin this CPython release's embeddable zip (sha256 from the .spdx.json --python-mirror
     /// publishes beside it) and resolve for it
     #[arg(long, value_name = "X.Y.Z")]
-    python: Option<extpy::manifest::PythonVersion>,
+    python: Option<extpy::commands::PythonVersion>,
 }
 
 /// Arguments of `extpy audit`.

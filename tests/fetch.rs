@@ -839,7 +839,7 @@ fn pin_urls_and_sizes(w: &World) {
         .map(|(n, b)| (format!("{}/files/{n}", w.mirror.url()), b))
         .chain([(embed_url, &w.embed)]);
     for (url, bytes) in artifacts {
-        let pin = format!("sha256: {}\n", extpy::digest::Sha256Digest::of(bytes));
+        let pin = format!("sha256: {}\n", support::sha256_hex(bytes));
         let at = text.find(&pin).expect("the pin is in the manifest");
         let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
         let indent = text[line_start..at].to_string();

@@ -613,12 +613,12 @@ fn python_world() -> World {
     w.mirror.add_python_spdx(
         "3.12.9",
         "python-3.12.9-embed-amd64.zip",
-        &Sha256Digest::of(&old).to_string(),
+        &support::sha256_hex(&old),
     );
     w.mirror.add_python_spdx(
         "3.12.10",
         "python-3.12.10-embed-amd64.zip",
-        &Sha256Digest::of(&w.embed).to_string(),
+        &support::sha256_hex(&w.embed),
     );
     for v in ["3.12.11", "3.12.12"] {
         w.mirror
@@ -632,10 +632,7 @@ fn python_world() -> World {
     let text = fs::read_to_string(&w.manifest)
         .unwrap()
         .replace("3.12.10", "3.12.9")
-        .replace(
-            &Sha256Digest::of(&w.embed).to_string(),
-            &Sha256Digest::of(&old).to_string(),
-        );
+        .replace(&support::sha256_hex(&w.embed), &support::sha256_hex(&old));
     fs::write(&w.manifest, text).unwrap();
     w
 }
@@ -652,7 +649,7 @@ fn lock_python_pins_the_embeddable_zip_from_the_published_sbom() {
     );
     let r = w.run(&["lock", "--python", "3.12.10", "--json"]).ok();
     let doc = r.json();
-    let sha = Sha256Digest::of(&w.embed).to_string();
+    let sha = support::sha256_hex(&w.embed);
     assert_eq!(doc["python"], "3.12.10");
     assert_eq!(doc["embeddable"]["sha256"], sha);
     assert_eq!(doc["embeddable"]["size"], w.embed.len());
@@ -751,7 +748,7 @@ fn lock_python_refuses_lying_or_malformed_sha_data() {
     assert!(
         r.stderr.contains(&format!(
             "{file} has sha256 {}, but {file}.spdx.json beside it publishes {lie}",
-            Sha256Digest::of(&w.embed)
+            support::sha256_hex(&w.embed)
         )),
         "{}",
         r.stderr
