@@ -408,15 +408,8 @@ fn a_pinned_size_is_a_manifest_field_with_its_line() {
 /// Rewrites `rel` in the distribution at `dir` and reseals it consistently: the file's seal
 /// entry and the seal's own digest recomputed, as someone who can write the folder would.
 fn reseal(dir: &Path, rel: &str, bytes: &[u8]) {
-    use extpy::assemble::seal::{SEAL_FILE, Seal};
-    use extpy::digest::Sha256Digest;
-    let mut seal = Seal::read(dir).unwrap();
-    let entry = seal.files.iter_mut().find(|f| f.path == rel).unwrap();
-    entry.size = bytes.len() as u64;
-    entry.sha256 = Sha256Digest::of(bytes);
-    seal.digest = seal.compute_digest();
     fs::write(dir.join(rel), bytes).unwrap();
-    fs::write(dir.join(SEAL_FILE), seal.to_bytes()).unwrap();
+    support::reseal(dir, |_| true);
 }
 
 #[test]
