@@ -7,7 +7,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use extpy::digest::Sha256Digest;
 use support::{PY, WheelSpec, World, embeddable, manifest_text};
 
 const HOOK: &str = "extpy-truststore.pth";
@@ -27,7 +26,7 @@ fn world(wheels: Vec<(String, Vec<u8>)>, truststore: (String, Vec<u8>), trust: &
     text.push_str(&format!(
         "truststore:\n  file: {}\n  sha256: {}\n",
         truststore.0,
-        Sha256Digest::of(&truststore.1)
+        support::sha256_hex(&truststore.1)
     ));
     fs::write(&w.manifest, text).unwrap();
     w
@@ -110,7 +109,7 @@ fn runtime_trust_system_installs_truststore_and_a_sealed_hook() {
     let sealed = seal["files"].to_string();
     assert!(
         sealed.contains(&format!("Lib/site-packages/{HOOK}"))
-            && sealed.contains(&Sha256Digest::of(HOOK_TEXT.as_bytes()).to_string()),
+            && sealed.contains(&support::sha256_hex(HOOK_TEXT.as_bytes())),
         "{sealed}"
     );
     assert!(
@@ -119,7 +118,7 @@ fn runtime_trust_system_installs_truststore_and_a_sealed_hook() {
         seal["packages"]
     );
     // The SBOM lists it among the installed wheels.
-    let sbom = fs::read_to_string(dest.join(extpy::assemble::sbom::SBOM_FILE)).unwrap();
+    let sbom = fs::read_to_string(dest.join("extpy-sbom.cdx.json")).unwrap();
     assert!(sbom.contains("pkg:pypi/truststore@0.10.5"), "{sbom}");
     w.run(&["verify", dest.to_str().unwrap()]).ok();
     fs::write(site.join(HOOK), "import os\n").unwrap();

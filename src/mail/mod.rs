@@ -3,12 +3,12 @@
 //! and `extpy mail check`, which tries them live.
 
 pub mod check;
-pub mod jwt;
-pub mod render;
-pub mod runtime;
-pub mod token;
-pub mod verdict;
-pub mod wire;
+pub(crate) mod jwt;
+pub(crate) mod render;
+pub(crate) mod runtime;
+pub(crate) mod token;
+pub(crate) mod verdict;
+pub(crate) mod wire;
 
 use std::collections::HashSet;
 

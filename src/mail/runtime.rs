@@ -38,7 +38,7 @@ pub struct DistError {
 
 /// A built distribution's run-time trust, read from its files.
 #[derive(Debug)]
-pub struct Distribution {
+pub(crate) struct Distribution {
     root: PathBuf,
     trust: RuntimeTrust,
     bundle: Option<(PathBuf, Vec<CertificateDer<'static>>)>,
@@ -49,7 +49,7 @@ pub struct Distribution {
 impl Distribution {
     /// Reads `dir` (a build's DEST, or a VU's `Python\External`): whether the truststore hook
     /// is installed, and certifi's bundle.
-    pub fn open(dir: &Path) -> Result<Self, DistError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, DistError> {
         let shown = dir.display().to_string();
         let bad = |reason: String, help: &str| DistError {
             path: shown.clone(),
@@ -114,11 +114,6 @@ impl Distribution {
             certifi_version,
             notes,
         })
-    }
-
-    /// What the distribution trusts.
-    pub fn trust(&self) -> RuntimeTrust {
-        self.trust
     }
 }
 
@@ -242,7 +237,7 @@ impl RuntimeReport {
 }
 
 /// An endpoint to compare, with the chain it presented or why none was captured.
-pub struct Presented {
+pub(crate) struct Presented {
     /// `identity platform`, `imap` or `smtp`.
     pub role: &'static str,
     /// `host:port`.
@@ -254,7 +249,7 @@ pub struct Presented {
 }
 
 /// Compares every endpoint: `here` is the verifier the mail check connected with.
-pub fn compare(
+pub(crate) fn compare(
     dist: &Distribution,
     here: &Arc<dyn ServerCertVerifier>,
     extra_given: bool,

@@ -189,7 +189,7 @@ pub(crate) fn smtp(d: &Dial<'_>) -> Session {
 /// after STARTTLS), sending no login: the chain the server presents, whoever signed it.
 /// Nothing is trusted on such a connection, and nothing but the greeting dialogue and
 /// QUIT (SMTP) is sent over it.
-pub fn capture(
+pub(crate) fn capture(
     endpoint: &Endpoint,
     timeout: Duration,
     starttls: bool,
