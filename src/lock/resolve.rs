@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use pep508_rs::pep440_rs::Version;
-use pep508_rs::{
-    ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, PackageName, Requirement, VersionOrUrl,
-};
+use pep508_rs::{ExtraName, MarkerEnvironment, PackageName, Requirement, VersionOrUrl};
 use pubgrub::{
     DefaultStringReporter, Dependencies, DependencyConstraints, DependencyProvider,
     PackageResolutionStatistics, PubGrubError, Ranges, Reporter,
@@ -57,31 +55,6 @@ pub(crate) struct Resolution {
     pub pins: BTreeMap<PackageName, (Version, Candidate)>,
     /// Who asked for each project (parents, or `requires` for a top-level one).
     pub required_by: BTreeMap<PackageName, BTreeSet<String>>,
-}
-
-/// The environment markers are evaluated in: CPython X.Y.Z on Windows.
-pub(crate) fn environment(python: PythonVersion, platform: Platform) -> MarkerEnvironment {
-    let machine = match platform {
-        Platform::WinAmd64 => "AMD64",
-        Platform::Win32 => "x86",
-        Platform::WinArm64 => "ARM64",
-    };
-    let full = python.to_string();
-    let short = format!("{}.{}", python.major, python.minor);
-    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
-        implementation_name: "cpython",
-        implementation_version: &full,
-        os_name: "nt",
-        platform_machine: machine,
-        platform_python_implementation: "CPython",
-        platform_release: "",
-        platform_system: "Windows",
-        platform_version: "",
-        python_full_version: &full,
-        python_version: &short,
-        sys_platform: "win32",
-    })
-    .expect("a CPython release version is a PEP 440 version")
 }
 
 struct Provider<'a, 'i> {
@@ -236,7 +209,7 @@ pub(crate) fn resolve(
 ) -> Result<Resolution, LockError> {
     let provider = Provider {
         index,
-        env: environment(index.python(), platform),
+        env: crate::manifest::marker_environment(index.python(), platform),
         request,
         order: RefCell::default(),
     };

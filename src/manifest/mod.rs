@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use pep508_rs::{Requirement, VersionOrUrl};
+use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl};
 
 use crate::digest::Sha256Digest;
 pub(crate) use wheel::{WheelFilename, normalize_name};
@@ -203,6 +203,31 @@ pub(crate) const TRUSTSTORE_PROJECT: &str = "truststore";
 
 /// The oldest CPython truststore supports.
 pub(crate) const TRUSTSTORE_MIN_PYTHON: (u8, u8) = (3, 10);
+
+/// The environment markers are evaluated in: CPython X.Y.Z on Windows.
+pub(crate) fn marker_environment(python: PythonVersion, platform: Platform) -> MarkerEnvironment {
+    let machine = match platform {
+        Platform::WinAmd64 => "AMD64",
+        Platform::Win32 => "x86",
+        Platform::WinArm64 => "ARM64",
+    };
+    let full = python.to_string();
+    let short = format!("{}.{}", python.major, python.minor);
+    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
+        implementation_name: "cpython",
+        implementation_version: &full,
+        os_name: "nt",
+        platform_machine: machine,
+        platform_python_implementation: "CPython",
+        platform_release: "",
+        platform_system: "Windows",
+        platform_version: "",
+        python_full_version: &full,
+        python_version: &short,
+        sys_platform: "win32",
+    })
+    .expect("a CPython release version is a PEP 440 version")
+}
 
 /// What an artifact is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
