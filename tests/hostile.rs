@@ -635,3 +635,150 @@ fn verify_never_lists_one_file_as_both_missing_and_extra() {
     );
     assert_eq!(j["results"][0]["replaced"].as_array().unwrap().len(), 3);
 }
+
+/// What a running process holds at most, sampled from /proc until it ends.
+#[derive(Debug, Default)]
+struct Peak {
+    threads: u64,
+    fds: usize,
+    rss_kib: u64,
+}
+
+/// Runs `c` to its end, sampling its threads, open files and peak memory.
+fn run_sampled(mut c: std::process::Command) -> (support::Run, Peak) {
+    use std::process::Stdio;
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status_path = format!("/proc/{pid}/status");
+    let fd_path = format!("/proc/{pid}/fd");
+    // Read the pipes on their own threads, so a full pipe never stalls the child.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
+        s
+    });
+    let mut peak = Peak::default();
+    let field = |status: &str, key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code().unwrap_or(-1);
+        }
+        if let Ok(status) = fs::read_to_string(&status_path) {
+            peak.threads = peak.threads.max(field(&status, "Threads:"));
+            peak.rss_kib = peak.rss_kib.max(field(&status, "VmHWM:"));
+        }
+        if let Ok(rd) = fs::read_dir(&fd_path) {
+            peak.fds = peak.fds.max(rd.count());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let run = support::Run {
+        code,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    };
+    (run, peak)
+}
+
+#[test]
+fn a_node_with_ten_thousand_cores_lays_out_with_bounded_resources() {
+    // The smallest distribution a build accepts: a Python and its ._pth, so that 10,000
+    // copies stay quick.
+    let embed = support::fixtures::zip_of(&[
+        ("python.exe", b"MZ python"),
+        ("python312._pth", support::fixtures::PTH_312.as_bytes()),
+    ]);
+    let w = World::with_artifacts(embed, vec![]);
+    let cores: Vec<String> = (1..=10_000).map(|i| format!("Core{i}")).collect();
+    let topo = w.path("topology.yaml");
+    fs::write(
+        &topo,
+        format!(
+            "schema: 1\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\vu'\n    cores: [{}]\n",
+            cores.join(", ")
+        ),
+    )
+    .unwrap();
+    // 40,000 small files: on a tmpfs when the machine has one (seconds), else beside the world
+    // (minutes on a slow disk); either way the same resources are bounded.
+    let shm = Path::new("/dev/shm");
+    let fast = shm
+        .is_dir()
+        .then(|| tempfile::tempdir_in(shm).ok())
+        .flatten();
+    let stage = fast
+        .as_ref()
+        .map_or_else(|| w.path("stage"), |d| d.path().join("stage"));
+    let mut c = w.cmd();
+    c.args(["layout", s(&topo), "--out", s(&stage)]);
+    let (r, peak) = run_sampled(c);
+    eprintln!("10,000 VUs: peak {peak:?}");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("10000 VU folders written and verified against seal"),
+        "{}",
+        r.stdout
+    );
+    // Bounded: threads by the job count, files open by what those threads copy, memory by
+    // the distribution (not by the number of VUs).
+    assert!(peak.threads <= 32, "{peak:?}");
+    assert!(peak.fds <= 256, "{peak:?}");
+    assert!(peak.rss_kib < 512 * 1024, "{peak:?}");
+    let node = stage.join("HAC1");
+    let names: Vec<String> = fs::read_dir(&node)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let vus = names
+        .iter()
+        .filter(|n| n.starts_with("ExternalPython"))
+        .count();
+    let others: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with("ExternalPython") && *n != ".extpy.lock")
+        .collect();
+    assert_eq!(vus, 10_000);
+    assert!(others.is_empty(), "no temporary folder: {others:?}");
+    for vu in [
+        "ExternalPython1",
+        "ExternalPython5000",
+        "ExternalPython10000",
+    ] {
+        let left: Vec<_> = fs::read_dir(node.join(vu).join("Python"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["External"], "{vu}: nothing beside the VU folder");
+    }
+    let staged: Vec<String> = fs::read_dir(&stage)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(staged.len(), 2, "HAC1 and pairing.json only: {staged:?}");
+    // The last VU verifies against the seal the manifest produces.
+    let mut v = w.cmd();
+    v.args([
+        "verify",
+        s(&node.join("ExternalPython10000/Python/External")),
+    ]);
+    support::run(v).ok();
+}
