@@ -436,11 +436,10 @@ fn parse_metadata(
     let mut requires = Vec::new();
     for (k, v) in &h {
         if k == "requires-dist" {
-            let r = Requirement::from_str(v).map_err(|e| {
+            let r = crate::manifest::requirement(v).map_err(|first| {
                 lie(format!(
-                    "{} {version} states an unreadable requirement {v:?}: {}",
-                    name,
-                    e.to_string().lines().next().unwrap_or("")
+                    "{} {version} states an unreadable requirement {v:?}: {first}",
+                    name
                 ))
             })?;
             requires.push(r);

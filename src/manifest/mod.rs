@@ -632,6 +632,32 @@ impl Manifest {
     }
 }
 
+/// Parses one PEP 508 requirement; the error is its first line. pep508_rs 0.9 panics on a
+/// project name that ends in `.`, `-` or `_` and is followed by anything (`msal- >=1`): its
+/// parser lets the name through and its name check then refuses it with `expect`. That case
+/// is refused here first, and so is any character outside ASCII, on which its cursor
+/// slices inside a character and panics (the fuzz tests found both).
+pub fn requirement(text: &str) -> Result<Requirement, String> {
+    if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "it holds the character {c:?}: write requirements in ASCII"
+        ));
+    }
+    let rest = text.trim_start();
+    let name_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .unwrap_or(rest.len());
+    if let Some(last) = rest[..name_end].chars().last()
+        && !last.is_ascii_alphanumeric()
+    {
+        return Err(format!(
+            "the project name {:?} must end with a letter or digit, not '{last}'",
+            &rest[..name_end]
+        ));
+    }
+    Requirement::from_str(text).map_err(|e| e.to_string().lines().next().unwrap_or("").to_string())
+}
+
 /// Parses `requires:`: PEP 508 requirements on index projects, each project named once.
 fn parse_requires(
     origin: &Origin,
@@ -642,9 +668,7 @@ fn parse_requires(
     for (i, item) in raw.iter().enumerate() {
         let line = yaml::locate(text, item.trim(), 0).or_else(|| yaml::locate(text, "requires", 0));
         let field = format!("requires[{i}]");
-        let req = Requirement::from_str(item).map_err(|e| {
-            let first = e.to_string();
-            let first = first.lines().next().unwrap_or("").to_string();
+        let req = requirement(item).map_err(|first| {
             InputError::at(origin, line, &field, format!("{item:?} is not a PEP 508 requirement: {first}"))
                 .with_help("write a project name with optional extras, versions and marker, like `msal[broker]>=1.39; python_version >= \"3.9\"`")
         })?;
