@@ -6,13 +6,14 @@
 //!
 //! ```text
 //! cargo run --example mirror -- --out /tmp/mirror [--wheels DIR] [--metadata] [--python-zip FILE]
-//!                                [--port N] [--plain] [--fault PATH=KIND]...
+//!                                [--port N] [--plain] [--fault PATH=KIND]... [--chaos PERCENT]
 //! ```
 //! Without `--wheels` it serves three small synthetic wheels; without `--python-zip` a
 //! synthetic embeddable CPython (python.org's real zip can be given when you have it).
 //! `--plain` serves plain `http://` (no CA); `--fault` makes the next request to PATH
 //! misbehave (`status:503`, `too-many:SECS`, `reset:BYTES`, `truncate:BYTES`, `wrong-bytes`),
-//! in the order given, as the Windows lane does to see retries and resume.
+//! in the order given, as the Windows lane does to see retries and resume. `--chaos PERCENT`
+//! gives that share of all requests a random fault (scripts/soak.sh).
 
 use std::path::PathBuf;
 
@@ -46,6 +47,13 @@ struct Args {
     /// PATH=KIND: the next request to PATH misbehaves (repeatable, in order)
     #[arg(long, value_parser = parse_fault)]
     fault: Vec<(String, mirror::Fault)>,
+    /// PERCENT of requests get a random fault (reset, truncation, 5xx, stall, wrong bytes);
+    /// `GET /_soak/faults` answers the counts, `GET /_soak/chaos/N` changes the percentage
+    #[arg(long, default_value_t = 0)]
+    chaos: u64,
+    /// Seed of the random faults
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 fn parse_fault(s: &str) -> Result<(String, mirror::Fault), String> {
@@ -114,6 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (path, fault) in &args.fault {
         server.fault(path, fault.clone());
     }
+    server.chaos(args.chaos, args.seed);
     server.add_python(
         &args.python,
         &format!("python-{}-embed-amd64.zip", args.python),

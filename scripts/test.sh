@@ -37,3 +37,8 @@ case " $* " in
   *" -- "*) cargo test --locked "$@" --include-ignored ;;
   *) cargo test --locked "$@" -- --include-ignored ;;
 esac
+# The fault soak (bounded, loopback only): concurrent fetch/build/layout runs under injected
+# faults and kills; SOAK_SECONDS lengthens it. A run limited to some tests skips it.
+if [ $# -eq 0 ]; then
+  scripts/soak.sh
+fi

@@ -68,6 +68,52 @@ struct State {
     hash_override: Mutex<HashMap<String, String>>,
     metadata_hash_override: Mutex<HashMap<String, String>>,
     vulnerabilities: Mutex<HashMap<(String, String), Vec<serde_json::Value>>>,
+    chaos: Mutex<Chaos>,
+}
+
+/// Random faults for a soak: `percent` of the requests misbehave, each kind counted.
+#[derive(Default)]
+struct Chaos {
+    percent: u64,
+    rng: u64,
+    injected: BTreeMap<&'static str, u64>,
+}
+
+impl Chaos {
+    /// xorshift64*: deterministic for a seed, no dependency.
+    fn next(&mut self) -> u64 {
+        let mut x = self.rng.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn pick(&mut self) -> Option<Fault> {
+        if self.percent == 0 || self.next() % 100 >= self.percent {
+            return None;
+        }
+        // Where a body is cut: within the first bytes (so that pages are cut too), or
+        // anywhere in the first 4 MiB of a file.
+        let n = match self.next() % 2 {
+            0 => self.next() % 256,
+            _ => self.next() % (4 << 20),
+        } as usize;
+        let stall = Duration::from_millis(2_500);
+        let (kind, fault) = match self.next() % 8 {
+            0 => ("reset", Fault::Reset(n)),
+            1 => ("truncate", Fault::Truncate(n)),
+            2 => ("status-500", Fault::Status(500)),
+            3 => ("status-503", Fault::Status(503)),
+            4 => ("status-502", Fault::Status(502)),
+            5 => ("stall", Fault::Stall(stall)),
+            6 => ("stall-after", Fault::StallAfter(n, stall)),
+            _ => ("wrong-bytes", Fault::WrongBytes),
+        };
+        *self.injected.entry(kind).or_default() += 1;
+        Some(fault)
+    }
 }
 
 /// The running mirror.
@@ -313,6 +359,20 @@ impl Mirror {
         self.state.body_bytes.load(Ordering::SeqCst)
     }
 
+    /// From now on, `percent` of the requests without a queued fault get a random one
+    /// (reset, truncation, 5xx, stall, wrong bytes), drawn from `seed`. A soak sets this;
+    /// `GET /_soak/chaos/PERCENT` changes it and `GET /_soak/faults` answers the counts.
+    pub fn chaos(&self, percent: u64, seed: u64) {
+        let mut c = self.state.chaos.lock().unwrap();
+        c.percent = percent.min(100);
+        c.rng = seed;
+    }
+
+    /// Random faults injected so far, by kind.
+    pub fn injected(&self) -> BTreeMap<&'static str, u64> {
+        self.state.chaos.lock().unwrap().injected.clone()
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
@@ -345,17 +405,47 @@ fn serve_connection(state: &State, tls: Option<Arc<rustls::ServerConfig>>, tcp: 
         n => n,
     };
     while let Some(req) = read_request(&mut reader) {
+        if let Some(control) = req.path.strip_prefix("/_soak/") {
+            if !soak_control(state, control, reader.get_mut()) {
+                return;
+            }
+            continue;
+        }
         state.log.lock().unwrap().push(req.clone());
         let fault = state
             .faults
             .lock()
             .unwrap()
             .get_mut(&req.path)
-            .and_then(VecDeque::pop_front);
+            .and_then(VecDeque::pop_front)
+            .or_else(|| state.chaos.lock().unwrap().pick());
         if !respond(state, &req, fault, reader.get_mut(), &raw, &mut budget) {
             return;
         }
     }
+}
+
+/// `/_soak/faults` (the injected faults as JSON) and `/_soak/chaos/PERCENT`.
+fn soak_control(state: &State, control: &str, w: &mut dyn Write) -> bool {
+    let body = {
+        let mut c = state.chaos.lock().unwrap();
+        if let Some(p) = control
+            .strip_prefix("chaos/")
+            .and_then(|p| p.parse::<u64>().ok())
+        {
+            c.percent = p.min(100);
+        }
+        serde_json::json!({ "percent": c.percent, "injected": c.injected }).to_string()
+    };
+    head(
+        w,
+        200,
+        &[("Content-Type", "application/json".into())],
+        body.len(),
+    )
+    .and_then(|_| w.write_all(body.as_bytes()))
+    .and_then(|_| w.flush())
+    .is_ok()
 }
 
 fn read_request(reader: &mut BufReader<Box<dyn Stream>>) -> Option<Logged> {
