@@ -12,6 +12,8 @@ pub mod error;
 pub(crate) mod exit;
 pub(crate) mod fetch;
 pub(crate) mod fsio;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod inputs;
 pub(crate) mod layout;
 pub(crate) mod limits;

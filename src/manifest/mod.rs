@@ -637,7 +637,7 @@ impl Manifest {
 /// parser lets the name through and its name check then refuses it with `expect`. That case
 /// is refused here first, and so is any character outside ASCII, on which its cursor
 /// slices inside a character and panics (the fuzz tests found both).
-pub fn requirement(text: &str) -> Result<Requirement, String> {
+pub(crate) fn requirement(text: &str) -> Result<Requirement, String> {
     if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
         return Err(format!(
             "it holds the character {c:?}: write requirements in ASCII"

@@ -21,15 +21,15 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use extpy::archive::{Archive, Limits};
-use extpy::assemble::requires::{parse_marker, parse_requirement};
-use extpy::assemble::seal::{Seal, VerifyOptions, verify};
-use extpy::doctor::summary::DoctorSummary;
-use extpy::mail::check::PlanChecks;
-use extpy::manifest::Manifest;
-use extpy::manifest::yaml::Origin;
-use extpy::source::parse_project_page;
-use extpy::topology::Topology;
+use crate::archive::{Archive, Limits};
+use crate::assemble::requires::{parse_marker, parse_requirement};
+use crate::assemble::seal::{Seal, VerifyOptions, verify};
+use crate::doctor::summary::DoctorSummary;
+use crate::mail::check::PlanChecks;
+use crate::manifest::Manifest;
+use crate::manifest::yaml::Origin;
+use crate::source::parse_project_page;
+use crate::topology::Topology;
 
 /// The longest one parse may take before it counts as a hang (generous: debug build, and a
 /// machine shared with other builds).
@@ -292,7 +292,7 @@ proptest! {
         bounded("pep508", move || {
             let _ = parse_requirement(&t);
             let _ = parse_marker(&t);
-            let _ = extpy::manifest::requirement(&t);
+            let _ = crate::manifest::requirement(&t);
         });
     }
 
@@ -364,7 +364,7 @@ proptest! {
                 &[("alpha-1.0-py3-none-any.whl".into(), seed_zips()[0].clone())],
             ));
             if let Ok(m) = manifest {
-                let _ = extpy::assemble::wheel::plan(&path, &m.wheels[0], m.python, m.platform);
+                let _ = crate::assemble::wheel::plan(&path, &m.wheels[0], m.python, m.platform);
             }
         });
     }
@@ -374,8 +374,8 @@ proptest! {
 fn seed_seal() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
-        use extpy::assemble::seal::{SealManifest, SealPackage, SealPython, SealedFile};
-        use extpy::digest::Sha256Digest;
+        use crate::assemble::seal::{SealManifest, SealPackage, SealPython, SealedFile};
+        use crate::digest::Sha256Digest;
         let d = Sha256Digest::of(b"x");
         let files = [
             "python.exe",
@@ -499,7 +499,7 @@ proptest! {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("b.zip");
             write_zip(&path, &entries);
-            if let Ok((bundle, check)) = extpy::bundle::open(&path) {
+            if let Ok((bundle, check)) = crate::bundle::open(&path) {
                 let _ = check.render();
                 if let Some(mut b) = bundle {
                     let _ = b.extract_artifacts(dir.path());
@@ -521,7 +521,7 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "a. ; python_version > '3'",
         "x_[y]",
     ] {
-        let e = extpy::manifest::requirement(bad).unwrap_err();
+        let e = crate::manifest::requirement(bad).unwrap_err();
         assert!(e.contains("must end with a letter or digit"), "{bad}: {e}");
         let text = MANIFEST.replace("  - msal>=1.39 ", &format!("  - {bad:?} "));
         assert_ne!(text, MANIFEST);
@@ -536,7 +536,7 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "cryptography>=2.5 ; python_version >= \"3.8\" an\u{e9} x",
         "a ; os_name == '\u{2603}'",
     ] {
-        let e = extpy::manifest::requirement(bad).unwrap_err();
+        let e = crate::manifest::requirement(bad).unwrap_err();
         assert!(e.contains("write requirements in ASCII"), "{bad}: {e}");
     }
     for good in [
@@ -545,6 +545,6 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "a.b-c_d[x]>=1 ; python_version >= '3.8'",
         "  pyjwt[crypto]",
     ] {
-        extpy::manifest::requirement(good).unwrap();
+        crate::manifest::requirement(good).unwrap();
     }
 }
