@@ -22,7 +22,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::archive::{Archive, Limits};
-use crate::assemble::requires::{parse_marker, parse_requirement};
+use crate::assemble::requires::{Environment, Package, graph};
 use crate::assemble::seal::{Seal, VerifyOptions, verify};
 use crate::doctor::summary::DoctorSummary;
 use crate::mail::check::PlanChecks;
@@ -290,8 +290,13 @@ proptest! {
     #[test]
     fn pep508_requirements_and_markers_parse_or_fail(t in text(REQUIREMENTS)) {
         bounded("pep508", move || {
-            let _ = parse_requirement(&t);
-            let _ = parse_marker(&t);
+            // As build's completeness check and the SBOM read a wheel's Requires-Dist.
+            let env = Environment::target(
+                crate::manifest::PythonVersion::from_str("3.12.10").unwrap(),
+                crate::manifest::Platform::WinAmd64,
+            );
+            let p = Package { name: "a".into(), version: "1".into(), requires: vec![t.clone()] };
+            let _ = graph(&[p], &env);
             let _ = crate::manifest::requirement(&t);
         });
     }
@@ -539,6 +544,21 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         let e = crate::manifest::requirement(bad).unwrap_err();
         assert!(e.contains("write requirements in ASCII"), "{bad}: {e}");
     }
+    // A wheel's Requires-Dist goes through the same parser in build's completeness check.
+    let env = Environment::target(
+        crate::manifest::PythonVersion::from_str("3.12.10").unwrap(),
+        crate::manifest::Platform::WinAmd64,
+    );
+    let p = Package {
+        name: "a".into(),
+        version: "1".into(),
+        requires: vec!["msal- >=1".into()],
+    };
+    let g = graph(&[p], &env);
+    assert!(
+        format!("{g:?}").contains("must end with a letter or digit"),
+        "{g:?}"
+    );
     for good in [
         "msal>=1.39",
         "a",

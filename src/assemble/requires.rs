@@ -75,16 +75,15 @@ pub(crate) fn graph(packages: &[Package], env: &Environment) -> Graph {
     for p in packages {
         let mut reqs = Vec::new();
         for text in &p.requires {
-            match Requirement::from_str(text) {
+            // Through the one guarded parser: pep508_rs panics on some inputs a wheel can hold.
+            match crate::manifest::requirement(text) {
                 Ok(r) => reqs.push((text.trim(), r)),
-                Err(e) => {
-                    let why = e.to_string();
+                Err(why) => {
                     problems.insert(format!(
-                        "{} {}: cannot read the requirement {:?}: {}",
+                        "{} {}: cannot read the requirement {:?}: {why}",
                         p.name,
                         p.version,
                         text.trim(),
-                        why.lines().next().unwrap_or("")
                     ));
                 }
             }
