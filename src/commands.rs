@@ -203,10 +203,26 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         };
         return Ok(Outcome::new(CommandName::Build, &summary, summary.render()));
     }
-    let source = match bundle.as_mut() {
-        Some(b) => InputSource::Bundle(b),
-        None => InputSource::Fetch,
+    let Some(b) = bundle.as_mut() else {
+        // Each input is extracted the moment it is verified in the cache, while the others
+        // still download.
+        let fetch_options = s.fetch_options()?;
+        let (fetched, report) = assemble::build_as_inputs_arrive(
+            &manifest,
+            &options,
+            reporter,
+            |arrived: &(dyn Fn(assemble::Arrival) + Sync)| {
+                fetch::fetch_each(&manifest, &fetch_options, reporter, &|i, f| {
+                    arrived((i.checked_sub(1), f.path.clone()))
+                })
+            },
+        )
+        .map_err(|e| explain_tls(e.into(), s, "build"))?;
+        reporter.info(fetched.summary());
+        let report = report?;
+        return Ok(Outcome::new(CommandName::Build, &report, report.render()));
     };
+    let source = InputSource::Bundle(b);
     let resolved =
         inputs::resolve(&manifest, s, source, reporter).map_err(|e| explain_tls(e, s, "build"))?;
     let plan = assemble::plan(&manifest, &resolved.inputs, &options)?;

@@ -205,6 +205,18 @@ pub(crate) fn fetch(
     options: &FetchOptions,
     reporter: &Reporter,
 ) -> Result<FetchReport, FetchError> {
+    fetch_each(manifest, options, reporter, &|_, _| {})
+}
+
+/// Like [`fetch`], and calls `ready` with each artifact's index (in [`Manifest::artifacts`]
+/// order) and its verified copy the moment it is in the cache, from the downloading thread,
+/// so that work on it can start while the others download.
+pub fn fetch_each(
+    manifest: &Manifest,
+    options: &FetchOptions,
+    reporter: &Reporter,
+    ready: &(dyn Fn(usize, &Fetched) + Sync),
+) -> Result<FetchReport, FetchError> {
     let started = Instant::now();
     let cache = Cache::open(&options.cache_dir)?;
     let artifacts: Vec<&Artifact> = manifest.artifacts().collect();
@@ -235,6 +247,11 @@ pub(crate) fn fetch(
             total: artifacts.len(),
         });
     }
+    for (i, f) in done.iter().enumerate() {
+        if let Some(f) = f {
+            ready(i, f);
+        }
+    }
 
     // Act: download what is missing, in parallel, the largest first so that no large file
     // starts late behind small ones while the link idles at the end.
@@ -246,6 +263,9 @@ pub(crate) fn fetch(
         let results: Vec<(usize, Result<Fetched, ArtifactError>)> =
             parallel(options.jobs, &missing, |&i| {
                 let r = fetch_one(&client, &cache, options, manifest, artifacts[i], reporter);
+                if let Ok(f) = &r {
+                    ready(i, f);
+                }
                 total_bar.inc(1);
                 (i, r)
             });

@@ -996,3 +996,76 @@ fn a_requirement_the_manifest_does_not_pin_is_named() {
         "the build still runs"
     );
 }
+
+#[test]
+fn inputs_are_extracted_while_the_last_one_still_downloads() {
+    let w = World::new();
+    // One download at a time: the embeddable, alpha, beta_pkg, then gamma, whose answer is
+    // held back long enough for the others to be installed meanwhile.
+    let gamma = format!("/files/{}", w.wheels[2].0);
+    w.mirror.fault(
+        &gamma,
+        support::mirror::Fault::Stall(std::time::Duration::from_secs(3)),
+    );
+    let dest = w.path("x");
+    let r = w
+        .run(&["build", dest.to_str().unwrap(), "--jobs", "1", "-v"])
+        .ok();
+    let at = |needle: &str| {
+        r.stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{}", r.stderr))
+    };
+    let last_download = at(&format!("{} verified", w.wheels[2].0));
+    for early in [
+        format!("extracting python-{PY}-embed-amd64.zip"),
+        format!("installing {}", w.wheels[0].0),
+        format!("installing {}", w.wheels[1].0),
+    ] {
+        assert!(
+            at(&early) < last_download,
+            "{early:?} comes after the last download:\n{}",
+            r.stderr
+        );
+    }
+    w.run(&["verify", dest.to_str().unwrap()]).ok();
+}
+
+#[test]
+fn a_wrong_last_download_fails_the_build_after_the_others_were_extracted_and_leaves_nothing() {
+    let w = World::new();
+    let previous = w.path("x");
+    w.run(&["build", previous.to_str().unwrap()]).ok();
+    let before = snapshot(&previous);
+    fs::remove_dir_all(&w.cache).unwrap();
+    // gamma is the last of the four downloads with --jobs 1, and it arrives wrong.
+    let gamma = format!("/files/{}", w.wheels[2].0);
+    w.mirror.fault(&gamma, support::mirror::Fault::WrongBytes);
+    let r = w
+        .run(&["build", previous.to_str().unwrap(), "--jobs", "1", "-v"])
+        .code(3);
+    assert!(
+        r.stderr.contains(&format!("installing {}", w.wheels[0].0)),
+        "the earlier inputs were extracted before the failure:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("do not match the pinned sha256"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        snapshot(&previous),
+        before,
+        "the previous build is untouched"
+    );
+    no_leftovers(previous.parent().unwrap());
+
+    // A destination that did not exist is not created.
+    let fresh = w.path("fresh");
+    w.mirror.fault(&gamma, support::mirror::Fault::WrongBytes);
+    w.run(&["build", fresh.to_str().unwrap(), "--jobs", "1"])
+        .code(3);
+    assert!(!fresh.exists(), "nothing at the destination");
+    no_leftovers(fresh.parent().unwrap());
+}

@@ -59,6 +59,14 @@ pub enum BuildError {
         second: String,
     },
     /// An archive was refused.
+    /// An input the build waited for was never handed over (a fault in extpy).
+    #[error(
+        "{file} was not among the inputs the fetch handed over; this is a fault in extpy\n  help: run the build again, and report it if it happens again"
+    )]
+    NotHandedOver {
+        /// The artifact's file name.
+        file: String,
+    },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// A wheel was refused.
@@ -79,6 +87,7 @@ impl BuildError {
         match self {
             BuildError::DestForeign { .. } | BuildError::Clash { .. } => ExitCode::Input,
             BuildError::Embeddable { .. } => ExitCode::Verification,
+            BuildError::NotHandedOver { .. } => ExitCode::Local,
             BuildError::Place(p) => p.exit_code(),
             BuildError::Io(e) => e.exit_code(),
             BuildError::Archive(a) => a.exit_code(),
@@ -313,8 +322,25 @@ fn plan_at(
     dest: PathBuf,
     replaces: DestState,
 ) -> Result<BuildPlan, BuildError> {
+    let embeddable_files = plan_embeddable(manifest, &inputs.embeddable)?;
+    let wheels = wheel::plan_all(manifest, &inputs.wheels, jobs)?;
+    let (unmet, hook) = check_sources(manifest, &embeddable_files, &wheels)?;
+    Ok(BuildPlan {
+        dest,
+        replaces,
+        embeddable: inputs.embeddable.clone(),
+        embeddable_files,
+        pth: manifest.python.pth_name(),
+        wheels,
+        unmet,
+        hook,
+    })
+}
+
+/// The files of the embeddable zip, refused when it is not the embeddable CPython.
+fn plan_embeddable(manifest: &Manifest, path: &Path) -> Result<Vec<Entry>, BuildError> {
     let embed_file = &manifest.embeddable.file;
-    let embed = Archive::open(&inputs.embeddable, &format!("embeddable zip {embed_file}"))?;
+    let embed = Archive::open(path, &format!("embeddable zip {embed_file}"))?;
     let pth = manifest.python.pth_name();
     let embeddable_files: Vec<Entry> = embed.files().cloned().collect();
     if !embeddable_files.iter().any(|e| e.name == pth) {
@@ -335,13 +361,30 @@ fn plan_at(
             reason: format!("it contains {SEAL_FILE}"),
         });
     }
+    Ok(embeddable_files)
+}
 
-    let wheels = wheel::plan_all(manifest, &inputs.wheels, jobs)?;
+/// Files extpy itself writes, which no source may bring.
+fn own_files() -> HashMap<String, String> {
+    HashMap::from([
+        (SEAL_FILE.to_lowercase(), "the seal".to_string()),
+        (sbom::SBOM_FILE.to_lowercase(), "the SBOM".to_string()),
+    ])
+}
 
-    // No two sources may write one file (compared as Windows would: ignoring case).
-    let mut owners: HashMap<String, String> = HashMap::new();
-    owners.insert(SEAL_FILE.to_string(), "the seal".to_string());
-    owners.insert(sbom::SBOM_FILE.to_string(), "the SBOM".to_string());
+/// The `.pth` hook `runtime_trust: system` writes: its path in the tree, and its text.
+type Hook = Option<(String, &'static str)>;
+
+/// Checks the sources against each other: no two may write one file (compared as Windows
+/// would: ignoring case). Returns the wheels' requirements the pinned set does not meet, and
+/// the hook to write.
+fn check_sources(
+    manifest: &Manifest,
+    embeddable_files: &[Entry],
+    wheels: &[WheelPlan],
+) -> Result<(Vec<String>, Hook), BuildError> {
+    let embed_file = &manifest.embeddable.file;
+    let mut owners = own_files();
     let hook = (manifest.runtime_trust == RuntimeTrust::System).then(|| {
         (
             format!("{}/{}", wheel::SITE_PACKAGES, pth::TRUSTSTORE_HOOK),
@@ -383,16 +426,7 @@ fn plan_at(
         &packages,
         &requires::Environment::target(manifest.python, manifest.platform),
     );
-    Ok(BuildPlan {
-        dest,
-        replaces,
-        embeddable: inputs.embeddable.clone(),
-        embeddable_files,
-        pth,
-        wheels,
-        unmet,
-        hook,
-    })
+    Ok((unmet, hook))
 }
 
 /// Carries out a plan: writes into a sibling folder, seals it, and swaps it into place.
@@ -402,23 +436,37 @@ pub(crate) fn execute(
     options: &BuildOptions,
     reporter: &Reporter,
 ) -> Result<BuildReport, BuildError> {
+    warn_unmet(plan, reporter);
+    let staging = Staging::begin(&plan.dest, reporter)?;
+    let root = staging.path().to_path_buf();
+    create_folders(&root, plan)?;
+    let seal = produce(plan, manifest, Output::Dir(&root), options.jobs, reporter)?;
+    finish(plan, manifest, staging, seal)
+}
+
+fn warn_unmet(plan: &BuildPlan, reporter: &Reporter) {
     for u in &plan.unmet {
         reporter.warn(format!(
             "{u}; the distribution may fail to import it (fix the manifest)"
         ));
     }
-    let staging = Staging::begin(&plan.dest, reporter)?;
-    let root = staging.path().to_path_buf();
-    create_folders(&root, plan)?;
-    let seal = produce(plan, manifest, Output::Dir(&root), options.jobs, reporter)?;
-    write_sealed(&root, SEAL_FILE, &seal.to_bytes())?;
+}
+
+/// Writes the seal into the staging folder, swaps it into place, and reports.
+fn finish(
+    plan: &BuildPlan,
+    manifest: &Manifest,
+    staging: Staging,
+    seal: Seal,
+) -> Result<BuildReport, BuildError> {
+    write_sealed(staging.path(), SEAL_FILE, &seal.to_bytes())?;
     staging.commit()?;
     Ok(BuildReport {
         dest: plan.dest.clone(),
-        manifest: manifest.name.clone(),
-        manifest_sha256: manifest.digest,
-        python: manifest.python.to_string(),
-        platform: manifest.platform.to_string(),
+        manifest: seal.manifest.name.clone(),
+        manifest_sha256: seal.manifest.sha256,
+        python: seal.python.version.clone(),
+        platform: seal.python.platform.clone(),
         packages: seal.packages.clone(),
         files: seal.files.len(),
         bytes: seal.total_size(),
@@ -478,32 +526,7 @@ fn produce(
     reporter: &Reporter,
 ) -> Result<Seal, BuildError> {
     reporter.detail(format!("extracting {}", manifest.embeddable.file));
-    let mut embed = Archive::open(
-        &plan.embeddable,
-        &format!("embeddable zip {}", manifest.embeddable.file),
-    )?;
-    let mut files: Vec<SealedFile> = Vec::new();
-    for entry in &plan.embeddable_files {
-        if entry.name == plan.pth {
-            continue;
-        }
-        let (sha256, size) = out.extract(&mut embed, entry, &entry.name)?;
-        files.push(SealedFile {
-            path: entry.name.clone(),
-            size,
-            sha256,
-        });
-    }
-    let pth_entry = plan
-        .embeddable_files
-        .iter()
-        .find(|e| e.name == plan.pth)
-        .cloned();
-    if let Some(entry) = pth_entry {
-        let original = embed.read(&entry)?;
-        let edited = pth::enable_site_packages(&String::from_utf8_lossy(&original));
-        files.push(out.write(&plan.pth, edited.as_bytes())?);
-    }
+    let mut files = extract_embeddable(manifest, &plan.embeddable, &plan.embeddable_files, out)?;
 
     let bar = reporter.count_bar(plan.wheels.len() as u64, "wheels");
     let installed = crate::parallel(crate::local_jobs(jobs), &plan.wheels, |w| {
@@ -516,12 +539,54 @@ fn produce(
     for r in installed {
         files.extend(r?);
     }
+    seal_over(plan, manifest, files, out)
+}
+
+/// Extracts (or hashes) the embeddable zip's files into `out` (their folders exist), the
+/// `._pth` edited to enable site-packages.
+fn extract_embeddable(
+    manifest: &Manifest,
+    path: &Path,
+    entries: &[Entry],
+    out: Output,
+) -> Result<Vec<SealedFile>, BuildError> {
+    let pth = manifest.python.pth_name();
+    let mut embed = Archive::open(
+        path,
+        &format!("embeddable zip {}", manifest.embeddable.file),
+    )?;
+    let mut files: Vec<SealedFile> = Vec::new();
+    for entry in entries {
+        if entry.name == pth {
+            continue;
+        }
+        let (sha256, size) = out.extract(&mut embed, entry, &entry.name)?;
+        files.push(SealedFile {
+            path: entry.name.clone(),
+            size,
+            sha256,
+        });
+    }
+    if let Some(entry) = entries.iter().find(|e| e.name == pth) {
+        let original = embed.read(entry)?;
+        let edited = pth::enable_site_packages(&String::from_utf8_lossy(&original));
+        files.push(out.write(&pth, edited.as_bytes())?);
+    }
+    Ok(files)
+}
+
+/// Writes (or hashes) the SBOM into `out`, and returns the seal over `files` and it.
+fn seal_over(
+    plan: &BuildPlan,
+    manifest: &Manifest,
+    mut files: Vec<SealedFile>,
+    out: Output,
+) -> Result<Seal, BuildError> {
     if let Some((path, text)) = &plan.hook {
         files.push(out.write(path, text.as_bytes())?);
     }
     let sbom = sbom::Subject::of_plan(manifest, &plan.wheels).document();
     files.push(out.write(sbom::SBOM_FILE, &sbom.to_bytes())?);
-
     Ok(Seal::new(
         SealManifest {
             name: manifest.name.clone(),
@@ -544,6 +609,210 @@ fn produce(
             .collect(),
         files,
     ))
+}
+
+/// One verified input, as it arrives: the embeddable zip (`None`) or the wheel at this
+/// index of the manifest, and its path.
+pub type Arrival = (Option<usize>, PathBuf);
+
+/// What became of one input while the others were still downloading.
+struct Early<P> {
+    /// Its plan (for a wheel) or file list (the embeddable).
+    planned: Option<Result<P, BuildError>>,
+    /// Its files, extracted into the staging folder; none when it was not extracted (it
+    /// would have clashed, or the staging folder is unusable).
+    extracted: Option<Result<Vec<SealedFile>, BuildError>>,
+    path: PathBuf,
+}
+
+impl<P> Default for Early<P> {
+    fn default() -> Self {
+        Self {
+            planned: None,
+            extracted: None,
+            path: PathBuf::new(),
+        }
+    }
+}
+
+/// Builds while the inputs arrive: `produce` (the fetch) runs on its own thread and calls
+/// its argument for each input the moment it is verified in the cache; each is planned and
+/// extracted into the staging folder at once, on `--jobs` threads, so that the build ends
+/// soon after the last byte. Nothing else changes: once every input is there the checks of
+/// [`plan`] run over all of them, in manifest order (same errors as a build that waited),
+/// then the SBOM and seal are written and the folder swapped into place. Any failure, of
+/// the fetch or of the build, drops the staging folder: the destination is as it was.
+/// Returns the producer's error if it failed, else its value and the build's result.
+pub fn build_as_inputs_arrive<T: Send, E: Send>(
+    manifest: &Manifest,
+    options: &BuildOptions,
+    reporter: &Reporter,
+    produce: impl FnOnce(&(dyn Fn(Arrival) + Sync)) -> Result<T, E> + Send,
+) -> Result<(T, Result<BuildReport, BuildError>), E> {
+    let dest = check_dest(options);
+    let staging = match &dest {
+        Ok((d, _)) => Some(Staging::begin(d, reporter).map_err(BuildError::from)),
+        Err(_) => None,
+    };
+    let root = match &staging {
+        Some(Ok(st)) => Some(st.path().to_path_buf()),
+        _ => None,
+    };
+    let embed: std::sync::Mutex<Early<Vec<Entry>>> = Default::default();
+    let wheels: Vec<std::sync::Mutex<Early<WheelPlan>>> =
+        manifest.wheels.iter().map(|_| Default::default()).collect();
+    // Targets claimed so far (as in check_sources): an input that would write over another's
+    // file is not extracted; the checks at the end then name the clash.
+    let owners = std::sync::Mutex::new(own_files());
+    let claim = |source: &str, targets: Vec<String>| -> bool {
+        let Ok(mut owners) = owners.lock() else {
+            return false;
+        };
+        if targets
+            .iter()
+            .any(|t| owners.contains_key(&t.to_lowercase()))
+        {
+            return false;
+        }
+        for t in targets {
+            owners.insert(t.to_lowercase(), source.to_string());
+        }
+        true
+    };
+    let folders_for = |root: &Path, targets: &[String]| -> Result<(), BuildError> {
+        let mut dirs: Vec<&str> = targets
+            .iter()
+            .filter_map(|t| t.rsplit_once('/').map(|(d, _)| d))
+            .collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for d in dirs {
+            let path = native(root, d);
+            std::fs::create_dir_all(&path).map_err(at(&path, "cannot create the folder"))?;
+        }
+        Ok(())
+    };
+    let process = |(index, path): Arrival| match index {
+        None => {
+            let planned = plan_embeddable(manifest, &path);
+            let mut extracted = None;
+            if let (Ok(entries), Some(root)) = (&planned, &root) {
+                let targets: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+                if claim(&manifest.embeddable.file, targets.clone()) {
+                    reporter.detail(format!("extracting {}", manifest.embeddable.file));
+                    extracted = Some(folders_for(root, &targets).and_then(|()| {
+                        extract_embeddable(manifest, &path, entries, Output::Dir(root))
+                    }));
+                }
+            }
+            if let Ok(mut slot) = embed.lock() {
+                *slot = Early {
+                    planned: Some(planned),
+                    extracted,
+                    path,
+                };
+            }
+        }
+        Some(i) => {
+            let Some(pin) = manifest.wheels.get(i) else {
+                return;
+            };
+            let planned = wheel::plan(&path, pin, manifest.python, manifest.platform)
+                .map_err(BuildError::from);
+            let mut extracted = None;
+            if let (Ok(w), Some(root)) = (&planned, &root) {
+                let targets: Vec<String> = w.files.iter().map(|f| f.target.clone()).collect();
+                if claim(&w.wheel, w.targets().collect()) {
+                    reporter.detail(format!("installing {}", w.wheel));
+                    extracted = Some(folders_for(root, &targets).and_then(|()| {
+                        wheel::install(w, Output::Dir(root)).map_err(BuildError::from)
+                    }));
+                }
+            }
+            if let Ok(mut slot) = wheels[i].lock() {
+                *slot = Early {
+                    planned: Some(planned),
+                    extracted,
+                    path,
+                };
+            }
+        }
+    };
+
+    let (send, receive) = std::sync::mpsc::channel::<Arrival>();
+    let receive = std::sync::Mutex::new(receive);
+    let send = std::sync::Mutex::new(Some(send));
+    let produced = std::thread::scope(|scope| {
+        for _ in 0..crate::local_jobs(options.jobs) {
+            scope.spawn(|| {
+                loop {
+                    let next = match receive.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match next {
+                        Ok(arrival) => process(arrival),
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+        let deliver = |arrival: Arrival| {
+            if let Ok(s) = send.lock()
+                && let Some(s) = s.as_ref()
+            {
+                let _ = s.send(arrival);
+            }
+        };
+        let produced = produce(&deliver);
+        // Closing the channel lets the workers end once they have taken every arrival.
+        if let Ok(mut s) = send.lock() {
+            s.take();
+        }
+        produced
+    })?;
+
+    let result = (|| {
+        let (dest, replaces) = dest?;
+        let embed = embed.into_inner().unwrap_or_default();
+        let wheels: Vec<Early<WheelPlan>> = wheels
+            .into_iter()
+            .map(|w| w.into_inner().unwrap_or_default())
+            .collect();
+        let missing = |file: &str| BuildError::NotHandedOver {
+            file: file.to_string(),
+        };
+        let embed_file = manifest.embeddable.file.as_str();
+        let embeddable_files = embed.planned.unwrap_or_else(|| Err(missing(embed_file)))?;
+        let mut plans = Vec::with_capacity(wheels.len());
+        let mut extracted = vec![(embed_file, embed.extracted)];
+        for (w, pin) in wheels.into_iter().zip(&manifest.wheels) {
+            let file = pin.artifact.file.as_str();
+            plans.push(w.planned.unwrap_or_else(|| Err(missing(file)))?);
+            extracted.push((file, w.extracted));
+        }
+        let (unmet, hook) = check_sources(manifest, &embeddable_files, &plans)?;
+        let plan = BuildPlan {
+            dest,
+            replaces,
+            embeddable: embed.path,
+            embeddable_files,
+            pth: manifest.python.pth_name(),
+            wheels: plans,
+            unmet,
+            hook,
+        };
+        let staging = staging.unwrap_or_else(|| Err(missing(embed_file)))?;
+        let mut files = Vec::new();
+        for (file, e) in extracted {
+            // No clash was found over all the inputs, so every one was extracted.
+            files.extend(e.unwrap_or_else(|| Err(missing(file)))?);
+        }
+        warn_unmet(&plan, reporter);
+        let seal = seal_over(&plan, manifest, files, Output::Dir(staging.path()))?;
+        finish(&plan, manifest, staging, seal)
+    })();
+    Ok((produced, result))
 }
 
 /// Plans and executes a build.
