@@ -336,7 +336,7 @@ impl Staging {
         let (parent, name) = parent_and_name(&target);
         fs::create_dir_all(&parent).map_err(at(&parent, "cannot create the folder"))?;
         let lock = if own_lock {
-            Some(lock_file(&parent.join(format!(".{name}.extpy-lock")))?)
+            Some(lock_file(&staging_lock_path(&target))?)
         } else {
             None
         };
@@ -432,6 +432,12 @@ impl Drop for Staging {
             }
         }
     }
+}
+
+/// The lock file [`Staging::begin`] puts beside `target`.
+pub(crate) fn staging_lock_path(target: &Path) -> PathBuf {
+    let (parent, name) = parent_and_name(target);
+    parent.join(format!(".{name}.extpy-lock"))
 }
 
 fn parent_and_name(target: &Path) -> (PathBuf, String) {

@@ -650,6 +650,10 @@ pub fn build_as_inputs_arrive<T: Send, E: Send>(
     produce: impl FnOnce(&(dyn Fn(Arrival) + Sync)) -> Result<T, E> + Send,
 ) -> Result<(T, Result<BuildReport, BuildError>), E> {
     let dest = check_dest(options);
+    // The staging folder exists from the start; what beginning it creates besides (the
+    // destination's parent folders, the lock file) is removed again if the build fails, as
+    // a build that checked everything before writing never created it.
+    let created = dest.as_ref().map(|(d, _)| Created::before(d)).ok();
     let staging = match &dest {
         Ok((d, _)) => Some(Staging::begin(d, reporter).map_err(BuildError::from)),
         Err(_) => None,
@@ -770,9 +774,17 @@ pub fn build_as_inputs_arrive<T: Send, E: Send>(
             s.take();
         }
         produced
-    })?;
+    });
+    let produced = match produced {
+        Ok(p) => p,
+        Err(e) => {
+            drop(staging);
+            created.iter().for_each(Created::undo);
+            return Err(e);
+        }
+    };
 
-    let result = (|| {
+    let result = (move || {
         let (dest, replaces) = dest?;
         let embed = embed.into_inner().unwrap_or_default();
         let wheels: Vec<Early<WheelPlan>> = wheels
@@ -812,7 +824,46 @@ pub fn build_as_inputs_arrive<T: Send, E: Send>(
         let seal = seal_over(&plan, manifest, files, Output::Dir(staging.path()))?;
         finish(&plan, manifest, staging, seal)
     })();
+    if result.is_err() {
+        created.iter().for_each(Created::undo);
+    }
     Ok((produced, result))
+}
+
+/// What [`Staging::begin`] will create beside a destination that is not there yet.
+struct Created {
+    /// Missing folders on the way to the destination's parent, innermost first.
+    folders: Vec<PathBuf>,
+    /// The lock file, when it does not exist yet.
+    lock: Option<PathBuf>,
+}
+
+impl Created {
+    fn before(dest: &Path) -> Self {
+        let folders = dest
+            .ancestors()
+            .skip(1)
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        let lock = crate::place::staging_lock_path(dest);
+        Self {
+            folders,
+            lock: (!lock.exists()).then_some(lock),
+        }
+    }
+
+    /// Removes them again (a folder only while empty), once the staging folder is gone.
+    fn undo(&self) {
+        if let Some(lock) = &self.lock {
+            let _ = std::fs::remove_file(lock);
+        }
+        for f in &self.folders {
+            if std::fs::remove_dir(f).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Plans and executes a build.
