@@ -211,7 +211,7 @@ pub(crate) fn fetch(
 /// Like [`fetch`], and calls `ready` with each artifact's index (in [`Manifest::artifacts`]
 /// order) and its verified copy the moment it is in the cache, from the downloading thread,
 /// so that work on it can start while the others download.
-pub fn fetch_each(
+pub(crate) fn fetch_each(
     manifest: &Manifest,
     options: &FetchOptions,
     reporter: &Reporter,

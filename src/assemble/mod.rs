@@ -127,8 +127,6 @@ pub(crate) struct BuildPlan {
     pub embeddable: PathBuf,
     /// Its file entries.
     pub embeddable_files: Vec<Entry>,
-    /// The `._pth` to edit.
-    pub pth: String,
     /// The wheels.
     pub wheels: Vec<WheelPlan>,
     /// Requirements of the wheels that the pinned set does not meet.
@@ -330,7 +328,6 @@ fn plan_at(
         replaces,
         embeddable: inputs.embeddable.clone(),
         embeddable_files,
-        pth: manifest.python.pth_name(),
         wheels,
         unmet,
         hook,
@@ -613,7 +610,7 @@ fn seal_over(
 
 /// One verified input, as it arrives: the embeddable zip (`None`) or the wheel at this
 /// index of the manifest, and its path.
-pub type Arrival = (Option<usize>, PathBuf);
+pub(crate) type Arrival = (Option<usize>, PathBuf);
 
 /// What became of one input while the others were still downloading.
 struct Early<P> {
@@ -643,7 +640,7 @@ impl<P> Default for Early<P> {
 /// then the SBOM and seal are written and the folder swapped into place. Any failure, of
 /// the fetch or of the build, drops the staging folder: the destination is as it was.
 /// Returns the producer's error if it failed, else its value and the build's result.
-pub fn build_as_inputs_arrive<T: Send, E: Send>(
+pub(crate) fn build_as_inputs_arrive<T: Send, E: Send>(
     manifest: &Manifest,
     options: &BuildOptions,
     reporter: &Reporter,
@@ -809,7 +806,6 @@ pub fn build_as_inputs_arrive<T: Send, E: Send>(
             replaces,
             embeddable: embed.path,
             embeddable_files,
-            pth: manifest.python.pth_name(),
             wheels: plans,
             unmet,
             hook,
