@@ -5,6 +5,7 @@ pub mod fixtures;
 pub mod mail;
 pub mod mirror;
 pub mod pki;
+pub mod schema;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
@@ -80,7 +81,8 @@ impl Run {
         self
     }
 
-    /// The stdout as JSON: one document whose first key is `extpy_version`.
+    /// The stdout as JSON: one document whose first key is `extpy_version`, matching the
+    /// schema of its kind in `schemas/`.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
         let doc = serde_json::from_str(&self.stdout)
@@ -91,6 +93,7 @@ impl Run {
             format!("  \"extpy_version\": \"{}\",", extpy_version()),
             "a JSON document starts with extpy_version"
         );
+        schema::check(&doc);
         doc
     }
 }
