@@ -233,6 +233,13 @@ fn documents_and_files_that_break_their_contract_are_refused() {
     platform["python"]["platform"] = json!("linux_x86_64");
     assert!(!schema::errors("manifest.schema.json", &platform).is_empty());
 
+    // runtime_trust: system is the one other value the manifest takes.
+    let mut system = manifest.clone();
+    system["runtime_trust"] = json!("system");
+    assert!(schema::errors("manifest.schema.json", &system).is_empty());
+    system["runtime_trust"] = json!("windows");
+    assert!(!schema::errors("manifest.schema.json", &system).is_empty());
+
     // A topology with a secret written into it, or without nodes.
     let topology = yaml_as_json(&repo().join("manifests/topology.example.yaml"));
     let mut secret = topology.clone();
