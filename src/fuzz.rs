@@ -440,11 +440,18 @@ proptest! {
     }
 }
 
-/// A real bundle's entries, the seed of the bundle property.
+/// A real bundle's entries, the seed of the bundle property. Made by the library itself from
+/// a cache that already holds every pinned artifact, offline: no binary to run and no TLS to
+/// trust, so the property runs the same under the Windows lane's Wine.
 fn seed_bundle() -> &'static [(String, Vec<u8>)] {
     static B: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     B.get_or_init(|| {
         let w = support::World::new();
+        for bytes in std::iter::once(&w.embed).chain(w.wheels.iter().map(|(_, b)| b)) {
+            let blob = w.blob(bytes);
+            fs::create_dir_all(blob.parent().unwrap()).unwrap();
+            fs::write(&blob, bytes).unwrap();
+        }
         let topo = w.path("topology.yaml");
         fs::write(
             &topo,
@@ -452,14 +459,22 @@ fn seed_bundle() -> &'static [(String, Vec<u8>)] {
         )
         .unwrap();
         let out = w.path("b.zip");
-        w.run(&[
-            "bundle",
-            "create",
-            out.to_str().unwrap(),
-            "--topology",
-            topo.to_str().unwrap(),
-        ])
-        .ok();
+        let mut settings = crate::config::Settings::with_defaults(
+            Some(w.cache.clone()),
+            Some(w.mirror.index_url()),
+            Some(w.mirror.python_mirror()),
+        )
+        .unwrap();
+        settings.manifest = Some(w.manifest.clone());
+        settings.offline = true;
+        let args = crate::commands::BundleCreateArgs {
+            out: out.clone(),
+            topology: Some(topo),
+            include_self: false,
+            include_exe: None,
+        };
+        crate::commands::bundle_create(&settings, args, &crate::report::Reporter::silent())
+            .expect("a bundle from a full cache, offline");
         let mut z = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
         (0..z.len())
             .map(|i| {
