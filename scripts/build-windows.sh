@@ -34,10 +34,30 @@ esac
 win_toolchain
 # A target dir of its own: the host build and the Windows build never invalidate each other.
 export CARGO_TARGET_DIR=$PWD/target/windows
-echo "building extpy.exe ($WIN_TOOLCHAIN_KIND toolchain, $PROFILE profile)" >&2
-"$WIN_CARGO" build --locked --profile "$PROFILE" --target "$WIN_TARGET" "${WIN_BUILD_STD[@]}" --bin extpy
+# The release exe is what customers' servers run: it carries its dependency list (cargo
+# auditable's .dep-v0 section) when cargo-auditable is at hand, as scripts/supply-chain.sh
+# (run before the lane by .ci/run) installs it into target/ci-tools. Without it the exe is
+# built plain and the script says so loudly.
+AUDITABLE=()
+if [ "$PROFILE" = release ]; then
+  export PATH="$PWD/target/ci-tools/bin:$PATH"
+  if [ "$WIN_TOOLCHAIN_KIND" = rustup ] && command -v cargo-auditable >/dev/null 2>&1; then
+    AUDITABLE=(auditable)
+  else
+    echo "build-windows: ***************************************************************" >&2
+    echo "build-windows: NOT EMBEDDED: extpy.exe is built without its dependency list" >&2
+    echo "build-windows: (cargo-auditable is not in target/ci-tools, or the toolchain is Debian's)." >&2
+    echo "build-windows: help: run scripts/supply-chain.sh first, which installs it." >&2
+    echo "build-windows: ***************************************************************" >&2
+  fi
+fi
+echo "building extpy.exe ($WIN_TOOLCHAIN_KIND toolchain, $PROFILE profile${AUDITABLE:+, auditable})" >&2
+"$WIN_CARGO" "${AUDITABLE[@]}" build --locked --profile "$PROFILE" --target "$WIN_TARGET" "${WIN_BUILD_STD[@]}" --bin extpy
 
 EXE=$CARGO_TARGET_DIR/$WIN_TARGET/$PROFILE_DIR/extpy.exe
+if [ ${#AUDITABLE[@]} -gt 0 ]; then
+  python3 scripts/audit-data.py "$EXE" Cargo.lock
+fi
 VERSION=$(win_crate_version)
 [ -n "$VERSION" ] || win_die "no version in Cargo.toml's [package] table"
 DIST=$CARGO_TARGET_DIR/dist
