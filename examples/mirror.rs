@@ -6,11 +6,13 @@
 //!
 //! ```text
 //! cargo run --example mirror -- --out /tmp/mirror [--wheels DIR] [--metadata] [--python-zip FILE]
-//!                                [--port N] [--plain] [--fault PATH=KIND]... [--chaos PERCENT]
+//!                                [--port N] [--plain] [--http2] [--fault PATH=KIND]...
+//!                                [--chaos PERCENT]
 //! ```
 //! Without `--wheels` it serves three small synthetic wheels; without `--python-zip` a
 //! synthetic embeddable CPython (python.org's real zip can be given when you have it).
-//! `--plain` serves plain `http://` (no CA); `--fault` makes the next request to PATH
+//! `--plain` serves plain `http://` (no CA); `--http2` offers ALPN `h2` and serves HTTP/2
+//! to the clients that take it (HTTP/1.1 to the others), as public CDNs do; `--fault` makes the next request to PATH
 //! misbehave (`status:503`, `too-many:SECS`, `reset:BYTES`, `truncate:BYTES`, `wrong-bytes`),
 //! in the order given, as the Windows lane does to see retries and resume. `--chaos PERCENT`
 //! gives that share of all requests a random fault (scripts/soak.sh).
@@ -42,8 +44,11 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// Plain HTTP instead of HTTPS
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http2")]
     plain: bool,
+    /// Offer HTTP/2 (ALPN h2) beside HTTP/1.1
+    #[arg(long)]
+    http2: bool,
     /// PATH=KIND: the next request to PATH misbehaves (repeatable, in order)
     #[arg(long, value_parser = parse_fault)]
     fault: Vec<(String, mirror::Fault)>,
@@ -116,7 +121,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ca_pem = ca.write_pem(&args.out, "ca.pem");
         let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
         // Like many private CAs and TLS-inspecting proxies, the server sends its CA with the leaf.
-        let server = mirror::Mirror::start_on(args.port, Some(leaf.server_config(&[&ca.der])));
+        let config = leaf.server_config(&[&ca.der]);
+        let server = if args.http2 {
+            mirror::Mirror::start_http2(args.port, &config)
+        } else {
+            mirror::Mirror::start_on(args.port, Some(config))
+        };
         (server, format!("EXTPY_CA_CERT={}\n", ca_pem.display()))
     };
     for (path, fault) in &args.fault {

@@ -655,17 +655,8 @@ fn empty_settings_in_the_environment_count_as_unset() {
 
 /// A world with large artifacts: a 3 MiB embeddable and a 2 MiB wheel beside a small one.
 fn large_world() -> World {
-    let wheels = vec![
-        (
-            "big-1.0-py3-none-any.whl".to_string(),
-            support::fixtures::noise(2 << 20, 11),
-        ),
-        (
-            support::WheelSpec::pure("alpha", "1.0").filename(),
-            support::WheelSpec::pure("alpha", "1.0").build(),
-        ),
-    ];
-    World::with_artifacts(support::fixtures::noise(3 << 20, 5), wheels)
+    let (embed, wheels) = support::fixtures::large_set();
+    World::with_artifacts(embed, wheels)
 }
 
 #[test]
@@ -674,18 +665,7 @@ fn a_link_that_drops_every_512_kib_completes_without_fetching_twice() {
     w.mirror.drop_every(512 * 1024);
     let r = w.run(&["fetch", "--json", "-v"]).ok();
     let doc = r.json();
-    let sizes: u64 =
-        w.wheels.iter().map(|(_, b)| b.len() as u64).sum::<u64>() + w.embed.len() as u64;
-    for (name, bytes) in w
-        .wheels
-        .iter()
-        .map(|(n, b)| (n.as_str(), b))
-        .chain([("embeddable", &w.embed)])
-    {
-        let blob =
-            std::fs::read(w.blob(bytes)).unwrap_or_else(|e| panic!("{name} not cached: {e}"));
-        assert!(blob == *bytes, "{name}: the cached copy is the pinned file");
-    }
+    w.assert_all_cached();
     assert_eq!(
         doc["artifacts"].as_array().unwrap().len(),
         3,
@@ -709,13 +689,7 @@ fn a_link_that_drops_every_512_kib_completes_without_fetching_twice() {
             .all(|q| q.headers.contains_key("range")),
         "every request after the first continues with a Range"
     );
-    let sent = w.mirror.body_bytes_sent();
-    assert!(sent >= sizes, "the mirror sent {sent} bytes of {sizes}");
-    assert!(
-        sent * 10 <= sizes * 12,
-        "the mirror sent {sent} bytes for {sizes} bytes of artifacts (more than 1.2x)\n{}",
-        r.stderr
-    );
+    w.assert_sent_within_1_2x(&r.stderr);
 }
 
 #[test]
@@ -826,29 +800,6 @@ fn the_largest_kinds_start_first() {
     );
 }
 
-/// The world's manifest with a `url:` and `size:` for every artifact, as `extpy lock` writes.
-fn pin_urls_and_sizes(w: &World) {
-    let mut text = std::fs::read_to_string(&w.manifest).unwrap();
-    let embed_url = format!(
-        "{}{PY}/python-{PY}-embed-amd64.zip",
-        w.mirror.python_mirror()
-    );
-    let artifacts = w
-        .wheels
-        .iter()
-        .map(|(n, b)| (format!("{}/files/{n}", w.mirror.url()), b))
-        .chain([(embed_url, &w.embed)]);
-    for (url, bytes) in artifacts {
-        let pin = format!("sha256: {}\n", support::sha256_hex(bytes));
-        let at = text.find(&pin).expect("the pin is in the manifest");
-        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-        let indent = text[line_start..at].to_string();
-        let pinned = format!("{pin}{indent}url: {url}\n{indent}size: {}\n", bytes.len());
-        text = text.replacen(&pin, &pinned, 1);
-    }
-    std::fs::write(&w.manifest, text).unwrap();
-}
-
 #[test]
 fn a_locked_manifest_makes_no_index_request_and_starts_the_largest_first() {
     // Sizes that the kinds would order differently: a pure wheel larger than the embeddable
@@ -868,7 +819,7 @@ fn a_locked_manifest_makes_no_index_request_and_starts_the_largest_first() {
         ),
     ];
     let w = World::with_artifacts(support::fixtures::noise(50 << 10, 6), wheels);
-    pin_urls_and_sizes(&w);
+    w.pin_urls_and_sizes();
     let doc = w.run(&["fetch", "--jobs", "1", "--json"]).ok().json();
     assert_eq!(doc["artifacts"].as_array().unwrap().len(), 4);
     let requests = w.mirror.requests();

@@ -363,3 +363,15 @@ pub fn windows_exe(body: &[u8]) -> Vec<u8> {
     b.extend_from_slice(body);
     b
 }
+
+/// Large artifacts: a 3 MiB embeddable, and a 2 MiB wheel beside a small one.
+pub fn large_set() -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
+    let wheels = vec![
+        ("big-1.0-py3-none-any.whl".to_string(), noise(2 << 20, 11)),
+        (
+            WheelSpec::pure("alpha", "1.0").filename(),
+            WheelSpec::pure("alpha", "1.0").build(),
+        ),
+    ];
+    (noise(3 << 20, 5), wheels)
+}

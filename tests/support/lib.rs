@@ -172,12 +172,29 @@ impl World {
         reason = "a World starts a server: it is made, not defaulted"
     )]
     pub fn new() -> Self {
-        let wheels = vec![
+        Self::with_wheels(&Self::standard_wheels())
+    }
+
+    /// The standard world, its mirror offering HTTP/2 ([`Mirror::start_http2`]).
+    pub fn http2() -> Self {
+        let wheels: Vec<(String, Vec<u8>)> = Self::standard_wheels()
+            .iter()
+            .map(|s| (s.filename(), s.build()))
+            .collect();
+        Self::with_artifacts_http2(embeddable(PY), wheels)
+    }
+
+    /// A world serving these exact artifacts from a mirror offering HTTP/2.
+    pub fn with_artifacts_http2(embed: Vec<u8>, wheels: Vec<(String, Vec<u8>)>) -> Self {
+        Self::serving(embed, wheels, |config| Mirror::start_http2(0, &config))
+    }
+
+    fn standard_wheels() -> Vec<WheelSpec> {
+        vec![
             WheelSpec::pure("alpha", "1.0"),
             WheelSpec::pure("beta_pkg", "2.1"),
             WheelSpec::pure("gamma", "0.3"),
-        ];
-        Self::with_wheels(&wheels)
+        ]
     }
 
     /// A world serving the given wheels.
@@ -189,11 +206,20 @@ impl World {
 
     /// A world serving these exact artifacts.
     pub fn with_artifacts(embed: Vec<u8>, wheels: Vec<(String, Vec<u8>)>) -> Self {
+        Self::serving(embed, wheels, |config| Mirror::start(Some(config)))
+    }
+
+    /// A world whose mirror `start` starts from the server's TLS configuration.
+    fn serving(
+        embed: Vec<u8>,
+        wheels: Vec<(String, Vec<u8>)>,
+        start: impl FnOnce(std::sync::Arc<rustls::ServerConfig>) -> Mirror,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = Ca::root("extpy test root CA");
         let ca_pem = ca.write_pem(dir.path(), "test-root.pem");
         let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
-        let mirror = Mirror::start(Some(leaf.server_config(&[])));
+        let mirror = start(leaf.server_config(&[]));
         mirror.add_python(PY, &format!("python-{PY}-embed-amd64.zip"), embed.clone());
         for (file, bytes) in &wheels {
             mirror.add_wheel(file, bytes.clone());
@@ -249,6 +275,56 @@ impl World {
     /// The embeddable zip's URL path on the mirror.
     pub fn embed_path(&self) -> String {
         format!("/python/{PY}/python-{PY}-embed-amd64.zip")
+    }
+
+    /// Asserts that every artifact is in the cache with exactly its bytes.
+    pub fn assert_all_cached(&self) {
+        for (name, bytes) in self
+            .wheels
+            .iter()
+            .map(|(n, b)| (n.as_str(), b))
+            .chain([("embeddable", &self.embed)])
+        {
+            let blob = std::fs::read(self.blob(bytes))
+                .unwrap_or_else(|e| panic!("{name} not cached: {e}"));
+            assert!(blob == *bytes, "{name}: the cached copy is the pinned file");
+        }
+    }
+
+    /// Asserts that the mirror sent every artifact byte, and at most 1.2x their sum in all
+    /// (`context`: what to show when it did not).
+    pub fn assert_sent_within_1_2x(&self, context: &str) {
+        let sizes: u64 =
+            self.wheels.iter().map(|(_, b)| b.len() as u64).sum::<u64>() + self.embed.len() as u64;
+        let sent = self.mirror.body_bytes_sent();
+        assert!(sent >= sizes, "the mirror sent {sent} bytes of {sizes}");
+        assert!(
+            sent * 10 <= sizes * 12,
+            "the mirror sent {sent} bytes for {sizes} bytes of artifacts (more than 1.2x)\n{context}"
+        );
+    }
+
+    /// Gives every artifact of the manifest a `url:` and `size:`, as `extpy lock` writes.
+    pub fn pin_urls_and_sizes(&self) {
+        let mut text = std::fs::read_to_string(&self.manifest).expect("read manifest");
+        let embed_url = format!(
+            "{}{PY}/python-{PY}-embed-amd64.zip",
+            self.mirror.python_mirror()
+        );
+        let artifacts = self
+            .wheels
+            .iter()
+            .map(|(n, b)| (format!("{}/files/{n}", self.mirror.url()), b))
+            .chain([(embed_url, &self.embed)]);
+        for (url, bytes) in artifacts {
+            let pin = format!("sha256: {}\n", sha256_hex(bytes));
+            let at = text.find(&pin).expect("the pin is in the manifest");
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let indent = text[line_start..at].to_string();
+            let pinned = format!("{pin}{indent}url: {url}\n{indent}size: {}\n", bytes.len());
+            text = text.replacen(&pin, &pinned, 1);
+        }
+        std::fs::write(&self.manifest, text).expect("write manifest");
     }
 }
 

@@ -1,5 +1,8 @@
 //! A local HTTPS mirror on 127.0.0.1: a python download area and a Simple API index, that
-//! can be told to misbehave on purpose. Hand-written HTTP/1.1 so every fault is exact.
+//! can be told to misbehave on purpose. Hand-written HTTP/1.1 so every fault is exact;
+//! [`Mirror::start_http2`] serves the same routes and faults in HTTP/2 (mirror/http2.rs).
+
+mod http2;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -42,6 +45,8 @@ pub struct Logged {
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
 }
 
 struct IndexFile {
@@ -61,6 +66,7 @@ struct State {
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     log: Mutex<Vec<Logged>>,
     connections: AtomicUsize,
+    handshakes: AtomicUsize,
     body_bytes: AtomicU64,
     drop_every: AtomicUsize,
     html_only: AtomicBool,
@@ -128,6 +134,28 @@ impl Mirror {
     /// An HTTPS mirror presenting `tls` (`None`: plain HTTP).
     pub fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         Self::start_on(0, tls)
+    }
+
+    /// An HTTPS mirror presenting `tls` that offers ALPN `h2` and serves HTTP/2 to the
+    /// clients that take it, HTTP/1.1 to the others (hyper's servers), on `port` (0: any
+    /// free one). Same routes, state and faults as [`Mirror::start`]; over HTTP/2 a
+    /// `Reset` or `StallAfter` resets the stream (RST_STREAM), a `Truncate` and
+    /// [`Mirror::drop_every`] drop the whole connection.
+    pub fn start_http2(port: u16, tls: &rustls::ServerConfig) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(State::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tls = tls.clone();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let (st, sp) = (state.clone(), stop.clone());
+        std::thread::spawn(move || http2::serve(listener, Arc::new(tls), st, sp));
+        Self {
+            addr,
+            scheme: "https",
+            state,
+            stop,
+        }
     }
 
     /// Like [`Mirror::start`], on a chosen port (0: any free one).
@@ -377,6 +405,11 @@ impl Mirror {
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
     }
+
+    /// TLS handshakes completed so far.
+    pub fn handshakes(&self) -> usize {
+        self.state.handshakes.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Mirror {
@@ -393,10 +426,19 @@ fn serve_connection(state: &State, tls: Option<Arc<rustls::ServerConfig>>, tcp: 
     let raw = tcp.try_clone().expect("clone");
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(30)));
     let stream: Box<dyn Stream> = match tls {
-        Some(cfg) => match rustls::ServerConnection::new(cfg) {
-            Ok(conn) => Box::new(rustls::StreamOwned::new(conn, tcp)),
-            Err(_) => return,
-        },
+        Some(cfg) => {
+            let Ok(mut conn) = rustls::ServerConnection::new(cfg) else {
+                return;
+            };
+            let mut tcp = tcp;
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut tcp).is_err() {
+                    return;
+                }
+            }
+            state.handshakes.fetch_add(1, Ordering::SeqCst);
+            Box::new(rustls::StreamOwned::new(conn, tcp))
+        }
         None => Box::new(tcp),
     };
     let mut reader = BufReader::new(stream);
@@ -411,32 +453,41 @@ fn serve_connection(state: &State, tls: Option<Arc<rustls::ServerConfig>>, tcp: 
             }
             continue;
         }
-        state.log.lock().unwrap().push(req.clone());
-        let fault = state
-            .faults
-            .lock()
-            .unwrap()
-            .get_mut(&req.path)
-            .and_then(VecDeque::pop_front)
-            .or_else(|| state.chaos.lock().unwrap().pick());
+        let fault = log_and_pick_fault(state, &req);
         if !respond(state, &req, fault, reader.get_mut(), &raw, &mut budget) {
             return;
         }
     }
 }
 
-/// `/_soak/faults` (the injected faults as JSON) and `/_soak/chaos/PERCENT`.
+/// Logs `req` and takes the fault it gets: the next one queued for its path, or a random
+/// one under chaos.
+fn log_and_pick_fault(state: &State, req: &Logged) -> Option<Fault> {
+    state.log.lock().unwrap().push(req.clone());
+    state
+        .faults
+        .lock()
+        .unwrap()
+        .get_mut(&req.path)
+        .and_then(VecDeque::pop_front)
+        .or_else(|| state.chaos.lock().unwrap().pick())
+}
+
+/// The answer to `/_soak/faults` (the injected faults as JSON) and `/_soak/chaos/PERCENT`
+/// (which also sets the percentage).
+fn soak_document(state: &State, control: &str) -> String {
+    let mut c = state.chaos.lock().unwrap();
+    if let Some(p) = control
+        .strip_prefix("chaos/")
+        .and_then(|p| p.parse::<u64>().ok())
+    {
+        c.percent = p.min(100);
+    }
+    serde_json::json!({ "percent": c.percent, "injected": c.injected }).to_string()
+}
+
 fn soak_control(state: &State, control: &str, w: &mut dyn Write) -> bool {
-    let body = {
-        let mut c = state.chaos.lock().unwrap();
-        if let Some(p) = control
-            .strip_prefix("chaos/")
-            .and_then(|p| p.parse::<u64>().ok())
-        {
-            c.percent = p.min(100);
-        }
-        serde_json::json!({ "percent": c.percent, "injected": c.injected }).to_string()
-    };
+    let body = soak_document(state, control);
     head(
         w,
         200,
@@ -456,6 +507,7 @@ fn read_request(reader: &mut BufReader<Box<dyn Stream>>) -> Option<Logged> {
     let mut parts = line.split_whitespace();
     let method = parts.next()?.to_string();
     let path = parts.next()?.to_string();
+    let version = parts.next().unwrap_or("HTTP/1.0").to_string();
     let mut headers = HashMap::new();
     loop {
         let mut h = String::new();
@@ -474,6 +526,7 @@ fn read_request(reader: &mut BufReader<Box<dyn Stream>>) -> Option<Logged> {
         method,
         path,
         headers,
+        version,
     })
 }
 
@@ -502,53 +555,36 @@ fn head(
     w.write_all(s.as_bytes())
 }
 
-/// Writes one response; false closes the connection.
-fn respond(
-    state: &State,
-    req: &Logged,
-    fault: Option<Fault>,
-    w: &mut dyn Write,
-    raw: &TcpStream,
-    budget: &mut usize,
-) -> bool {
+/// What the mirror answers to one request, whatever the protocol it is written in.
+enum Reply {
+    /// A status and headers, no body.
+    Empty(u16, Vec<(&'static str, String)>),
+    /// An endless body of zeros (announcing this length, or none).
+    Endless(Option<u64>),
+    /// A body, cut as `cut` says (`Truncate`, `Reset` or `StallAfter`; `None`: all of it).
+    Body {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+        cut: Option<Fault>,
+    },
+}
+
+/// The answer to `req` under `fault` (a `Stall` is the caller's to wait out first), with
+/// `budget` bytes of body left before the connection drops (`drop_every`).
+fn plan(state: &State, req: &Logged, fault: Option<Fault>, budget: &mut usize) -> Reply {
     let mut fault = fault;
-    if let Some(Fault::Stall(d)) = fault {
-        std::thread::sleep(d);
-        fault = None;
-    }
     match &fault {
-        Some(Fault::Status(code)) => return head(w, *code, &[], 0).and_then(|_| w.flush()).is_ok(),
+        Some(Fault::Status(code)) => return Reply::Empty(*code, vec![]),
         Some(Fault::TooMany(secs)) => {
-            return head(w, 429, &[("Retry-After", secs.to_string())], 0)
-                .and_then(|_| w.flush())
-                .is_ok();
+            return Reply::Empty(429, vec![("Retry-After", secs.to_string())]);
         }
-        Some(Fault::Endless(announce)) => {
-            let length = announce
-                .map(|n| format!("Content-Length: {n}\r\n"))
-                .unwrap_or_default();
-            let head = format!("HTTP/1.1 200 OK\r\nConnection: close\r\n{length}\r\n");
-            if w.write_all(head.as_bytes()).is_err() {
-                return false;
-            }
-            let zeros = vec![0u8; 64 * 1024];
-            // Bounded so that a client that never stops cannot keep the test running.
-            for _ in 0..(64 * 1024) {
-                if w.write_all(&zeros).is_err() {
-                    break;
-                }
-            }
-            return false;
-        }
-        Some(Fault::Redirect(to)) => {
-            return head(w, 302, &[("Location", to.clone())], 0)
-                .and_then(|_| w.flush())
-                .is_ok();
-        }
+        Some(Fault::Endless(announce)) => return Reply::Endless(*announce),
+        Some(Fault::Redirect(to)) => return Reply::Empty(302, vec![("Location", to.clone())]),
         _ => {}
     }
     let Some((mut body, content_type)) = lookup(state, req) else {
-        return head(w, 404, &[], 0).and_then(|_| w.flush()).is_ok();
+        return Reply::Empty(404, vec![]);
     };
     if matches!(fault, Some(Fault::WrongBytes)) && !body.is_empty() {
         let mid = body.len() / 2;
@@ -573,13 +609,10 @@ fn respond(
         && if_range_ok
     {
         if from >= body.len() {
-            return head(
-                w,
+            return Reply::Empty(
                 416,
-                &[("Content-Range", format!("bytes */{}", body.len()))],
-                0,
-            )
-            .is_ok();
+                vec![("Content-Range", format!("bytes */{}", body.len()))],
+            );
         }
         status = 206;
         start = from;
@@ -588,45 +621,104 @@ fn respond(
             format!("bytes {from}-{}/{}", body.len() - 1, body.len()),
         ));
     }
-    let slice = &body[start..];
-    if head(w, status, &headers, slice.len()).is_err() {
-        return false;
-    }
-    if slice.len() > *budget && fault.is_none() {
+    body.drain(..start);
+    if body.len() > *budget && fault.is_none() {
         fault = Some(Fault::Truncate(*budget));
     }
-    *budget = budget.saturating_sub(slice.len());
-    let sent = match &fault {
+    *budget = budget.saturating_sub(body.len());
+    let cut = fault.filter(|f| {
+        matches!(
+            f,
+            Fault::Truncate(_) | Fault::Reset(_) | Fault::StallAfter(..)
+        )
+    });
+    let sent = match &cut {
         Some(Fault::Truncate(n) | Fault::Reset(n) | Fault::StallAfter(n, _)) => {
-            (*n).min(slice.len())
+            (*n).min(body.len())
         }
-        _ => slice.len(),
+        _ => body.len(),
     };
     state.body_bytes.fetch_add(sent as u64, Ordering::SeqCst);
-    match fault {
+    Reply::Body {
+        status,
+        headers,
+        body,
+        cut,
+    }
+}
+
+/// Writes one response in HTTP/1.1; false closes the connection.
+fn respond(
+    state: &State,
+    req: &Logged,
+    fault: Option<Fault>,
+    w: &mut dyn Write,
+    raw: &TcpStream,
+    budget: &mut usize,
+) -> bool {
+    let mut fault = fault;
+    if let Some(Fault::Stall(d)) = fault {
+        std::thread::sleep(d);
+        fault = None;
+    }
+    let (status, headers, body, cut) = match plan(state, req, fault, budget) {
+        Reply::Empty(status, headers) => {
+            return head(w, status, &headers, 0).and_then(|_| w.flush()).is_ok();
+        }
+        Reply::Endless(announce) => {
+            let length = announce
+                .map(|n| format!("Content-Length: {n}\r\n"))
+                .unwrap_or_default();
+            let head = format!("HTTP/1.1 200 OK\r\nConnection: close\r\n{length}\r\n");
+            if w.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            let zeros = vec![0u8; 64 * 1024];
+            // Bounded so that a client that never stops cannot keep the test running.
+            for _ in 0..ENDLESS_CHUNKS {
+                if w.write_all(&zeros).is_err() {
+                    break;
+                }
+            }
+            return false;
+        }
+        Reply::Body {
+            status,
+            headers,
+            body,
+            cut,
+        } => (status, headers, body, cut),
+    };
+    if head(w, status, &headers, body.len()).is_err() {
+        return false;
+    }
+    match cut {
         Some(Fault::StallAfter(n, d)) => {
-            let _ = w.write_all(&slice[..n.min(slice.len())]);
+            let _ = w.write_all(&body[..n.min(body.len())]);
             let _ = w.flush();
             std::thread::sleep(d);
             false
         }
         Some(Fault::Truncate(n)) => {
-            let _ = w.write_all(&slice[..n.min(slice.len())]);
+            let _ = w.write_all(&body[..n.min(body.len())]);
             let _ = w.flush();
             let _ = raw.shutdown(std::net::Shutdown::Both);
             false
         }
         Some(Fault::Reset(n)) => {
-            let _ = w.write_all(&slice[..n.min(slice.len())]);
+            let _ = w.write_all(&body[..n.min(body.len())]);
             let _ = w.flush();
             std::thread::sleep(Duration::from_millis(50));
             let _ = socket2::SockRef::from(raw).set_linger(Some(Duration::ZERO));
             let _ = raw.shutdown(std::net::Shutdown::Both);
             false
         }
-        _ => w.write_all(slice).and_then(|_| w.flush()).is_ok(),
+        _ => w.write_all(&body).and_then(|_| w.flush()).is_ok(),
     }
 }
+
+/// 64 KiB chunks an endless body sends at most (4 GiB).
+const ENDLESS_CHUNKS: usize = 64 * 1024;
 
 fn lookup(state: &State, req: &Logged) -> Option<(Vec<u8>, String)> {
     // A page put at a Simple API path replaces the generated one (to serve garbage).
