@@ -508,6 +508,9 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
                 reporter,
             )?
         } else {
+            if let Some(reference) = &reference {
+                reference.check_contents(s)?;
+            }
             let mut report = plan.report(&manifest);
             report.seal_digest = plan.matching_seal();
             report

@@ -97,7 +97,8 @@ fn from_fetch(report: &FetchReport) -> Inputs {
 
 /// Where the distribution a layout copies (and the seal it is checked against) comes from.
 pub(crate) enum DistSource<'a> {
-    /// A built distribution (checked against its seal first); its seal is the reference.
+    /// A built distribution (checked against its seal, see [`reference`]); its seal is the
+    /// reference.
     Dir(&'a Path),
     /// An offline bundle: the seal its artifacts produce, built into a temporary folder.
     Bundle(&'a mut Bundle),
@@ -116,13 +117,22 @@ pub(crate) struct Reference {
 }
 
 enum RefKind {
-    Dir(PathBuf),
-    Built { inputs: Resolved, bundle: bool },
+    /// A given distribution; `hashed` once its files' contents were checked, not only listed.
+    Dir {
+        path: PathBuf,
+        hashed: bool,
+    },
+    Built {
+        inputs: Resolved,
+        bundle: bool,
+    },
 }
 
 /// The seal the manifest (or bundle, or `--dist` distribution) produces. Builds are
 /// byte-identical for the same inputs, so this is computed from the verified artifacts
-/// without writing anything; artifacts missing from the cache are downloaded.
+/// without writing anything; artifacts missing from the cache are downloaded. A `--dist`
+/// distribution is checked against its seal by listing here, and its files' contents as the
+/// layout copies them (or by [`Reference::check_contents`] when it copies nothing).
 pub(crate) fn reference(
     manifest: &Manifest,
     settings: &Settings,
@@ -157,14 +167,14 @@ fn reference_from(
     };
     let (inputs, bundle, origin) = match source {
         DistSource::Dir(d) => {
-            let v = seal::verify(d, options)?;
-            if !v.ok {
-                return Err(LayoutError::BadDistribution {
-                    path: d.to_path_buf(),
-                    summary: summary(&v),
-                }
-                .into());
-            }
+            // A layout that copies hashes every file as it reads it and refuses one that
+            // differs, so only a dry run (which copies nothing) hashes them here.
+            let v = if cache_only {
+                seal::verify(d, options)?
+            } else {
+                seal::verify_listing(d, options)?
+            };
+            matches_seal(d, &v)?;
             let seal = Seal::read(d)?;
             if seal.manifest.sha256 != manifest.digest {
                 reporter.warn(format!(
@@ -178,7 +188,10 @@ fn reference_from(
             return Ok(Some(Reference {
                 seal,
                 origin: format!("the distribution {}", d.display()),
-                kind: RefKind::Dir(d.to_path_buf()),
+                kind: RefKind::Dir {
+                    path: d.to_path_buf(),
+                    hashed: cache_only,
+                },
             }));
         }
         DistSource::Bundle(b) => {
@@ -214,6 +227,37 @@ fn reference_from(
     }))
 }
 
+impl Reference {
+    /// Hashes the files of a given distribution that were only listed so far (see
+    /// [`reference`]), for a layout that copies nothing and so would never read them.
+    pub(crate) fn check_contents(&self, settings: &Settings) -> Result<(), Error> {
+        let RefKind::Dir {
+            path,
+            hashed: false,
+        } = &self.kind
+        else {
+            return Ok(());
+        };
+        let options = VerifyOptions {
+            jobs: settings.jobs,
+            strict: false,
+        };
+        matches_seal(path, &seal::verify(path, options)?)
+    }
+}
+
+/// Refuses a given distribution that does not match its seal.
+fn matches_seal(dir: &Path, v: &seal::Verification) -> Result<(), Error> {
+    if v.ok {
+        return Ok(());
+    }
+    Err(LayoutError::BadDistribution {
+        path: dir.to_path_buf(),
+        summary: summary(v),
+    }
+    .into())
+}
+
 /// A sealed distribution ready to copy; a temporary one is removed when this is dropped.
 pub(crate) struct Prepared {
     /// The folder.
@@ -232,9 +276,9 @@ pub(crate) fn prepare_distribution(
     reporter: &Reporter,
 ) -> Result<Prepared, Error> {
     let (inputs, bundle) = match &reference.kind {
-        RefKind::Dir(d) => {
+        RefKind::Dir { path, .. } => {
             return Ok(Prepared {
-                dir: d.clone(),
+                dir: path.clone(),
                 seal: reference.seal.clone(),
                 _temp: None,
             });

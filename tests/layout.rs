@@ -364,6 +364,39 @@ fn dry_run_touches_nothing() {
     assert!(!w.cache.exists(), "not even the cache");
 }
 
+/// Flips the first byte of `file`, keeping its size (a check by size alone passes it).
+fn flip_first_byte(file: &Path) {
+    let mut bytes = fs::read(file).unwrap();
+    bytes[0] ^= 0xff;
+    fs::write(file, bytes).unwrap();
+}
+
+#[test]
+fn a_given_distribution_changed_in_place_is_refused_while_it_is_copied() {
+    let w = World::new();
+    let topo = topology(&w, &[("HAC1", "D:\\SCP\\vu", &["Core1", "Core2"])]);
+    let dist = w.path("dist");
+    w.run(&["build", s(&dist)]).ok();
+    flip_first_byte(&dist.join("python.exe"));
+    let out = w.path("stage");
+    let r = w
+        .run(&["layout", s(&topo), "--out", s(&out), "--dist", s(&dist)])
+        .code(3);
+    assert!(
+        r.stderr
+            .contains("does not match its seal (python.exe changed"),
+        "{}",
+        r.stderr
+    );
+    for vu in ["ExternalPython1", "ExternalPython2"] {
+        let python = out.join("HAC1").join(vu).join("Python");
+        let left: Vec<_> = fs::read_dir(&python)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "no VU and no temporary folder: {left:?}");
+    }
+}
+
 #[test]
 fn a_given_distribution_is_checked_before_it_is_copied() {
     let w = World::new();
@@ -373,17 +406,24 @@ fn a_given_distribution_is_checked_before_it_is_copied() {
     let out = w.path("stage");
     w.run(&["layout", s(&topo), "--out", s(&out), "--dist", s(&dist)])
         .ok();
-    fs::write(dist.join("python.exe"), "tampered").unwrap();
+    // Same size, and the VU already matches: nothing needs copying, the files are hashed.
+    flip_first_byte(&dist.join("python.exe"));
+    // Another size, into a new folder: refused from the listing, before any copy.
     let out2 = w.path("stage2");
-    let r = w
-        .run(&["layout", s(&topo), "--out", s(&out2), "--dist", s(&dist)])
-        .code(3);
-    assert!(
-        r.stderr
-            .contains("does not match its seal (1 changed: python.exe)"),
-        "{}",
-        r.stderr
-    );
+    for (out, tamper) in [(&out, None), (&out2, Some("tampered"))] {
+        if let Some(text) = tamper {
+            fs::write(dist.join("python.exe"), text).unwrap();
+        }
+        let r = w
+            .run(&["layout", s(&topo), "--out", s(out), "--dist", s(&dist)])
+            .code(3);
+        assert!(
+            r.stderr
+                .contains("does not match its seal (1 changed: python.exe)"),
+            "{}",
+            r.stderr
+        );
+    }
     assert!(!out2.join("HAC1/ExternalPython1").exists());
 }
 

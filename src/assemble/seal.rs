@@ -372,6 +372,26 @@ pub(crate) fn verify_against(
     options: VerifyOptions,
     expected: Option<&Seal>,
 ) -> Result<Verification, SealError> {
+    check(dir, options, expected, true)
+}
+
+/// Like [`verify`], but reads no sealed file's contents: it checks the seal itself, which
+/// files are there, their kinds and sizes, and the SBOM. For a caller that hashes every
+/// sealed file itself as it reads it (a layout's copy), so that nothing is hashed twice.
+pub(crate) fn verify_listing(
+    dir: &Path,
+    options: VerifyOptions,
+) -> Result<Verification, SealError> {
+    check(dir, options, None, false)
+}
+
+/// [`verify_against`], hashing the contents only when `hash` is set.
+fn check(
+    dir: &Path,
+    options: VerifyOptions,
+    expected: Option<&Seal>,
+    hash: bool,
+) -> Result<Verification, SealError> {
     let mut v = Verification::failed(dir, None);
     if let Some(e) = expected {
         v.checked_against = CheckedAgainst::ExpectedSeal;
@@ -437,6 +457,9 @@ pub(crate) fn verify_against(
                 expected_sha256: s.sha256,
                 actual_sha256: hash_file(&l.abs).ok().map(|(d, _)| d),
             });
+        }
+        if !hash {
+            return None;
         }
         match hash_file(&l.abs) {
             Ok((d, _)) if d == s.sha256 => None,
