@@ -412,8 +412,8 @@ pub(crate) fn execute(
 /// have finished the small ones.
 const SHARED_FROM: u64 = 1 << 20;
 /// How much of a file is written, or read back and compared, at a time. Reading back into a
-/// buffer each worker reuses allocates nothing; writing a large file whole made the kernel
-/// take about twice the time on ext4 (measured with scripts/bench-layout.sh).
+/// buffer each worker reuses allocates nothing; writing each file whole (one 9.9 MB write)
+/// made the whole layout take twice the CPU time on ext4 (see the README's measurements).
 const CHUNK: usize = 256 * 1024;
 
 /// Copies the sealed files of `dist` into every one of `targets` at once, each through a
