@@ -133,3 +133,31 @@ fn an_http2_link_that_drops_every_512_kib_completes_without_fetching_twice() {
     w.assert_sent_within_1_2x(&r.stderr);
     assert!(w.mirror.handshakes() >= 10, "5 MiB in 512 KiB pieces");
 }
+
+#[test]
+fn a_stalled_http2_stream_is_resumed_with_a_range_on_the_same_connection() {
+    let w = large_http2_world();
+    let path = w.embed_path();
+    let stalled_at = 256 * 1024;
+    w.mirror.fault(
+        &path,
+        Fault::StallAfter(stalled_at, std::time::Duration::from_secs(4)),
+    );
+    let r = w
+        .run(&["fetch", "--json", "--timeout", "2", "-v", "--jobs", "1"])
+        .ok();
+    assert_eq!(r.json()["artifacts"][0]["resumed"], true, "{}", r.stderr);
+    w.assert_all_cached();
+    let reqs = w.mirror.requests_to(&path);
+    assert_eq!(
+        reqs.last().and_then(|q| q.headers.get("range")),
+        Some(&format!("bytes={stalled_at}-")),
+        "continues where the stream stalled: {reqs:?}"
+    );
+    assert!(versions(&w).iter().all(|v| v == "HTTP/2.0"));
+    assert_eq!(
+        w.mirror.handshakes(),
+        1,
+        "the resume keeps the connection of the stalled stream"
+    );
+}
