@@ -37,18 +37,28 @@ const HANG: Duration = Duration::from_secs(20);
 /// Peak resident memory the whole fuzz process may reach.
 const MAX_PEAK_RSS_KIB: u64 = 1536 * 1024;
 
+/// The seed of every property when PROPTEST_RNG_SEED is not set.
+const FIXED_SEED: u64 = 0x0e87_7095_2026_1129;
+
 fn cases(n: u32) -> ProptestConfig {
     let scale = std::env::var("EXTPY_FUZZ_SCALE")
         .ok()
         .and_then(|s| s.parse::<u32>().ok())
         .unwrap_or(1)
         .max(1);
-    ProptestConfig {
+    let mut config = ProptestConfig {
         cases: n * scale,
         // Failures are turned into plain tests below by hand; no files are written.
         failure_persistence: None,
         ..ProptestConfig::default()
+    };
+    // The same cases on every run unless PROPTEST_RNG_SEED says otherwise, so that a test
+    // run passes or fails for what changed in the code, not for the draw. Exploring is a
+    // run with a seed of its own: `PROPTEST_RNG_SEED=$RANDOM EXTPY_FUZZ_SCALE=10`.
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(FIXED_SEED);
     }
+    config
 }
 
 /// Runs `f` on its own thread and fails the case if it panics or takes longer than [`HANG`];
@@ -551,6 +561,18 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
             "{e}"
         );
     }
+    // The same check on an extra ("`ExtraName` validation should match PEP 508 parsing"):
+    // the second was found by a random run of the property above.
+    for bad in [
+        "msal[broker- ]>=1",
+        "cryptography[ryptogon-]",
+        "cryptography [ryptogon- ,x]>=2.5",
+        "a [x, y_]",
+        "a[x.,y]",
+    ] {
+        let e = crate::manifest::requirement(bad).unwrap_err();
+        assert!(e.contains("the extra"), "{bad}: {e}");
+    }
     // pep508_rs 0.9.2 also slices inside a non-ASCII character of a marker and panics.
     for bad in [
         "cryptography>=2.5 ; python_version >= \"3.8\" an\u{e9} x",
@@ -579,6 +601,7 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "a",
         "a.b-c_d[x]>=1 ; python_version >= '3.8'",
         "  pyjwt[crypto]",
+        "a [x , y-z ]",
     ] {
         crate::manifest::requirement(good).unwrap();
     }

@@ -633,10 +633,11 @@ impl Manifest {
 }
 
 /// Parses one PEP 508 requirement; the error is its first line. pep508_rs 0.9 panics on a
-/// project name that ends in `.`, `-` or `_` and is followed by anything (`msal- >=1`): its
-/// parser lets the name through and its name check then refuses it with `expect`. That case
-/// is refused here first, and so is any character outside ASCII, on which its cursor
-/// slices inside a character and panics (the fuzz tests found both).
+/// project name or an extra that ends in `.`, `-` or `_` and is followed by anything
+/// (`msal- >=1`, `msal[broker- ]`): its parser lets the name through and its name check
+/// then refuses it with `expect`. Those cases are refused here first, and so is any
+/// character outside ASCII, on which its cursor slices inside a character and panics (the
+/// fuzz tests found all three).
 pub(crate) fn requirement(text: &str) -> Result<Requirement, String> {
     if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
         return Err(format!(
@@ -644,18 +645,31 @@ pub(crate) fn requirement(text: &str) -> Result<Requirement, String> {
         ));
     }
     let rest = text.trim_start();
-    let name_end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
-        .unwrap_or(rest.len());
-    if let Some(last) = rest[..name_end].chars().last()
-        && !last.is_ascii_alphanumeric()
-    {
-        return Err(format!(
-            "the project name {:?} must end with a letter or digit, not '{last}'",
-            &rest[..name_end]
-        ));
+    let name_end = identifier(rest, "the project name")?;
+    // Each extra is read as the parser reads it: the name characters after `[` or `,` and
+    // any spaces, whatever follows them.
+    if let Some(extras) = rest[name_end..].trim_start().strip_prefix('[') {
+        let extras = extras.split(']').next().unwrap_or(extras);
+        for piece in extras.split(',') {
+            identifier(piece.trim_start(), "the extra")?;
+        }
     }
     Requirement::from_str(text).map_err(|e| e.to_string().lines().next().unwrap_or("").to_string())
+}
+
+/// The length of the name at the start of `text` (letters, digits, `.`, `-`, `_`), refused
+/// when it ends in one of the three separators.
+fn identifier(text: &str, what: &str) -> Result<usize, String> {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .unwrap_or(text.len());
+    match text[..end].chars().last() {
+        Some(last) if !last.is_ascii_alphanumeric() => Err(format!(
+            "{what} {:?} must end with a letter or digit, not '{last}'",
+            &text[..end]
+        )),
+        _ => Ok(end),
+    }
 }
 
 /// Parses `requires:`: PEP 508 requirements on index projects, each project named once.
