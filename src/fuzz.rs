@@ -389,7 +389,7 @@ proptest! {
 fn seed_seal() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
-        use crate::assemble::seal::{SealManifest, SealPackage, SealPython, SealedFile};
+        use crate::assemble::seal::{SealPackage, SealedFile};
         use crate::digest::Sha256Digest;
         let d = Sha256Digest::of(b"x");
         let files = [
@@ -404,17 +404,8 @@ fn seed_seal() -> &'static str {
             sha256: Sha256Digest::of(b"1"),
         })
         .collect();
-        let seal = Seal::new(
-            SealManifest {
-                name: "m".into(),
-                sha256: d,
-            },
-            SealPython {
-                version: "3.12.10".into(),
-                platform: "win_amd64".into(),
-                embeddable: "e.zip".into(),
-                sha256: d,
-            },
+        let seal = Seal::for_test(
+            d,
             vec![SealPackage {
                 name: "a".into(),
                 version: "1".into(),

@@ -998,7 +998,7 @@ pub(crate) fn render_checks(checks: &[VuCheck]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assemble::seal::{SealManifest, SealPython, write_sealed};
+    use crate::assemble::seal::write_sealed;
 
     /// A small sealed distribution in `dir`, with its SBOM.
     fn sealed_dist(dir: &Path) -> Seal {
@@ -1027,20 +1027,7 @@ mod tests {
         for (rel, bytes) in more {
             files.push(write_sealed(dir, rel, bytes).unwrap());
         }
-        let seal = Seal::new(
-            SealManifest {
-                name: "m".into(),
-                sha256: d,
-            },
-            SealPython {
-                version: "3.12.10".into(),
-                platform: "win_amd64".into(),
-                embeddable: "e.zip".into(),
-                sha256: d,
-            },
-            vec![],
-            files,
-        );
+        let seal = Seal::for_test(d, vec![], files);
         fs::write(dir.join(SEAL_FILE), seal.to_bytes()).unwrap();
         seal
     }

@@ -130,6 +130,30 @@ impl SealError {
 }
 
 impl Seal {
+    /// A seal for tests: manifest `m` and CPython 3.12.10 `e.zip`, both with sha256 `d`, and
+    /// the given packages and files.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        d: crate::digest::Sha256Digest,
+        packages: Vec<SealPackage>,
+        files: Vec<SealedFile>,
+    ) -> Self {
+        Seal::new(
+            SealManifest {
+                name: "m".into(),
+                sha256: d,
+            },
+            SealPython {
+                version: "3.12.10".into(),
+                platform: "win_amd64".into(),
+                embeddable: "e.zip".into(),
+                sha256: d,
+            },
+            packages,
+            files,
+        )
+    }
+
     /// A seal over `files` (sorted here) with its digest computed.
     pub(crate) fn new(
         manifest: SealManifest,
