@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The import graph between the top-level modules of src/, and a check that it has no cycle.
+"""The import graph between the modules of src/ (each layer folder's files and folders), and a check that it has no cycle.
 
     scripts/module-graph.py [SRC_DIR]
 
@@ -40,34 +40,89 @@ def top_level_names(group: str) -> list[str]:
     return names
 
 
-def uses(text: str, root: str) -> set[str]:
-    """Every top-level name a file reaches through `root::` (`crate` or `extpy`)."""
+def uses(text: str, root: str, layers: set[str]) -> set[str]:
+    """Every module a file reaches through `root::` (`crate` or `extpy`): the first segment,
+    or `layer::module` when the first segment is a layer folder."""
     found = set()
-    for m in re.finditer(rf"\b{root}::(\{{|{IDENT})", text):
-        if m.group(1) != "{":
-            found.add(m.group(1))
+
+    def add(item: str) -> None:
+        m = re.match(rf"({IDENT})(?:\s*::\s*(\{{|{IDENT}))?", item)
+        if not m:
+            return
+        head, sub = m.group(1), m.group(2)
+        if head not in layers:
+            found.add(head)
+        elif sub is None or sub == "self":
+            found.add(head)
+        elif sub != "{":
+            found.add(f"{head}::{sub}")
+        else:
+            start = item.index("{", m.start(2)) + 1
+            depth, i = 1, start
+            while i < len(item) and depth:
+                depth += {"{": 1, "}": -1}.get(item[i], 0)
+                i += 1
+            for name in top_level_names(item[start : i - 1]):
+                found.add(f"{head}::{name}" if name != "self" else head)
+
+    for m in re.finditer(rf"\b{root}::(\{{|{IDENT}(?:\s*::\s*(?:\{{|{IDENT}))?)", text):
+        if not m.group(1).startswith("{"):
+            item = m.group(1)
+            if item.endswith("{"):
+                depth, i = 1, m.end()
+                while i < len(text) and depth:
+                    depth += {"{": 1, "}": -1}.get(text[i], 0)
+                    i += 1
+                item = item + text[m.end() : i]
+            add(item)
             continue
         depth, i = 1, m.end()
         while i < len(text) and depth:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
-        found.update(top_level_names(text[m.end() : i - 1]))
+        for part in split_top(text[m.end() : i - 1]):
+            add(part)
     return found
 
 
+def split_top(group: str) -> list[str]:
+    """The items of a `{...}` use group, split at its top-level commas."""
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(group + ","):
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            if group[start:i].strip():
+                items.append(group[start:i].strip())
+            start = i + 1
+    return items
+
+
 def graph(src: Path) -> dict[str, set[str]]:
-    modules = {p.stem for p in src.glob("*.rs") if p.stem not in ("lib", "main")}
-    modules |= {p.name for p in src.iterdir() if p.is_dir()}
+    """Modules are the files and folders of each layer folder (`src/L/M.rs`, `src/L/M/`, named
+    `L::M`) and the top-level files beside `lib.rs`."""
+    layers = {p.name for p in src.iterdir() if p.is_dir()}
+    files: dict[str, list[Path]] = {}
+    for p in src.glob("*.rs"):
+        if p.stem not in ("lib", "main"):
+            files[p.stem] = [p]
+    for layer in layers:
+        for p in (src / layer).iterdir():
+            if p.name == "mod.rs":
+                continue
+            name = f"{layer}::{p.stem}"
+            files[name] = [p] if p.is_file() else sorted(p.rglob("*.rs"))
+    modules = set(files)
     edges = {m: set() for m in sorted(modules)}
-    for module in modules:
-        files = [src / f"{module}.rs"] + sorted((src / module).rglob("*.rs"))
-        for f in files:
-            if f.is_file():
-                edges[module] |= uses(strip_comments(f.read_text()), "crate") & modules
+    for module, paths in files.items():
+        for f in paths:
+            edges[module] |= uses(strip_comments(f.read_text()), "crate", layers) & modules
         edges[module].discard(module)
     main = src / "main.rs"
     if main.is_file():
-        edges["main"] = uses(strip_comments(main.read_text()), "extpy") & modules
+        edges["main"] = uses(strip_comments(main.read_text()), "extpy", layers) & modules
     return edges
 
 

@@ -21,15 +21,15 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use crate::archive::{Archive, Limits};
-use crate::assemble::requires::{Environment, Package, graph};
-use crate::assemble::seal::{Seal, VerifyOptions, verify};
-use crate::doctor::summary::DoctorSummary;
-use crate::mail::check::PlanChecks;
-use crate::manifest::Manifest;
-use crate::manifest::yaml::Origin;
-use crate::source::parse_project_page;
-use crate::topology::Topology;
+use crate::job::assemble::requires::{Environment, Package, graph};
+use crate::job::assemble::seal::{Seal, VerifyOptions, verify};
+use crate::job::doctor::summary::DoctorSummary;
+use crate::job::mail::check::PlanChecks;
+use crate::job::source::parse_project_page;
+use crate::mechanism::archive::{Archive, Limits};
+use crate::model::manifest::Manifest;
+use crate::model::manifest::yaml::Origin;
+use crate::model::topology::Topology;
 
 /// The longest one parse may take before it counts as a hang (generous: debug build, and a
 /// machine shared with other builds).
@@ -302,12 +302,12 @@ proptest! {
         bounded("pep508", move || {
             // As build's completeness check and the SBOM read a wheel's Requires-Dist.
             let env = Environment::target(
-                crate::manifest::PythonVersion::from_str("3.12.10").unwrap(),
-                crate::manifest::Platform::WinAmd64,
+                crate::model::manifest::PythonVersion::from_str("3.12.10").unwrap(),
+                crate::model::manifest::Platform::WinAmd64,
             );
             let p = Package { name: "a".into(), version: "1".into(), requires: vec![t.clone()] };
             let _ = graph(&[p], &env);
-            let _ = crate::manifest::requirement(&t);
+            let _ = crate::model::manifest::requirement(&t);
         });
     }
 
@@ -379,7 +379,7 @@ proptest! {
                 &[("alpha-1.0-py3-none-any.whl".into(), seed_zips()[0].clone())],
             ));
             if let Ok(m) = manifest {
-                let _ = crate::assemble::wheel::plan(&path, &m.wheels[0], m.python, m.platform);
+                let _ = crate::job::assemble::wheel::plan(&path, &m.wheels[0], m.python, m.platform);
             }
         });
     }
@@ -389,8 +389,8 @@ proptest! {
 fn seed_seal() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
-        use crate::assemble::seal::{SealPackage, SealedFile};
-        use crate::digest::Sha256Digest;
+        use crate::job::assemble::seal::{SealPackage, SealedFile};
+        use crate::mechanism::digest::Sha256Digest;
         let d = Sha256Digest::of(b"x");
         let files = [
             "python.exe",
@@ -460,7 +460,7 @@ fn seed_bundle() -> &'static [(String, Vec<u8>)] {
         )
         .unwrap();
         let out = w.path("b.zip");
-        let mut settings = crate::config::Settings::with_defaults(
+        let mut settings = crate::app::config::Settings::with_defaults(
             Some(w.cache.clone()),
             Some(w.mirror.index_url()),
             Some(w.mirror.python_mirror()),
@@ -468,14 +468,18 @@ fn seed_bundle() -> &'static [(String, Vec<u8>)] {
         .unwrap();
         settings.manifest = Some(w.manifest.clone());
         settings.offline = true;
-        let args = crate::commands::BundleCreateArgs {
+        let args = crate::app::commands::BundleCreateArgs {
             out: out.clone(),
             topology: Some(topo),
             include_self: false,
             include_exe: None,
         };
-        crate::commands::bundle_create(&settings, args, &crate::report::Reporter::silent())
-            .expect("a bundle from a full cache, offline");
+        crate::app::commands::bundle_create(
+            &settings,
+            args,
+            &crate::base::report::Reporter::silent(),
+        )
+        .expect("a bundle from a full cache, offline");
         let mut z = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
         (0..z.len())
             .map(|i| {
@@ -520,7 +524,7 @@ proptest! {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("b.zip");
             write_zip(&path, &entries);
-            if let Ok((bundle, check)) = crate::bundle::open(&path) {
+            if let Ok((bundle, check)) = crate::job::bundle::open(&path) {
                 let _ = check.render();
                 if let Some(mut b) = bundle {
                     let _ = b.extract_artifacts(dir.path());
@@ -542,7 +546,7 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "a. ; python_version > '3'",
         "x_[y]",
     ] {
-        let e = crate::manifest::requirement(bad).unwrap_err();
+        let e = crate::model::manifest::requirement(bad).unwrap_err();
         assert!(e.contains("must end with a letter or digit"), "{bad}: {e}");
         let text = MANIFEST.replace("  - msal>=1.39 ", &format!("  - {bad:?} "));
         assert_ne!(text, MANIFEST);
@@ -561,7 +565,7 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "a [x, y_]",
         "a[x.,y]",
     ] {
-        let e = crate::manifest::requirement(bad).unwrap_err();
+        let e = crate::model::manifest::requirement(bad).unwrap_err();
         assert!(e.contains("the extra"), "{bad}: {e}");
     }
     // pep508_rs 0.9.2 also slices inside a non-ASCII character of a marker and panics.
@@ -569,13 +573,13 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "cryptography>=2.5 ; python_version >= \"3.8\" an\u{e9} x",
         "a ; os_name == '\u{2603}'",
     ] {
-        let e = crate::manifest::requirement(bad).unwrap_err();
+        let e = crate::model::manifest::requirement(bad).unwrap_err();
         assert!(e.contains("write requirements in ASCII"), "{bad}: {e}");
     }
     // A wheel's Requires-Dist goes through the same parser in build's completeness check.
     let env = Environment::target(
-        crate::manifest::PythonVersion::from_str("3.12.10").unwrap(),
-        crate::manifest::Platform::WinAmd64,
+        crate::model::manifest::PythonVersion::from_str("3.12.10").unwrap(),
+        crate::model::manifest::Platform::WinAmd64,
     );
     let p = Package {
         name: "a".into(),
@@ -594,6 +598,6 @@ fn a_project_name_ending_in_a_separator_is_refused_not_a_panic() {
         "  pyjwt[crypto]",
         "a [x , y-z ]",
     ] {
-        crate::manifest::requirement(good).unwrap();
+        crate::model::manifest::requirement(good).unwrap();
     }
 }

@@ -1,33 +1,27 @@
 //! extpy: fetch, verify, build and lay out the External Python that the CEM component of
 //! Sinch Contact Pro needs, and write the runbook that goes with it.
+//!
+//! The crate is in layers, one folder each; a layer uses only the layers above it in this
+//! list, and the files of a layer use each other without a cycle (`scripts/module-graph.py`
+//! checks both in CI):
+//!
+//! - `base`: exit codes, parse helpers, the reporter, Windows console text; uses nothing.
+//! - `mechanism`: digest, fsio, limits, net, cache, archive, place; uses `base`.
+//! - `model`: manifest, topology, mail settings; uses `mechanism` and `base`.
+//! - `job`: source, fetch, assemble, layout, bundle, doctor, lock, audit, rollout, runbook,
+//!   mail check; uses `model`, `mechanism` and `base`.
+//! - `app`: config, inputs, error, commands, version; uses every layer.
+//! - the binary (`main.rs`, with `manual.rs` for help, man pages and completions) uses
+//!   `app` and the few public types it renders.
 #![warn(unreachable_pub)]
 
-pub(crate) mod audit;
-pub(crate) mod cache;
-pub mod commands;
-pub mod config;
-pub(crate) mod digest;
-pub mod doctor;
-pub mod error;
-pub(crate) mod exit;
-pub(crate) mod fetch;
-pub(crate) mod fsio;
+pub mod app;
+pub mod base;
 #[cfg(test)]
 mod fuzz;
-pub(crate) mod inputs;
-pub(crate) mod layout;
-pub(crate) mod limits;
-pub(crate) mod lock;
-pub mod mail;
-pub(crate) mod manifest;
-pub(crate) mod net;
-pub(crate) mod parse;
-pub mod report;
-pub mod rollout;
-pub(crate) mod source;
-pub(crate) mod topology;
-pub mod version;
-pub(crate) mod wintext;
+pub mod job;
+pub(crate) mod mechanism;
+pub mod model;
 
 /// Runs `f` over `items` on `jobs` threads, keeping the input order in the result.
 ///
@@ -71,11 +65,6 @@ pub fn parallel<T: Sync, R: Send>(
         })
         .collect()
 }
-pub(crate) mod archive;
-pub(crate) mod assemble;
-pub(crate) mod bundle;
-pub(crate) mod place;
-pub mod runbook;
 
 /// Threads for local work (hashing, extracting, copying): `--jobs`, but no more than the
 /// machine has cores, since extra threads there only contend.

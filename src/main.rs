@@ -9,12 +9,12 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use extpy::commands::{self, CommandName, Outcome};
-use extpy::config::{DEFAULT_JOBS, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, Settings};
-use extpy::doctor::render::{self, Detail};
-use extpy::error::{EXIT_CODES_HELP, Error};
-use extpy::report::{Reporter, Verbosity};
-use extpy::{rollout, runbook};
+use extpy::app::commands::{self, CommandName, Outcome};
+use extpy::app::config::{DEFAULT_JOBS, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, Settings};
+use extpy::app::error::{EXIT_CODES_HELP, Error};
+use extpy::base::report::{Reporter, Verbosity};
+use extpy::job::doctor::render::{self, Detail};
+use extpy::{job::rollout, job::runbook};
 
 mod manual;
 
@@ -338,7 +338,7 @@ struct LockArgs {
     /// Pin this CPython release's embeddable zip (sha256 from the .spdx.json --python-mirror
     /// publishes beside it) and resolve for it
     #[arg(long, value_name = "X.Y.Z")]
-    python: Option<extpy::commands::PythonVersion>,
+    python: Option<extpy::app::commands::PythonVersion>,
 }
 
 /// Arguments of `extpy audit`.
@@ -423,13 +423,13 @@ struct DoctorArgs {
 #[derive(Debug, Args)]
 struct MailEndpointArgs {
     /// The identity platform's base URL (sovereign clouds, tests)
-    #[arg(long, value_name = "URL", env = "EXTPY_AUTHORITY_URL", default_value = extpy::mail::check::DEFAULT_AUTHORITY)]
+    #[arg(long, value_name = "URL", env = "EXTPY_AUTHORITY_URL", default_value = extpy::job::mail::check::DEFAULT_AUTHORITY)]
     authority_url: String,
     /// IMAP over TLS
-    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_IMAP_HOST", default_value = extpy::mail::check::DEFAULT_IMAP)]
+    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_IMAP_HOST", default_value = extpy::job::mail::check::DEFAULT_IMAP)]
     imap_host: String,
     /// SMTP submission (STARTTLS)
-    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_SMTP_HOST", default_value = extpy::mail::check::DEFAULT_SMTP)]
+    #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_SMTP_HOST", default_value = extpy::job::mail::check::DEFAULT_SMTP)]
     smtp_host: String,
 }
 
@@ -530,7 +530,7 @@ fn main() -> ExitCode {
     }
     let command = if cli.version {
         if cli.global.verbose == 0 {
-            println!("extpy {}", extpy::version::VERSION);
+            println!("extpy {}", extpy::app::version::VERSION);
             return ExitCode::SUCCESS;
         }
         Command::Version
@@ -556,7 +556,7 @@ fn main() -> ExitCode {
     match result {
         Ok(outcome) => {
             if json {
-                println!("{}", extpy::report::json_document(&outcome.json()));
+                println!("{}", extpy::base::report::json_document(&outcome.json()));
             } else if verbosity > Verbosity::Quiet || outcome.command == CommandName::Plan {
                 print!("{}", outcome.human);
             }
@@ -589,7 +589,7 @@ fn manual_command(cli: &Cli) -> Option<ExitCode> {
                     "error: {}: cannot write the man pages: {e}\nhelp: pass --out a folder you can write to",
                     dir.display()
                 );
-                return Some(ExitCode::from(extpy::error::ExitCode::Local as u8));
+                return Some(ExitCode::from(extpy::app::error::ExitCode::Local as u8));
             }
         },
         Command::Help { words } => match manual::help(Cli::command(), words) {
@@ -602,7 +602,7 @@ fn manual_command(cli: &Cli) -> Option<ExitCode> {
             }
             Err(message) => {
                 eprintln!("error: {message}");
-                return Some(ExitCode::from(extpy::error::ExitCode::Input as u8));
+                return Some(ExitCode::from(extpy::app::error::ExitCode::Input as u8));
             }
         },
         _ => return None,
@@ -613,7 +613,7 @@ fn manual_command(cli: &Cli) -> Option<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Some(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("error: cannot write to stdout: {e}");
-            Some(ExitCode::from(extpy::error::ExitCode::Local as u8))
+            Some(ExitCode::from(extpy::app::error::ExitCode::Local as u8))
         }
     }
 }
@@ -654,7 +654,7 @@ fn fail(e: Error, command: CommandName, json: bool) -> ExitCode {
                 "serializing plain data (string keys, no failing Serialize impl) cannot fail",
             );
         }
-        println!("{}", extpy::report::json_document(&doc));
+        println!("{}", extpy::base::report::json_document(&doc));
     }
     ExitCode::from(code)
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::Command;
-use extpy::error::EXIT_CODES_HELP;
+use extpy::app::error::EXIT_CODES_HELP;
 
 /// The help topics and their one-line summaries. The texts say what the README says.
 pub const TOPICS: &[(&str, &str)] = &[
@@ -160,7 +160,7 @@ pub fn man_page(root: Command, date: &str) -> std::io::Result<Vec<u8>> {
     let man = clap_mangen::Man::new(root)
         .date(date)
         .manual("extpy manual")
-        .source(format!("extpy {}", extpy::version::VERSION));
+        .source(format!("extpy {}", extpy::app::version::VERSION));
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;

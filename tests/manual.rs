@@ -219,7 +219,7 @@ fn man_out_writes_one_page_per_command() {
 fn exit_code_topic_is_the_table_of_error_rs_and_the_readme() {
     let r = ext(&["help", "exit-codes"]).ok();
     assert!(
-        r.stdout.contains(extpy::error::EXIT_CODES_HELP),
+        r.stdout.contains(extpy::app::error::EXIT_CODES_HELP),
         "{}",
         r.stdout
     );
@@ -237,7 +237,7 @@ fn exit_code_topic_is_the_table_of_error_rs_and_the_readme() {
         .collect();
     // The help's rows, continuation lines joined.
     let mut table: Vec<String> = Vec::new();
-    for line in extpy::error::EXIT_CODES_HELP.lines().skip(1) {
+    for line in extpy::app::error::EXIT_CODES_HELP.lines().skip(1) {
         let text = line.trim();
         match table.last_mut() {
             Some(row) if !text.starts_with(|c: char| c.is_ascii_digit()) => {

@@ -1,0 +1,1199 @@
+//! One function per command: the arguments each takes (plain data; `main.rs` parses them with
+//! clap), the work, and an [`Outcome`] that `main.rs` prints. Commands speak to the user only
+//! through the Reporter.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::app::config::Settings;
+use crate::app::error::Error;
+use crate::app::inputs::{self, DistSource, InputSource};
+use crate::base::report::Reporter;
+use crate::job::assemble::seal::{self, CheckedAgainst, VerifyOptions};
+use crate::job::assemble::{self, BuildOptions};
+use crate::job::bundle::{self, Bundle};
+use crate::job::doctor::explain::{self, Explained, Failure};
+use crate::job::doctor::render;
+use crate::job::doctor::summary::DoctorSummary;
+use crate::job::doctor::{Advice, Doctor, DoctorOptions, Resolve, Target};
+use crate::job::fetch;
+use crate::job::layout::{self, NodeTarget};
+use crate::job::mail::check::{self as mail_check, MailError, MailOptions, MailReport, PlanChecks};
+use crate::job::rollout;
+use crate::job::runbook;
+use crate::mechanism::fsio::IoError;
+use crate::model::manifest::Manifest;
+/// The CPython version type the lock command takes (parsed by the binary's `--python`).
+pub use crate::model::manifest::PythonVersion;
+use crate::model::topology::Topology;
+
+/// The commands, as `--json` documents and error reports name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandName {
+    /// `extpy fetch`.
+    Fetch,
+    /// `extpy build`.
+    Build,
+    /// `extpy verify`.
+    Verify,
+    /// `extpy layout`.
+    Layout,
+    /// `extpy plan`.
+    Plan,
+    /// `extpy bundle create`.
+    BundleCreate,
+    /// `extpy bundle verify`.
+    BundleVerify,
+    /// `extpy bundle inspect`.
+    BundleInspect,
+    /// `extpy doctor`.
+    Doctor,
+    /// `extpy rollout`.
+    Rollout,
+    /// `extpy report merge`.
+    ReportMerge,
+    /// `extpy mail check`.
+    MailCheck,
+    /// `extpy lock`.
+    Lock,
+    /// `extpy audit`.
+    Audit,
+    /// `extpy version`.
+    Version,
+    /// `extpy completions`.
+    Completions,
+    /// `extpy man`.
+    Man,
+    /// `extpy help TOPIC`.
+    Help,
+}
+
+impl CommandName {
+    /// The name as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandName::Fetch => "fetch",
+            CommandName::Build => "build",
+            CommandName::Verify => "verify",
+            CommandName::Layout => "layout",
+            CommandName::Plan => "plan",
+            CommandName::BundleCreate => "bundle create",
+            CommandName::BundleVerify => "bundle verify",
+            CommandName::BundleInspect => "bundle inspect",
+            CommandName::Doctor => "doctor",
+            CommandName::Rollout => "rollout",
+            CommandName::ReportMerge => "report merge",
+            CommandName::MailCheck => "mail check",
+            CommandName::Lock => "lock",
+            CommandName::Audit => "audit",
+            CommandName::Version => "version",
+            CommandName::Completions => "completions",
+            CommandName::Man => "man",
+            CommandName::Help => "help",
+        }
+    }
+}
+
+/// What a command produced: its JSON document, its human rendering, and whether it found
+/// something that does not match (exit 3 after the report is printed).
+#[derive(Debug)]
+pub struct Outcome {
+    /// The command.
+    pub command: CommandName,
+    /// False when the report says something does not match.
+    pub ok: bool,
+    /// The JSON document (`command` and `ok` are added when printed).
+    pub document: Value,
+    /// The human result for stdout.
+    pub human: String,
+    /// The error to end with after printing, when `ok` is false.
+    pub failure: Option<Error>,
+}
+
+impl Outcome {
+    fn new<T: Serialize>(command: CommandName, document: &T, human: String) -> Self {
+        Self {
+            command,
+            ok: true,
+            document: serde_json::to_value(document).expect(
+                "serializing plain data (string keys, no failing Serialize impl) cannot fail",
+            ),
+            human,
+            failure: None,
+        }
+    }
+
+    fn failing_if(self, failed: bool, message: impl FnOnce() -> String) -> Self {
+        self.failing_with(failed, || Error::Mismatch(message()))
+    }
+
+    fn failing_with(mut self, failed: bool, error: impl FnOnce() -> Error) -> Self {
+        if failed {
+            self.ok = false;
+            self.failure = Some(error());
+        }
+        self
+    }
+
+    /// The JSON document with `command` and `ok`.
+    pub fn json(&self) -> Value {
+        let mut doc = self.document.clone();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("command".into(), json!(self.command.as_str()));
+            obj.insert("ok".into(), json!(self.ok));
+        }
+        doc
+    }
+}
+
+/// `extpy fetch`.
+pub fn fetch(s: &Settings, reporter: &Reporter) -> Result<Outcome, Error> {
+    let manifest = s.load_manifest()?;
+    let report = fetch::fetch(&manifest, &s.fetch_options()?, reporter)
+        .map_err(|e| explain_tls(e.into(), s, "fetch"))?;
+    Ok(Outcome::new(CommandName::Fetch, &report, report.render()))
+}
+
+/// Arguments of `extpy build`.
+#[derive(Debug)]
+pub struct BuildArgs {
+    /// Destination folder [default: contents/Python/external]
+    pub dest: Option<PathBuf>,
+    /// Replace DEST even if extpy did not build it
+    pub force: bool,
+    /// Show what would be built; change nothing at DEST
+    pub dry_run: bool,
+    /// Build from this offline bundle (verified first; no network is used)
+    pub bundle: Option<PathBuf>,
+}
+
+/// `extpy build`.
+pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let dest = args
+        .dest
+        .unwrap_or_else(|| PathBuf::from(assemble::DEFAULT_DEST));
+    // The inputs are checked first; then the line get-py.ps1 printed, then the work.
+    let mut bundle = args
+        .bundle
+        .as_deref()
+        .map(|b| open_bundle(b, s, reporter))
+        .transpose()?;
+    let manifest = match &bundle {
+        Some(b) => b.manifest.clone(),
+        None => s.load_manifest()?,
+    };
+    reporter.result_line(format!(
+        "Generating python at location: {}",
+        assemble::absolute_dest(&dest).display()
+    ));
+    let options = BuildOptions {
+        dest,
+        force: args.force,
+        jobs: s.jobs,
+    };
+    if args.dry_run && bundle.is_none() {
+        // A dry run plans from the cache and downloads nothing.
+        let summary = match inputs::cached(&manifest, s, reporter)? {
+            inputs::Cached::All(inputs) => assemble::plan(&manifest, &inputs, &options)?.summary(),
+            inputs::Cached::Missing(missing) => {
+                assemble::summary_without_inputs(&manifest, &options, missing)?
+            }
+        };
+        return Ok(Outcome::new(CommandName::Build, &summary, summary.render()));
+    }
+    let Some(b) = bundle.as_mut() else {
+        // Each input is extracted the moment it is verified in the cache, while the others
+        // still download.
+        let fetch_options = s.fetch_options()?;
+        let (fetched, report) = assemble::build_as_inputs_arrive(
+            &manifest,
+            &options,
+            reporter,
+            |arrived: &(dyn Fn(assemble::Arrival) + Sync)| {
+                fetch::fetch_each(&manifest, &fetch_options, reporter, &|i, f| {
+                    arrived((i.checked_sub(1), f.path.clone()))
+                })
+            },
+        )
+        .map_err(|e| explain_tls(e.into(), s, "build"))?;
+        reporter.info(fetched.summary());
+        let report = report?;
+        return Ok(Outcome::new(CommandName::Build, &report, report.render()));
+    };
+    let source = InputSource::Bundle(b);
+    let resolved =
+        inputs::resolve(&manifest, s, source, reporter).map_err(|e| explain_tls(e, s, "build"))?;
+    let plan = assemble::plan(&manifest, &resolved.inputs, &options)?;
+    if args.dry_run {
+        let summary = plan.summary();
+        return Ok(Outcome::new(CommandName::Build, &summary, summary.render()));
+    }
+    let report = assemble::execute(&plan, &manifest, &options, reporter)?;
+    drop(resolved);
+    Ok(Outcome::new(CommandName::Build, &report, report.render()))
+}
+
+/// Arguments of `extpy lock`.
+#[derive(Debug)]
+pub struct LockArgs {
+    /// Upgrade every pin to the newest version the requirements allow.
+    pub upgrade: bool,
+    /// Upgrade only these packages.
+    pub upgrade_package: Vec<String>,
+    /// Change nothing; fail when the pins are stale.
+    pub check: bool,
+    /// Write the locked manifest here instead of over the manifest.
+    pub out: Option<PathBuf>,
+    /// Leave url: and size: out of the pins.
+    pub no_urls: bool,
+    /// Pin this CPython release's embeddable zip and resolve for it.
+    pub python: Option<PythonVersion>,
+}
+
+/// `extpy lock`.
+pub fn lock(s: &Settings, args: LockArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let inputs = crate::job::lock::LockInputs {
+        path: s.manifest.clone(),
+        manifest: s.load_manifest()?,
+        sources: s.sources()?,
+        net: s.net_options()?,
+        cache_dir: s.cache_dir.clone(),
+    };
+    let options = crate::job::lock::LockOptions {
+        upgrade: args.upgrade,
+        upgrade_packages: args.upgrade_package,
+        check: args.check,
+        out: args.out,
+        no_urls: args.no_urls,
+        python: args.python,
+    };
+    let report = crate::job::lock::lock(&inputs, &options, reporter).map_err(|e| {
+        let e = match e {
+            crate::job::lock::LockError::Net(n)
+            | crate::job::lock::LockError::Source(crate::job::source::SourceError::Net(n)) => {
+                Error::Net(n)
+            }
+            other => Error::Lock(other),
+        };
+        explain_tls(e, s, "lock")
+    })?;
+    for w in &report.warnings {
+        reporter.warn(w);
+    }
+    let stale = report.stale && args.check;
+    let count = report.changes.len();
+    Ok(
+        Outcome::new(CommandName::Lock, &report, report.render()).failing_if(stale, || {
+            format!(
+                "the lock is stale: {count} pin(s) would change\n  help: run `extpy lock{}` and commit the manifest",
+                if args.upgrade { " --upgrade" } else { "" }
+            )
+        }),
+    )
+}
+
+/// Arguments of `extpy audit`.
+#[derive(Debug)]
+pub struct AuditArgs {
+    /// Accepted advisories, `ID=REASON`.
+    pub ignore: Vec<String>,
+}
+
+/// `extpy audit`.
+pub fn audit(s: &Settings, args: AuditArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let ignores = args
+        .ignore
+        .iter()
+        .map(|i| crate::job::audit::Ignore::parse(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = crate::job::audit::AuditInputs {
+        manifest: s.load_manifest()?,
+        sources: s.sources()?,
+        net: s.net_options()?,
+        jobs: s.jobs,
+        ignores,
+        today: crate::job::audit::today(),
+    };
+    let report = crate::job::audit::audit(&inputs, reporter).map_err(|e| {
+        let e = match e {
+            crate::job::audit::AuditError::Net(n) => Error::Net(n),
+            other => Error::Audit(other),
+        };
+        explain_tls(e, s, "audit")
+    })?;
+    for w in &report.python.warnings {
+        reporter.warn(w);
+    }
+    let affected = report.affected();
+    Ok(
+        Outcome::new(CommandName::Audit, &report, report.render()).failing_if(!affected.is_empty(), || {
+            let names: Vec<String> = affected.keys().cloned().collect();
+            format!(
+                "{} affected: {}\n  help: run `extpy lock --upgrade-package NAME` for each (or accept a risk with --ignore ID=REASON)",
+                crate::base::report::plural(report.findings, "finding"),
+                names.join(", ")
+            )
+        }),
+    )
+}
+
+/// Arguments of `extpy verify`.
+#[derive(Debug)]
+pub struct VerifyArgs {
+    /// Folders holding an extpy-seal.json
+    pub paths: Vec<PathBuf>,
+    /// Check the VU folders of this topology instead
+    pub topology: Option<PathBuf>,
+    /// Take the topology and manifest from this offline bundle
+    pub bundle: Option<PathBuf>,
+    /// Only this node of the topology
+    pub node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    pub vu_root: Option<PathBuf>,
+    /// Check a staged layout (DIR/<node>/...) made by `extpy layout --out DIR`
+    pub out: Option<PathBuf>,
+    /// Count __pycache__ files that Python writes at run time as extra files too
+    pub strict: bool,
+}
+
+/// `extpy verify`.
+pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    if args.topology.is_some() || args.bundle.is_some() {
+        let mut bundle = args
+            .bundle
+            .as_deref()
+            .map(|b| open_bundle(b, s, reporter))
+            .transpose()?;
+        let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+        let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+        let source = match bundle.as_mut() {
+            Some(b) => DistSource::Bundle(b),
+            None => DistSource::Cached,
+        };
+        let reference = expected_seal(&manifest, s, source, reporter, "verify")?;
+        let checks = layout::check(&topology, &targets, &manifest, &reference.seal, s.jobs)?;
+        let failed = checks.iter().filter(|c| !c.ok).count();
+        let doc = json!({
+            "manifest": manifest.identity(),
+            "checked_against": CheckedAgainst::ExpectedSeal,
+            "expected_seal_digest": reference.seal.digest,
+            "vus": checks,
+        });
+        return Ok(
+            Outcome::new(CommandName::Verify, &doc, layout::render_checks(&checks)).failing_if(
+                failed > 0,
+                || {
+                    format!(
+                        "{failed} of {} VU folders do not hold the expected distribution",
+                        checks.len()
+                    )
+                },
+            ),
+        );
+    }
+    let options = VerifyOptions {
+        jobs: s.jobs,
+        strict: args.strict,
+    };
+    // With --manifest, each folder must also hold the seal that manifest produces; without
+    // it, only the folder's own seal is known (and the report says so).
+    let reference = match &s.manifest {
+        Some(p) => {
+            let manifest = Manifest::load(p)?;
+            Some(expected_seal(
+                &manifest,
+                s,
+                DistSource::Cached,
+                reporter,
+                "verify",
+            )?)
+        }
+        None => None,
+    };
+    let expected = reference.as_ref().map(|r| &r.seal);
+    let results = args
+        .paths
+        .iter()
+        .map(|p| seal::verify_or_explain(p, options, expected))
+        .collect::<Result<Vec<_>, _>>()?;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    let human = results.iter().map(|r| r.render()).collect();
+    Ok(
+        Outcome::new(CommandName::Verify, &json!({ "results": results }), human).failing_if(
+            failed > 0,
+            || {
+                format!(
+                    "{failed} of {} folders do not match their seal",
+                    results.len()
+                )
+            },
+        ),
+    )
+}
+
+/// Arguments of `extpy layout`.
+#[derive(Debug)]
+pub struct LayoutArgs {
+    /// Topology file (see manifests/topology.example.yaml); default: the bundle's
+    pub topology: Option<PathBuf>,
+    /// Stage every node under this folder, and write DIR/pairing.json
+    pub out: Option<PathBuf>,
+    /// Only this node
+    pub node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    pub vu_root: Option<PathBuf>,
+    /// Copy this built distribution instead of building one
+    pub dist: Option<PathBuf>,
+    /// Build from this offline bundle (verified first; no network is used)
+    pub bundle: Option<PathBuf>,
+    /// Replace VU folders that differ from their seal or hold foreign files
+    pub repair: bool,
+    /// Show what would be created or changed; touch nothing
+    pub dry_run: bool,
+}
+
+/// `extpy layout`.
+pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let mut bundle = args
+        .bundle
+        .as_deref()
+        .map(|b| open_bundle(b, s, reporter))
+        .transpose()?;
+    let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+    let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+    let source = match (&args.dist, bundle.as_mut()) {
+        (Some(d), _) => DistSource::Dir(d),
+        (None, Some(b)) => DistSource::Bundle(b),
+        (None, None) => DistSource::Cached,
+    };
+    // Every VU is compared with the seal the manifest (or bundle) produces, not only with
+    // the seal found in it. A dry run downloads nothing: without the artifacts in the cache
+    // it can only compare each VU with its own seal, and says so.
+    let reference = if args.dry_run {
+        inputs::cached_reference(&manifest, s, source, reporter)?
+    } else {
+        Some(
+            inputs::reference(&manifest, s, source, reporter)
+                .map_err(|e| explain_tls(e, s, "layout"))?,
+        )
+    };
+    if reference.is_none() {
+        reporter.warn(format!(
+            "the artifacts of {} are not all in the cache: VU folders were checked against their own seals only (run `extpy fetch` for the full check)",
+            manifest.identity()
+        ));
+    }
+    let plan = layout::plan(
+        &topology,
+        &targets,
+        &manifest,
+        reference.as_ref().map(|r| &r.seal),
+        args.repair,
+        args.dry_run,
+        s.jobs,
+    )?;
+    let report = if args.dry_run {
+        plan.report(&manifest)
+    } else {
+        let mut report = if let (true, Some(reference)) = (plan.writes(), &reference) {
+            let prepared = inputs::prepare_distribution(&manifest, s, reference, reporter)
+                .map_err(|e| explain_tls(e, s, "layout"))?;
+            layout::execute(
+                &plan,
+                &targets,
+                &prepared.dir,
+                &prepared.seal,
+                &manifest,
+                s.jobs,
+                reporter,
+            )?
+        } else {
+            if let Some(reference) = &reference {
+                reference.check_contents(s)?;
+            }
+            let mut report = plan.report(&manifest);
+            report.seal_digest = plan.matching_seal();
+            report
+        };
+        if let (Some(out), Some(digest)) = (&args.out, report.seal_digest) {
+            report.pairing_file = Some(layout::write_pairing(out, &topology, &manifest, digest)?);
+        }
+        report
+    };
+    let left = report.left;
+    Ok(Outcome::new(CommandName::Layout, &report, report.render()).failing_if(left > 0, || {
+        format!("{left} VU folders differ from their seal and were left as they are; re-run with --repair to replace them")
+    }))
+}
+
+/// Arguments of `extpy plan`.
+#[derive(Debug)]
+pub struct PlanArgs {
+    /// Topology file (see manifests/topology.example.yaml); default: the bundle's
+    pub topology: Option<PathBuf>,
+    /// Output format
+    pub format: runbook::Format,
+    /// Write to this file (atomically) instead of stdout
+    pub out: Option<PathBuf>,
+    /// Plan for building from this offline bundle (its topology and manifest; no network)
+    pub bundle: Option<PathBuf>,
+    /// The copy and verify steps run by this generated playbook (`extpy rollout`)
+    pub rollout: Option<String>,
+    /// Run the certificate diagnosis now and put its results in the plan
+    pub doctor: bool,
+    /// Put the results of a saved `extpy doctor --json` in the plan
+    pub doctor_report: Option<PathBuf>,
+    /// Try the topology's mail settings now (`extpy mail check`) and put the results in the plan
+    pub mail_check: bool,
+    /// Put the results of a saved `extpy mail check --json` in the plan
+    pub mail_report: Option<PathBuf>,
+    /// Where the live mail check goes.
+    pub endpoints: MailEndpointArgs,
+}
+
+/// `extpy plan`.
+pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let bundle = args
+        .bundle
+        .as_deref()
+        .map(|b| open_bundle(b, s, reporter))
+        .transpose()?;
+    let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+    for w in topology.mail.iter().flat_map(|m| &m.warnings) {
+        reporter.warn(w);
+    }
+    let mut options = runbook::PlanOptions {
+        topology_arg: match &args.topology {
+            Some(p) => p.display().to_string(),
+            None => bundle::TOPOLOGY.to_string(),
+        },
+        bundle: bundle.as_ref().map(Bundle::file_name),
+        rollout: args.rollout.clone(),
+        mail_check: None,
+    };
+    options.mail_check = if args.mail_check {
+        if bundle.is_some() || s.offline {
+            return Err(Error::Usage("--mail-check needs the network; with a bundle or --offline, pass --mail-report FILE from a connected machine".into()));
+        }
+        let report = run_mail_check(
+            s,
+            &topology,
+            &options.topology_arg,
+            &args.endpoints,
+            MailSelection {
+                server: None,
+                queue: None,
+                dist: None,
+            },
+            reporter,
+        )?;
+        Some(PlanChecks::from_report(&report))
+    } else if let Some(file) = &args.mail_report {
+        let bytes = std::fs::read(file).map_err(|source| {
+            IoError::new(file.clone(), "cannot read the mail check report", source)
+        })?;
+        let text = crate::base::wintext::decode(&bytes)
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        Some(
+            PlanChecks::from_saved(&text, file.display().to_string()).map_err(|e| {
+                Error::Usage(format!(
+                    "{}: {e}\n  help: save one with `extpy mail check TOPOLOGY --json > FILE`",
+                    file.display()
+                ))
+            })?,
+        )
+    } else {
+        None
+    };
+    let certificates = if args.doctor {
+        if bundle.is_some() || s.offline {
+            return Err(Error::Usage("--doctor needs the network; with a bundle or --offline, pass --doctor-report FILE from a connected machine".into()));
+        }
+        let doctor = Doctor::new(
+            doctor_options(
+                s,
+                Vec::new(),
+                Advice {
+                    command: "build".into(),
+                    export: None,
+                    after_failure: false,
+                },
+            )?,
+            reporter,
+        )?;
+        let report = doctor.diagnose_sources(&manifest, &s.sources()?);
+        runbook::Certificates::from_doctor(
+            &DoctorSummary::from(&report),
+            "live (extpy doctor)".into(),
+        )
+    } else if let Some(file) = &args.doctor_report {
+        let bytes =
+            crate::mechanism::limits::read_regular(file, crate::mechanism::limits::MAX_JSON)
+                .map_err(|source| {
+                    IoError::new(file.clone(), "cannot read the doctor report", source)
+                })?;
+        let text = crate::base::wintext::decode(&bytes)
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        let summary = DoctorSummary::parse(text.as_bytes())
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        runbook::Certificates::from_doctor(&summary, file.display().to_string())
+    } else {
+        not_checked()
+    };
+    let runbook = runbook::build(&topology, &manifest, certificates, &options);
+    let format = if reporter.json() {
+        runbook::Format::Json
+    } else {
+        args.format
+    };
+    let text = runbook.render(format);
+    let human = match &args.out {
+        Some(file) => {
+            let text = crate::base::report::text_for(&text, cfg!(windows));
+            crate::mechanism::place::write_atomic(file, text.as_bytes())?;
+            reporter.info(format!(
+                "plan written to {} ({} steps)",
+                file.display(),
+                runbook.steps.len()
+            ));
+            String::new()
+        }
+        None => text,
+    };
+    Ok(Outcome::new(CommandName::Plan, &runbook, human))
+}
+
+fn not_checked() -> runbook::Certificates {
+    runbook::Certificates::Skipped {
+        note: "run `extpy doctor` on the machine that downloads, or make this plan with --doctor (live) or --doctor-report FILE (a saved `extpy doctor --json`)".into(),
+    }
+}
+
+/// Arguments of `extpy bundle create`.
+#[derive(Debug)]
+pub struct BundleCreateArgs {
+    /// The bundle to write (a .zip)
+    pub out: PathBuf,
+    /// Include this topology and its rendered plan
+    pub topology: Option<PathBuf>,
+    /// Include this extpy executable (bin/extpy or bin/extpy.exe)
+    pub include_self: bool,
+    /// Include this extpy.exe for Windows nodes (bin/extpy.exe)
+    pub include_exe: Option<PathBuf>,
+}
+
+/// Arguments of `extpy rollout`.
+#[derive(Debug)]
+pub struct RolloutArgs {
+    /// Topology file; default: the bundle's
+    pub topology: Option<PathBuf>,
+    /// The offline bundle every node lays out from
+    pub bundle: PathBuf,
+    /// The Ansible project folder to write
+    pub out: PathBuf,
+    /// The nodes' operating system
+    pub target: rollout::Target,
+    /// Linux: put each node's VU root at DIR/<node> (and run every host on this machine)
+    pub vu_root_base: Option<PathBuf>,
+    /// The Ansible connection [default: winrm for windows; for linux local with --vu-root-base, else ssh]
+    pub connection: Option<String>,
+    /// The extpy executable the nodes run [default: this one, when it fits the target]
+    pub extpy: Option<PathBuf>,
+    /// Replace --out even if extpy rollout did not write it
+    pub force: bool,
+}
+
+/// `extpy rollout`.
+pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let mut bundle = open_bundle(&args.bundle, s, reporter)?;
+    let (topology, manifest) = open_topology(s, args.topology.as_deref(), Some(&bundle))?;
+    let runs_here = matches!(
+        (args.target, cfg!(windows)),
+        (rollout::Target::Windows, true) | (rollout::Target::Linux, false)
+    );
+    let mut temp = None;
+    let extpy = match (&args.extpy, runs_here) {
+        (Some(p), _) => p.clone(),
+        (None, true) => std::env::current_exe().map_err(|source| {
+            IoError::new(
+                PathBuf::from("extpy"),
+                "cannot find the running executable",
+                source,
+            )
+        })?,
+        (None, false) => {
+            let wanted = if args.target == rollout::Target::Windows {
+                bundle::WINDOWS_EXE
+            } else {
+                "bin/extpy"
+            };
+            let dir = crate::mechanism::place::temp_dir("extpy-rollout-")?;
+            let dest = dir.path().join("extpy");
+            if !bundle.extract_entry(wanted, &dest)? {
+                return Err(rollout::RolloutError::NoExecutable(format!(
+                    "the nodes need an extpy built for {:?}: pass --extpy PATH, or make the bundle with --include-exe PATH (an extpy.exe for Windows) or on such a machine with --include-self",
+                    args.target
+                ))
+                .into());
+            }
+            temp = Some(dir);
+            dest
+        }
+    };
+    let options = rollout::RolloutOptions {
+        out: args.out.clone(),
+        target: args.target,
+        vu_root_base: args.vu_root_base.clone(),
+        connection: args.connection.clone(),
+        extpy,
+        force: args.force,
+    };
+    let project = rollout::generate(&topology, &bundle, &options, reporter)?;
+    drop(temp);
+    let plan_options = runbook::PlanOptions {
+        topology_arg: "topology.yaml".into(),
+        bundle: Some(bundle.file_name()),
+        rollout: Some("rollout.yml".into()),
+        mail_check: None,
+    };
+    let plan_text = runbook::build(&topology, &manifest, not_checked(), &plan_options)
+        .render(runbook::Format::Markdown);
+    let windows = options.target == rollout::Target::Windows;
+    crate::mechanism::place::write_atomic(
+        &project.dir.join("plan.md"),
+        crate::base::report::text_for(&plan_text, windows).as_bytes(),
+    )?;
+    let human = format!(
+        "Ansible project written to {} for {} ({}):\n  inventory  {}\n  playbook   {}\n  runbook    {}\nRun:\n  ansible-playbook -i {} {}\n  extpy report merge {}\n",
+        project.dir.display(),
+        crate::base::report::plural(project.nodes.len(), "node"),
+        project.nodes.join(", "),
+        project.inventory.display(),
+        project.playbook.display(),
+        project.dir.join("plan.md").display(),
+        project.inventory.display(),
+        project.playbook.display(),
+        project.dir.display()
+    );
+    Ok(Outcome::new(CommandName::Rollout, &project, human))
+}
+
+/// Arguments of `extpy report merge`.
+#[derive(Debug)]
+pub struct MergeArgs {
+    /// Folders with the nodes' `extpy verify --json` reports (a rollout project, or its reports/)
+    pub dirs: Vec<PathBuf>,
+    /// The topology whose nodes must all report [default: a rollout project's topology.yaml]
+    pub topology: Option<PathBuf>,
+}
+
+/// `extpy report merge`.
+pub fn report_merge(args: MergeArgs) -> Result<Outcome, Error> {
+    let topology_file = args.topology.clone().or_else(|| {
+        args.dirs
+            .iter()
+            .map(|d| d.join("topology.yaml"))
+            .find(|p| p.is_file())
+    });
+    let topology = topology_file.as_deref().map(Topology::load).transpose()?;
+    let merged =
+        rollout::merge(&args.dirs, topology.as_ref()).map_err(|e| Error::Usage(e.to_string()))?;
+    let bad = (merged.rows.iter())
+        .filter(|r| r.status != rollout::VuStatus::Ok)
+        .count();
+    let missing = merged.missing_nodes.len();
+    let ok = merged.ok;
+    Ok(
+        Outcome::new(CommandName::ReportMerge, &merged, merged.render()).failing_if(!ok, || {
+            if merged.rows.is_empty() {
+                "no node reports were found".to_string()
+            } else {
+                format!("{bad} VUs failed or did not report ({missing} nodes without a report)")
+            }
+        }),
+    )
+}
+
+/// `extpy bundle create`.
+pub fn bundle_create(
+    s: &Settings,
+    args: BundleCreateArgs,
+    reporter: &Reporter,
+) -> Result<Outcome, Error> {
+    let topology = args.topology.as_deref().map(Topology::load).transpose()?;
+    let manifest = manifest_for(s, topology.as_ref())?;
+    let resolved = inputs::resolve(&manifest, s, InputSource::Fetch, reporter)
+        .map_err(|e| explain_tls(e, s, "bundle create"))?;
+    let fetched =
+        (resolved.fetched.as_ref()).expect("inputs resolved by fetching carry their fetch report");
+    // The plan inside names the bundle generically: its bytes must not depend on OUT's name.
+    let plan_text = topology.as_ref().map(|t| {
+        let options = runbook::PlanOptions {
+            topology_arg: bundle::TOPOLOGY.into(),
+            bundle: Some("<bundle>.zip".into()),
+            rollout: None,
+            mail_check: None,
+        };
+        runbook::build(t, &manifest, not_checked(), &options).render(runbook::Format::Markdown)
+    });
+    let executable = if let Some(exe) = &args.include_exe {
+        bundle::check_windows_exe(exe)?;
+        Some((exe.clone(), bundle::WINDOWS_EXE.to_string()))
+    } else if args.include_self {
+        let exe = std::env::current_exe().map_err(|source| {
+            IoError::new(
+                PathBuf::from("extpy"),
+                "cannot find the running executable",
+                source,
+            )
+        })?;
+        let name = if cfg!(windows) {
+            bundle::WINDOWS_EXE
+        } else {
+            "bin/extpy"
+        };
+        Some((exe, name.to_string()))
+    } else {
+        None
+    };
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
+            ))
+        })?),
+        Err(_) => None,
+    };
+    let sbom = assemble::sbom::for_wheels(&manifest, &resolved.inputs.wheels, s.jobs)
+        .map_err(assemble::BuildError::from)?;
+    let extras = bundle::Extras {
+        topology: topology.as_ref().map(|t| t.text.clone()),
+        plan: plan_text,
+        executable,
+        epoch,
+        sbom,
+    };
+    let created = bundle::create(&args.out, &manifest, fetched, extras)?;
+    let human = format!(
+        "bundle written: {} ({} entries, {})\n{}  {}\n",
+        created.path.display(),
+        created.entries,
+        crate::base::report::human_bytes(created.size),
+        created.sha256,
+        created.path.display()
+    );
+    Ok(Outcome::new(CommandName::BundleCreate, &created, human))
+}
+
+/// `extpy bundle verify`.
+pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
+    let (_, check) = bundle::open(path)?;
+    let failed = !check.ok;
+    let n = check.problems.len();
+    Ok(
+        Outcome::new(CommandName::BundleVerify, &check, check.render()).failing_if(failed, || {
+            format!("the bundle does not verify ({n} problem(s))")
+        }),
+    )
+}
+
+/// `extpy bundle inspect`.
+pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
+    match bundle::open(path)? {
+        (Some(b), check) => {
+            let inspection = b.inspect(check);
+            Ok(Outcome::new(
+                CommandName::BundleInspect,
+                &inspection,
+                inspection.render(),
+            ))
+        }
+        (None, check) => {
+            let n = check.problems.len();
+            Ok(
+                Outcome::new(CommandName::BundleInspect, &check, check.render())
+                    .failing_if(true, || {
+                        format!("the bundle does not verify ({n} problem(s))")
+                    }),
+            )
+        }
+    }
+}
+
+fn open_bundle(path: &Path, s: &Settings, reporter: &Reporter) -> Result<Bundle, Error> {
+    let b = bundle::open_verified(path)?;
+    if let Some(m) = &s.manifest {
+        reporter.warn(format!(
+            "--manifest {} is ignored: the bundle brings its own manifest ({})",
+            m.display(),
+            b.manifest.identity()
+        ));
+    }
+    reporter.info(format!(
+        "bundle {} verified (sha256 {})",
+        path.display(),
+        b.sha256.short()
+    ));
+    Ok(b)
+}
+
+/// The manifest for a topology: --manifest when given, else the one the topology names,
+/// else the built-in one.
+fn manifest_for(s: &Settings, topology: Option<&Topology>) -> Result<Manifest, Error> {
+    Ok(
+        match (&s.manifest, topology.and_then(|t| t.manifest.as_ref())) {
+            (Some(p), _) | (None, Some(p)) => Manifest::load(p)?,
+            (None, None) => Manifest::builtin()?,
+        },
+    )
+}
+
+/// The topology (the file given, else the bundle's) and its manifest (the bundle's, else as
+/// [`manifest_for`]).
+fn open_topology(
+    s: &Settings,
+    path: Option<&Path>,
+    bundle: Option<&Bundle>,
+) -> Result<(Topology, Manifest), Error> {
+    let topology = match (path, bundle.and_then(|b| b.topology.clone())) {
+        (Some(p), _) => Topology::load(p)?,
+        (None, Some(t)) => t,
+        (None, None) => {
+            return Err(Error::Usage("give a topology file: this bundle carries none (make it with `extpy bundle create --topology`)".into()));
+        }
+    };
+    let manifest = match bundle {
+        Some(b) => b.manifest.clone(),
+        None => manifest_for(s, Some(&topology))?,
+    };
+    Ok((topology, manifest))
+}
+
+/// The seal the manifest (or bundle) produces, for a check that needs it.
+fn expected_seal(
+    manifest: &Manifest,
+    s: &Settings,
+    source: DistSource,
+    reporter: &Reporter,
+    command: &str,
+) -> Result<inputs::Reference, Error> {
+    inputs::reference(manifest, s, source, reporter).map_err(|e| explain_tls(e, s, command))
+}
+
+/// The node folders that --out, --node and --vu-root select.
+fn targets(
+    t: &Topology,
+    out: &Option<PathBuf>,
+    node: &Option<String>,
+    vu_root: &Option<PathBuf>,
+) -> Result<Vec<NodeTarget>, Error> {
+    Ok(layout::targets(
+        t,
+        out.as_deref(),
+        node.as_deref(),
+        vu_root.as_deref(),
+    )?)
+}
+
+/// Arguments of `extpy doctor`.
+#[derive(Debug)]
+pub struct DoctorArgs {
+    /// Hosts to check: HOST, HOST:PORT or an http(s) URL [default: the sources' hosts]
+    pub targets: Vec<String>,
+    /// Write the certificate to trust into DIR as PEM (.pem) and DER (.cer)
+    pub export: Option<PathBuf>,
+    /// Connect to ADDR for HOST:PORT instead of asking DNS, like curl (repeatable)
+    pub resolve: Vec<String>,
+}
+
+/// `extpy doctor`.
+pub fn doctor(s: &Settings, args: DoctorArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    if s.offline {
+        return Err(Error::Usage(
+            "extpy doctor needs the network, and --offline (or EXTPY_OFFLINE) forbids it".into(),
+        ));
+    }
+    let resolve = args
+        .resolve
+        .iter()
+        .map(|r| r.parse::<Resolve>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| Target::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let advice = Advice {
+        command: "build".into(),
+        export: args.export,
+        after_failure: false,
+    };
+    let doctor = Doctor::new(doctor_options(s, resolve, advice)?, reporter)?;
+    let report = if targets.is_empty() {
+        let manifest = s.load_manifest()?;
+        doctor.diagnose_sources(&manifest, &s.sources()?)
+    } else {
+        doctor.diagnose_all(&targets)
+    };
+    let failed = report.failed();
+    let total = report.hosts.len();
+    Ok(
+        Outcome::new(CommandName::Doctor, &report, render::report(&report))
+            .failing_with(failed > 0, || {
+                Error::Diagnosed(format!("{failed} of {total} hosts failed the diagnosis"))
+            }),
+    )
+}
+
+fn doctor_options(
+    s: &Settings,
+    resolve: Vec<Resolve>,
+    advice: Advice,
+) -> Result<DoctorOptions, Error> {
+    Ok(DoctorOptions {
+        net: s.net_options()?,
+        resolve,
+        advice,
+        jobs: s.jobs,
+    })
+}
+
+/// A fetch that failed on TLS: the doctor diagnoses each host concerned, so that the error
+/// says the cause and the fix instead of the generic TLS message.
+fn explain_tls(e: Error, s: &Settings, command: &str) -> Error {
+    let failure = match &e {
+        Error::Fetch(f) => Failure::Fetch(f),
+        Error::Net(n) => Failure::Net(n),
+        _ => return e,
+    };
+    let advice = Advice {
+        command: command.into(),
+        export: None,
+        after_failure: true,
+    };
+    let Ok(options) = doctor_options(s, Vec::new(), advice) else {
+        return e;
+    };
+    match explain::explain(failure, options) {
+        Some(Explained { message, report }) => Error::Explained {
+            message,
+            source: Box::new(e),
+            report,
+        },
+        None => e,
+    }
+}
+
+/// Where the mail check's endpoints are (`mail check`, and `plan --mail-check`).
+#[derive(Debug)]
+pub struct MailEndpointArgs {
+    /// The identity platform's base URL (sovereign clouds, tests)
+    pub authority_url: String,
+    /// IMAP over TLS
+    pub imap_host: String,
+    /// SMTP submission (STARTTLS)
+    pub smtp_host: String,
+}
+
+/// Arguments of `extpy mail check`.
+#[derive(Debug)]
+pub struct MailCheckArgs {
+    /// Topology file with a mail: block (secrets come from the variables it names)
+    pub topology: PathBuf,
+    /// Check only this incoming server and its queues
+    pub server: Option<String>,
+    /// Check only the queue with this address
+    pub queue: Option<String>,
+    /// The built distribution whose run-time trust every endpoint is checked against too
+    pub dist: Option<PathBuf>,
+    pub endpoints: MailEndpointArgs,
+}
+
+/// `extpy mail check`.
+pub fn mail_check(
+    s: &Settings,
+    args: MailCheckArgs,
+    reporter: &Reporter,
+) -> Result<Outcome, Error> {
+    let topology = Topology::load(&args.topology)?;
+    let report = run_mail_check(
+        s,
+        &topology,
+        &args.topology.display().to_string(),
+        &args.endpoints,
+        MailSelection {
+            server: args.server,
+            queue: args.queue,
+            dist: args.dist,
+        },
+        reporter,
+    )?;
+    let failed = report.failed();
+    let total = report.checks.len();
+    let human = crate::job::mail::render::report(
+        &report,
+        reporter.verbosity() > crate::base::report::Verbosity::Normal,
+    );
+    let runtime_rejects = report.runtime_trust.ok == Some(false);
+    Ok(
+        Outcome::new(CommandName::MailCheck, &report, human).failing_with(
+            !report.ok(),
+            || {
+                Error::Diagnosed(match (failed, runtime_rejects) {
+                    (0, _) => "CEM's Python would not trust every mail endpoint (see runtime trust above)".to_string(),
+                    (f, false) => format!("{f} of {total} mail checks failed"),
+                    (f, true) => format!("{f} of {total} mail checks failed, and CEM's Python would not trust every mail endpoint"),
+                })
+            },
+        ),
+    )
+}
+
+/// Which part of the mail settings a check covers, and the distribution to compare with.
+struct MailSelection {
+    server: Option<String>,
+    queue: Option<String>,
+    dist: Option<PathBuf>,
+}
+
+fn run_mail_check(
+    s: &Settings,
+    topology: &Topology,
+    name: &str,
+    endpoints: &MailEndpointArgs,
+    selection: MailSelection,
+    reporter: &Reporter,
+) -> Result<MailReport, Error> {
+    if s.offline {
+        return Err(Error::Usage(
+            "the mail check needs the network, and --offline (or EXTPY_OFFLINE) forbids it".into(),
+        ));
+    }
+    let Some(mail) = &topology.mail else {
+        return Err(MailError::NoMail {
+            topology: name.into(),
+        }
+        .into());
+    };
+    for w in &mail.warnings {
+        reporter.warn(w);
+    }
+    let mut options = MailOptions::parse(
+        &endpoints.authority_url,
+        &endpoints.imap_host,
+        &endpoints.smtp_host,
+        s.net_options()?,
+    )?;
+    options.server = selection.server;
+    options.queue = selection.queue;
+    options.dist = selection.dist;
+    Ok(mail_check::check(mail, name, &options, reporter)?)
+}
+
+/// `extpy version` (and `extpy --version --verbose`).
+pub fn version(s: &Settings) -> Result<Outcome, Error> {
+    let info = crate::app::version::BuildInfo::collect(s)?;
+    Ok(Outcome::new(CommandName::Version, &info, info.render()))
+}

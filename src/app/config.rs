@@ -1,0 +1,114 @@
+//! Global settings, resolved once from flags, `EXTPY_*` variables and defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::error::Error;
+use crate::job::fetch::FetchOptions;
+use crate::job::source::{DEFAULT_INDEX_URL, DEFAULT_PYTHON_MIRROR, Sources};
+use crate::mechanism::net::{ExtraRoots, NetOptions};
+use crate::model::manifest::{InputError, Manifest};
+
+/// `--jobs` when not given: parallel downloads and copies.
+pub const DEFAULT_JOBS: u16 = 8;
+/// `--timeout` when not given, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// `--retries` when not given.
+pub const DEFAULT_RETRIES: u32 = 4;
+
+/// Settings every command shares.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--manifest`; the built-in manifest when absent.
+    pub manifest: Option<PathBuf>,
+    /// `--cache-dir`.
+    pub cache_dir: PathBuf,
+    /// `--index-url` (or `PIP_INDEX_URL`).
+    pub index_url: String,
+    /// `--python-mirror`.
+    pub python_mirror: String,
+    /// `--ca-cert` files.
+    pub ca_certs: Vec<PathBuf>,
+    /// `SSL_CERT_FILE`, read as extra roots too.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// `--offline`.
+    pub offline: bool,
+    /// `--jobs`.
+    pub jobs: usize,
+    /// `--timeout`.
+    pub timeout: Duration,
+    /// `--retries`.
+    pub retries: u32,
+}
+
+impl Settings {
+    /// Defaults for everything not given, from the environment where extpy documents it.
+    pub fn with_defaults(
+        cache_dir: Option<PathBuf>,
+        index_url: Option<String>,
+        python_mirror: Option<String>,
+    ) -> Result<Self, Error> {
+        let cache_dir = match cache_dir.or_else(crate::mechanism::cache::Cache::default_dir) {
+            Some(d) => d,
+            None => {
+                return Err(Error::Usage(
+                    "cannot find a user cache folder; pass --cache-dir DIR".into(),
+                ));
+            }
+        };
+        let index_url = index_url
+            .or_else(|| {
+                std::env::var("PIP_INDEX_URL")
+                    .ok()
+                    .filter(|s| !s.trim().is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string());
+        Ok(Self {
+            manifest: None,
+            cache_dir,
+            index_url,
+            python_mirror: python_mirror.unwrap_or_else(|| DEFAULT_PYTHON_MIRROR.to_string()),
+            ca_certs: Vec::new(),
+            ssl_cert_file: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
+            offline: false,
+            jobs: DEFAULT_JOBS.into(),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            retries: DEFAULT_RETRIES,
+        })
+    }
+
+    /// The manifest: `--manifest` or the built-in one.
+    pub fn load_manifest(&self) -> Result<Manifest, InputError> {
+        match &self.manifest {
+            Some(p) => Manifest::load(p),
+            None => Manifest::builtin(),
+        }
+    }
+
+    /// The sources named by the settings.
+    pub fn sources(&self) -> Result<Sources, Error> {
+        Ok(Sources::new(&self.python_mirror, &self.index_url)?)
+    }
+
+    /// HTTP client settings; reads the `--ca-cert` files.
+    pub fn net_options(&self) -> Result<NetOptions, Error> {
+        Ok(NetOptions {
+            extra_roots: ExtraRoots::load(&self.ca_certs, self.ssl_cert_file.clone())?,
+            timeout: self.timeout,
+            retries: self.retries,
+            resolve: Vec::new(),
+            proxy: crate::mechanism::net::ProxyConfig::resolve(),
+        })
+    }
+
+    /// What `fetch` needs.
+    pub fn fetch_options(&self) -> Result<FetchOptions, Error> {
+        Ok(FetchOptions {
+            cache_dir: self.cache_dir.clone(),
+            sources: self.sources()?,
+            net: self.net_options()?,
+            offline: self.offline,
+            jobs: self.jobs,
+        })
+    }
+}

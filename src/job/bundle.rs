@@ -1,0 +1,917 @@
+//! Deterministic offline bundles for air-gapped sites: the manifest, every artifact
+//! byte-identical to its pin (stored, never recompressed), the topology and its plan, extpy
+//! itself on request, and `SHA256SUMS`. Entries are sorted, with fixed timestamps and modes
+//! and nothing about the machine that made them, so the same inputs give the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zip::write::SimpleFileOptions;
+
+use crate::base::exit::ExitCode;
+use crate::base::report::text_for;
+use crate::job::assemble::Inputs;
+use crate::job::fetch::FetchReport;
+use crate::mechanism::archive::{Archive, ArchiveError};
+use crate::mechanism::digest::{HashingWriter, Sha256Digest, hash_file};
+use crate::mechanism::fsio::{IoError, at};
+use crate::model::manifest::yaml::Origin;
+use crate::model::manifest::{ArtifactKind, InputError, Manifest};
+use crate::model::topology::Topology;
+
+/// The bundle's description of itself.
+pub(crate) const META: &str = "extpy-bundle.json";
+/// The checksum list (`sha256sum -c` reads it).
+pub(crate) const SUMS: &str = "SHA256SUMS";
+/// The SBOM of the distribution the bundle builds (as the built tree carries it).
+pub(crate) use crate::job::assemble::sbom::SBOM_FILE;
+/// The manifest, as given.
+pub(crate) const MANIFEST: &str = "manifest.yaml";
+/// The topology, as given.
+pub(crate) const TOPOLOGY: &str = "topology.yaml";
+/// The rendered plan.
+pub(crate) const PLAN: &str = "plan.md";
+/// Where artifacts live in the bundle.
+pub(crate) const ARTIFACTS: &str = "artifacts/";
+/// The entry of an extpy for Windows nodes (`rollout --target windows` takes it).
+pub(crate) const WINDOWS_EXE: &str = "bin/extpy.exe";
+const FORMAT: &str = "extpy-bundle/1";
+const DOS_EPOCH: u64 = 315_532_800; // 1980-01-01T00:00:00Z, the earliest time a zip can hold
+
+/// Why a bundle could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// There is no bundle at the path.
+    #[error("{} does not exist\n  help: check the path of the bundle (made with `extpy bundle create`)", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The zip is unreadable or has a hostile entry.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The bundle does not verify.
+    #[error("the bundle {} does not verify, so it was not used:\n{}", path.display(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The bundle.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// Its manifest or topology does not parse.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// `--include-exe` names a file that is not there.
+    #[error("--include-exe {}: no such file\n  help: build extpy.exe with scripts/build-windows.sh (it writes target/windows/x86_64-pc-windows-gnu/release/extpy.exe) or take it from the release archive", path.display())]
+    ExeMissing {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `--include-exe` names a file that Windows nodes cannot run.
+    #[error("--include-exe {}: not a Windows x86-64 executable: {reason}\n  help: pass the extpy.exe built for x86_64-pc-windows-gnu (scripts/build-windows.sh) or the one from the release archive", path.display())]
+    NotWindowsExe {
+        /// The path given.
+        path: PathBuf,
+        /// What the file is instead.
+        reason: String,
+    },
+    /// An artifact changed between fetch and bundling.
+    #[error(
+        "{file}: the cached copy no longer matches its pin (sha256 {actual}, pinned {expected}); run `extpy fetch` again"
+    )]
+    Changed {
+        /// The artifact.
+        file: String,
+        /// The pin.
+        expected: Sha256Digest,
+        /// What was read.
+        actual: Sha256Digest,
+    },
+}
+
+impl BundleError {
+    /// The exit code: a bundle that does not verify fails verification; a missing one or
+    /// one whose manifest does not parse is the user's input.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            BundleError::Archive(a) => a.exit_code(),
+            BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,
+            BundleError::Input(_)
+            | BundleError::NotFound { .. }
+            | BundleError::ExeMissing { .. }
+            | BundleError::NotWindowsExe { .. } => ExitCode::Input,
+            BundleError::Io(e) => e.exit_code(),
+        }
+    }
+}
+
+/// The manifest as the bundle records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaManifest {
+    /// Name.
+    pub name: String,
+    /// Digest.
+    pub sha256: Sha256Digest,
+}
+
+/// An artifact as the bundle records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaArtifact {
+    /// File name (under `artifacts/`).
+    pub file: String,
+    /// `embeddable` or `wheel`.
+    pub kind: String,
+    /// Its pinned sha256.
+    pub sha256: Sha256Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+/// `extpy-bundle.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// `extpy-bundle/1`.
+    pub format: String,
+    /// The manifest.
+    pub manifest: MetaManifest,
+    /// CPython version.
+    pub python: String,
+    /// Platform.
+    pub platform: String,
+    /// Every artifact, in manifest order.
+    pub artifacts: Vec<MetaArtifact>,
+    /// True when `topology.yaml` is included.
+    pub topology: bool,
+    /// True when `plan.md` is included.
+    pub plan: bool,
+    /// The extpy executable's entry, when included.
+    pub executable: Option<String>,
+}
+
+/// What `create` made.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Created {
+    /// The bundle.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: Sha256Digest,
+    /// Its size.
+    pub size: u64,
+    /// Entries written.
+    pub entries: usize,
+}
+
+enum Content {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+struct NewEntry {
+    name: String,
+    content: Content,
+    sha256: Sha256Digest,
+    executable: bool,
+}
+
+/// What goes into a bundle besides the manifest and its artifacts.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// The topology text.
+    pub topology: Option<String>,
+    /// The rendered plan.
+    pub plan: Option<String>,
+    /// The extpy executable to include, and its entry (`bin/extpy` or [`WINDOWS_EXE`]).
+    pub executable: Option<(PathBuf, String)>,
+    /// `SOURCE_DATE_EPOCH`: the time every entry carries (default 1980-01-01).
+    pub epoch: Option<u64>,
+    /// The SBOM of the distribution the bundle builds ([`crate::job::assemble::sbom::for_wheels`]).
+    pub sbom: Vec<u8>,
+}
+
+/// Writes a bundle of `manifest` with the verified artifacts of `fetched`, beside `out`
+/// first and renamed into place when complete.
+pub(crate) fn create(
+    out: &Path,
+    manifest: &Manifest,
+    fetched: &FetchReport,
+    extras: Extras,
+) -> Result<Created, BundleError> {
+    let mut entries = Vec::new();
+    let bytes = |name: &str, data: Vec<u8>| NewEntry {
+        name: name.to_string(),
+        sha256: Sha256Digest::of(&data),
+        content: Content::Bytes(data),
+        executable: false,
+    };
+    let mut meta_artifacts = Vec::new();
+    for a in &fetched.artifacts {
+        entries.push(NewEntry {
+            name: format!("{ARTIFACTS}{}", a.file),
+            content: Content::File(a.path.clone()),
+            sha256: a.sha256,
+            executable: false,
+        });
+        meta_artifacts.push(MetaArtifact {
+            file: a.file.clone(),
+            kind: match a.kind {
+                ArtifactKind::Embeddable => "embeddable".into(),
+                ArtifactKind::Wheel => "wheel".into(),
+            },
+            sha256: a.sha256,
+            size: a.size,
+        });
+    }
+    let executable = match &extras.executable {
+        Some((exe, name)) => {
+            let (sha256, _) = hash_file(exe).map_err(at(exe, "cannot read"))?;
+            entries.push(NewEntry {
+                name: name.clone(),
+                content: Content::File(exe.clone()),
+                sha256,
+                executable: true,
+            });
+            Some(name.clone())
+        }
+        None => None,
+    };
+    entries.push(bytes(MANIFEST, manifest.text.as_bytes().to_vec()));
+    entries.push(bytes(SBOM_FILE, extras.sbom.clone()));
+    if let Some(t) = &extras.topology {
+        entries.push(bytes(TOPOLOGY, t.as_bytes().to_vec()));
+    }
+    if let Some(p) = &extras.plan {
+        // A bundle goes to a Windows site: its texts have the line ends Notepad shows.
+        entries.push(bytes(PLAN, text_for(p, true).into_bytes()));
+    }
+    let meta = Meta {
+        format: FORMAT.into(),
+        manifest: MetaManifest {
+            name: manifest.name.clone(),
+            sha256: manifest.digest,
+        },
+        python: manifest.python.to_string(),
+        platform: manifest.platform.to_string(),
+        artifacts: meta_artifacts,
+        topology: extras.topology.is_some(),
+        plan: extras.plan.is_some(),
+        executable,
+    };
+    let mut meta_bytes = serde_json::to_vec_pretty(&meta)
+        .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
+    meta_bytes.push(b'\n');
+    entries.push(bytes(META, meta_bytes));
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let sums: String = entries
+        .iter()
+        .map(|e| format!("{}  {}\n", e.sha256, e.name))
+        .collect();
+    entries.push(bytes(SUMS, text_for(&sums, true).into_bytes()));
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle.zip".into());
+    let temp = parent.join(format!(".{name}.extpy-tmp-{}", std::process::id()));
+    let result = write_zip(&temp, &entries, extras.epoch).and_then(|n| {
+        fs::rename(&temp, out).map_err(at(out, "cannot move the bundle into place"))?;
+        Ok(n)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    let count = result?;
+    let (sha256, size) = hash_file(out).map_err(at(out, "cannot read"))?;
+    Ok(Created {
+        path: out.to_path_buf(),
+        sha256,
+        size,
+        entries: count,
+    })
+}
+
+/// Checks that `path` is an executable Windows nodes run: a PE32+ image for x86-64 that is
+/// not a DLL. Only the headers are read.
+pub(crate) fn check_windows_exe(path: &Path) -> Result<(), BundleError> {
+    let mut head = Vec::with_capacity(4096);
+    match File::open(path) {
+        Ok(f) => f.take(4096).read_to_end(&mut head),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => BundleError::ExeMissing {
+            path: path.to_path_buf(),
+        },
+        _ => BundleError::Io(IoError::new(path.to_path_buf(), "cannot read", source)),
+    })?;
+    pe_problem(&head).map_or(Ok(()), |reason| {
+        Err(BundleError::NotWindowsExe {
+            path: path.to_path_buf(),
+            reason,
+        })
+    })
+}
+
+/// What keeps the first bytes of a file from being a PE32+ x86-64 executable, if anything.
+fn pe_problem(head: &[u8]) -> Option<String> {
+    let u16_at = |i: usize| head.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |i: usize| {
+        head.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if head.starts_with(b"\x7fELF") {
+        return Some("it is an ELF (Linux) executable".into());
+    }
+    if !head.starts_with(b"MZ") {
+        return Some("it does not start with the MZ header of a Windows program".into());
+    }
+    let Some(pe) = u32_at(0x3c).map(|o| o as usize) else {
+        return Some("it ends inside the MZ header".into());
+    };
+    if head.get(pe..pe + 4) != Some(b"PE\0\0".as_slice()) {
+        return Some("it has no PE header (an MS-DOS program, or damaged)".into());
+    }
+    let (Some(machine), Some(flags), Some(magic)) =
+        (u16_at(pe + 4), u16_at(pe + 22), u16_at(pe + 24))
+    else {
+        return Some("it ends inside the PE header".into());
+    };
+    match (magic, machine) {
+        (0x20b, 0x8664) if flags & 0x2000 != 0 => Some("it is a DLL, not a program".into()),
+        (0x20b, 0x8664) => None,
+        (0x10b, _) => Some("it is a 32-bit (PE32) program".into()),
+        (0x20b, m) => Some(format!("it is built for machine type {m:#06x}, not x86-64")),
+        (m, _) => Some(format!("its optional header magic {m:#06x} is not PE32+")),
+    }
+}
+
+fn write_zip(path: &Path, entries: &[NewEntry], epoch: Option<u64>) -> Result<usize, BundleError> {
+    let io_err = |source| IoError::new(path.to_path_buf(), "cannot write", source);
+    let file = File::create(path).map_err(io_err)?;
+    let mut zip = zip::ZipWriter::new(io::BufWriter::new(file));
+    let base = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .system(zip::System::Unix)
+        .last_modified_time(zip_time(epoch))
+        .large_file(false);
+    for e in entries {
+        let mode = if e.executable { 0o755 } else { 0o644 };
+        zip.start_file(e.name.as_str(), base.unix_permissions(mode))
+            .map_err(|e| io_err(io::Error::other(e)))?;
+        let mut w = HashingWriter::new(&mut zip);
+        match &e.content {
+            Content::Bytes(b) => w.write_all(b).map_err(io_err)?,
+            Content::File(p) => {
+                let mut f = File::open(p).map_err(at(p, "cannot read"))?;
+                io::copy(&mut f, &mut w).map_err(io_err)?;
+            }
+        }
+        let (_, actual, _) = w.finish();
+        if actual != e.sha256 {
+            return Err(BundleError::Changed {
+                file: e.name.clone(),
+                expected: e.sha256,
+                actual,
+            });
+        }
+    }
+    let mut inner = zip.finish().map_err(|e| io_err(io::Error::other(e)))?;
+    inner.flush().map_err(io_err)?;
+    inner.get_ref().sync_all().map_err(io_err)?;
+    Ok(entries.len())
+}
+
+/// The zip time for `SOURCE_DATE_EPOCH` (zips start in 1980 and keep even seconds).
+fn zip_time(epoch: Option<u64>) -> zip::DateTime {
+    let secs = epoch.unwrap_or(DOS_EPOCH).max(DOS_EPOCH);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    zip::DateTime::from_date_and_time(
+        y.min(2107) as u16,
+        m,
+        d,
+        (rem / 3600) as u8,
+        (rem % 3600 / 60) as u8,
+        (rem % 60) as u8,
+    )
+    .unwrap_or_default()
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+/// A bundle that was checked entry by entry.
+pub struct Bundle {
+    /// The file.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: Sha256Digest,
+    /// Its description.
+    pub meta: Meta,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its topology, if it has one.
+    pub topology: Option<Topology>,
+    archive: Archive,
+}
+
+/// The result of checking a bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// The bundle.
+    pub path: PathBuf,
+    /// True when every entry matches.
+    pub ok: bool,
+    /// The bundle's sha256.
+    pub sha256: Sha256Digest,
+    /// Entries in the zip.
+    pub entries: usize,
+    /// Every problem found.
+    pub problems: Vec<String>,
+}
+
+/// Opens a bundle through the safe archive reader and checks every entry against
+/// `SHA256SUMS`, and every artifact against the manifest's pin.
+pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
+    if !path.is_file() {
+        return Err(BundleError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let label = format!("bundle {}", path.display());
+    let (sha256, _) = hash_file(path).map_err(at(path, "cannot read"))?;
+    let mut archive = Archive::open(path, &label)?;
+    let mut problems = Vec::new();
+    let files: Vec<crate::mechanism::archive::Entry> = archive.files().cloned().collect();
+    let mut digests: BTreeMap<String, Sha256Digest> = BTreeMap::new();
+    let mut texts: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for e in &files {
+        let keep = [SUMS, META, MANIFEST, TOPOLOGY, PLAN, SBOM_FILE].contains(&e.name.as_str());
+        if keep && e.size > crate::mechanism::limits::MAX_JSON {
+            problems.push(format!(
+                "{} declares {} bytes, more than a bundle's {} can be",
+                e.name, e.size, e.name
+            ));
+            let (d, _) = archive.copy(e, &mut io::sink())?;
+            digests.insert(e.name.clone(), d);
+        } else if keep {
+            let data = archive.read(e)?;
+            digests.insert(e.name.clone(), Sha256Digest::of(&data));
+            texts.insert(e.name.clone(), data);
+        } else {
+            let (d, _) = archive.copy(e, &mut io::sink())?;
+            digests.insert(e.name.clone(), d);
+        }
+    }
+    let check = |problems: Vec<String>| Check {
+        path: path.to_path_buf(),
+        ok: problems.is_empty(),
+        sha256,
+        entries: files.len(),
+        problems,
+    };
+
+    let Some(sums) = texts.get(SUMS) else {
+        problems.push(format!(
+            "it has no {SUMS}: this is not an extpy bundle, or a damaged or truncated one"
+        ));
+        return Ok((None, check(problems)));
+    };
+    let mut listed: BTreeMap<String, Sha256Digest> = BTreeMap::new();
+    for (i, line) in String::from_utf8_lossy(sums).lines().enumerate() {
+        let parsed = line
+            .split_once("  ")
+            .or_else(|| line.split_once(" *"))
+            .and_then(|(h, n)| h.parse::<Sha256Digest>().ok().map(|d| (d, n.to_string())));
+        match parsed {
+            Some((d, n)) => {
+                listed.insert(n, d);
+            }
+            None => problems.push(format!("{SUMS} line {} is not `<sha256>  <name>`", i + 1)),
+        }
+    }
+    for (name, actual) in &digests {
+        if name == SUMS {
+            continue;
+        }
+        match listed.get(name) {
+            None => problems.push(format!("extra entry {name}: it is not listed in {SUMS}")),
+            Some(expected) if expected != actual => problems.push(format!(
+                "{name} changed: sha256 {actual}, {SUMS} says {expected}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in listed.keys() {
+        if !digests.contains_key(name) {
+            problems.push(format!("{name} is listed in {SUMS} but missing"));
+        }
+    }
+
+    let meta: Option<Meta> = match texts.get(META).map(|b| serde_json::from_slice::<Meta>(b)) {
+        Some(Ok(m)) if m.format == FORMAT => Some(m),
+        Some(Ok(m)) => {
+            problems.push(format!("{META} has the unknown format {:?}", m.format));
+            None
+        }
+        Some(Err(e)) => {
+            problems.push(format!("{META} cannot be read: {e}"));
+            None
+        }
+        None => {
+            problems.push(format!("{META} is missing"));
+            None
+        }
+    };
+    let manifest = match texts.get(MANIFEST) {
+        Some(t) => match Manifest::parse(
+            Origin(format!("{}:{MANIFEST}", path.display())),
+            &String::from_utf8_lossy(t),
+        ) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+        None => {
+            problems.push(format!("{MANIFEST} is missing"));
+            None
+        }
+    };
+    let mut allowed: BTreeSet<String> = [SUMS, META, MANIFEST, SBOM_FILE]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let (Some(meta), Some(manifest)) = (&meta, &manifest) {
+        if meta.manifest.sha256 != manifest.digest {
+            problems.push(format!(
+                "{MANIFEST} is not the manifest {META} names ({}@{})",
+                meta.manifest.name,
+                meta.manifest.sha256.short()
+            ));
+        }
+        for a in manifest.artifacts() {
+            let name = format!("{ARTIFACTS}{}", a.file);
+            match digests.get(&name) {
+                None => problems.push(format!("{name} is missing")),
+                Some(d) if *d != a.sha256 => problems.push(format!(
+                    "{name} does not match its pin: sha256 {d}, pinned {}",
+                    a.sha256
+                )),
+                Some(_) => {}
+            }
+            allowed.insert(name);
+        }
+        if meta.topology {
+            allowed.insert(TOPOLOGY.into());
+        }
+        if meta.plan {
+            allowed.insert(PLAN.into());
+        }
+        if let Some(exe) = &meta.executable {
+            allowed.insert(exe.clone());
+        }
+    }
+    for name in digests.keys().filter(|n| !allowed.contains(*n)) {
+        if meta.is_some() && manifest.is_some() {
+            problems.push(format!(
+                "extra entry {name}: the bundle's manifest does not account for it"
+            ));
+        }
+    }
+    let topology = match (
+        meta.as_ref().is_some_and(|m| m.topology),
+        texts.get(TOPOLOGY),
+    ) {
+        (true, Some(t)) => match Topology::parse(
+            Origin(format!("{}:{TOPOLOGY}", path.display())),
+            &String::from_utf8_lossy(t),
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+        (true, None) => {
+            problems.push(format!("{TOPOLOGY} is missing"));
+            None
+        }
+        _ => None,
+    };
+    let mut bundle = match (problems.is_empty(), meta, manifest) {
+        (true, Some(meta), Some(manifest)) => Some(Bundle {
+            path: path.to_path_buf(),
+            sha256,
+            meta,
+            manifest,
+            topology,
+            archive,
+        }),
+        _ => None,
+    };
+    if let Some(b) = bundle.as_mut() {
+        problems.extend(b.sbom_problems(texts.get(SBOM_FILE))?);
+    }
+    problems.sort();
+    problems.dedup();
+    let result = check(problems);
+    Ok((bundle.filter(|_| result.ok), result))
+}
+
+/// Opens a bundle and refuses it unless every entry verifies.
+pub(crate) fn open_verified(path: &Path) -> Result<Bundle, BundleError> {
+    match open(path)? {
+        (Some(b), _) => Ok(b),
+        (None, check) => Err(BundleError::Invalid {
+            path: path.to_path_buf(),
+            problems: check.problems,
+        }),
+    }
+}
+
+impl Bundle {
+    /// Why the bundle's SBOM is not the one its verified artifacts give (none when it is).
+    fn sbom_problems(&mut self, sbom: Option<&Vec<u8>>) -> Result<Vec<String>, BundleError> {
+        let Some(sbom) = sbom else {
+            return Ok(vec![format!(
+                "{SBOM_FILE} is missing: a bundle carries the SBOM of the distribution it builds\n  help: make the bundle again with `extpy bundle create`"
+            )]);
+        };
+        let temp = crate::mechanism::place::temp_dir("extpy-bundle-sbom-")?;
+        let inputs = self.extract_artifacts(temp.path())?;
+        let expected =
+            match crate::job::assemble::sbom::for_wheels(&self.manifest, &inputs.wheels, 0) {
+                Ok(e) => e,
+                Err(e) => {
+                    return Ok(vec![format!(
+                        "the SBOM cannot be made from the bundle's wheels: {e}"
+                    )]);
+                }
+            };
+        Ok(if expected == *sbom {
+            vec![]
+        } else {
+            vec![format!(
+                "{SBOM_FILE} is not the SBOM of the distribution this bundle builds (it was edited, or made by another extpy version)\n  help: make the bundle again with `extpy bundle create`"
+            )]
+        })
+    }
+
+    /// Extracts the artifacts into `dir` (checked again as they are written) for a build.
+    pub fn extract_artifacts(&mut self, dir: &Path) -> Result<Inputs, BundleError> {
+        let mut paths = Vec::new();
+        for a in self.manifest.artifacts().cloned().collect::<Vec<_>>() {
+            let name = format!("{ARTIFACTS}{}", a.file);
+            let entry = self
+                .archive
+                .find(&name)
+                .cloned()
+                .ok_or_else(|| BundleError::Invalid {
+                    path: self.path.clone(),
+                    problems: vec![format!("{name} is missing")],
+                })?;
+            let dest = dir.join(&a.file);
+            let (d, _) = self.archive.extract(&entry, &dest)?;
+            if d != a.sha256 {
+                return Err(BundleError::Changed {
+                    file: a.file.clone(),
+                    expected: a.sha256,
+                    actual: d,
+                });
+            }
+            paths.push(dest);
+        }
+        let mut it = paths.into_iter();
+        Ok(Inputs {
+            embeddable: it.next().unwrap_or_default(),
+            wheels: it.collect(),
+        })
+    }
+
+    /// Extracts the entry `name` to `dest`; false when the bundle has no such entry.
+    pub fn extract_entry(&mut self, name: &str, dest: &Path) -> Result<bool, BundleError> {
+        let Some(entry) = self.archive.find(name).cloned() else {
+            return Ok(false);
+        };
+        self.archive.extract(&entry, dest)?;
+        Ok(true)
+    }
+
+    /// The bundle's file name.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Check {
+    /// The human report.
+    pub fn render(&self) -> String {
+        if self.ok {
+            return format!(
+                "ok    {}: {} entries match SHA256SUMS and their pins (sha256 {})\n",
+                self.path.display(),
+                self.entries,
+                self.sha256
+            );
+        }
+        let mut out = format!(
+            "FAIL  {}: {} problem(s)\n",
+            self.path.display(),
+            self.problems.len()
+        );
+        for p in &self.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+        out
+    }
+}
+
+/// What `bundle inspect` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The check.
+    pub check: Check,
+    /// Its description.
+    pub meta: Meta,
+    /// The topology's system, nodes and pairs.
+    pub topology: Option<TopologySummary>,
+}
+
+/// A topology in brief.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopologySummary {
+    /// System name.
+    pub system: String,
+    /// Nodes.
+    pub nodes: Vec<String>,
+    /// Every core with its VU.
+    pub pairs: Vec<crate::model::topology::Pair>,
+}
+
+impl Bundle {
+    /// What `bundle inspect` shows.
+    pub fn inspect(&self, check: Check) -> Inspection {
+        Inspection {
+            check,
+            meta: self.meta.clone(),
+            topology: self.topology.as_ref().map(|t| TopologySummary {
+                system: t.system.clone(),
+                nodes: t.nodes.iter().map(|n| n.name.clone()).collect(),
+                pairs: t.pairs.clone(),
+            }),
+        }
+    }
+}
+
+impl Inspection {
+    /// The human rendering.
+    pub fn render(&self) -> String {
+        let m = &self.meta;
+        let mut out = format!(
+            "bundle   {}\nsha256   {}\nmanifest {}@{}\npython   {} ({})\n",
+            self.check.path.display(),
+            self.check.sha256,
+            m.manifest.name,
+            m.manifest.sha256.short(),
+            m.python,
+            m.platform
+        );
+        out.push_str(&format!("artifacts ({}):\n", m.artifacts.len()));
+        for a in &m.artifacts {
+            out.push_str(&format!(
+                "  {:<52} {:>10}  sha256 {}\n",
+                a.file,
+                crate::base::report::human_bytes(a.size),
+                a.sha256
+            ));
+        }
+        match &self.topology {
+            Some(t) => {
+                out.push_str(&format!(
+                    "topology {} ({} nodes, {} cores):\n",
+                    t.system,
+                    t.nodes.len(),
+                    t.pairs.len()
+                ));
+                for p in &t.pairs {
+                    out.push_str(&format!(
+                        "  {:<10} {:<10} {:<18} {}\n",
+                        p.node, p.core, p.vu, p.external_python_directory
+                    ));
+                }
+            }
+            None => out.push_str("topology none\n"),
+        }
+        out.push_str(&format!(
+            "plan     {}\n",
+            if m.plan { PLAN } else { "none" }
+        ));
+        out.push_str(&format!(
+            "extpy    {}\n",
+            m.executable.as_deref().unwrap_or("not included")
+        ));
+        out.push_str(&self.check.render());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn zip_times_are_clamped_and_fixed() {
+        assert_eq!(zip_time(None), zip::DateTime::default());
+        assert_eq!(zip_time(Some(0)), zip::DateTime::default());
+        let t = zip_time(Some(1_700_000_000)); // 2023-11-14T22:13:20Z
+        assert_eq!(
+            (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+            (2023, 11, 14, 22, 13)
+        );
+    }
+
+    /// The first bytes of a PE image: MZ header, PE signature at 0x40, COFF header, magic.
+    fn pe(machine: u16, characteristics: u16, magic: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 0x200];
+        b[..2].copy_from_slice(b"MZ");
+        b[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        b[0x40..0x44].copy_from_slice(b"PE\0\0");
+        b[0x44..0x46].copy_from_slice(&machine.to_le_bytes());
+        b[0x56..0x58].copy_from_slice(&characteristics.to_le_bytes());
+        b[0x58..0x5a].copy_from_slice(&magic.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn only_a_pe32_plus_x86_64_program_is_a_windows_exe() {
+        assert_eq!(pe_problem(&pe(0x8664, 0x22, 0x20b)), None);
+        let why = |b: &[u8]| pe_problem(b).unwrap_or_default();
+        assert!(why(&pe(0x8664, 0x2022, 0x20b)).contains("DLL"));
+        assert!(why(&pe(0x14c, 0x102, 0x10b)).contains("32-bit"));
+        assert!(why(&pe(0xaa64, 0x22, 0x20b)).contains("0xaa64"));
+        assert!(why(b"\x7fELF\x02\x01\x01").contains("ELF"));
+        assert!(why(b"#!/bin/sh\n").contains("MZ header"));
+        assert!(why(b"MZ\x90").contains("inside the MZ header"));
+        let mut dos = pe(0x8664, 0x22, 0x20b);
+        dos[0x40..0x44].copy_from_slice(b"NE\0\0");
+        assert!(why(&dos).contains("no PE header"));
+        assert!(why(&pe(0x8664, 0x22, 0x20b)[..0x50]).contains("inside the PE header"));
+    }
+
+    #[test]
+    fn a_missing_or_foreign_exe_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("extpy.exe");
+        let err = check_windows_exe(&missing).unwrap_err();
+        assert!(matches!(err, BundleError::ExeMissing { .. }), "{err}");
+        assert!(err.to_string().contains("extpy.exe: no such file"), "{err}");
+        let text = dir.path().join("notes.txt");
+        fs::write(&text, "hello").unwrap();
+        let err = check_windows_exe(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("notes.txt: not a Windows x86-64 executable"),
+            "{err}"
+        );
+        assert!(err.contains("help: "), "{err}");
+        let good = dir.path().join("good.exe");
+        fs::write(&good, pe(0x8664, 0x22, 0x20b)).unwrap();
+        check_windows_exe(&good).unwrap();
+    }
+}

@@ -1,0 +1,596 @@
+//! `extpy lock`: resolves the manifest's `requires:` for its CPython and platform against the
+//! index and pins every wheel by file name, sha256, URL and size; keeps current pins unless
+//! an upgrade is asked or a requirement forces a change; writes the manifest's own text back
+//! with only the pins edited, atomically, and only after the result parses to what was meant.
+
+mod edit;
+pub(crate) mod index;
+mod python;
+pub(crate) mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Instant;
+
+use pep508_rs::PackageName;
+use pep508_rs::pep440_rs::Version;
+use serde::Serialize;
+use url::Url;
+
+use crate::base::report::Reporter;
+use crate::job::source::{SourceError, Sources};
+use crate::mechanism::archive::ArchiveError;
+use crate::mechanism::cache::{Cache, CacheError};
+use crate::mechanism::net::{Client, NetError, NetOptions};
+use crate::model::manifest::{InputError, Manifest, Origin, Platform, PythonVersion};
+
+use edit::{PinText, PythonChange};
+
+/// Why a lock failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The manifest states no requirements.
+    #[error(
+        "{origin}: the manifest has no `requires:`, so there is nothing to lock\n  help: add `requires:` with what CEM needs (PEP 508), e.g.\n    requires:\n      - msal>=1.39"
+    )]
+    NoRequires {
+        /// The manifest.
+        origin: Origin,
+    },
+    /// The built-in manifest cannot be rewritten.
+    #[error(
+        "the built-in manifest cannot be rewritten\n  help: copy it (`extpy bundle inspect` shows it) and pass --manifest FILE, or write the result with --out FILE"
+    )]
+    Builtin,
+    /// The requirements cannot be met together.
+    #[error(
+        "the requirements cannot be met together:\n{}{}\n  help: relax the requirement named first in the chain, or pick another --python",
+        indent(chain),
+        notes_text(notes)
+    )]
+    Unsatisfiable {
+        /// The solver's chain of reasons.
+        chain: String,
+        /// Versions that exist but cannot be used, and why.
+        notes: Vec<String>,
+    },
+    /// The index contradicts itself or serves something that is not what it says.
+    #[error(
+        "{url}: {what}\n  help: the index is inconsistent; nothing was written. Try again later or use another --index-url"
+    )]
+    Lie {
+        /// Where.
+        url: Url,
+        /// What does not match.
+        what: String,
+    },
+    /// The python mirror has no embeddable zip of that release for the platform.
+    #[error(
+        "CPython {version} has no embeddable zip for {platform} on {mirror} (a branch in its security-fix phase ships source only){}",
+        match last {
+            Some(l) => format!("\n  help: the last {}.{} release with one is {l}: extpy lock --python {l}", version.major, version.minor),
+            None => format!("\n  help: no {}.{} release on that mirror has one; pick another --python", version.major, version.minor),
+        }
+    )]
+    PythonNoEmbeddable {
+        /// The release asked for.
+        version: PythonVersion,
+        /// The platform.
+        platform: Platform,
+        /// The python mirror.
+        mirror: Url,
+        /// The newest release of that X.Y with an embeddable zip, if any.
+        last: Option<PythonVersion>,
+    },
+    /// The zip is there but nothing publishes its sha256.
+    #[error(
+        "{url} does not exist, so the mirror publishes no sha256 for the embeddable zip beside it\n  help: use a mirror that keeps python.org's .spdx.json files, or pin embeddable: by hand after checking its sha256 on python.org"
+    )]
+    PythonUnpublished {
+        /// The missing SPDX document.
+        url: Url,
+    },
+    /// The rewritten manifest did not parse to what was meant (a bug; nothing was written).
+    #[error("{0}\n  help: nothing was written; please report this with the manifest")]
+    Internal(String),
+    /// A local file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] crate::mechanism::fsio::IoError),
+    /// An index page.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A download.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The cache.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A wheel read for its metadata.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The manifest itself.
+    #[error(transparent)]
+    Input(#[from] InputError),
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+fn notes_text(notes: &[String]) -> String {
+    notes
+        .iter()
+        .map(|n| format!("  note: {n}\n"))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
+impl LockError {
+    /// The exit code: 2 input, 3 verification, 4 network, 1 local.
+    pub fn exit_code(&self) -> crate::base::exit::ExitCode {
+        use crate::base::exit::ExitCode;
+        match self {
+            LockError::NoRequires { .. }
+            | LockError::Builtin
+            | LockError::Unsatisfiable { .. }
+            | LockError::PythonNoEmbeddable { .. }
+            | LockError::PythonUnpublished { .. }
+            | LockError::Input(_) => ExitCode::Input,
+            LockError::Lie { .. } => ExitCode::Verification,
+            LockError::Internal(_) => ExitCode::Local,
+            LockError::Io(e) => e.exit_code(),
+            LockError::Cache(e) => e.exit_code(),
+            LockError::Archive(e) => e.exit_code(),
+            LockError::Source(SourceError::BadPage { .. }) => ExitCode::Verification,
+            LockError::Source(e) => e.exit_code(),
+            LockError::Net(e) => e.exit_code(),
+        }
+    }
+}
+
+/// What `extpy lock` is asked.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LockOptions {
+    /// Upgrade every package to the newest allowed.
+    pub upgrade: bool,
+    /// Upgrade only these.
+    pub upgrade_packages: Vec<String>,
+    /// Write nothing; fail when the lock is stale.
+    pub check: bool,
+    /// Write here instead of the manifest.
+    pub out: Option<PathBuf>,
+    /// Leave `url:` and `size:` out of new pins (fetch then finds files through the index).
+    pub no_urls: bool,
+    /// Pin this CPython release's embeddable zip (and resolve for it).
+    pub python: Option<PythonVersion>,
+}
+
+/// One line of the diff table.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct Change {
+    /// Normalized project name.
+    pub package: String,
+    /// The version pinned before, if any.
+    pub old: Option<String>,
+    /// The version pinned now, if any.
+    pub new: Option<String>,
+    /// Why.
+    pub why: String,
+}
+
+/// One resulting pin.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LockedPin {
+    /// Normalized project name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Wheel file name.
+    pub file: String,
+    /// sha256.
+    pub sha256: String,
+    /// Download URL.
+    pub url: String,
+    /// Size, when known.
+    pub size: Option<u64>,
+    /// Who needs it.
+    pub required_by: Vec<String>,
+}
+
+/// The embeddable zip pinned by `--python`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EmbeddablePin {
+    /// File name.
+    pub file: String,
+    /// sha256, as published beside it and as downloaded.
+    pub sha256: String,
+    /// Download URL.
+    pub url: String,
+    /// Size.
+    pub size: u64,
+}
+
+/// What `extpy lock` did.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LockReport {
+    /// The manifest read.
+    pub manifest: String,
+    /// Where the result was written (none with `--check` or when nothing changed).
+    pub written: Option<String>,
+    /// CPython the lock is for.
+    pub python: String,
+    /// Platform.
+    pub platform: String,
+    /// The embeddable zip, when `--python` asked for it.
+    pub embeddable: Option<EmbeddablePin>,
+    /// The pins.
+    pub pins: Vec<LockedPin>,
+    /// What changed against the manifest's pins.
+    pub changes: Vec<Change>,
+    /// The lock differs from the manifest's pins.
+    pub stale: bool,
+    /// Remarks (yanked pins kept because a requirement pins them exactly).
+    pub warnings: Vec<String>,
+    /// Requests to the index.
+    pub requests: usize,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// Everything a lock needs from the global settings.
+#[derive(Debug, Clone)]
+pub(crate) struct LockInputs {
+    /// The manifest file, if any (the built-in one otherwise).
+    pub path: Option<PathBuf>,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Sources.
+    pub sources: Sources,
+    /// HTTP settings.
+    pub net: NetOptions,
+    /// Cache folder.
+    pub cache_dir: PathBuf,
+}
+
+/// Resolves and (unless `--check`) writes the manifest.
+pub(crate) fn lock(
+    inputs: &LockInputs,
+    options: &LockOptions,
+    reporter: &Reporter,
+) -> Result<LockReport, LockError> {
+    let started = Instant::now();
+    let manifest = &inputs.manifest;
+    let target = match (&options.out, &inputs.path) {
+        (Some(o), _) => Some(o.clone()),
+        (None, Some(p)) => Some(p.clone()),
+        (None, None) if options.check => None,
+        (None, None) => return Err(LockError::Builtin),
+    };
+    if manifest.requires.is_empty() {
+        return Err(LockError::NoRequires {
+            origin: manifest.origin.clone(),
+        });
+    }
+    let client = Client::new(inputs.net.clone(), reporter.clone())?;
+    let cache = Cache::open(&inputs.cache_dir)?;
+    let python = options.python.unwrap_or(manifest.python);
+    let index = index::Index::new(&client, &inputs.sources, &cache, python, manifest.platform);
+    let embeddable = options
+        .python
+        .map(|v| {
+            python::pin(
+                &client,
+                &cache,
+                &inputs.sources.python_mirror,
+                v,
+                manifest.platform,
+                &index.requests,
+            )
+        })
+        .transpose()?;
+
+    let upgrade: BTreeSet<PackageName> = options
+        .upgrade_packages
+        .iter()
+        .map(|n| {
+            PackageName::from_str(n).map_err(|e| {
+                LockError::Input(InputError::at(
+                    &Origin("--upgrade-package".into()),
+                    None,
+                    "--upgrade-package",
+                    format!("{n:?} is not a project name: {e}"),
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let old = old_pins(manifest);
+    let preferences: BTreeMap<PackageName, Version> = if options.upgrade {
+        BTreeMap::new()
+    } else {
+        old.iter()
+            .filter(|(n, _)| !upgrade.contains(*n))
+            .map(|(n, (v, _))| (n.clone(), v.clone()))
+            .collect()
+    };
+    let request = resolve::Request {
+        requires: &manifest.requires,
+        preferences,
+    };
+    let resolution = resolve::resolve(&index, manifest.platform, &request)?;
+
+    let mut pins = Vec::new();
+    let mut warnings = Vec::new();
+    for (name, (version, c)) in &resolution.pins {
+        let (sha256, size) = index.sha256_of(&c.file)?;
+        if let Some(why) = &c.file.yanked {
+            warnings.push(format!(
+                "{} is yanked on the index{}; it is kept only because a requirement pins {name}=={version} exactly",
+                c.file.filename,
+                if why.is_empty() { String::new() } else { format!(" ({why})") }
+            ));
+        }
+        pins.push(LockedPin {
+            package: name.to_string(),
+            version: version.to_string(),
+            file: c.file.filename.clone(),
+            sha256: sha256.to_string(),
+            url: c.file.url.to_string(),
+            size,
+            required_by: resolution
+                .required_by
+                .get(name)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+        });
+    }
+    let mut changes = diff(&old, &pins, options, &upgrade, &index)?;
+    let python_change = embeddable.as_ref().map(|e| PythonChange {
+        old_version: manifest.python.to_string(),
+        new_version: e.version.to_string(),
+        old_file: manifest.embeddable.file.clone(),
+        old_sha256: manifest.embeddable.sha256.to_string(),
+        new_file: e.file.clone(),
+        new_sha256: e.sha256.to_string(),
+        url: (!options.no_urls).then(|| e.url.to_string()),
+        size: (!options.no_urls).then_some(e.size),
+    });
+    if let Some(e) = &embeddable
+        && (e.version != manifest.python || e.sha256 != manifest.embeddable.sha256)
+    {
+        changes.insert(
+            0,
+            Change {
+                package: "python".into(),
+                old: Some(manifest.python.to_string()),
+                new: Some(e.version.to_string()),
+                why: if e.version == manifest.python {
+                    format!("{} is published with another sha256", e.file)
+                } else {
+                    "--python asked".into()
+                },
+            },
+        );
+    }
+    let stale = !changes.is_empty();
+
+    let mut written = None;
+    if !options.check
+        && let Some(target) = target
+    {
+        let text = new_text(manifest, &pins, options, python_change.as_ref());
+        if text != manifest.text || options.out.is_some() {
+            check_result(manifest, &text, &pins, python_change.as_ref())?;
+            crate::mechanism::place::write_atomic(&target, text.as_bytes())?;
+            written = Some(target.display().to_string());
+        }
+    }
+    Ok(LockReport {
+        manifest: manifest.origin.to_string(),
+        written,
+        python: python.to_string(),
+        platform: manifest.platform.to_string(),
+        embeddable: embeddable.map(|e| EmbeddablePin {
+            file: e.file,
+            sha256: e.sha256.to_string(),
+            url: e.url.to_string(),
+            size: e.size,
+        }),
+        pins,
+        changes,
+        stale,
+        warnings,
+        requests: *index.requests.borrow(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The manifest's pins by project: version and file name.
+fn old_pins(manifest: &Manifest) -> BTreeMap<PackageName, (Version, String)> {
+    manifest
+        .listed_wheels()
+        .filter_map(|w| {
+            let name = PackageName::from_str(&w.filename.name).ok()?;
+            let version = Version::from_str(&w.filename.version).ok()?;
+            Some((name, (version, w.artifact.file.clone())))
+        })
+        .collect()
+}
+
+fn diff(
+    old: &BTreeMap<PackageName, (Version, String)>,
+    pins: &[LockedPin],
+    options: &LockOptions,
+    upgrade: &BTreeSet<PackageName>,
+    index: &index::Index<'_>,
+) -> Result<Vec<Change>, LockError> {
+    let mut rows = Vec::new();
+    let new: BTreeMap<String, &LockedPin> = pins.iter().map(|p| (p.package.clone(), p)).collect();
+    let mut names: BTreeSet<String> = new.keys().cloned().collect();
+    names.extend(old.keys().map(ToString::to_string));
+    for name in names {
+        let before = old.iter().find(|(n, _)| n.to_string() == name);
+        let after = new.get(&name);
+        let row = |why: String| Change {
+            package: name.clone(),
+            old: before.map(|(_, (v, _))| v.to_string()),
+            new: after.map(|p| p.version.clone()),
+            why,
+        };
+        match (before, after) {
+            (Some((_, (_, file))), Some(p)) if *file == p.file => {}
+            (None, Some(p)) => {
+                rows.push(row(format!("new: needed by {}", p.required_by.join(", "))))
+            }
+            (Some(_), None) => rows.push(row("no longer needed".into())),
+            (Some((n, (v, file))), Some(p)) => {
+                let project = index.project(n)?;
+                let why = if let Some(y) = project
+                    .yanked
+                    .get(v)
+                    .map(|c| c.file.yanked.clone().unwrap_or_default())
+                    .filter(|_| !project.usable.contains_key(v))
+                {
+                    if y.is_empty() {
+                        format!("{v} is yanked")
+                    } else {
+                        format!("{v} is yanked ({y})")
+                    }
+                } else if options.upgrade || upgrade.contains(n) {
+                    "upgrade asked".to_string()
+                } else if !project.usable.contains_key(v) {
+                    format!("{file} can no longer be used")
+                } else if p.version == v.to_string() {
+                    format!("a better fitting wheel {}", p.file)
+                } else {
+                    format!(
+                        "the requirements exclude {v} (needed by {})",
+                        p.required_by.join(", ")
+                    )
+                };
+                rows.push(row(why));
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(rows)
+}
+
+fn new_text(
+    manifest: &Manifest,
+    pins: &[LockedPin],
+    options: &LockOptions,
+    python: Option<&PythonChange>,
+) -> String {
+    // Existing projects keep their place; new ones follow, by name.
+    let mut ordered: Vec<&LockedPin> = Vec::new();
+    for w in manifest.listed_wheels() {
+        let n = w.filename.normalized_name();
+        if let Some(p) = pins.iter().find(|p| p.package == n) {
+            ordered.push(p);
+        }
+    }
+    for p in pins {
+        if !ordered.iter().any(|q| q.package == p.package) {
+            ordered.push(p);
+        }
+    }
+    let texts: Vec<PinText> = ordered
+        .iter()
+        .map(|p| PinText {
+            file: p.file.clone(),
+            sha256: p.sha256.clone(),
+            url: (!options.no_urls).then(|| p.url.clone()),
+            size: if options.no_urls { None } else { p.size },
+        })
+        .collect();
+    edit::rewrite(&manifest.text, &texts, python)
+}
+
+/// Parses the new text and refuses it unless its wheels are exactly `pins` (and its CPython
+/// the one `--python` pinned).
+fn check_result(
+    manifest: &Manifest,
+    text: &str,
+    pins: &[LockedPin],
+    python: Option<&PythonChange>,
+) -> Result<(), LockError> {
+    let parsed = Manifest::parse(manifest.origin.clone(), text)
+        .map_err(|e| LockError::Internal(format!("the rewritten manifest does not parse: {e}")))?;
+    let got: BTreeSet<(String, String)> = parsed
+        .listed_wheels()
+        .map(|w| (w.artifact.file.clone(), w.artifact.sha256.to_string()))
+        .collect();
+    let want: BTreeSet<(String, String)> = pins
+        .iter()
+        .map(|p| (p.file.clone(), p.sha256.clone()))
+        .collect();
+    if got != want || parsed.requires.len() != manifest.requires.len() {
+        return Err(LockError::Internal(
+            "the rewritten manifest does not hold exactly the locked pins".into(),
+        ));
+    }
+    if let Some(p) = python {
+        let e = &parsed.embeddable;
+        let url_ok = p.url.as_deref() == e.url.as_ref().map(Url::as_str) || p.url.is_none();
+        if parsed.python.to_string() != p.new_version
+            || e.file != p.new_file
+            || e.sha256.to_string() != p.new_sha256
+            || !url_ok
+        {
+            return Err(LockError::Internal(
+                "the rewritten manifest does not hold the pinned CPython (is its embeddable: written in flow style?)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl LockReport {
+    /// The human result: the diff table and a summary.
+    pub(crate) fn render(&self) -> String {
+        let mut s = String::new();
+        if !self.changes.is_empty() {
+            let rows: Vec<[String; 3]> = self
+                .changes
+                .iter()
+                .map(|c| {
+                    [
+                        c.package.clone(),
+                        format!(
+                            "{} -> {}",
+                            c.old.as_deref().unwrap_or("(none)"),
+                            c.new.as_deref().unwrap_or("(removed)")
+                        ),
+                        c.why.clone(),
+                    ]
+                })
+                .collect();
+            s.push_str(&crate::model::topology::render_table(
+                &["package", "old -> new", "why"],
+                &rows,
+            ));
+        }
+        let what = if self.changes.is_empty() {
+            "up to date".to_string()
+        } else {
+            format!(
+                "{} changed",
+                crate::base::report::plural(self.changes.len(), "pin")
+            )
+        };
+        s.push_str(&format!(
+            "{} for CPython {} {}: {}",
+            crate::base::report::plural(self.pins.len(), "package"),
+            self.python,
+            self.platform,
+            what
+        ));
+        match &self.written {
+            Some(w) => s.push_str(&format!("; written to {w}\n")),
+            None => s.push('\n'),
+        }
+        s
+    }
+}

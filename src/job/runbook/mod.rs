@@ -1,0 +1,849 @@
+//! The step plan (runbook): every IA and SC step of the procedure, instantiated with the
+//! topology's concrete names and values, as one list of data that every renderer reads.
+
+pub(crate) mod html;
+pub(crate) mod markdown;
+
+use serde::Serialize;
+
+use crate::base::report::slug;
+use crate::job::doctor::summary::DoctorSummary;
+use crate::job::mail::check::{PlanCheck, PlanChecks};
+use crate::model::mail::{AuthType, Mail};
+use crate::model::manifest::{Manifest, RuntimeTrust};
+use crate::model::topology::{Pair, Topology};
+
+/// The plan's schema name, bumped on incompatible changes.
+pub const SCHEMA: &str = "extpy-plan/1";
+
+/// The phases of the procedure, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before the upgrade: certificates, the distribution.
+    Prepare,
+    /// Infrastructure Administrator.
+    Ia,
+    /// The normal upgrade procedure.
+    Upgrade,
+    /// System Configurator.
+    Sc,
+    /// Checks.
+    Verify,
+}
+
+impl Phase {
+    /// The heading a renderer shows.
+    pub fn title(self) -> &'static str {
+        match self {
+            Phase::Prepare => "Prepare",
+            Phase::Ia => "Infrastructure Administrator",
+            Phase::Upgrade => "Upgrade",
+            Phase::Sc => "System Configurator: e-mail",
+            Phase::Verify => "Verify",
+        }
+    }
+}
+
+/// Who carries out a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    /// A command of extpy.
+    Extpy,
+    /// Infrastructure Administrator.
+    Ia,
+    /// System Configurator.
+    Sc,
+}
+
+impl Actor {
+    /// The short label renderers show.
+    pub fn label(self) -> &'static str {
+        match self {
+            Actor::Extpy => "extpy",
+            Actor::Ia => "IA",
+            Actor::Sc => "SC",
+        }
+    }
+}
+
+/// A small table inside a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Table {
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// One step of the runbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Stable identifier (`ia.create-vu.externalpython1`).
+    pub id: String,
+    /// Phase.
+    pub phase: Phase,
+    /// Who acts.
+    pub actor: Actor,
+    /// One line.
+    pub title: String,
+    /// What to do, with the concrete names and values.
+    pub instruction: String,
+    /// Commands to run, in order.
+    pub commands: Vec<String>,
+    /// Values to enter, when there are several.
+    pub table: Option<Table>,
+    /// The command that proves the step done, where one exists.
+    pub check: Option<String>,
+    /// Things to watch out for.
+    pub warnings: Vec<String>,
+}
+
+impl Step {
+    fn new(
+        id: impl Into<String>,
+        phase: Phase,
+        actor: Actor,
+        title: impl Into<String>,
+        instruction: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            phase,
+            actor,
+            title: title.into(),
+            instruction: instruction.into(),
+            commands: vec![],
+            table: None,
+            check: None,
+            warnings: vec![],
+        }
+    }
+
+    fn command(mut self, c: impl Into<String>) -> Self {
+        self.commands.push(c.into());
+        self
+    }
+
+    fn check(mut self, c: impl Into<String>) -> Self {
+        self.check = Some(c.into());
+        self
+    }
+
+    fn warn(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+
+    fn table(mut self, headers: &[&str], rows: Vec<Vec<String>>) -> Self {
+        self.table = Some(Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows,
+        });
+        self
+    }
+}
+
+/// A host the certificate check looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostCheck {
+    /// `host:port`.
+    pub host: String,
+    /// True when trusted.
+    pub ok: bool,
+    /// The verdict in words.
+    pub verdict: String,
+    /// The certificate to trust, when that is the fix.
+    pub trust: Option<TrustFix>,
+}
+
+/// A certificate to install into the machine's trusted roots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustFix {
+    /// Its subject (common name).
+    pub name: String,
+    /// Its SHA-256 fingerprint.
+    pub sha256_fingerprint: String,
+    /// The file name (without extension) `extpy doctor --export` writes it to.
+    pub file_stem: String,
+}
+
+/// The certificate section of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Certificates {
+    /// Not checked.
+    Skipped {
+        /// Why, and how to check.
+        note: String,
+    },
+    /// Checked (live or from a saved `extpy doctor --json`).
+    Checked {
+        /// `live`, or the report file.
+        source: String,
+        /// Every host.
+        hosts: Vec<HostCheck>,
+    },
+}
+
+impl Certificates {
+    /// The results of a doctor run (live, or a saved `extpy doctor --json`).
+    pub fn from_doctor(doctor: &DoctorSummary, source: String) -> Self {
+        let hosts = doctor
+            .hosts
+            .iter()
+            .map(|h| HostCheck {
+                host: format!("{}:{}", h.host, h.port),
+                ok: h.ok,
+                verdict: match &h.verdict {
+                    Some(v) => v.summary.clone(),
+                    None if h.ok => "trusted".into(),
+                    None => "failed".into(),
+                },
+                trust: h
+                    .fix
+                    .as_ref()
+                    .and_then(|f| f.certificate.as_ref())
+                    .map(|c| TrustFix {
+                        name: c.name.clone(),
+                        sha256_fingerprint: c.sha256.clone(),
+                        file_stem: c.file_stem.clone(),
+                    }),
+            })
+            .collect();
+        Certificates::Checked { source, hosts }
+    }
+}
+
+/// Where the distribution comes from, for the prepare step.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlanOptions {
+    /// The topology file as the user named it (for commands in the plan).
+    pub topology_arg: String,
+    /// An offline bundle to build from, if any.
+    pub bundle: Option<String>,
+    /// A generated rollout playbook, if the copy is scripted.
+    pub rollout: Option<String>,
+    /// Results of `extpy mail check` (live or saved), if any.
+    pub mail_check: Option<PlanChecks>,
+}
+
+/// The whole runbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// The system's name.
+    pub system: String,
+    /// `extpy <version>`.
+    pub generated_by: String,
+    /// The topology file.
+    pub topology: String,
+    /// Manifest identity and what it builds.
+    pub manifest: PlanManifest,
+    /// Every core with its VU.
+    pub pairs: Vec<Pair>,
+    /// The certificate check.
+    pub certificates: Certificates,
+    /// SC e-mail settings, when the topology has them.
+    pub mail: Option<Mail>,
+    /// Results of `extpy mail check`, when the plan was made with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_check: Option<PlanChecks>,
+    /// Warnings about the inputs.
+    pub warnings: Vec<String>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The manifest as the plan names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanManifest {
+    /// Name.
+    pub name: String,
+    /// Digest.
+    pub sha256: String,
+    /// CPython version.
+    pub python: String,
+    /// Platform.
+    pub platform: String,
+    /// `name version` of every package.
+    pub packages: Vec<String>,
+}
+
+/// Quotes an argument for a command line when it needs it.
+fn arg(s: &str) -> String {
+    if s.is_empty() || s.contains([' ', '\'', '"', '&', '(', ')']) {
+        format!("\"{s}\"")
+    } else {
+        s.to_string()
+    }
+}
+
+/// What the certificate step says about the trust CEM's Python uses at run time.
+fn runtime_trust_words(trust: RuntimeTrust) -> &'static str {
+    match trust {
+        RuntimeTrust::Certifi => {
+            "This is the trust of this machine only: at run time CEM's Python (requests, msal) verifies Microsoft 365 against certifi's bundle inside the distribution, not the Windows store, so a TLS-inspecting proxy's CA that only Windows trusts makes CEM's OAuth fail (see `extpy mail check TOPOLOGY --dist DIR`; the fix is runtime_trust: system in the manifest)."
+        }
+        RuntimeTrust::System => {
+            "At run time CEM's Python (requests, msal) verifies Microsoft 365 against the Windows certificate store (runtime_trust: system, through truststore): every CEM node must trust the roots that Microsoft 365 (or the site's TLS-inspecting proxy) presents."
+        }
+    }
+}
+
+/// What the build step says about the run-time trust it builds in.
+fn build_trust_words(trust: RuntimeTrust) -> &'static str {
+    match trust {
+        RuntimeTrust::Certifi => {
+            "Runtime trust: certifi's bundle (the manifest's runtime_trust: certifi)."
+        }
+        RuntimeTrust::System => {
+            "Runtime trust: the Windows certificate store (runtime_trust: system): the build installs the pinned truststore wheel and the hook Lib\\site-packages\\extpy-truststore.pth, both covered by the seal."
+        }
+    }
+}
+
+/// Builds the runbook for `topology` (pure: no I/O).
+pub fn build(
+    topology: &Topology,
+    manifest: &Manifest,
+    certificates: Certificates,
+    options: &PlanOptions,
+) -> Plan {
+    let topo = arg(&options.topology_arg);
+    let mut steps = Vec::new();
+
+    // Prepare: certificates, then the distribution.
+    let doctor = Step::new(
+        "prepare.certificates",
+        Phase::Prepare,
+        Actor::Extpy,
+        "Check that this machine trusts the download hosts",
+        format!(
+            "On the machine that builds the distribution, check DNS, proxy and the certificate chain of every host the manifest downloads from. A host that fails names the root certificate to trust and how to install it. {}",
+            runtime_trust_words(manifest.runtime_trust)
+        ),
+    )
+    .command("extpy doctor")
+    .check("extpy doctor");
+    steps.push(match &certificates {
+        Certificates::Skipped { .. } => {
+            doctor.warn("not checked when this plan was made: run it before the download")
+        }
+        Certificates::Checked { source, hosts } => {
+            let rows = hosts
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.host.clone(),
+                        if h.ok {
+                            "trusted".into()
+                        } else {
+                            "FAILS".into()
+                        },
+                        h.verdict.clone(),
+                    ]
+                })
+                .collect();
+            doctor
+                .table(&["host", "result", "verdict"], rows)
+                .warn(format!("results from {source}"))
+        }
+    });
+    if let Certificates::Checked { hosts, .. } = &certificates {
+        for h in hosts.iter().filter(|h| !h.ok) {
+            let id = format!("prepare.trust.{}", slug(&h.host));
+            let step = match &h.trust {
+                Some(fix) => Step::new(
+                    id,
+                    Phase::Prepare,
+                    Actor::Extpy,
+                    format!("Trust the root certificate \"{}\" for {}", fix.name, h.host),
+                    format!(
+                        "{}: {}. Export the certificate, check that its SHA-256 fingerprint is {} (compare with your security team), then install it into the machine's Trusted Root Certification Authorities, or pass it to extpy with --ca-cert.",
+                        h.host, h.verdict, fix.sha256_fingerprint
+                    ),
+                )
+                .command(format!("extpy doctor --export C:\\extpy-roots {}", h.host))
+                .command(format!(
+                    "Import-Certificate -FilePath \"C:\\extpy-roots\\{}.cer\" -CertStoreLocation Cert:\\LocalMachine\\Root",
+                    fix.file_stem
+                ))
+                .command(format!("certutil -addstore -f Root \"C:\\extpy-roots\\{}.cer\"", fix.file_stem))
+                .check(format!("extpy doctor {}", h.host)),
+                None => Step::new(
+                    id,
+                    Phase::Prepare,
+                    Actor::Extpy,
+                    format!("Make {} reachable", h.host),
+                    format!("{}: {}. Fix this before the download.", h.host, h.verdict),
+                )
+                .check(format!("extpy doctor {}", h.host)),
+            };
+            steps.push(step);
+        }
+    }
+    let build = match &options.bundle {
+        Some(b) => Step::new(
+            "prepare.build",
+            Phase::Prepare,
+            Actor::Extpy,
+            "Build the External Python from the offline bundle",
+            format!("In the \"Python for CEM\" folder of the install package, build the distribution from {b}; no network is used."),
+        )
+        .command(format!("extpy bundle verify {}", arg(b)))
+        .command(format!("extpy build --bundle {}", arg(b))),
+        None => Step::new(
+            "prepare.build",
+            Phase::Prepare,
+            Actor::Extpy,
+            "Build the External Python",
+            format!(
+                "In the \"Python for CEM\" folder of the install package (install\\7.0.xx.x), build CPython {} ({}) with {} packages into contents\\Python\\external, as get-py.ps1 did. Every download is checked against its pinned sha256. {}",
+                manifest.python,
+                manifest.platform,
+                manifest.wheels.len(),
+                build_trust_words(manifest.runtime_trust)
+            ),
+        )
+        .command("extpy build"),
+    }
+    .check("extpy verify contents\\Python\\external");
+    steps.push(build);
+
+    // IA: the VUs.
+    steps.push(Step::new(
+        "ia.refresh-hosts",
+        Phase::Ia,
+        Actor::Ia,
+        "Refresh all hosts",
+        "In Infrastructure Administrator, right-click HAC Nodes -> Refresh all hosts, so that IA sees the current state of every node.",
+    ));
+    for p in &topology.pairs {
+        let host = p
+            .host
+            .as_ref()
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        steps.push(Step::new(
+            format!("ia.create-vu.{}", slug(&p.vu)),
+            Phase::Ia,
+            Actor::Ia,
+            format!("Create {} on {} for {}", p.vu, p.node, p.core),
+            format!(
+                "On host {}{host}, create an empty virtual unit named {}. Add the External Python software and an instance to it, then Apply. Its folder is {}.",
+                p.node, p.vu, p.vu_path
+            ),
+        ));
+    }
+    for node in &topology.nodes {
+        let vus: Vec<&str> = topology
+            .pairs_of(&node.name)
+            .map(|p| p.vu.as_str())
+            .collect();
+        let mut s = Step::new(
+            format!("verify.copy.{}", slug(&node.name)),
+            Phase::Verify,
+            Actor::Extpy,
+            format!("Check the copies on {}", node.name),
+            format!(
+                "On {}, check that the distribution reached the folder Python\\External of {} under {} and matches its seal.",
+                node.name,
+                vus.join(", "),
+                node.vu_root
+            ),
+        )
+        .check(format!("extpy verify --topology {topo} --node {}", arg(&node.name)));
+        if let Some(r) = &options.rollout {
+            s.instruction.push_str(&format!(" With the scripted rollout ({r}), the playbook lays out and verifies every node and fetches each node's report; merge them with `extpy report merge`."));
+            s = s.command(format!(
+                "ansible-playbook -i inventory.yml {r} --limit {}",
+                arg(&node.name)
+            ));
+        }
+        steps.push(s);
+    }
+    for p in &topology.pairs {
+        steps.push(Step::new(
+            format!("ia.purge-variables.{}", slug(&p.core)),
+            Phase::Ia,
+            Actor::Ia,
+            format!("Purge unused variables of {}", p.core),
+            format!(
+                "On the CEM software of core instance {} (node {}), purge unused variables.",
+                p.core, p.node
+            ),
+        ));
+    }
+
+    steps.push(
+        Step::new(
+            "upgrade.continue",
+            Phase::Upgrade,
+            Actor::Ia,
+            "Continue the normal upgrade",
+            "Continue the normal upgrade procedure of the install package up to the configuration of the CEM VUs.",
+        )
+        .warn("Do not activate the ExternalPython VUs before the External Python Directory is set on every core."),
+    );
+
+    let rows = topology
+        .pairs
+        .iter()
+        .map(|p| {
+            vec![
+                p.core.clone(),
+                p.node.clone(),
+                p.vu.clone(),
+                p.external_python_directory.to_string(),
+            ]
+        })
+        .collect();
+    steps.push(
+        Step::new(
+            "ia.external-python-directory",
+            Phase::Ia,
+            Actor::Ia,
+            "Set External Python Directory on every CEM core",
+            "On the CEM software of every core instance, set the variable External Python Directory to the folder of its own ExternalPython VU:",
+        )
+        .table(&["core", "node", "VU", "External Python Directory"], rows),
+    );
+    steps.push(Step::new(
+        "ia.synchronize",
+        Phase::Ia,
+        Actor::Ia,
+        "Synchronize Instances",
+        "Right-click Virtual Units -> Synchronize Instances, so that every CEM instance takes its new External Python Directory.",
+    ));
+    for node in &topology.nodes {
+        steps.push(
+            Step::new(
+                format!("ia.apply.{}", slug(&node.name)),
+                Phase::Ia,
+                Actor::Ia,
+                format!("Apply changes to {}", node.name),
+                format!(
+                    "Select host {} and choose Deployment -> Apply Changes To Host.",
+                    node.name
+                ),
+            )
+            .warn("Or, once for all nodes: Apply All Changes To All Hosts."),
+        );
+    }
+    let all_vus: Vec<&str> = topology.pairs.iter().map(|p| p.vu.as_str()).collect();
+    steps.push(Step::new(
+        "ia.activate-vus",
+        Phase::Ia,
+        Actor::Ia,
+        "Activate the ExternalPython VUs",
+        format!("Activate the virtual units {}.", all_vus.join(", ")),
+    ));
+    steps.push(
+        Step::new(
+            "ia.save-model",
+            Phase::Ia,
+            Actor::Ia,
+            "Save the system model",
+            "Save the system model.",
+        )
+        .warn("Every instance must be Active or Spare before the model is saved."),
+    );
+    steps.push(Step::new(
+        "ia.monitoring-mode",
+        Phase::Ia,
+        Actor::Ia,
+        "Set Monitoring Mode",
+        "Set Infrastructure Administrator to Monitoring Mode.",
+    ));
+
+    if let Some(mail) = &topology.mail {
+        steps.extend(mail_steps(mail, &topo, options.mail_check.as_ref()));
+    }
+
+    let checks: Vec<String> = topology
+        .nodes
+        .iter()
+        .map(|n| format!("extpy verify --topology {topo} --node {}", arg(&n.name)))
+        .collect();
+    let mut last = Step::new(
+        "verify.final",
+        Phase::Verify,
+        Actor::Extpy,
+        "Final check of every VU",
+        "On each node, check every ExternalPython VU once more after activation.",
+    );
+    for c in &checks {
+        last = last.command(c.clone());
+    }
+    steps.push(last.check(checks.join(" && ")));
+
+    let mut warnings: Vec<String> = topology
+        .mail
+        .as_ref()
+        .map(|m| m.warnings.clone())
+        .unwrap_or_default();
+    if let Some(m) = &options.mail_check {
+        let failed = m.checks.iter().filter(|c| !c.ok).count();
+        if failed > 0 {
+            warnings.push(format!(
+                "{failed} mail check(s) failed; the SC steps say what to fix"
+            ));
+        }
+    }
+    if let Certificates::Checked { hosts, .. } = &certificates {
+        let failed = hosts.iter().filter(|h| !h.ok).count();
+        if failed > 0 {
+            warnings.push(format!("{failed} download host(s) failed the certificate check; the prepare steps say what to trust"));
+        }
+    }
+
+    Plan {
+        schema: SCHEMA,
+        system: topology.system.clone(),
+        generated_by: format!("extpy {}", env!("CARGO_PKG_VERSION")),
+        topology: options.topology_arg.clone(),
+        manifest: PlanManifest {
+            name: manifest.name.clone(),
+            sha256: manifest.digest.to_string(),
+            python: manifest.python.to_string(),
+            platform: manifest.platform.to_string(),
+            packages: manifest
+                .wheels
+                .iter()
+                .map(|w| format!("{} {}", w.filename.name, w.filename.version))
+                .collect(),
+        },
+        pairs: topology.pairs.clone(),
+        certificates,
+        mail: topology.mail.clone(),
+        mail_check: options.mail_check.clone(),
+        warnings,
+        steps,
+    }
+}
+
+/// The step that proves the mail settings, with the results when there are some.
+fn mail_check_step(topo: &str, checks: Option<&PlanChecks>) -> Step {
+    let step = Step::new(
+        "sc.mail-check",
+        Phase::Sc,
+        Actor::Extpy,
+        "Try the mail settings before entering them",
+        "With the secrets in the environment variables the topology names, ask for each token and log in to each queue's mailbox (IMAP, read-only) and to SMTP (nothing is sent). Every failure names its cause and its fix.",
+    )
+    .command(format!("extpy mail check {topo}"))
+    .check(format!("extpy mail check {topo}"));
+    match checks {
+        None => step.warn("not checked when this plan was made: run it before entering the settings in SC (or make this plan with --mail-check or --mail-report FILE)"),
+        Some(m) => {
+            let rows = m
+                .checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.clone(),
+                        if c.ok { "ok".into() } else { "FAILS".into() },
+                        c.verdict.summary.clone(),
+                    ]
+                })
+                .collect();
+            step.table(&["check", "result", "verdict"], rows)
+                .warn(format!("results from {}", m.source))
+        }
+    }
+}
+
+/// A failed check as a warning of the SC step it concerns.
+fn with_results<'a>(mut step: Step, checks: impl Iterator<Item = &'a PlanCheck>) -> Step {
+    for c in checks {
+        step = step.warn(if c.ok {
+            format!("mail check {}: ok: {}", c.id, c.verdict.summary)
+        } else {
+            let fix = c
+                .fix
+                .as_ref()
+                .map(|f| format!("; fix: {}", f.summary))
+                .unwrap_or_default();
+            format!("mail check {}: FAILS: {}{fix}", c.id, c.verdict.summary)
+        });
+    }
+    step
+}
+
+fn mail_steps(mail: &Mail, topo: &str, checks: Option<&PlanChecks>) -> Vec<Step> {
+    let mut steps = vec![mail_check_step(topo, checks)];
+    let results = checks.map(|m| m.checks.as_slice()).unwrap_or_default();
+    for s in &mail.incoming {
+        let mut rows = vec![
+            vec!["Name".to_string(), s.name.clone()],
+            vec!["Server address".into(), s.address.clone()],
+            vec!["Authentication type".into(), s.auth.label().into()],
+            vec!["Client ID".into(), s.client_id.clone()],
+        ];
+        if let Some(secret) = &s.secret {
+            rows.push(vec!["Client secret".into(), secret.describe()]);
+        }
+        let step = Step::new(
+            format!("sc.incoming.{}", slug(&s.name)),
+            Phase::Sc,
+            Actor::Sc,
+            format!("Incoming mail server {}", s.name),
+            "In System Configurator, create or edit the incoming mail server:",
+        )
+        .table(&["field", "value"], rows);
+        steps.push(with_results(
+            step,
+            results
+                .iter()
+                .filter(|c| c.server == s.name && c.queue.is_none()),
+        ));
+    }
+    if let Some(o) = &mail.outgoing {
+        let mut rows = vec![
+            vec!["Tenant ID or domain".to_string(), o.tenant.clone()],
+            vec!["Authentication type".into(), o.auth.label().into()],
+            vec!["Server user".into(), o.server_user.clone()],
+        ];
+        if let Some(p) = &o.password {
+            let label = if o.auth == AuthType::OauthService {
+                "Secret"
+            } else {
+                "Password"
+            };
+            rows.push(vec![label.into(), p.describe()]);
+        }
+        let step = Step::new(
+            "sc.outgoing",
+            Phase::Sc,
+            Actor::Sc,
+            "External outgoing mail server",
+            "In System Configurator, set the external outgoing server:",
+        )
+        .table(&["field", "value"], rows);
+        steps.push(with_results(
+            step,
+            results
+                .iter()
+                .filter(|c| c.server == "outgoing" && c.queue.is_none()),
+        ));
+    }
+    for q in &mail.queues {
+        let mut rows = vec![
+            vec!["Address".to_string(), q.address.clone()],
+            vec!["Account".into(), q.account.clone()],
+            vec!["Server".into(), q.server.clone()],
+        ];
+        if let Some(p) = &q.password {
+            rows.push(vec!["Password".into(), p.describe()]);
+        }
+        let step = Step::new(
+            format!("sc.queue.{}", slug(&q.address)),
+            Phase::Sc,
+            Actor::Sc,
+            format!("E-mail queue {}", q.address),
+            "In System Configurator, set the e-mail queue:",
+        )
+        .table(&["field", "value"], rows);
+        steps.push(with_results(
+            step,
+            results
+                .iter()
+                .filter(|c| c.queue.as_deref() == Some(q.address.as_str())),
+        ));
+    }
+    steps
+}
+
+/// The formats a plan renders to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A Markdown checklist.
+    Markdown,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// One self-contained printable HTML page.
+    Html,
+}
+
+impl Plan {
+    /// The pairing as a table: node, core, VU, External Python Directory.
+    pub fn pairs_table(&self) -> Table {
+        Table {
+            headers: ["node", "core", "VU", "External Python Directory"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            rows: self
+                .pairs
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.node.clone(),
+                        p.core.clone(),
+                        p.vu.clone(),
+                        p.external_python_directory.to_string(),
+                    ]
+                })
+                .collect(),
+        }
+    }
+
+    /// One sentence on the certificate check.
+    pub fn certificates_summary(&self) -> String {
+        match &self.certificates {
+            Certificates::Skipped { note } => format!("Not checked: {note}"),
+            Certificates::Checked { source, hosts } => {
+                let failed = hosts.iter().filter(|h| !h.ok).count();
+                format!(
+                    "Checked ({source}): {} of {} hosts trusted.",
+                    hosts.len() - failed,
+                    hosts.len()
+                )
+            }
+        }
+    }
+
+    /// The plan's digest: the sha256 of its JSON document exactly as `--format json` writes
+    /// it, so `sha256sum` of that output gives the same value. The HTML page keys its ticks
+    /// by it: another plan (other topology, manifest or version) starts with none ticked.
+    pub fn digest(&self) -> crate::mechanism::digest::Sha256Digest {
+        crate::mechanism::digest::Sha256Digest::of(self.render(Format::Json).as_bytes())
+    }
+
+    /// The plan in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Markdown => markdown::render(self),
+            Format::Html => html::render(self),
+            Format::Json => {
+                let mut s = crate::base::report::json_document(self);
+                s.push('\n');
+                s
+            }
+            Format::Yaml => serde_yaml::to_string(self).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_stable_ids() {
+        assert_eq!(slug("ExternalPython1"), "externalpython1");
+        assert_eq!(slug("M365 Inbox (main)"), "m365-inbox-main");
+        assert_eq!(slug("support@contoso.example"), "support-contoso-example");
+    }
+
+    #[test]
+    fn arguments_with_spaces_are_quoted() {
+        assert_eq!(arg("topology.yaml"), "topology.yaml");
+        assert_eq!(arg("my topology.yaml"), "\"my topology.yaml\"");
+    }
+}
