@@ -25,19 +25,7 @@ def strip_comments(text: str) -> str:
 
 def top_level_names(group: str) -> list[str]:
     """The first segment of each path in the body of a `{...}` use group."""
-    names, depth, start = [], 0, 0
-    for i, c in enumerate(group + ","):
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            item = group[start:i].strip()
-            start = i + 1
-            m = re.match(IDENT, item)
-            if m:
-                names.append(m.group(0))
-    return names
+    return [m.group(0) for item in split_top(group) if (m := re.match(IDENT, item))]
 
 
 def uses(text: str, root: str, layers: set[str]) -> set[str]:
