@@ -138,6 +138,14 @@ enum Command {
     /// Reads the index's JSON API for each pin; exit 3 when any pin is affected, unless the
     /// advisory is accepted with --ignore ID=REASON.
     Audit(AuditArgs),
+    /// Try a built distribution (or every VU of a node) with its own python.exe, as CEM will
+    ///
+    /// Imports msal, requests and cryptography (with their native parts), prints the OpenSSL
+    /// of _ssl and of cryptography and the CA bundle requests uses, and opens TLS to the token
+    /// endpoint through the proxy this machine uses (not with --offline). Each failure is a
+    /// verdict with its fix: path too long, missing runtime, DLL blocked, untrusted root,
+    /// import failure. Writes nothing into the folder. Exit code 4 when any folder fails.
+    Selftest(SelftestArgs),
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -419,6 +427,29 @@ struct DoctorArgs {
     resolve: Vec<String>,
 }
 
+/// Arguments of `extpy selftest`.
+#[derive(Debug, Args)]
+struct SelftestArgs {
+    /// Distributions, or VU Python\External folders
+    #[arg(required_unless_present = "topology", conflicts_with = "topology")]
+    paths: Vec<PathBuf>,
+    /// Try every VU folder of this topology instead
+    #[arg(long, value_name = "FILE")]
+    topology: Option<PathBuf>,
+    /// Only this node of the topology
+    #[arg(long, requires = "topology")]
+    node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    #[arg(long, value_name = "PATH", requires = "topology")]
+    vu_root: Option<PathBuf>,
+    /// The endpoint TLS is opened to (the token endpoint's base)
+    #[arg(long, value_name = "URL", env = "EXTPY_AUTHORITY_URL", default_value = extpy::job::mail::check::DEFAULT_AUTHORITY)]
+    authority_url: String,
+    /// Seconds the probe may run in each folder before it is stopped
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    time_limit: u64,
+}
+
 /// Where the mail check's endpoints are (`mail check`, and `plan --mail-check`).
 #[derive(Debug, Args)]
 struct MailEndpointArgs {
@@ -520,6 +551,7 @@ plain_args! {
     DoctorArgs { targets, export, resolve }
     MailEndpointArgs { authority_url, imap_host, smtp_host }
     MailCheckArgs { topology, server, queue, dist, endpoints }
+    SelftestArgs { paths, topology, node, vu_root, authority_url, time_limit }
 }
 
 fn main() -> ExitCode {
@@ -675,6 +707,7 @@ fn command_name(c: &Command) -> CommandName {
         Command::Audit(_) => CommandName::Audit,
         Command::Report(ReportCommand::Merge(_)) => CommandName::ReportMerge,
         Command::Mail(MailCommand::Check(_)) => CommandName::MailCheck,
+        Command::Selftest(_) => CommandName::Selftest,
         Command::Version => CommandName::Version,
         Command::Completions { .. } => CommandName::Completions,
         Command::Man { .. } => CommandName::Man,
@@ -715,6 +748,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Audit(args) => commands::audit(s, args.into(), reporter),
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args.into()),
         Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args.into(), reporter),
+        Command::Selftest(args) => commands::selftest(s, args.into(), reporter),
         Command::Version => commands::version(s),
         Command::Completions { .. } | Command::Man { .. } | Command::Help { .. } => {
             Err(Error::Usage("handled before the settings are read".into()))

@@ -48,6 +48,7 @@ fn every_schema_is_a_valid_draft_2020_12_schema() {
         "plan",
         "report-merge",
         "rollout",
+        "selftest",
         "topology",
         "verify",
         "version",

@@ -60,6 +60,8 @@ pub enum CommandName {
     Lock,
     /// `extpy audit`.
     Audit,
+    /// `extpy selftest`.
+    Selftest,
     /// `extpy version`.
     Version,
     /// `extpy completions`.
@@ -88,6 +90,7 @@ impl CommandName {
             CommandName::MailCheck => "mail check",
             CommandName::Lock => "lock",
             CommandName::Audit => "audit",
+            CommandName::Selftest => "selftest",
             CommandName::Version => "version",
             CommandName::Completions => "completions",
             CommandName::Man => "man",
@@ -1196,4 +1199,92 @@ fn run_mail_check(
 pub fn version(s: &Settings) -> Result<Outcome, Error> {
     let info = crate::app::version::BuildInfo::collect(s)?;
     Ok(Outcome::new(CommandName::Version, &info, info.render()))
+}
+
+/// Arguments of `extpy selftest`.
+#[derive(Debug)]
+pub struct SelftestArgs {
+    /// Distributions, or VU `Python\External` folders
+    pub paths: Vec<PathBuf>,
+    /// Try every VU folder of this topology instead
+    pub topology: Option<PathBuf>,
+    /// Only this node of the topology
+    pub node: Option<String>,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    pub vu_root: Option<PathBuf>,
+    /// The endpoint TLS is opened to (the token endpoint's base)
+    pub authority_url: String,
+    /// Seconds the probe may run in each folder before it is stopped
+    pub time_limit: u64,
+}
+
+/// `extpy selftest`.
+pub fn selftest(s: &Settings, args: SelftestArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    use crate::job::selftest::{self, Folder, SelftestOptions};
+    use crate::mechanism::pathlen::LongPaths;
+    let stand_in = std::env::var_os(selftest::PYTHON_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if stand_in.is_none() && !cfg!(windows) {
+        return Err(Error::Usage(format!(
+            "extpy selftest runs each folder's own python.exe, which needs Windows\n  help: run it on the node, or set {} to a CPython that stands in for python.exe",
+            selftest::PYTHON_ENV
+        )));
+    }
+    let endpoint = if s.offline {
+        None
+    } else {
+        Some(url::Url::parse(&args.authority_url).map_err(|e| {
+            Error::Usage(format!(
+                "--authority-url {}: not a URL: {e}\n  help: give the identity platform's base, e.g. https://login.microsoftonline.com",
+                args.authority_url
+            ))
+        })?)
+    };
+    let folders: Vec<Folder> = if let Some(t) = &args.topology {
+        let topology = Topology::load(t)?;
+        let targets = targets(&topology, &None, &args.node, &args.vu_root)?;
+        targets
+            .iter()
+            .flat_map(|target| {
+                topology.pairs_of(&target.node.name).map(move |p| Folder {
+                    dir: layout::vu_dir(&target.root, &p.vu),
+                    on_node: p.external_python_directory.to_string(),
+                    vu: Some((p.node.clone(), p.vu.clone(), p.core.clone())),
+                    long_paths: LongPaths::here(None),
+                })
+            })
+            .collect()
+    } else {
+        args.paths
+            .iter()
+            .map(|p| Folder {
+                dir: p.clone(),
+                on_node: assemble::absolute_dest(p).display().to_string(),
+                vu: None,
+                long_paths: LongPaths::here(None),
+            })
+            .collect()
+    };
+    let options = SelftestOptions {
+        stand_in,
+        endpoint,
+        proxy: crate::mechanism::net::proxy::ProxyConfig::resolve(),
+        connect_timeout: s.timeout,
+        time_limit: std::time::Duration::from_secs(args.time_limit),
+    };
+    let mut tested = Vec::new();
+    for f in &folders {
+        reporter.detail(format!("selftest {}", f.dir.display()));
+        tested.push(selftest::test(f, &options).map_err(|e| Error::Usage(e.to_string()))?);
+    }
+    let report = selftest::SelftestReport { folders: tested };
+    let failed = report.failed();
+    let total = report.folders.len();
+    Ok(
+        Outcome::new(CommandName::Selftest, &report, selftest::render(&report))
+            .failing_with(failed > 0, || {
+                Error::Diagnosed(format!("{failed} of {total} folders failed the self-test"))
+            }),
+    )
 }

@@ -12,4 +12,5 @@ pub(crate) mod lock;
 pub mod mail;
 pub mod rollout;
 pub mod runbook;
+pub mod selftest;
 pub(crate) mod source;

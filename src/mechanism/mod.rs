@@ -8,4 +8,5 @@ pub(crate) mod digest;
 pub(crate) mod fsio;
 pub(crate) mod limits;
 pub(crate) mod net;
+pub(crate) mod pathlen;
 pub(crate) mod place;

@@ -40,6 +40,8 @@ const ISOLATE: &[&str] = &[
     "EXTPY_JSON",
     "EXTPY_TIMEOUT",
     "EXTPY_RETRIES",
+    "EXTPY_SELFTEST_PYTHON",
+    "EXTPY_AUTHORITY_URL",
 ];
 
 /// A finished extpy run.

@@ -47,9 +47,12 @@ pub struct ProxyInfo {
 /// Where to reach a proxy, and its credentials.
 #[derive(Debug, Clone)]
 pub(crate) struct ProxyEndpoint {
-    host: String,
-    port: u16,
-    authorization: Option<String>,
+    /// The proxy's host (an IPv6 address without brackets).
+    pub(crate) host: String,
+    /// Its port.
+    pub(crate) port: u16,
+    /// The `Proxy-Authorization` value (`Basic ...`) when the setting holds credentials.
+    pub(crate) authorization: Option<String>,
 }
 
 impl ProxyInfo {
@@ -94,7 +97,7 @@ impl ProxyInfo {
 
 /// Parses a proxy setting (`http://user:pass@proxy:3128`, or `proxy:3128`), hiding the
 /// password in what is shown.
-fn parse_proxy(value: &str) -> Result<(String, ProxyEndpoint), String> {
+pub(crate) fn parse_proxy(value: &str) -> Result<(String, ProxyEndpoint), String> {
     let with_scheme = if value.contains("://") {
         value.to_string()
     } else {

@@ -115,6 +115,16 @@ impl Distribution {
             notes,
         })
     }
+
+    /// What requests in it verifies TLS against.
+    pub(crate) fn trust(&self) -> RuntimeTrust {
+        self.trust
+    }
+
+    /// Remarks on what was found (a hook without its package).
+    pub(crate) fn notes(&self) -> &[String] {
+        &self.notes
+    }
 }
 
 /// One trust source's answer for one chain.
@@ -374,7 +384,7 @@ fn judge(
 }
 
 /// What CEM's Python would say, and the fix, for a chain only this machine trusts.
-fn runtime_fix(
+pub(crate) fn runtime_fix(
     dist: &Distribution,
     endpoint: &str,
     ca: &str,

@@ -334,7 +334,7 @@ fn windows_settings() -> WindowsSettings {
 }
 
 #[cfg(windows)]
-mod registry {
+pub(crate) mod registry {
     //! Reading one registry value (RegGetValueW); a missing value is `None`.
     use windows_sys::Win32::Foundation::ERROR_SUCCESS;
     use windows_sys::Win32::System::Registry::{
@@ -374,7 +374,7 @@ mod registry {
         Some(buf)
     }
 
-    pub(super) fn dword(root: HKEY, key: &str, value: &str) -> Option<u32> {
+    pub(crate) fn dword(root: HKEY, key: &str, value: &str) -> Option<u32> {
         let b = raw(root, key, value, RRF_RT_REG_DWORD)?;
         Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?))
     }
