@@ -782,3 +782,158 @@ fn a_node_with_ten_thousand_cores_lays_out_with_bounded_resources() {
     ]);
     support::run(v).ok();
 }
+
+/// The world's command with another `--index-url`.
+fn with_index(w: &World, index: &str) -> std::process::Command {
+    let mut c = support::extpy();
+    c.arg("--manifest").arg(&w.manifest);
+    c.arg("--cache-dir").arg(&w.cache);
+    c.arg("--python-mirror").arg(w.mirror.python_mirror());
+    c.arg("--ca-cert").arg(&w.ca_pem);
+    c.arg("--index-url").arg(index);
+    c
+}
+
+/// The mirror's URL with a login in it: `https://u:SECRET@127.0.0.1:<port>/simple/`.
+fn with_login(url: &str) -> String {
+    url.replacen("://", "://u:SECRET@", 1)
+}
+
+#[test]
+fn index_credentials_are_never_shown_in_text_or_json() {
+    let w = World::new();
+    let dead = format!(
+        "https://u:SECRET@127.0.0.1:{}/simple",
+        support::servers::closed_port()
+    );
+    for json in [false, true] {
+        let mut c = with_index(&w, &dead);
+        c.args(["--retries", "2", "--timeout", "2"]);
+        if json {
+            c.arg("--json");
+        }
+        c.arg("fetch");
+        let r = support::run(c).code(4);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(!all.contains("SECRET"), "json={json}: {all}");
+        assert!(all.contains("127.0.0.1"), "the URL is still named: {all}");
+    }
+    // A URL that does not parse is shown without its login too.
+    let mut c = with_index(&w, "https://u:SECRET@bad host/simple");
+    c.arg("fetch");
+    let r = support::run(c).code(2);
+    assert!(!r.stderr.contains("SECRET"), "{}", r.stderr);
+}
+
+#[test]
+fn a_login_in_the_index_url_goes_to_its_host_and_not_after_a_redirect() {
+    let w = World::new();
+    // A second server, another origin, holds one wheel; the mirror redirects there.
+    let other = support::mirror::Mirror::start(Some(
+        w.ca.leaf(&["127.0.0.1", "localhost"]).server_config(&[]),
+    ));
+    let (file, bytes) = w.wheels[0].clone();
+    other.put(&format!("/files/{file}"), bytes);
+    w.mirror.fault(
+        &format!("/files/{file}"),
+        support::mirror::Fault::Redirect(format!("{}/files/{file}", other.localhost_url())),
+    );
+    let mut c = with_index(&w, &with_login(&w.mirror.index_url()));
+    c.arg("fetch");
+    let r = support::run(c).ok();
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("SECRET"));
+    // Nothing written from this run holds the login: seal, SBOM, bundle.
+    let dest = w.path("dist");
+    let bundle = w.path("b.zip");
+    for args in [
+        vec!["build", s(&dest)],
+        vec!["bundle", "create", s(&bundle)],
+    ] {
+        let mut c = with_index(&w, &with_login(&w.mirror.index_url()));
+        c.args(&args);
+        let r = support::run(c).ok();
+        assert!(!format!("{}{}", r.stdout, r.stderr).contains("SECRET"));
+    }
+    let mut written = vec![fs::read(&bundle).unwrap()];
+    for f in files_under(&dest) {
+        if let Ok(b) = fs::read(dest.join(&f)) {
+            written.push(b);
+        }
+    }
+    assert!(written.len() > 2);
+    for b in &written {
+        assert!(!String::from_utf8_lossy(b).contains("SECRET"));
+    }
+    let basic = "Basic dTpTRUNSRVQ="; // u:SECRET
+    let pages = w.mirror.requests_to("/simple/alpha/");
+    assert!(!pages.is_empty());
+    for p in &pages {
+        assert_eq!(
+            p.headers.get("authorization").map(String::as_str),
+            Some(basic)
+        );
+    }
+    let moved = other.requests_to(&format!("/files/{file}"));
+    assert_eq!(moved.len(), 1, "the redirect was followed");
+    assert!(
+        !moved[0].headers.contains_key("authorization"),
+        "the login followed the redirect to another host: {:?}",
+        moved[0].headers
+    );
+}
+
+#[test]
+fn logins_come_from_the_environment_and_from_netrc() {
+    let w = World::new();
+    let page = "/simple/alpha/";
+    // EXTPY_INDEX_USERNAME/PASSWORD for the index.
+    let empty = w.path("empty-netrc");
+    fs::write(&empty, "").unwrap();
+    let mut c = w.cmd();
+    c.env("EXTPY_INDEX_USERNAME", "envuser")
+        .env("EXTPY_INDEX_PASSWORD", "envpw")
+        .env("NETRC", &empty)
+        .arg("fetch");
+    support::run(c).ok();
+    let seen = w.mirror.requests_to(page);
+    assert_eq!(
+        seen.last()
+            .unwrap()
+            .headers
+            .get("authorization")
+            .map(String::as_str),
+        Some("Basic ZW52dXNlcjplbnZwdw==")
+    );
+    // A netrc file, by host.
+    let netrc = w.path("netrc");
+    fs::write(&netrc, "machine 127.0.0.1 login nuser password npw\n").unwrap();
+    let mut c = w.cmd();
+    c.env("NETRC", &netrc)
+        .arg("fetch")
+        .arg("--cache-dir")
+        .arg(w.path("c2"));
+    support::run(c).ok();
+    let seen = w.mirror.requests_to(page);
+    assert_eq!(
+        seen.last()
+            .unwrap()
+            .headers
+            .get("authorization")
+            .map(String::as_str),
+        Some("Basic bnVzZXI6bnB3")
+    );
+    // A password without a user name is refused, and so is a broken netrc file.
+    let mut c = w.cmd();
+    c.env("EXTPY_INDEX_PASSWORD", "x").arg("fetch");
+    let r = support::run(c).code(2);
+    assert!(r.stderr.contains("EXTPY_INDEX_USERNAME"), "{}", r.stderr);
+    fs::write(&netrc, "machine\n").unwrap();
+    let mut c = w.cmd();
+    c.env("NETRC", &netrc).arg("fetch");
+    let r = support::run(c).code(2);
+    assert!(
+        r.stderr.contains("netrc") && r.stderr.contains("help:"),
+        "{}",
+        r.stderr
+    );
+}

@@ -6,8 +6,10 @@ use std::time::Duration;
 use crate::app::error::Error;
 use crate::job::fetch::FetchOptions;
 use crate::job::source::{DEFAULT_INDEX_URL, DEFAULT_PYTHON_MIRROR, Sources};
-use crate::mechanism::net::{ExtraRoots, NetOptions};
+use crate::mechanism::net::auth::{Login, split_login};
+use crate::mechanism::net::{ExtraRoots, Logins, NetOptions};
 use crate::model::manifest::{InputError, Manifest};
+use url::Url;
 
 /// `--jobs` when not given: parallel downloads and copies.
 pub const DEFAULT_JOBS: u16 = 8;
@@ -98,7 +100,46 @@ impl Settings {
             retries: self.retries,
             resolve: Vec::new(),
             proxy: crate::mechanism::net::ProxyConfig::resolve(),
+            logins: self.logins(&|name| std::env::var(name).ok())?,
         })
+    }
+
+    /// The logins of this run: the user info of `--index-url` and `--python-mirror`, then
+    /// `EXTPY_INDEX_USERNAME`/`EXTPY_INDEX_PASSWORD` for the index, then the netrc file.
+    pub(crate) fn logins(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Logins, Error> {
+        let mut logins = Logins::default();
+        let mut index = Url::parse(&self.index_url).ok();
+        for url in [
+            index.as_mut(),
+            Url::parse(&self.python_mirror).ok().as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(login) = split_login(url) {
+                logins.add(url, login);
+            }
+        }
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        match (var("EXTPY_INDEX_USERNAME"), var("EXTPY_INDEX_PASSWORD")) {
+            (Some(user), password) => {
+                if let Some(index) = &index {
+                    logins.add(index, Login::new(&user, password.as_deref()));
+                }
+            }
+            (None, Some(_)) => {
+                return Err(Error::Usage(
+                    "EXTPY_INDEX_PASSWORD is set but EXTPY_INDEX_USERNAME is not\n  help: set both, or neither (a token alone goes in EXTPY_INDEX_USERNAME when the mirror takes it as the user name)".into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(path) = Logins::netrc_path(env) {
+            logins
+                .read_netrc(&path)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+        }
+        Ok(logins)
     }
 
     /// What `fetch` needs.

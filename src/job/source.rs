@@ -221,14 +221,16 @@ impl Sources {
 fn base_url(what: &'static str, value: &str) -> Result<Url, SourceError> {
     let bad = |reason: String| SourceError::BadBase {
         what,
-        value: value.to_string(),
+        value: crate::mechanism::net::auth::shown_text(value.trim()),
         reason,
     };
     let mut s = value.trim().to_string();
     if !s.ends_with('/') {
         s.push('/');
     }
-    let url = Url::parse(&s).map_err(|e| bad(e.to_string()))?;
+    let mut url = Url::parse(&s).map_err(|e| bad(e.to_string()))?;
+    // The login goes to the client's logins (`Settings::logins`), never along with the URL.
+    let _ = crate::mechanism::net::auth::split_login(&mut url);
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad(format!(
             "the scheme {:?} is not http or https",

@@ -72,7 +72,11 @@ impl ProxyInfo {
         let bypassed = config.bypasses(url.host_str().unwrap_or(""));
         let (shown, endpoint, unusable) = match parse_proxy(&choice.value) {
             Ok((shown, endpoint)) => (shown, Some(endpoint), None),
-            Err(why) => (choice.value.clone(), None, Some(why)),
+            Err(why) => (
+                crate::mechanism::net::auth::shown_text(&choice.value),
+                None,
+                Some(why),
+            ),
         };
         Self {
             source: choice.source,
@@ -124,11 +128,7 @@ pub(crate) fn parse_proxy(value: &str) -> Result<(String, ProxyEndpoint), String
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
         format!("Basic {token}")
     });
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("***"));
-    }
-    let shown = shown.as_str().trim_end_matches('/').to_string();
+    let shown = crate::mechanism::net::auth::shown_text(url.as_str().trim_end_matches('/'));
     Ok((
         shown,
         ProxyEndpoint {
@@ -750,7 +750,7 @@ mod tests {
     #[test]
     fn proxy_settings_are_parsed_and_passwords_hidden() {
         let (shown, p) = parse_proxy("http://me:s%40cret@proxy.example:3128").unwrap();
-        assert_eq!(shown, "http://me:***@proxy.example:3128");
+        assert_eq!(shown, "http://me:****@proxy.example:3128");
         assert_eq!(p.host, "proxy.example");
         assert_eq!(p.port, 3128);
         let token = base64::engine::general_purpose::STANDARD.encode("me:s@cret");

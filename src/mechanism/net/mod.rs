@@ -1,6 +1,7 @@
 //! The one HTTP client: trust (OS store plus extra roots), proxies from the environment,
 //! timeouts, retries with backoff, and resumable downloads hashed while they stream.
 
+pub(crate) mod auth;
 pub(crate) mod proxy;
 pub(crate) mod trust;
 
@@ -19,6 +20,7 @@ use crate::base::exit::ExitCode;
 use crate::base::report::{Progress, Reporter};
 use crate::mechanism::digest::{Hasher, Sha256Digest};
 use crate::mechanism::fsio::IoError;
+pub(crate) use auth::{Logins, shown};
 pub(crate) use proxy::{ProxyConfig, ProxySource};
 pub(crate) use trust::{ExtraRoots, TlsProblem};
 
@@ -53,8 +55,7 @@ pub enum NetError {
     },
     /// TLS failed.
     #[error(
-        "TLS with {host} failed: {problem}\n  url: {url}\n  help: run `extpy doctor {url}` to see the certificate chain and the fix; behind a TLS-inspecting proxy or a private CA, pass its root certificate with --ca-cert FILE"
-    )]
+        "TLS with {host} failed: {problem}\n  url: {shown_url}\n  help: run `extpy doctor {shown_url}` to see the certificate chain and the fix; behind a TLS-inspecting proxy or a private CA, pass its root certificate with --ca-cert FILE", shown_url = shown(url))]
     Tls {
         /// The URL requested.
         url: Url,
@@ -65,8 +66,7 @@ pub enum NetError {
     },
     /// The host name does not resolve.
     #[error(
-        "cannot resolve the host name {host} (url {url}): {detail}\n  help: check the name, the DNS settings, or set HTTPS_PROXY if this network only reaches the internet through a proxy"
-    )]
+        "cannot resolve the host name {host} (url {shown_url}): {detail}\n  help: check the name, the DNS settings, or set HTTPS_PROXY if this network only reaches the internet through a proxy", shown_url = shown(url))]
     Resolve {
         /// The URL.
         url: Url,
@@ -76,7 +76,7 @@ pub enum NetError {
         detail: String,
     },
     /// The TCP connection (or the proxy) failed.
-    #[error("cannot connect to {host} (url {url}): {detail}{proxy}")]
+    #[error("cannot connect to {host} (url {shown_url}): {detail}{proxy}", shown_url = shown(url))]
     Connect {
         /// The URL.
         url: Url,
@@ -89,8 +89,7 @@ pub enum NetError {
     },
     /// No data within the timeout.
     #[error(
-        "{url} sent nothing for {secs}s (timed out)\n  help: a slow link may need --timeout SECS"
-    )]
+        "{shown_url} sent nothing for {secs}s (timed out)\n  help: a slow link may need --timeout SECS", shown_url = shown(url))]
     Timeout {
         /// The URL.
         url: Url,
@@ -98,7 +97,7 @@ pub enum NetError {
         secs: u64,
     },
     /// An HTTP status that is not success.
-    #[error("{url} answered {status}")]
+    #[error("{shown_url} answered {status}", shown_url = shown(url))]
     Status {
         /// The URL.
         url: Url,
@@ -106,7 +105,7 @@ pub enum NetError {
         status: StatusCode,
     },
     /// The body ended early.
-    #[error("{url}: the connection closed after {got} of {} bytes", expected.map(|e| e.to_string()).unwrap_or_else(|| "the expected".into()))]
+    #[error("{shown_url}: the connection closed after {got} of {} bytes", expected.map(|e| e.to_string()).unwrap_or_else(|| "the expected".into()), shown_url = shown(url))]
     Incomplete {
         /// The URL.
         url: Url,
@@ -116,7 +115,7 @@ pub enum NetError {
         expected: Option<u64>,
     },
     /// The server asked us to wait too long.
-    #[error("{url} answered {status} and asked to retry after {}s, longer than extpy waits ({}s); try again later", after.as_secs(), MAX_RETRY_AFTER.as_secs())]
+    #[error("{shown_url} answered {status} and asked to retry after {}s, longer than extpy waits ({}s); try again later", after.as_secs(), MAX_RETRY_AFTER.as_secs(), shown_url = shown(url))]
     RetryAfterTooLong {
         /// The URL.
         url: Url,
@@ -126,13 +125,13 @@ pub enum NetError {
         after: Duration,
     },
     /// A page larger than we read.
-    #[error("{url} is larger than {} MiB; this is not an index page", MAX_PAGE_BYTES / 1024 / 1024)]
+    #[error("{shown_url} is larger than {} MiB; this is not an index page", MAX_PAGE_BYTES / 1024 / 1024, shown_url = shown(url))]
     TooLarge {
         /// The URL.
         url: Url,
     },
     /// Redirects failed (loop, too many, or a bad target).
-    #[error("{url}: redirect failed: {detail}")]
+    #[error("{shown_url}: redirect failed: {detail}", shown_url = shown(url))]
     Redirect {
         /// The URL.
         url: Url,
@@ -140,7 +139,7 @@ pub enum NetError {
         detail: String,
     },
     /// A redirect to something other than http(s), which is never followed.
-    #[error("{from} redirected the download to {to}: {}; extpy follows redirects to http and https URLs only\n  help: the server (or a proxy in between) sends downloads where they must not go; fix the mirror, or pin the artifact's url: in the manifest", if to.starts_with("file:") { "a download redirected to a local file URL is refused" } else { "a download redirected to a URL that is not http or https is refused" })]
+    #[error("{shown_from} redirected the download to {shown_to}: {}; extpy follows redirects to http and https URLs only\n  help: the server (or a proxy in between) sends downloads where they must not go; fix the mirror, or pin the artifact's url: in the manifest", if to.starts_with("file:") { "a download redirected to a local file URL is refused" } else { "a download redirected to a URL that is not http or https is refused" }, shown_from = shown(from), shown_to = auth::shown_text(to))]
     RedirectScheme {
         /// The URL that answered with the redirect.
         from: Url,
@@ -148,7 +147,7 @@ pub enum NetError {
         to: String,
     },
     /// The server sends (or announces) more bytes than the artifact may have.
-    #[error("{url}: the server {} more than the {limit} bytes {}; the download was stopped\n  help: the server sends something else than the pinned file; check the mirror (or the manifest's size:)", if *announced { "announces" } else { "sent" }, if *pinned { "the manifest pins" } else { "a download without a pinned size may have" })]
+    #[error("{shown_url}: the server {} more than the {limit} bytes {}; the download was stopped\n  help: the server sends something else than the pinned file; check the mirror (or the manifest's size:)", if *announced { "announces" } else { "sent" }, if *pinned { "the manifest pins" } else { "a download without a pinned size may have" }, shown_url = shown(url))]
     Oversized {
         /// The URL.
         url: Url,
@@ -208,6 +207,8 @@ pub struct NetOptions {
     pub resolve: Vec<(String, SocketAddr)>,
     /// The proxy of this run, the same for downloads and the doctor.
     pub proxy: ProxyConfig,
+    /// Logins for private mirrors, each sent to its own origin only.
+    pub(crate) logins: Logins,
 }
 
 /// A fetched page (Simple API document).
@@ -331,8 +332,10 @@ impl Client {
         let mut current = url.clone();
         let mut redirects = Vec::new();
         loop {
-            let resp = http
-                .get(current.clone())
+            let resp = self
+                .options
+                .logins
+                .authorize(http.get(current.clone()), &current)
                 .send()
                 .map_err(|e| self.send_error(&current, &e).0)?;
             let location = resp
@@ -383,8 +386,9 @@ impl Client {
 
     fn form_attempt(&self, url: &Url, body: &str) -> Outcome<FormAnswer> {
         let req = self
-            .http
-            .post(url.clone())
+            .options
+            .logins
+            .authorize(self.http.post(url.clone()), url)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .body(body.to_string());
@@ -420,7 +424,11 @@ impl Client {
     }
 
     fn page_attempt(&self, url: &Url, accept: &str) -> Outcome<Page> {
-        let req = self.http.get(url.clone()).header(header::ACCEPT, accept);
+        let req = self
+            .options
+            .logins
+            .authorize(self.http.get(url.clone()), url)
+            .header(header::ACCEPT, accept);
         let resp = match req.send() {
             Ok(r) => r,
             Err(e) => return self.send_failure(url, &e),
@@ -508,7 +516,10 @@ impl Client {
         };
         let io_err = |source| NetError::Io(IoError::new(part, "cannot write", source));
         let existing = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-        let mut req = self.http.get(url.clone());
+        let mut req = self
+            .options
+            .logins
+            .authorize(self.http.get(url.clone()), url);
         if existing > 0 {
             req = req.header(header::RANGE, format!("bytes={existing}-"));
             if let Some(v) = validator.as_deref() {
@@ -908,7 +919,7 @@ fn proxy_note(proxy: &ProxyConfig, url: &Url) -> String {
     match proxy.for_url(url) {
         Some(choice) => format!(
             "\n  note: the connection goes through the proxy {} (from {}); check it, or list the host in NO_PROXY",
-            proxy::hide_password(&choice.value),
+            auth::shown_text(&choice.value),
             choice.origin()
         ),
         None => String::new(),

@@ -250,17 +250,6 @@ fn from_windows(
     })
 }
 
-/// A proxy URL as shown to people: any password replaced by `***`.
-pub(crate) fn hide_password(value: &str) -> String {
-    match Url::parse(value) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string().trim_end_matches('/').to_string()
-        }
-        _ => value.to_string(),
-    }
-}
-
 /// `proxy:8080` as a URL the HTTP client takes (`http://proxy:8080`).
 fn with_scheme(v: &str) -> String {
     if v.contains("://") {

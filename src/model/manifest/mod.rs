@@ -725,6 +725,16 @@ fn check_url(
             field,
             format!("{u} is not an http(s) URL"),
         )),
+        Some(u) if !u.username().is_empty() || u.password().is_some() => Err(InputError::at(
+            origin,
+            yaml::locate(text, "url:", 0),
+            field,
+            format!(
+                "{} holds a user name or password; a manifest is shared and recorded in seals, SBOMs and bundles, so it must not hold credentials",
+                crate::mechanism::net::shown(u)
+            ),
+        )
+        .with_help("remove the user info from the URL and put the login in a netrc file (NETRC, or .netrc in your home folder)")),
         _ => Ok(()),
     }
 }
@@ -1011,6 +1021,21 @@ mod tests {
         let err = parse(&twice).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("requires[1]"), "{err}");
         assert!(err.message.contains("required twice"), "{err}");
+    }
+
+    #[test]
+    fn a_url_with_credentials_is_refused_without_showing_them() {
+        let err = parse(&doc(&format!(
+            "  - file: a-1-py3-none-any.whl\n    sha256: {SHA_B}\n    url: https://u:SECRET@example.invalid/a.whl\n"
+        )))
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("wheels[0].url"));
+        let shown = err.to_string();
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("u:****@example.invalid") && shown.contains("netrc"),
+            "{shown}"
+        );
     }
 
     #[test]
