@@ -42,6 +42,9 @@ const ISOLATE: &[&str] = &[
     "EXTPY_RETRIES",
     "EXTPY_SELFTEST_PYTHON",
     "EXTPY_AUTHORITY_URL",
+    "EXTPY_INDEX_USERNAME",
+    "EXTPY_INDEX_PASSWORD",
+    "NETRC",
 ];
 
 /// A finished extpy run.
