@@ -17,7 +17,8 @@ use url::Url;
 
 use crate::job::doctor::connect::parse_proxy;
 use crate::job::mail::runtime::{DistError, Distribution};
-use crate::mechanism::net::proxy::{ProxyConfig, hide_password};
+use crate::mechanism::net::auth::shown_text;
+use crate::mechanism::net::proxy::ProxyConfig;
 use crate::mechanism::pathlen::{self, LongPaths, LongestPath};
 use crate::model::manifest::RuntimeTrust;
 
@@ -455,7 +456,7 @@ fn tls_plan(options: &SelftestOptions) -> (Option<ProbeTlsConfig>, TlsCheck) {
                 });
             }
             Err(why) => {
-                check.proxy = Some(hide_password(&choice.value));
+                check.proxy = Some(shown_text(&choice.value));
                 check.error = Some(format!("the proxy setting cannot be used: {why}"));
             }
         }
@@ -654,7 +655,7 @@ mod tests {
             .decode(auth.strip_prefix("Basic ").unwrap())
             .unwrap();
         assert_eq!(auth, b"u@x:p:");
-        assert_eq!(check.proxy.as_deref(), Some("http://u%40x:***@proxy:3128"));
+        assert_eq!(check.proxy.as_deref(), Some("http://u%40x:****@proxy:3128"));
         assert_eq!(check.endpoint.as_deref(), Some("login.example:443"));
     }
 }
