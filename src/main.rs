@@ -12,7 +12,7 @@ use serde_json::json;
 use extpy::app::commands::{self, CommandName, Outcome};
 use extpy::app::config::{DEFAULT_JOBS, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, Settings};
 use extpy::app::error::{EXIT_CODES_HELP, Error};
-use extpy::base::report::{Reporter, Verbosity};
+use extpy::base::report::{Reporter, Verbosity, console};
 use extpy::job::doctor::render::{self, Detail};
 use extpy::{job::rollout, job::runbook};
 
@@ -590,7 +590,7 @@ fn main() -> ExitCode {
             if json {
                 println!("{}", extpy::base::report::json_document(&outcome.json()));
             } else if verbosity > Verbosity::Quiet || outcome.command == CommandName::Plan {
-                print!("{}", outcome.human);
+                print!("{}", console(&outcome.human));
             }
             match outcome.failure {
                 None => ExitCode::SUCCESS,
@@ -664,19 +664,19 @@ fn forget_empty_settings() {
 /// Prints the error (and, with --json, a document saying so) and gives its exit code.
 fn fail(e: Error, command: CommandName, json: bool) -> ExitCode {
     let code = e.exit_code() as u8;
-    eprintln!("error: {e}");
+    eprintln!("error: {}", console(&e.to_string()));
     let diagnoses = match &e {
         Error::Explained { report, .. } => Some(report),
         _ => None,
     };
     if let Some(report) = diagnoses {
         for h in &report.hosts {
-            eprint!("\n{}", render::host(h, Detail::Brief));
+            eprint!("\n{}", console(&render::host(h, Detail::Brief)));
         }
         let urls: Vec<&str> = report.hosts.iter().map(|h| h.url.as_str()).collect();
         eprintln!(
             "\n`extpy doctor {}` shows every detail (proxy, DNS, handshake, each certificate).",
-            urls.join(" ")
+            console(&urls.join(" "))
         );
     }
     if json {

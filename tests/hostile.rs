@@ -937,3 +937,129 @@ fn logins_come_from_the_environment_and_from_netrc() {
         r.stderr
     );
 }
+
+/// Every C0 and C1 control, DEL, and every bidi override, isolate and mark.
+fn every_control() -> String {
+    (0u32..0x20)
+        .chain([0x7f])
+        .chain(0x80..0xa0)
+        .chain(0x202a..=0x202e)
+        .chain(0x2066..=0x2069)
+        .chain([0x200e, 0x200f])
+        .filter_map(char::from_u32)
+        .collect()
+}
+
+/// `s` as a YAML double-quoted scalar, every control written as its escape.
+fn yaml_quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c as u32 {
+            n if n < 0x20 || (0x7f..0xa0).contains(&n) => out.push_str(&format!("\\x{n:02x}")),
+            n if n > 0xff => out.push_str(&format!("\\u{n:04x}")),
+            _ if c == '"' || c == '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The raw control characters in `text`, other than its own line ends and tabs.
+fn raw_controls(text: &str) -> Vec<String> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.char_indices()
+        .filter(|&(i, c)| {
+            (c.is_control() || bidi(c))
+                && c != '\n'
+                && c != '\t'
+                && !(c == '\r' && text[i + 1..].starts_with('\n'))
+        })
+        .map(|(_, c)| format!("U+{:04X}", c as u32))
+        .collect()
+}
+
+#[test]
+fn control_characters_from_a_topology_never_reach_the_console() {
+    let w = World::new();
+    let hostile = yaml_quoted(&format!(
+        "A\u{1b}]0;pwned\u{7}\u{1b}[31m{}Z",
+        every_control()
+    ));
+    let topo = w.path("topology.yaml");
+    fs::write(
+        &topo,
+        format!(
+            "schema: 1\nsystem: {hostile}\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1]\nmail:\n  incoming:\n    - name: {hostile}\n      tenant: 3f2504e0-4f89-11d3-9a0c-0305e82c3301\n      auth: oauth_user\n      client_id: 6ba7b810-9dad-11d1-80b4-00c04fd430c8\n  queues:\n    - address: support@contoso.example.com\n      account: support@contoso.example.com\n      password_env: EXTPY_TEST_QUEUE_PASSWORD\n      server: {hostile}\n"
+        ),
+    )
+    .unwrap();
+    let stage = w.path("stage");
+    let dead = format!("https://127.0.0.1:{}", support::servers::closed_port());
+    let runs: Vec<(&str, support::Run)> = vec![
+        ("plan", w.run(&["plan", s(&topo)])),
+        ("plan html", w.run(&["plan", s(&topo), "--format", "html"])),
+        ("plan yaml", w.run(&["plan", s(&topo), "--format", "yaml"])),
+        ("plan json", w.run(&["plan", s(&topo), "--format", "json"])),
+        ("layout", w.run(&["layout", s(&topo), "--out", s(&stage)])),
+        (
+            "verify --topology",
+            w.run(&["verify", "--topology", s(&topo), "--out", s(&stage)]),
+        ),
+        ("mail check", {
+            let mut c = w.cmd();
+            c.env("EXTPY_TEST_QUEUE_PASSWORD", "pw").args([
+                "--retries",
+                "0",
+                "mail",
+                "check",
+                s(&topo),
+                "--authority-url",
+                &dead,
+                "--imap-host",
+                &dead[8..],
+                "--smtp-host",
+                &dead[8..],
+            ]);
+            support::run(c)
+        }),
+    ];
+    let mut leaks = Vec::new();
+    for (what, r) in &runs {
+        for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            let raw = raw_controls(text);
+            if !raw.is_empty() {
+                leaks.push(format!(
+                    "{what} {stream}: {} raw, first {}",
+                    raw.len(),
+                    raw[0]
+                ));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+    // The values are shown, escaped, not dropped: the runbook names the system.
+    let plan = &runs[0].1;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("runbook: A\\x1b]0;pwned\\x07\\x1b[31m\\x00"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("\\x0a\\x0b") && plan.stdout.contains("\\u202e"));
+    // JSON stays JSON: its own escapes, the value whole.
+    let j: serde_json::Value = serde_json::from_str(&runs[3].1.stdout).unwrap();
+    assert_eq!(
+        j["system"].as_str().unwrap(),
+        format!("A\u{1b}]0;pwned\u{7}\u{1b}[31m{}Z", every_control())
+    );
+    let mail = &runs[6].1;
+    assert!(
+        mail.stdout.contains("\\x1b") || mail.stderr.contains("\\x1b"),
+        "{mail:?}"
+    );
+}

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+pub use crate::base::wintext::console;
+
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -75,6 +77,7 @@ impl Reporter {
     }
 
     fn emit(&self, line: String) {
+        let line = console(&line).into_owned();
         if let Some(c) = &self.captured {
             if let Ok(mut lines) = c.lock() {
                 lines.push(line);
@@ -98,10 +101,11 @@ impl Reporter {
         if self.json || self.verbosity == Verbosity::Quiet {
             return;
         }
+        let msg = console(&msg.to_string()).into_owned();
         match &self.captured {
             Some(c) => {
                 if let Ok(mut lines) = c.lock() {
-                    lines.push(msg.to_string());
+                    lines.push(msg);
                 }
             }
             None => println!("{msg}"),
@@ -197,14 +201,15 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// `value` as the pretty JSON extpy prints, every non-ASCII character escaped (`\u00fc`):
-/// Windows PowerShell 5.1 mangles UTF-8 it captures or redirects, but not an escape.
+/// Windows PowerShell 5.1 mangles UTF-8 it captures or redirects, but not an escape. DEL,
+/// which JSON may hold raw, is escaped too, so the text holds no control character at all.
 pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
     let pretty = serde_json::to_string_pretty(value)
         .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
     let mut out = String::with_capacity(pretty.len());
     // serde_json writes non-ASCII only inside strings, where an escape means the same.
     for c in pretty.chars() {
-        if c.is_ascii() {
+        if c.is_ascii() && c != '\x7f' {
             out.push(c);
         } else {
             for unit in c.encode_utf16(&mut [0u16; 2]) {

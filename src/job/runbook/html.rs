@@ -2,10 +2,12 @@
 
 use super::{Plan, Step, Table};
 
-/// Escapes text for HTML content and attribute values.
+/// Escapes text for HTML content and attribute values. A control character cannot be
+/// written in HTML at all (a character reference to one is an error, and to a C1 one
+/// means another character), so it is shown as its visible escape, as on a console.
 pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in crate::base::wintext::visible(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -116,7 +118,14 @@ fn step(n: usize, s: &Step) -> String {
         out.push_str(&table(t));
     }
     if !s.commands.is_empty() {
-        out.push_str(&format!("<pre>{}</pre>\n", esc(&s.commands.join("\n"))));
+        out.push_str(&format!(
+            "<pre>{}</pre>\n",
+            s.commands
+                .iter()
+                .map(|c| esc(c))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
     }
     if let Some(c) = &s.check {
         out.push_str(&format!(

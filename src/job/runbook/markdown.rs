@@ -2,8 +2,10 @@
 
 use super::{Plan, Step, Table};
 
-/// Escapes text for Markdown: a backslash before punctuation (Windows paths), and `<`.
+/// Escapes text for Markdown: a backslash before punctuation (Windows paths), and `<`;
+/// control characters become visible escapes first.
 pub(crate) fn text(s: &str) -> String {
+    let s = &*crate::base::wintext::visible(s);
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -19,6 +21,7 @@ pub(crate) fn text(s: &str) -> String {
 
 /// A code span that holds any text (backticks inside get a longer fence).
 fn code(s: &str) -> String {
+    let s = &*crate::base::wintext::visible(s);
     let fence = if s.contains('`') { "``" } else { "`" };
     let pad = if s.starts_with('`') || s.ends_with('`') {
         " "
@@ -75,7 +78,7 @@ fn step(n: usize, s: &Step) -> String {
     if !s.commands.is_empty() {
         out.push_str("\n  ```\n");
         for c in &s.commands {
-            out.push_str(&format!("  {c}\n"));
+            out.push_str(&format!("  {}\n", crate::base::wintext::visible(c)));
         }
         out.push_str("  ```\n");
     }
