@@ -575,7 +575,14 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         bundle: bundle.as_ref().map(Bundle::file_name),
         rollout: args.rollout.clone(),
         mail_check: None,
+        tree_files: None,
     };
+    // With the artifacts in the cache, the plan shows each VU's longest path.
+    if bundle.is_none()
+        && let inputs::Cached::All(inputs) = inputs::cached(&manifest, s, reporter)?
+    {
+        options.tree_files = Some(assemble::tree_files(&manifest, &inputs, s.jobs)?);
+    }
     options.mail_check = if args.mail_check {
         if bundle.is_some() || s.offline {
             return Err(Error::Usage("--mail-check needs the network; with a bundle or --offline, pass --mail-report FILE from a connected machine".into()));
@@ -760,6 +767,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         bundle: Some(bundle.file_name()),
         rollout: Some("rollout.yml".into()),
         mail_check: None,
+        tree_files: None,
     };
     let plan_text = runbook::build(&topology, &manifest, not_checked(), &plan_options)
         .render(runbook::Format::Markdown);
@@ -838,6 +846,7 @@ pub fn bundle_create(
             bundle: Some("<bundle>.zip".into()),
             rollout: None,
             mail_check: None,
+            tree_files: None,
         };
         runbook::build(t, &manifest, not_checked(), &options).render(runbook::Format::Markdown)
     });
@@ -1249,9 +1258,9 @@ pub fn selftest(s: &Settings, args: SelftestArgs, reporter: &Reporter) -> Result
             .flat_map(|target| {
                 topology.pairs_of(&target.node.name).map(move |p| Folder {
                     dir: layout::vu_dir(&target.root, &p.vu),
-                    on_node: p.external_python_directory.to_string(),
+                    on_node: target.vu_dir_on_node(&p.vu),
                     vu: Some((p.node.clone(), p.vu.clone(), p.core.clone())),
-                    long_paths: LongPaths::here(None),
+                    long_paths: LongPaths::here(Some(target.node.long_paths)),
                 })
             })
             .collect()

@@ -53,6 +53,9 @@ pub enum LayoutError {
     /// A file could not be copied.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// A file would have a path over MAX_PATH in its VU folder.
+    #[error(transparent)]
+    PathTooLong(#[from] crate::mechanism::pathlen::PathTooLong),
 }
 
 impl LayoutError {
@@ -60,7 +63,7 @@ impl LayoutError {
     /// or copy that does not match its seal a failed verification.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            LayoutError::Selection(_) => ExitCode::Input,
+            LayoutError::Selection(_) | LayoutError::PathTooLong(_) => ExitCode::Input,
             LayoutError::BadDistribution { .. } | LayoutError::CopyNotVerified { .. } => {
                 ExitCode::Verification
             }
@@ -78,6 +81,23 @@ pub(crate) struct NodeTarget {
     pub node: Node,
     /// The local folder that holds its VU folders.
     pub root: PathBuf,
+    /// That folder as the node sees it: the topology's `vu_root`, or `--vu-root` (where the
+    /// tree is used, so where its path length counts).
+    pub on_node: String,
+}
+
+impl NodeTarget {
+    /// A VU's `Python\External` folder as the node sees it.
+    pub(crate) fn vu_dir_on_node(&self, vu: &str) -> String {
+        if self.on_node.contains('\\') || self.on_node.as_bytes().get(1) == Some(&b':') {
+            format!(
+                "{}\\{vu}\\Python\\External",
+                self.on_node.trim_end_matches('\\')
+            )
+        } else {
+            vu_dir(Path::new(&self.on_node), vu).display().to_string()
+        }
+    }
 }
 
 /// What a VU folder holds now.
@@ -223,7 +243,18 @@ pub(crate) fn targets(
                     ))
                 })?,
             };
-            Ok(NodeTarget { node: n.clone(), root })
+            let on_node = match vu_root {
+                Some(r) => std::path::absolute(r)
+                    .unwrap_or_else(|_| r.to_path_buf())
+                    .display()
+                    .to_string(),
+                None => n.vu_root.to_string(),
+            };
+            Ok(NodeTarget {
+                node: n.clone(),
+                root,
+                on_node,
+            })
         })
         .collect()
 }
@@ -360,6 +391,19 @@ pub(crate) fn plan(
                 }
                 Found::Damaged { .. } | Found::Resealed { .. } | Found::Foreign => Action::Leave,
             };
+            if let (true, Some(seal)) = (action.writes(), expected) {
+                let rels = seal
+                    .files
+                    .iter()
+                    .map(|f| f.path.as_str())
+                    .chain([seal::SEAL_FILE]);
+                crate::mechanism::pathlen::preflight(
+                    &t.vu_dir_on_node(&pair.vu),
+                    rels,
+                    crate::mechanism::pathlen::LongPaths::here(Some(t.node.long_paths)),
+                    Some(u32::from(manifest.python.minor)),
+                )?;
+            }
             vus.push(VuPlan {
                 pair: pair.clone(),
                 path,

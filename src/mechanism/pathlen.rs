@@ -100,6 +100,30 @@ fn registry_enabled() -> bool {
     false
 }
 
+/// A tree that would hold a path over MAX_PATH where long paths do not work.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}: this path would be {} characters long, over the {MAX_PATH_CHARS} Windows allows without LongPathsEnabled, so Python could not import from it; nothing was written\n  help: {}",
+    .0.path,
+    .0.length,
+    help(.0)
+)]
+pub struct PathTooLong(pub LongestPath);
+
+/// The longest path of a tree at `root` made of `rels`, refused when it is over the limit
+/// and `long_paths` does not lift it for a CPython 3.`minor`.
+pub(crate) fn preflight<'a>(
+    root: &str,
+    rels: impl IntoIterator<Item = &'a str>,
+    long_paths: LongPaths,
+    minor: Option<u32>,
+) -> Result<Option<LongestPath>, PathTooLong> {
+    match longest(root, rels) {
+        Some(l) if !l.fits() && !long_paths.honoured(minor) => Err(PathTooLong(l)),
+        other => Ok(other),
+    }
+}
+
 /// The fix for a path over the limit, in a line.
 pub(crate) fn help(longest: &LongestPath) -> String {
     format!(
@@ -134,6 +158,36 @@ mod tests {
         assert!(at(5).fits());
         assert!(!at(6).fits());
         assert!(help(&at(6)).contains("1 characters over"));
+    }
+
+    #[test]
+    fn the_preflight_refuses_only_where_long_paths_do_not_help() {
+        let root = format!("C:\\{}", "d".repeat(255));
+        let rels = ["Lib/x.py"];
+        let e = preflight(&root, rels, LongPaths::Off, Some(12)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{root}\\Lib\\x.py: this path would be 267 characters"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  help: ") && text.contains("long_paths: true"),
+            "{text}"
+        );
+        assert!(
+            preflight(&root, rels, LongPaths::Topology, Some(12))
+                .unwrap()
+                .is_some()
+        );
+        assert!(preflight(&root, rels, LongPaths::Registry, Some(5)).is_err());
+        assert!(
+            preflight("C:\\x", rels, LongPaths::Off, None)
+                .unwrap()
+                .unwrap()
+                .fits()
+        );
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct Node {
     pub vu_root: WinPath,
     /// Its CEM core instances, in file order.
     pub cores: Vec<String>,
+    /// `long_paths: true`: the node has `LongPathsEnabled` set, so full paths over MAX_PATH
+    /// work there (stated in the topology, since another machine cannot read the node's
+    /// registry).
+    pub long_paths: bool,
 }
 
 /// One core and its ExternalPython VU.
@@ -172,6 +176,8 @@ struct RawNode {
     host: Option<String>,
     vu_root: String,
     cores: Vec<RawCore>,
+    #[serde(default)]
+    long_paths: bool,
 }
 
 #[derive(Deserialize)]
@@ -371,6 +377,7 @@ impl Topology {
                 host: raw_node.host,
                 vu_root,
                 cores,
+                long_paths: raw_node.long_paths,
             });
         }
         let mail = match raw.mail {

@@ -69,6 +69,9 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// A file of the tree would have a path over MAX_PATH at DEST.
+    #[error(transparent)]
+    PathTooLong(#[from] crate::mechanism::pathlen::PathTooLong),
     /// A wheel was refused.
     #[error(transparent)]
     Wheel(#[from] WheelError),
@@ -85,7 +88,9 @@ impl BuildError {
     /// verification, the rest is local.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::DestForeign { .. } | BuildError::Clash { .. } => ExitCode::Input,
+            BuildError::DestForeign { .. }
+            | BuildError::Clash { .. }
+            | BuildError::PathTooLong(_) => ExitCode::Input,
             BuildError::Embeddable { .. } => ExitCode::Verification,
             BuildError::NotHandedOver { .. } => ExitCode::Local,
             BuildError::Place(p) => p.exit_code(),
@@ -133,6 +138,18 @@ pub(crate) struct BuildPlan {
     pub unmet: Vec<String>,
     /// The `.pth` hook to write (`runtime_trust: system`): its path in the tree, and its text.
     pub hook: Option<(String, &'static str)>,
+}
+
+impl BuildPlan {
+    /// Every file the build writes, relative and `/`-separated.
+    pub(crate) fn paths(&self) -> impl Iterator<Item = String> + '_ {
+        self.embeddable_files
+            .iter()
+            .map(|e| e.name.clone())
+            .chain(self.wheels.iter().flat_map(WheelPlan::targets))
+            .chain(self.hook.iter().map(|(p, _)| p.clone()))
+            .chain([sbom::SBOM_FILE.to_string(), SEAL_FILE.to_string()])
+    }
 }
 
 /// A dry run's account of a plan.
@@ -296,7 +313,24 @@ pub(crate) fn plan(
     options: &BuildOptions,
 ) -> Result<BuildPlan, BuildError> {
     let (dest, replaces) = check_dest(options)?;
-    plan_at(manifest, inputs, options.jobs, dest, replaces)
+    let plan = plan_at(manifest, inputs, options.jobs, dest, replaces)?;
+    check_paths(&plan, manifest)?;
+    Ok(plan)
+}
+
+/// Refuses a plan whose longest path at its destination is over MAX_PATH, unless this
+/// machine has long paths enabled (a build runs where the tree is used, or its tree is
+/// copied to the same path).
+fn check_paths(plan: &BuildPlan, manifest: &Manifest) -> Result<(), BuildError> {
+    use crate::mechanism::pathlen::{LongPaths, preflight};
+    let rels: Vec<String> = plan.paths().collect();
+    preflight(
+        &plan.dest.display().to_string(),
+        rels.iter().map(String::as_str),
+        LongPaths::here(None),
+        Some(u32::from(manifest.python.minor)),
+    )?;
+    Ok(())
 }
 
 /// The seal a build of `manifest` from `inputs` writes, computed without writing anything:
@@ -310,6 +344,17 @@ pub(crate) fn expected_seal(
 ) -> Result<Seal, BuildError> {
     let plan = plan_at(manifest, inputs, jobs, PathBuf::new(), DestState::Absent)?;
     produce(&plan, manifest, Output::SealOnly, jobs, &Reporter::silent())
+}
+
+/// Every file a build of `manifest` from `inputs` writes (relative, `/`-separated), read
+/// from the archives' directories without writing or decompressing anything.
+pub(crate) fn tree_files(
+    manifest: &Manifest,
+    inputs: &Inputs,
+    jobs: usize,
+) -> Result<Vec<String>, BuildError> {
+    let plan = plan_at(manifest, inputs, jobs, PathBuf::new(), DestState::Absent)?;
+    Ok(plan.paths().collect())
 }
 
 /// The plan for a destination already checked.
@@ -816,6 +861,9 @@ pub(crate) fn build_as_inputs_arrive<T: Send, E: Send>(
             // No clash was found over all the inputs, so every one was extracted.
             files.extend(e.unwrap_or_else(|| Err(missing(file)))?);
         }
+        // The files were extracted as they arrived, into the staging folder; the tree is
+        // refused before anything reaches DEST.
+        check_paths(&plan, manifest)?;
         warn_unmet(&plan, reporter);
         let seal = seal_over(&plan, manifest, files, Output::Dir(staging.path()))?;
         finish(&plan, manifest, staging, seal)

@@ -227,6 +227,9 @@ pub struct PlanOptions {
     pub rollout: Option<String>,
     /// Results of `extpy mail check` (live or saved), if any.
     pub mail_check: Option<PlanChecks>,
+    /// The files of the distribution (relative), when its artifacts are in the cache: the
+    /// plan then shows the longest path in each VU.
+    pub tree_files: Option<Vec<String>>,
 }
 
 /// The whole runbook.
@@ -270,6 +273,33 @@ pub struct PlanManifest {
     pub platform: String,
     /// `name version` of every package.
     pub packages: Vec<String>,
+}
+
+/// The longest full path in each VU of `node`, against MAX_PATH.
+fn path_lengths(
+    topology: &Topology,
+    node: &crate::model::topology::Node,
+    files: &[String],
+) -> Vec<Vec<String>> {
+    use crate::mechanism::pathlen::{self, MAX_PATH_CHARS};
+    topology
+        .pairs_of(&node.name)
+        .filter_map(|p| {
+            let l = pathlen::longest(
+                p.external_python_directory.as_str(),
+                files.iter().map(String::as_str),
+            )?;
+            let verdict = match (l.fits(), node.long_paths) {
+                (true, _) => format!("{} of {MAX_PATH_CHARS}", l.length),
+                (false, true) => format!("{} (over {MAX_PATH_CHARS}; long_paths: true)", l.length),
+                (false, false) => format!(
+                    "{} (over {MAX_PATH_CHARS}: layout refuses it without LongPathsEnabled)",
+                    l.length
+                ),
+            };
+            Some(vec![p.vu.clone(), l.path, verdict])
+        })
+        .collect()
 }
 
 /// Quotes an argument for a command line when it needs it.
@@ -456,6 +486,12 @@ pub fn build(
             ),
         )
         .check(format!("extpy verify --topology {topo} --node {}", arg(&node.name)));
+        if let Some(files) = &options.tree_files {
+            s = s.table(
+                &["VU", "longest path", "characters"],
+                path_lengths(topology, node, files),
+            );
+        }
         if let Some(r) = &options.rollout {
             s.instruction.push_str(&format!(" With the scripted rollout ({r}), the playbook lays out and verifies every node and fetches each node's report; merge them with `extpy report merge`."));
             s = s.command(format!(
