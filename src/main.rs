@@ -280,6 +280,10 @@ struct LayoutArgs {
     /// Copy this built distribution instead of building one
     #[arg(long, value_name = "PATH", conflicts_with = "bundle")]
     dist: Option<PathBuf>,
+    /// With --dist: copy it on its own seal when the seal the manifest produces is not known
+    /// (its artifacts are not in the cache), or differs from it
+    #[arg(long, requires = "dist")]
+    trust_dist_seal: bool,
     /// Build from this offline bundle (verified first; no network is used)
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
@@ -541,7 +545,7 @@ macro_rules! plain_args {
 plain_args! {
     BuildArgs { dest, force, dry_run, bundle }
     VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
-    LayoutArgs { topology, out, node, vu_root, dist, bundle, repair, dry_run }
+    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run }
     PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints }
     BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }

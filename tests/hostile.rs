@@ -1063,3 +1063,70 @@ fn control_characters_from_a_topology_never_reach_the_console() {
         "{mail:?}"
     );
 }
+
+#[test]
+fn layout_dist_refuses_a_resealed_tree_and_stops_when_it_can_check_only_its_own_seal() {
+    let w = World::new();
+    let dist = w.path("dist");
+    w.run(&["build", s(&dist)]).ok();
+    let target = "Lib/site-packages/alpha/__init__.py";
+    reseal(&dist, target, b"import os; os.system('evil')\n");
+    let topo = one_node(&w, "HAC1", None, "      - Core1\n      - Core2\n");
+    let laid_out = |stage: &Path| stage.join("HAC1/ExternalPython1").exists();
+
+    // The manifest's artifacts are at hand: the seal it produces is computed and the tree
+    // refused, naming the file, before a VU is written.
+    let stage = w.path("stage");
+    let r = w
+        .run(&["layout", s(&topo), "--out", s(&stage), "--dist", s(&dist)])
+        .code(3);
+    assert!(
+        r.stderr.contains("matches its own seal, but not the seal")
+            && r.stderr.contains(&format!("changed {target}"))
+            && r.stderr.contains("help: ")
+            && r.stderr.contains("--trust-dist-seal"),
+        "{}",
+        r.stderr
+    );
+    assert!(!laid_out(&stage));
+    let r = w
+        .run(&[
+            "layout",
+            s(&topo),
+            "--out",
+            s(&stage),
+            "--dist",
+            s(&dist),
+            "--dry-run",
+        ])
+        .code(3);
+    assert!(r.stderr.contains("not the seal"), "{}", r.stderr);
+
+    // Offline without the artifacts: the tree could only be checked against its own seal,
+    // and the layout says so and stops.
+    let offline = |extra: &[&str]| {
+        let mut c = support::extpy();
+        c.args(["--offline", "--cache-dir", s(&w.path("empty-cache"))]);
+        c.args(["--manifest", s(&w.manifest)]);
+        c.args(["layout", s(&topo), "--out", s(&stage), "--dist", s(&dist)]);
+        c.args(extra);
+        support::run(c)
+    };
+    let r = offline(&[]).code(4);
+    assert!(
+        r.stderr.contains("was checked against its own seal only")
+            && r.stderr.contains("nothing was laid out")
+            && r.stderr.contains("help: "),
+        "{}",
+        r.stderr
+    );
+    assert!(!laid_out(&stage));
+    // Trusting the tree's own seal is a choice the user makes by name, and is said.
+    let r = offline(&["--trust-dist-seal"]).ok();
+    assert!(
+        r.stderr.contains("--trust-dist-seal:") && r.stderr.contains("on its own seal"),
+        "{}",
+        r.stderr
+    );
+    assert!(laid_out(&stage));
+}

@@ -449,6 +449,8 @@ pub struct LayoutArgs {
     pub vu_root: Option<PathBuf>,
     /// Copy this built distribution instead of building one
     pub dist: Option<PathBuf>,
+    /// With `dist`: copy it on its own seal, not compared with the seal the manifest produces
+    pub trust_dist_seal: bool,
     /// Build from this offline bundle (verified first; no network is used)
     pub bundle: Option<PathBuf>,
     /// Replace VU folders that differ from their seal or hold foreign files
@@ -467,7 +469,10 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
     let source = match (&args.dist, bundle.as_mut()) {
-        (Some(d), _) => DistSource::Dir(d),
+        (Some(d), _) => DistSource::Dir {
+            path: d,
+            trust_own_seal: args.trust_dist_seal,
+        },
         (None, Some(b)) => DistSource::Bundle(b),
         (None, None) => DistSource::Cached,
     };

@@ -98,8 +98,13 @@ fn from_fetch(report: &FetchReport) -> Inputs {
 /// Where the distribution a layout copies (and the seal it is checked against) comes from.
 pub(crate) enum DistSource<'a> {
     /// A built distribution (checked against its seal, see [`reference`]); its seal is the
-    /// reference.
-    Dir(&'a Path),
+    /// reference once it is the seal the manifest produces (or `trust_own_seal` is given).
+    Dir {
+        /// The folder.
+        path: &'a Path,
+        /// `--trust-dist-seal`: its own seal is the reference, compared with nothing.
+        trust_own_seal: bool,
+    },
     /// An offline bundle: the seal its artifacts produce, built into a temporary folder.
     Bundle(&'a mut Bundle),
     /// The manifest's artifacts in the cache (downloaded when missing): the seal they
@@ -166,7 +171,10 @@ fn reference_from(
         strict: false,
     };
     let (inputs, bundle, origin) = match source {
-        DistSource::Dir(d) => {
+        DistSource::Dir {
+            path: d,
+            trust_own_seal,
+        } => {
             // A layout that copies hashes every file as it reads it and refuses one that
             // differs, so only a dry run (which copies nothing) hashes them here.
             let v = if cache_only {
@@ -176,6 +184,15 @@ fn reference_from(
             };
             matches_seal(d, &v)?;
             let seal = Seal::read(d)?;
+            if trust_own_seal {
+                reporter.warn(format!(
+                    "--trust-dist-seal: {} is copied on its own seal, not compared with the seal {} produces",
+                    d.display(),
+                    manifest.identity()
+                ));
+            } else {
+                same_as_built(d, &seal, manifest, settings, cache_only, reporter)?;
+            }
             if seal.manifest.sha256 != manifest.digest {
                 reporter.warn(format!(
                     "{} was built from manifest {}@{}, not {}; its seal is what gets copied",
@@ -225,6 +242,63 @@ fn reference_from(
         origin,
         kind: RefKind::Built { inputs, bundle },
     }))
+}
+
+/// Refuses a given distribution whose (consistent) seal is not the seal the manifest
+/// produces: a tree changed and resealed by whoever could write it. When the manifest's
+/// artifacts are not in the cache with `--offline`, that seal is unknown, and a layout
+/// stops rather than fan the tree out on its own word (a dry run says so and goes on).
+fn same_as_built(
+    dir: &Path,
+    seal: &Seal,
+    manifest: &Manifest,
+    settings: &Settings,
+    cache_only: bool,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let expected = if cache_only || settings.offline {
+        reference_from(manifest, settings, DistSource::Cached, true, reporter)?
+    } else {
+        Some(reference(manifest, settings, DistSource::Cached, reporter)?)
+    };
+    let Some(expected) = expected else {
+        if cache_only {
+            reporter.warn(format!(
+                "{} was checked against its own seal only: the artifacts of {} are not in the cache (a layout stops here; run `extpy fetch` first)",
+                dir.display(),
+                manifest.identity()
+            ));
+            return Ok(());
+        }
+        return Err(LayoutError::OwnSealOnly {
+            path: dir.to_path_buf(),
+            manifest: manifest.identity(),
+        }
+        .into());
+    };
+    let differ = seal::deviations(&expected.seal, seal);
+    if differ.is_empty() {
+        reporter.detail(format!(
+            "{} holds the seal {} produces",
+            dir.display(),
+            manifest.identity()
+        ));
+        return Ok(());
+    }
+    let mut named: Vec<String> = differ
+        .iter()
+        .take(5)
+        .map(|d| format!("{} {}", d.what, d.path))
+        .collect();
+    if differ.len() > 5 {
+        named.push(format!("and {} more", differ.len() - 5));
+    }
+    Err(LayoutError::NotAsBuilt {
+        path: dir.to_path_buf(),
+        manifest: manifest.identity(),
+        summary: named.join(", "),
+    }
+    .into())
 }
 
 impl Reference {

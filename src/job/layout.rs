@@ -36,6 +36,25 @@ pub enum LayoutError {
         /// What differs.
         summary: String,
     },
+    /// A given distribution matches its own seal, but that is not the seal its manifest
+    /// produces.
+    #[error("the distribution {} matches its own seal, but not the seal {manifest} produces ({summary}): it was changed and resealed, or built from other inputs; nothing was laid out\n  help: rebuild it with `extpy build` (or lay out without --dist); --trust-dist-seal copies it on its own seal", path.display())]
+    NotAsBuilt {
+        /// The folder.
+        path: PathBuf,
+        /// The manifest's identity.
+        manifest: String,
+        /// The files that differ.
+        summary: String,
+    },
+    /// The seal a given distribution must hold is unknown here.
+    #[error("the distribution {} was checked against its own seal only: the artifacts of {manifest} are not in the cache (--offline), so the seal they produce is unknown; nothing was laid out\n  help: run `extpy fetch` on a connected machine (or lay out from the bundle with --bundle); --trust-dist-seal copies the folder on its own seal", path.display())]
+    OwnSealOnly {
+        /// The folder.
+        path: PathBuf,
+        /// The manifest's identity.
+        manifest: String,
+    },
     /// A copy did not verify.
     #[error("the copy into {} did not verify against the seal ({summary}); it was discarded", path.display())]
     CopyNotVerified {
@@ -64,9 +83,11 @@ impl LayoutError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             LayoutError::Selection(_) | LayoutError::PathTooLong(_) => ExitCode::Input,
-            LayoutError::BadDistribution { .. } | LayoutError::CopyNotVerified { .. } => {
-                ExitCode::Verification
-            }
+            LayoutError::BadDistribution { .. }
+            | LayoutError::CopyNotVerified { .. }
+            | LayoutError::NotAsBuilt { .. } => ExitCode::Verification,
+            // As artifacts missing with --offline are.
+            LayoutError::OwnSealOnly { .. } => ExitCode::Network,
             LayoutError::Place(p) => p.exit_code(),
             LayoutError::Seal(s) => s.exit_code(),
             LayoutError::Io(e) => e.exit_code(),
