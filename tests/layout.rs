@@ -565,3 +565,107 @@ fn a_layout_that_cannot_download_explains_the_certificate() {
     );
     assert!(!w.path("stage/HAC1/ExternalPython1").exists());
 }
+
+/// A topology whose nodes say their Windows version (`os:`): HAC1 Server 2019, HAC2
+/// Server 2012 R2, HAC3 unknown.
+fn nodes_with_os(w: &World) -> PathBuf {
+    let path = w.path("topology.yaml");
+    fs::write(
+        &path,
+        "schema: 1\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    os: Server 2019\n    cores: [Core1]\n  - name: HAC2\n    vu_root: 'D:\\SCP\\vu'\n    os: 6.3.9600\n    cores: [Core2]\n  - name: HAC3\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core3]\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_node_whose_windows_cannot_run_the_cpython_is_refused_before_anything_is_written() {
+    let w = World::new();
+    let topo = nodes_with_os(&w);
+    let old = fs::read_to_string(&w.manifest).unwrap();
+    let version = old
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    fs::write(&w.manifest, old.replace(&version, "3.13.9")).unwrap();
+    let out = w.path("stage");
+    let r = w.run(&["layout", s(&topo), "--out", s(&out)]).code(2);
+    assert!(
+        r.stderr.contains("node HAC2 (os: \"6.3.9600\" in the topology: Windows 8.1 / Server 2012 R2 (6.3.9600)): CPython 3.13.9 needs Windows 10 / Server 2016 (10.0) or newer")
+            && r.stderr.contains("the CPython lines that run there are 3.9 to 3.12")
+            && r.stderr.contains("help: keep these nodes on a manifest"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("node HAC1 ("), "{}", r.stderr);
+    assert!(!out.exists(), "nothing is written for a refused layout");
+    // The other nodes can go ahead; the node without os: is laid out with a warning.
+    let r = w
+        .run(&[
+            "layout",
+            s(&topo),
+            "--out",
+            s(&out),
+            "--node",
+            "HAC1",
+            "--dry-run",
+        ])
+        .ok();
+    assert!(!r.stderr.contains("unknown"), "{}", r.stderr);
+    let r = w
+        .run(&[
+            "layout",
+            s(&topo),
+            "--out",
+            s(&out),
+            "--node",
+            "HAC3",
+            "--dry-run",
+        ])
+        .ok();
+    assert!(
+        r.stderr.contains("the Windows version of node HAC3 is unknown, so extpy cannot check that it runs CPython 3.13; add os:"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_3_12_line_lays_out_on_server_2012_r2() {
+    let w = World::new();
+    let topo = nodes_with_os(&w);
+    let out = w.path("stage");
+    let r = w.run(&["layout", s(&topo), "--out", s(&out)]).ok();
+    assert!(
+        out.join("HAC2/ExternalPython2/Python/External/python.exe")
+            .is_file()
+    );
+    assert!(r.stderr.contains("node HAC3 is unknown"), "{}", r.stderr);
+}
+
+#[test]
+fn an_os_that_is_not_a_windows_version_points_at_its_line() {
+    let w = World::new();
+    let path = w.path("topology.yaml");
+    fs::write(
+        &path,
+        "schema: 1\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    os: Server 2013\n    cores: [Core1]\n",
+    )
+    .unwrap();
+    let r = w
+        .run(&["layout", s(&path), "--out", s(&w.path("stage"))])
+        .code(2);
+    assert!(
+        r.stderr.contains("topology.yaml:5")
+            && r.stderr.contains("nodes[0].os")
+            && r.stderr
+                .contains("\"Server 2013\" is not a Windows version extpy knows")
+            && r.stderr.contains("help: or leave os: out"),
+        "{}",
+        r.stderr
+    );
+}

@@ -196,6 +196,17 @@ fn the_shipped_files_name_their_schema_and_match_it() {
         &serde_json::to_value(north).unwrap(),
     );
     assert!(errors.is_empty(), "{errors:?}");
+    // A node's Windows version (os:) is a string: a name, a version or a build number.
+    let mut with_os = yaml_as_json(&repo().join("manifests/topology.example.yaml"));
+    with_os["nodes"][0]["os"] = json!("Server 2012 R2");
+    let errors = schema::errors("topology.schema.json", &with_os);
+    assert!(errors.is_empty(), "{errors:?}");
+    with_os["nodes"][0]["os"] = json!(9600);
+    let errors = schema::errors("topology.schema.json", &with_os);
+    assert!(
+        errors.iter().any(|e| e.starts_with("/nodes/0/os")),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -187,6 +187,15 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         Some(b) => b.manifest.clone(),
         None => s.load_manifest()?,
     };
+    // On Windows the distribution is built for this machine: refuse a CPython it cannot run.
+    if let Some(os) = crate::model::winver::running()
+        && let Err(why) = crate::model::winver::check(manifest.python, os)
+    {
+        return Err(Error::Usage(format!(
+            "{}: {why}\n  help: build the 3.12 manifest (--manifest manifests/python-3.12-win-amd64.yaml) on this machine, or build on a Windows 10 / Server 2016 or newer machine",
+            manifest.identity()
+        )));
+    }
     reporter.result_line(format!(
         "Generating python at location: {}",
         assemble::absolute_dest(&dest).display()
@@ -468,6 +477,16 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+    // Laying out on the node itself (no --out) gates on this machine's Windows version;
+    // staging for other nodes on their os: in the topology.
+    let running = if args.out.is_none() {
+        crate::model::winver::running()
+    } else {
+        None
+    };
+    for w in layout::os_gate(manifest.python, &manifest.identity(), &targets, running)? {
+        reporter.warn(w);
+    }
     let source = match (&args.dist, bundle.as_mut()) {
         (Some(d), _) => DistSource::Dir {
             path: d,

@@ -19,8 +19,9 @@ use crate::job::assemble::seal::{
 use crate::mechanism::digest::Sha256Digest;
 use crate::mechanism::fsio::{IoError, at};
 use crate::mechanism::place::{self, PlaceError, Staging};
-use crate::model::manifest::Manifest;
+use crate::model::manifest::{Manifest, PythonVersion};
 use crate::model::topology::{Node, Pair, Topology, render_table};
+use crate::model::winver::{self, WindowsVersion};
 
 /// Why a layout failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum LayoutError {
     /// The nodes or folders asked for do not fit the topology.
     #[error("{0}")]
     Selection(String),
+    /// A node's Windows cannot run the manifest's CPython.
+    #[error("{0}")]
+    OsGate(String),
     /// The distribution to copy does not match its own seal.
     #[error("the distribution {} does not match its seal ({}); rebuild it with `extpy build`", path.display(), summary)]
     BadDistribution {
@@ -82,7 +86,9 @@ impl LayoutError {
     /// or copy that does not match its seal a failed verification.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            LayoutError::Selection(_) | LayoutError::PathTooLong(_) => ExitCode::Input,
+            LayoutError::Selection(_) | LayoutError::PathTooLong(_) | LayoutError::OsGate(_) => {
+                ExitCode::Input
+            }
             LayoutError::BadDistribution { .. }
             | LayoutError::CopyNotVerified { .. }
             | LayoutError::NotAsBuilt { .. } => ExitCode::Verification,
@@ -278,6 +284,56 @@ pub(crate) fn targets(
             })
         })
         .collect()
+}
+
+/// The OS gate of a layout: every target node's Windows version must run the manifest's
+/// CPython. A node's version is `running` (this machine's, when laying out on the node
+/// itself) or else its `os:` in the topology; the warnings name the nodes whose version is
+/// unknown. A refusal names each node that cannot run it and what to do.
+pub(crate) fn os_gate(
+    python: PythonVersion,
+    manifest: &str,
+    targets: &[NodeTarget],
+    running: Option<WindowsVersion>,
+) -> Result<Vec<String>, LayoutError> {
+    let mut refused = Vec::new();
+    let mut unknown = Vec::new();
+    for t in targets {
+        let (os, whence) = match (running, &t.node.os) {
+            (Some(r), _) => (r, "this machine runs".to_string()),
+            (None, Some(os)) => (os.version, format!("os: {:?} in the topology:", os.given)),
+            (None, None) => {
+                unknown.push(t.node.name.clone());
+                continue;
+            }
+        };
+        if let Err(why) = winver::check(python, os) {
+            refused.push(format!("node {} ({whence} {os}): {why}", t.node.name));
+        }
+    }
+    if !refused.is_empty() {
+        let min = winver::minimum(python).map_or("a newer Windows", |m| m.products);
+        return Err(LayoutError::OsGate(format!(
+            "{manifest} cannot be laid out: {}\n  help: keep these nodes on a manifest of a CPython line that runs there (the 3.12 manifest, manifests/python-3.12-win-amd64.yaml) until they run {min} or newer; lay out the other nodes with --node NAME",
+            refused.join("; ")
+        )));
+    }
+    Ok(if unknown.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "the Windows version of node{} {} is unknown, so extpy cannot check that it runs CPython {}.{}; add os: (for example os: Server 2019) to {} in the topology",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", "),
+            python.major,
+            python.minor,
+            if unknown.len() == 1 {
+                "that node"
+            } else {
+                "those nodes"
+            }
+        )]
+    })
 }
 
 /// The local folder of a VU's distribution under a node root.

@@ -10,3 +10,5 @@ pub(crate) mod limits;
 pub(crate) mod net;
 pub(crate) mod pathlen;
 pub(crate) mod place;
+#[cfg(windows)]
+pub(crate) mod registry;

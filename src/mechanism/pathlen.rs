@@ -88,11 +88,8 @@ impl LongPaths {
 #[cfg(windows)]
 fn registry_enabled() -> bool {
     use windows_sys::Win32::System::Registry::HKEY_LOCAL_MACHINE;
-    crate::mechanism::net::proxy::registry::dword(
-        HKEY_LOCAL_MACHINE,
-        LONG_PATHS_KEY,
-        "LongPathsEnabled",
-    ) == Some(1)
+    crate::mechanism::registry::dword(HKEY_LOCAL_MACHINE, LONG_PATHS_KEY, "LongPathsEnabled")
+        == Some(1)
 }
 
 #[cfg(not(windows))]

@@ -4,3 +4,4 @@
 pub mod mail;
 pub(crate) mod manifest;
 pub(crate) mod topology;
+pub(crate) mod winver;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mechanism::archive::check_windows_component;
 use crate::model::manifest::yaml::{self, InputError, Origin};
+use crate::model::winver::WindowsVersion;
 
 /// The VU name prefix the vendor documents.
 pub(crate) const DEFAULT_VU_PREFIX: &str = "ExternalPython";
@@ -113,6 +114,18 @@ pub struct Node {
     /// work there (stated in the topology, since another machine cannot read the node's
     /// registry).
     pub long_paths: bool,
+    /// Its Windows version (`os:`), when the topology says it.
+    #[serde(skip)]
+    pub os: Option<NodeOs>,
+}
+
+/// A node's `os:`: the text as written and the version it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOs {
+    /// As written in the topology (`Server 2012 R2`, `6.3.9600`).
+    pub given: String,
+    /// What it stands for.
+    pub(crate) version: WindowsVersion,
 }
 
 /// One core and its ExternalPython VU.
@@ -175,6 +188,8 @@ struct RawNode {
     #[serde(default)]
     host: Option<String>,
     vu_root: String,
+    #[serde(default)]
+    os: Option<String>,
     cores: Vec<RawCore>,
     #[serde(default)]
     long_paths: bool,
@@ -293,6 +308,16 @@ impl Topology {
                         .with_help("write a host name (hac1.example.com) or an IP address")
                 })?;
             }
+            let os = match &raw_node.os {
+                Some(given) => Some(NodeOs {
+                    version: WindowsVersion::parse(given).map_err(|why| {
+                        at(given, nth(given), field("os"), why)
+                            .with_help("or leave os: out; extpy then warns that it cannot check the node's Windows version")
+                    })?,
+                    given: given.trim().to_string(),
+                }),
+                None => None,
+            };
             if raw_node.cores.is_empty() {
                 return Err(at(
                     &raw_node.name,
@@ -378,6 +403,7 @@ impl Topology {
                 vu_root,
                 cores,
                 long_paths: raw_node.long_paths,
+                os,
             });
         }
         let mail = match raw.mail {
