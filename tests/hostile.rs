@@ -1130,3 +1130,113 @@ fn layout_dist_refuses_a_resealed_tree_and_stops_when_it_can_check_only_its_own_
     );
     assert!(laid_out(&stage));
 }
+
+/// A sparse file one byte over `limit` (no disk is spent on it).
+fn over(path: &Path, limit: u64) {
+    fs::File::create(path).unwrap().set_len(limit + 1).unwrap();
+}
+
+/// Every limit of `src/mechanism/limits.rs` (and the netrc one), the input it refuses and
+/// the exit code that ends with: 2 for an input, 3 for what is verified; never 1.
+#[test]
+fn every_limit_ends_with_the_exit_code_of_its_kind_of_input() {
+    const MIB: u64 = 1 << 20;
+    let w = World::new();
+    let dist = w.path("dist");
+    w.run(&["build", s(&dist)]).ok();
+    let topo = one_node(&w, "HAC1", None, "      - Core1\n");
+    let big = |name: &str, limit: u64| {
+        let p = w.path(name);
+        over(&p, limit);
+        p
+    };
+    let deep = w.path("deep.yaml");
+    fs::write(&deep, format!("schema: 1\nnodes: {}", "[".repeat(65))).unwrap();
+    let manifest = big("big-manifest.yaml", 4 * MIB);
+    let topology = big("topology-big.yaml", 4 * MIB);
+    let pem = big("big-ca.pem", 4 * MIB);
+    let doctor = big("big-doctor.json", 64 * MIB);
+    let mail = big("big-mail.json", 64 * MIB);
+    let netrc = big("big-netrc", MIB);
+    let resealed = w.path("dist-big-seal");
+    w.run(&["build", s(&resealed)]).ok();
+    over(&resealed.join("extpy-seal.json"), 64 * MIB);
+
+    let cmd = |args: &[&str], env: Option<(&str, &Path)>| {
+        let mut c = w.cmd();
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c.args(args);
+        support::run(c)
+    };
+    let rows: Vec<(&str, support::Run, i32, &str)> = vec![
+        (
+            "MAX_YAML: manifest",
+            {
+                let mut c = support::extpy();
+                c.args(["--manifest", s(&manifest), "fetch"]);
+                support::run(c)
+            },
+            2,
+            "larger than the 4.0 MiB allowed",
+        ),
+        (
+            "MAX_YAML: topology",
+            cmd(&["plan", s(&topology)], None),
+            2,
+            "larger than the 4.0 MiB allowed",
+        ),
+        (
+            "MAX_YAML_DEPTH: topology",
+            cmd(&["plan", s(&deep)], None),
+            2,
+            "nests deeper than the 64 levels",
+        ),
+        (
+            "MAX_JSON: seal",
+            cmd(&["verify", s(&resealed)], None),
+            3,
+            "larger than the 64.0 MiB allowed",
+        ),
+        (
+            "MAX_JSON: doctor report",
+            cmd(&["plan", s(&topo), "--doctor-report", s(&doctor)], None),
+            2,
+            "larger than the 64.0 MiB allowed",
+        ),
+        (
+            "MAX_JSON: mail report",
+            cmd(&["plan", s(&topo), "--mail-report", s(&mail)], None),
+            2,
+            "larger than the 64.0 MiB allowed",
+        ),
+        (
+            "MAX_PEM: --ca-cert",
+            {
+                let mut c = support::extpy();
+                c.args(["--manifest", s(&w.manifest), "--ca-cert", s(&pem), "fetch"]);
+                support::run(c)
+            },
+            2,
+            "larger than the 4.0 MiB allowed",
+        ),
+        (
+            "MAX_NETRC: netrc",
+            cmd(&["fetch"], Some(("NETRC", &netrc))),
+            2,
+            "larger than the 1.0 MiB allowed",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, r, code, needle) in &rows {
+        if r.code != *code || !format!("{}{}", r.stdout, r.stderr).contains(needle) {
+            wrong.push(format!(
+                "{what}: exit {} (want {code}), {:?}",
+                r.code,
+                r.stderr.lines().next()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

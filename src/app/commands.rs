@@ -625,9 +625,11 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         )?;
         Some(PlanChecks::from_report(&report))
     } else if let Some(file) = &args.mail_report {
-        let bytes = std::fs::read(file).map_err(|source| {
-            IoError::new(file.clone(), "cannot read the mail check report", source)
-        })?;
+        let bytes =
+            crate::mechanism::limits::read_regular(file, crate::mechanism::limits::MAX_JSON)
+                .map_err(|source| {
+                    IoError::new(file.clone(), "cannot read the mail check report", source)
+                })?;
         let text = crate::base::wintext::decode(&bytes)
             .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
         Some(

@@ -28,9 +28,14 @@ impl IoError {
         }
     }
 
-    /// Local I/O always exits with [`ExitCode::Local`].
+    /// Local I/O exits with [`ExitCode::Local`]; a file refused by a size or kind limit is
+    /// an input error.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::Local
+        if crate::mechanism::limits::is_refusal(&self.source) {
+            ExitCode::Input
+        } else {
+            ExitCode::Local
+        }
     }
 }
 

@@ -15,6 +15,29 @@ pub(crate) const MAX_PEM: u64 = 4 << 20;
 /// Deepest YAML nesting accepted (real manifests and topologies use fewer than 10 levels).
 pub(crate) const MAX_YAML_DEPTH: usize = 64;
 
+/// The cause inside an `io::Error` when a limit refused a file: the input is hostile or
+/// wrong (exit 2, or 3 for what is verified, such as a seal), not a local failure.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(kind: io::ErrorKind, why: String) -> io::Error {
+    io::Error::new(kind, Refused(why))
+}
+
+/// True when `e` is a refusal by one of these limits (too large, not a regular file, not
+/// text), not a failure of the file system.
+pub(crate) fn is_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Refused>())
+}
+
 /// Reads a whole regular file of at most `max` bytes.
 ///
 /// A device, FIFO, socket or folder is refused before it is opened (opening a FIFO would
@@ -27,7 +50,7 @@ pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     file.take(max + 1).read_to_end(&mut out)?;
     if out.len() as u64 > max {
-        return Err(io::Error::new(
+        return Err(refused(
             io::ErrorKind::InvalidData,
             format!(
                 "it is larger than the {} allowed for this kind of file",
@@ -41,7 +64,7 @@ pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// [`read_regular`] for text: the bytes must be UTF-8.
 pub(crate) fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
     String::from_utf8(read_regular(path, max)?)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+        .map_err(|_| refused(io::ErrorKind::InvalidData, "it is not UTF-8 text".into()))
 }
 
 fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
@@ -53,7 +76,7 @@ fn check_regular(meta: &std::fs::Metadata) -> io::Result<()> {
         } else {
             "not a regular file (a device, pipe or socket)"
         };
-        Err(io::Error::new(
+        Err(refused(
             io::ErrorKind::InvalidInput,
             format!("it is {what}; extpy reads only regular files"),
         ))

@@ -215,6 +215,13 @@ impl Seal {
                         path: dir.to_path_buf(),
                     });
                 }
+                // An oversized (or not regular) seal is a seal that does not verify.
+                Err(e) if crate::mechanism::limits::is_refusal(&e) => {
+                    return Err(SealError::Corrupt {
+                        path,
+                        reason: e.to_string(),
+                    });
+                }
                 Err(source) => return Err(IoError::new(path, "cannot read", source).into()),
             };
         let corrupt = |reason| SealError::Corrupt {
