@@ -31,6 +31,7 @@ mail:
       auth: oauth_service
       client_id: 6ba7b810-9dad-11d1-80b4-00c04fd430c8
       secret_env: EXTPY_TEST_CLIENT_SECRET
+      protocol: graph
     - name: M365 Users
       tenant: contoso.example.com
       auth: oauth_user
@@ -40,6 +41,7 @@ mail:
     auth: oauth_service
     server_user: 6ba7b812-9dad-11d1-80b4-00c04fd430c8
     password_env: EXTPY_TEST_OUTGOING_SECRET
+    protocol: smtp
   queues:
     - address: support@contoso.example.com
       account: support@contoso.example.com

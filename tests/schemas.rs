@@ -262,6 +262,38 @@ fn documents_and_files_that_break_their_contract_are_refused() {
         errors.iter().any(|e| e.contains("/mail/outgoing")),
         "{errors:?}"
     );
+    // protocol: each side takes its own names, and auto; the other side's is refused.
+    let mut protocols = topology.clone();
+    protocols["mail"] = json!({
+        "incoming": [{"name": "In", "tenant": "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+            "auth": "oauth_service", "client_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+            "secret_env": "S", "protocol": "graph"}],
+        "outgoing": {"tenant": "t", "auth": "oauth_service",
+            "server_user": "6ba7b812-9dad-11d1-80b4-00c04fd430c8", "password_env": "P",
+            "protocol": "smtp"}});
+    let errors = schema::errors("topology.schema.json", &protocols);
+    assert!(errors.is_empty(), "{errors:?}");
+    for (side, value) in [("incoming", "auto"), ("incoming", "imap")] {
+        protocols["mail"][side][0]["protocol"] = json!(value);
+        assert!(schema::errors("topology.schema.json", &protocols).is_empty());
+    }
+    protocols["mail"]["outgoing"]["protocol"] = json!("graph");
+    assert!(schema::errors("topology.schema.json", &protocols).is_empty());
+    protocols["mail"]["incoming"][0]["protocol"] = json!("smtp");
+    let errors = schema::errors("topology.schema.json", &protocols);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("/mail/incoming/0/protocol")),
+        "{errors:?}"
+    );
+    protocols["mail"]["incoming"][0]["protocol"] = json!("graph");
+    protocols["mail"]["outgoing"]["protocol"] = json!("imap");
+    let errors = schema::errors("topology.schema.json", &protocols);
+    assert!(
+        errors.iter().any(|e| e.contains("/mail/outgoing/protocol")),
+        "{errors:?}"
+    );
     let mut empty = topology.clone();
     empty["nodes"] = json!([]);
     assert!(!schema::errors("topology.schema.json", &empty).is_empty());

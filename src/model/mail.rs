@@ -28,6 +28,113 @@ impl AuthType {
     }
 }
 
+/// The web API a mail path goes through, and so the resource a token is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// Microsoft Graph (`/v1.0/users/{address}/...`).
+    Graph,
+    /// Exchange Online's IMAP and SMTP AUTH.
+    Exchange,
+}
+
+impl Api {
+    /// The token's audience (`aud`) for this API.
+    pub fn audience(self) -> &'static str {
+        match self {
+            Api::Graph => "https://graph.microsoft.com",
+            Api::Exchange => "https://outlook.office365.com",
+        }
+    }
+
+    /// The name Entra's "API permissions" page gives it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Api::Graph => "Microsoft Graph",
+            Api::Exchange => "Office 365 Exchange Online",
+        }
+    }
+
+    /// The permission a server needs on this API: incoming (read the queue mailboxes) or
+    /// outgoing (send), as an application (`roles`) or for a user (`scp`).
+    pub fn permission(self, incoming: bool, auth: AuthType) -> &'static str {
+        match (self, incoming, auth) {
+            (Api::Graph, true, _) => "Mail.ReadWrite",
+            (Api::Graph, false, _) => "Mail.Send",
+            (Api::Exchange, true, AuthType::OauthService) => "IMAP.AccessAsApp",
+            (Api::Exchange, true, AuthType::OauthUser) => "IMAP.AccessAsUser.All",
+            (Api::Exchange, false, AuthType::OauthService) => "SMTP.SendAsApp",
+            (Api::Exchange, false, AuthType::OauthUser) => "SMTP.Send",
+        }
+    }
+}
+
+/// The way a server reaches its mailboxes (`protocol:`): Microsoft Graph, Exchange's
+/// IMAP (incoming) or SMTP (outgoing), or `auto`, which checks both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Both, each reported, with the ones the token's permissions allow.
+    #[default]
+    Auto,
+    /// Microsoft Graph.
+    Graph,
+    /// IMAP (incoming servers only).
+    Imap,
+    /// SMTP AUTH (the outgoing server only).
+    Smtp,
+}
+
+impl Protocol {
+    /// As written in the topology.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::Graph => "graph",
+            Protocol::Imap => "imap",
+            Protocol::Smtp => "smtp",
+        }
+    }
+
+    /// The APIs to check, Graph first.
+    pub fn apis(self) -> &'static [Api] {
+        match self {
+            Protocol::Auto => &[Api::Graph, Api::Exchange],
+            Protocol::Graph => &[Api::Graph],
+            Protocol::Imap | Protocol::Smtp => &[Api::Exchange],
+        }
+    }
+
+    /// The protocol and permission a server needs, in words for the runbook:
+    /// `Microsoft Graph: application permission Mail.ReadWrite`.
+    pub fn needs(self, incoming: bool, auth: AuthType) -> String {
+        let kind = match auth {
+            AuthType::OauthService => "application permission",
+            AuthType::OauthUser => "delegated permission",
+        };
+        let one = |api: Api| {
+            let how = match (api, incoming) {
+                (Api::Graph, _) => "Microsoft Graph",
+                (Api::Exchange, true) => "IMAP",
+                (Api::Exchange, false) => "SMTP AUTH",
+            };
+            let of = match api {
+                Api::Graph => String::new(),
+                Api::Exchange => format!(" of {}", api.label()),
+            };
+            format!("{how}: {kind} {}{of}", api.permission(incoming, auth))
+        };
+        match self {
+            Protocol::Auto => format!(
+                "not set (auto): {} or {}; set protocol: in the topology to the one CEM uses",
+                one(Api::Graph),
+                one(Api::Exchange)
+            ),
+            p => one(p.apis()[0]),
+        }
+    }
+}
+
 /// A secret, named by the environment variable that holds it; its value is never read
 /// into a plan or printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,6 +176,8 @@ pub struct Incoming {
     pub client_id: String,
     /// The client secret (OAuth Service).
     pub secret: Option<SecretRef>,
+    /// How it reads the queue mailboxes: `graph`, `imap` or `auto`.
+    pub protocol: Protocol,
 }
 
 /// The external outgoing server (SC).
@@ -82,6 +191,8 @@ pub struct Outgoing {
     pub server_user: String,
     /// The password or secret.
     pub password: Option<SecretRef>,
+    /// How it sends: `graph`, `smtp` or `auto`.
+    pub protocol: Protocol,
 }
 
 /// An e-mail queue (SC).
@@ -133,6 +244,8 @@ struct RawIncoming {
     secret_env: Option<String>,
     #[serde(default)]
     secret: Option<serde_yaml::Value>,
+    #[serde(default)]
+    protocol: Protocol,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +258,8 @@ struct RawOutgoing {
     password_env: Option<String>,
     #[serde(default)]
     password: Option<serde_yaml::Value>,
+    #[serde(default)]
+    protocol: Protocol,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +381,17 @@ impl RawMail {
                     ),
                 ));
             }
+            if r.protocol == Protocol::Smtp {
+                return Err(at(
+                    "protocol: smtp",
+                    f("protocol"),
+                    format!(
+                        "incoming server {:?}: smtp is how the outgoing server sends, not how an incoming server reads",
+                        r.name
+                    ),
+                )
+                .with_help("use protocol: graph, imap or auto (the default: check both)"));
+            }
             let secret = env_ref(r.secret_env, f("secret_env"))?;
             if r.auth == AuthType::OauthService && secret.is_none() {
                 return Err(at(
@@ -287,6 +413,7 @@ impl RawMail {
                 auth: r.auth,
                 client_id: r.client_id,
                 secret,
+                protocol: r.protocol,
             });
         }
         let outgoing = match self.outgoing {
@@ -310,6 +437,14 @@ impl RawMail {
                         format!("{:?} is not a server user ID (a GUID)", r.server_user),
                     ));
                 }
+                if r.protocol == Protocol::Imap {
+                    return Err(at(
+                        "protocol: imap",
+                        f("protocol"),
+                        "the outgoing server: imap is how an incoming server reads, not how the outgoing server sends".into(),
+                    )
+                    .with_help("use protocol: graph, smtp or auto (the default: check both)"));
+                }
                 let password = env_ref(r.password_env, f("password_env"))?;
                 if r.auth == AuthType::OauthService && password.is_none() {
                     return Err(at("outgoing", f("password_env"), "the outgoing server uses OAuth Service, which needs a secret".into())
@@ -320,6 +455,7 @@ impl RawMail {
                     auth: r.auth,
                     server_user: r.server_user,
                     password,
+                    protocol: r.protocol,
                 })
             }
         };
@@ -406,5 +542,63 @@ mod tests {
         assert!(is_env_name("MAIL_SECRET_1"));
         assert!(!is_env_name("1SECRET"));
         assert!(!is_env_name("s3cr3t value"));
+    }
+
+    /// The mail block with `incoming` and `outgoing` lines added, validated.
+    fn topology(incoming: &str, outgoing: &str) -> Result<Mail, String> {
+        let text = format!(
+            "incoming:\n  - name: In\n    tenant: 3f2504e0-4f89-11d3-9a0c-0305e82c3301\n    auth: oauth_service\n    client_id: 6ba7b810-9dad-11d1-80b4-00c04fd430c8\n    secret_env: S\n{incoming}outgoing:\n  tenant: 3f2504e0-4f89-11d3-9a0c-0305e82c3301\n  auth: oauth_service\n  server_user: 6ba7b812-9dad-11d1-80b4-00c04fd430c8\n  password_env: P\n{outgoing}"
+        );
+        let raw: RawMail = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+        raw.validate(&Origin("t.yaml".into()), &text)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn protocols_default_to_auto_and_take_their_side_s_names() {
+        let m = topology("", "").unwrap();
+        assert_eq!(m.incoming[0].protocol, Protocol::Auto);
+        assert_eq!(m.outgoing.as_ref().unwrap().protocol, Protocol::Auto);
+        assert_eq!(Protocol::Auto.apis(), &[Api::Graph, Api::Exchange]);
+        let m = topology("    protocol: graph\n", "  protocol: smtp\n").unwrap();
+        assert_eq!(m.incoming[0].protocol, Protocol::Graph);
+        assert_eq!(m.outgoing.unwrap().protocol.apis(), &[Api::Exchange]);
+        let e = topology("    protocol: smtp\n", "").unwrap_err();
+        assert!(
+            e.contains("t.yaml:7")
+                && e.contains("mail.incoming[0].protocol")
+                && e.contains("help: use protocol: graph, imap or auto"),
+            "{e}"
+        );
+        let e = topology("", "  protocol: imap\n").unwrap_err();
+        assert!(
+            e.contains("mail.outgoing.protocol") && e.contains("graph, smtp or auto"),
+            "{e}"
+        );
+        let e = topology("    protocol: pop3\n", "").unwrap_err();
+        assert!(e.contains("pop3"), "{e}");
+    }
+
+    #[test]
+    fn each_path_names_its_permission() {
+        use AuthType::*;
+        assert_eq!(Api::Graph.permission(true, OauthService), "Mail.ReadWrite");
+        assert_eq!(Api::Graph.permission(false, OauthService), "Mail.Send");
+        assert_eq!(
+            Api::Exchange.permission(true, OauthService),
+            "IMAP.AccessAsApp"
+        );
+        assert_eq!(Api::Exchange.permission(false, OauthUser), "SMTP.Send");
+        assert_eq!(
+            Protocol::Graph.needs(true, OauthService),
+            "Microsoft Graph: application permission Mail.ReadWrite"
+        );
+        let auto = Protocol::Auto.needs(false, OauthService);
+        assert!(
+            auto.contains("Mail.Send")
+                && auto.contains("SMTP.SendAsApp")
+                && auto.starts_with("not set (auto)"),
+            "{auto}"
+        );
     }
 }

@@ -722,6 +722,10 @@ fn mail_steps(mail: &Mail, topo: &str, checks: Option<&PlanChecks>) -> Vec<Step>
         if let Some(secret) = &s.secret {
             rows.push(vec!["Client secret".into(), secret.describe()]);
         }
+        rows.push(vec![
+            "Protocol and permission (Entra, not SC)".into(),
+            s.protocol.needs(true, s.auth),
+        ]);
         let step = Step::new(
             format!("sc.incoming.{}", slug(&s.name)),
             Phase::Sc,
@@ -751,6 +755,10 @@ fn mail_steps(mail: &Mail, topo: &str, checks: Option<&PlanChecks>) -> Vec<Step>
             };
             rows.push(vec![label.into(), p.describe()]);
         }
+        rows.push(vec![
+            "Protocol and permission (Entra, not SC)".into(),
+            o.protocol.needs(false, o.auth),
+        ]);
         let step = Step::new(
             "sc.outgoing",
             Phase::Sc,
