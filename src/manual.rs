@@ -7,7 +7,7 @@ use std::path::Path;
 use clap::Command;
 use extpy::app::error::EXIT_CODES_HELP;
 
-/// The help topics and their one-line summaries. The texts say what the README says.
+/// The help topics and their one-line summaries. The texts say what the user guide (docs/src) says.
 pub const TOPICS: &[(&str, &str)] = &[
     ("manifest", "the distribution manifest: what extpy builds"),
     (

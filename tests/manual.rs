@@ -1,5 +1,5 @@
 //! What shells and people expect around the CLI: completion scripts that really complete,
-//! the man page, help topics that say what the README says, and `extpy version`.
+//! the man page, help topics that say what the user guide says, and `extpy version`.
 
 use std::fs;
 use std::path::Path;
@@ -14,8 +14,12 @@ fn ext(args: &[&str]) -> support::Run {
     run(c)
 }
 
-fn readme() -> String {
-    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+/// A page of the user guide (`docs/src/`), where the manual's facts live.
+fn guide(page: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/src")
+        .join(page);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// What bash's completion function offers for `words` (the last one being completed).
@@ -109,11 +113,11 @@ fn zsh_and_fish_scripts_name_the_commands() {
 }
 
 #[test]
-fn readme_gives_the_install_line_of_every_shell_powershell_first() {
-    let readme = readme();
-    let section = readme
-        .split_once("### Shell completions")
-        .expect("README has a completions section")
+fn guide_gives_the_install_line_of_every_shell_powershell_first() {
+    let page = guide("reference/shell.md");
+    let section = page
+        .split_once("## Shell completions")
+        .expect("the guide has a completions section")
         .1;
     let lines = [
         "extpy completions powershell | Out-String | Invoke-Expression",
@@ -126,7 +130,7 @@ fn readme_gives_the_install_line_of_every_shell_powershell_first() {
         .map(|l| {
             section
                 .find(l)
-                .unwrap_or_else(|| panic!("README lacks `{l}`"))
+                .unwrap_or_else(|| panic!("the guide lacks `{l}`"))
         })
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
@@ -216,17 +220,15 @@ fn man_out_writes_one_page_per_command() {
 }
 
 #[test]
-fn exit_code_topic_is_the_table_of_error_rs_and_the_readme() {
+fn exit_code_topic_is_the_table_of_error_rs_and_the_guide() {
     let r = ext(&["help", "exit-codes"]).ok();
     assert!(
         r.stdout.contains(extpy::app::error::EXIT_CODES_HELP),
         "{}",
         r.stdout
     );
-    // The README's table says the same, row for row.
-    let readme = readme();
-    let section = readme.split_once("## Exit codes").unwrap().1;
-    let section = section.split("\n## ").next().unwrap();
+    // The guide's table says the same, row for row.
+    let section = guide("reference/exit-codes.md");
     let rows: Vec<String> = section
         .lines()
         .filter(|l| l.starts_with("| ") && l.as_bytes()[2].is_ascii_digit())
@@ -251,21 +253,24 @@ fn exit_code_topic_is_the_table_of_error_rs_and_the_readme() {
 }
 
 #[test]
-fn manifest_and_topology_topics_say_what_the_readme_and_example_say() {
+fn manifest_and_topology_topics_say_what_the_guide_and_example_say() {
     let topic = |name: &str| ext(&["help", name]).ok().stdout;
-    let readme = readme();
-    let yaml_after = |heading: &str| -> String {
-        let rest = readme.split_once(heading).unwrap().1;
+    let yaml_after = |page: &str, heading: &str| -> String {
+        let text = guide(page);
+        let rest = text
+            .split_once(heading)
+            .unwrap_or_else(|| panic!("{page} lacks {heading}"))
+            .1;
         let block = rest.split_once("```yaml\n").unwrap().1;
         block.split_once("```").unwrap().0.to_string()
     };
     let manifest = topic("manifest");
     assert!(
-        manifest.contains(&yaml_after("## The manifest")),
+        manifest.contains(&yaml_after("formats.md", "## The manifest")),
         "{manifest}"
     );
     let topology = topic("topology");
-    assert!(topology.contains(&yaml_after("The optional `mail:` block")));
+    assert!(topology.contains(&yaml_after("install.md", "The optional `mail:` block")));
     let example = fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/topology.example.yaml"),
     )

@@ -534,7 +534,7 @@ pub(crate) fn execute(
 const SHARED_FROM: u64 = 1 << 20;
 /// How much of a file is written, or read back and compared, at a time. Reading back into a
 /// buffer each worker reuses allocates nothing; writing each file whole (one 9.9 MB write)
-/// made the whole layout take twice the CPU time on ext4 (see the README's measurements).
+/// made the whole layout take twice the CPU time on ext4 (see the guide's Performance page).
 const CHUNK: usize = 256 * 1024;
 
 /// Copies the sealed files of `dist` into every one of `targets` at once, each through a

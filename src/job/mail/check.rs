@@ -51,7 +51,7 @@ pub const SMTP_USER: &str = "SMTP.Send";
 pub enum MailError {
     /// The topology has no `mail:` block.
     #[error(
-        "{topology} has no mail: block, so there are no mail settings to check\n  help: add the SC e-mail settings as the README's `extpy plan` section shows"
+        "{topology} has no mail: block, so there are no mail settings to check\n  help: add the SC e-mail settings as `extpy help topology` shows (the guide's First installation page too)"
     )]
     NoMail {
         /// The topology file.
