@@ -177,6 +177,10 @@ enum Command {
         /// Write extpy.1 and one page per command (extpy-build.1, ...) into DIR instead
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// With --out: write the user guide's reference pages (Markdown: one per command and the
+        /// exit codes) instead, as docs/src/reference holds them
+        #[arg(long, requires = "out")]
+        markdown: bool,
     },
     /// Print the help of a command, or a topic: manifest, topology, exit-codes
     Help {
@@ -611,9 +615,18 @@ fn manual_command(cli: &Cli) -> Option<ExitCode> {
         Command::Completions { shell } => {
             std::io::stdout().write_all(&manual::completions(Cli::command(), *shell))
         }
-        Command::Man { out: None } => manual::man_page(Cli::command(), env!("EXTPY_BUILD_DATE"))
-            .and_then(|page| std::io::stdout().write_all(&page)),
-        Command::Man { out: Some(dir) } => match manual::man_pages_to(Cli::command(), dir) {
+        Command::Man { out: None, .. } => {
+            manual::man_page(Cli::command(), env!("EXTPY_BUILD_DATE"))
+                .and_then(|page| std::io::stdout().write_all(&page))
+        }
+        Command::Man {
+            out: Some(dir),
+            markdown,
+        } => match if *markdown {
+            manual::reference_pages_to(Cli::command(), dir)
+        } else {
+            manual::man_pages_to(Cli::command(), dir)
+        } {
             Ok(files) => {
                 for f in files {
                     println!("{}", f.display());

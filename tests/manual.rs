@@ -222,14 +222,9 @@ fn man_out_writes_one_page_per_command() {
 #[test]
 fn exit_code_topic_is_the_table_of_error_rs_and_the_guide() {
     let r = ext(&["help", "exit-codes"]).ok();
-    assert!(
-        r.stdout.contains(extpy::app::error::EXIT_CODES_HELP),
-        "{}",
-        r.stdout
-    );
-    // The guide's table says the same, row for row.
-    let section = guide("reference/exit-codes.md");
-    let rows: Vec<String> = section
+    // The guide's table, row for row, is the help's table (continuation lines joined).
+    let page = guide("reference/exit-codes.md");
+    let rows: Vec<String> = page
         .lines()
         .filter(|l| l.starts_with("| ") && l.as_bytes()[2].is_ascii_digit())
         .map(|l| {
@@ -237,7 +232,6 @@ fn exit_code_topic_is_the_table_of_error_rs_and_the_guide() {
             format!("{}  {}", cells[0], cells[1].replace('`', ""))
         })
         .collect();
-    // The help's rows, continuation lines joined.
     let mut table: Vec<String> = Vec::new();
     for line in extpy::app::error::EXIT_CODES_HELP.lines().skip(1) {
         let text = line.trim();
@@ -250,33 +244,103 @@ fn exit_code_topic_is_the_table_of_error_rs_and_the_guide() {
         }
     }
     assert_eq!(rows, table);
+    assert_eq!(rows.len(), 5);
+    // The topic is that page, as a console shows it.
+    for row in page.lines().filter(|l| l.starts_with("| ")) {
+        assert!(r.stdout.contains(row), "{row} not in:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("<!--"), "{}", r.stdout);
+}
+
+/// The YAML of the first ```yaml block after `heading` on a guide page.
+fn yaml_after(page: &str, heading: &str) -> String {
+    let text = guide(page);
+    let rest = text
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("{page} lacks {heading}"))
+        .1;
+    let block = rest.split_once("```yaml\n").unwrap().1;
+    block.split_once("```").unwrap().0.to_string()
 }
 
 #[test]
-fn manifest_and_topology_topics_say_what_the_guide_and_example_say() {
+fn manifest_and_topology_topics_are_the_guide_pages() {
     let topic = |name: &str| ext(&["help", name]).ok().stdout;
-    let yaml_after = |page: &str, heading: &str| -> String {
-        let text = guide(page);
-        let rest = text
-            .split_once(heading)
-            .unwrap_or_else(|| panic!("{page} lacks {heading}"))
-            .1;
-        let block = rest.split_once("```yaml\n").unwrap().1;
-        block.split_once("```").unwrap().0.to_string()
-    };
     let manifest = topic("manifest");
+    assert!(manifest.starts_with("# The manifest\n"), "{manifest}");
     assert!(
-        manifest.contains(&yaml_after("formats.md", "## The manifest")),
+        manifest.contains(&yaml_after("reference/manifest.md", "# The manifest")),
         "{manifest}"
     );
+    assert!(manifest.contains("## `runtime_trust:`"), "{manifest}");
     let topology = topic("topology");
-    assert!(topology.contains(&yaml_after("install.md", "The optional `mail:` block")));
+    assert!(topology.contains(&yaml_after("reference/topology.md", "## The mail block")));
+    // The page includes the example with mdBook's directive; the topic shows the file itself.
     let example = fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/topology.example.yaml"),
     )
     .unwrap();
-    assert!(topology.contains(&example));
+    assert!(topology.contains(example.trim_end()), "{topology}");
+    assert!(!topology.contains("{{#include"), "{topology}");
+    // Links are shown as their text.
+    assert!(topology.contains("see the upgrade page)"), "{topology}");
+    assert!(!topology.contains("](../"), "{topology}");
     assert!(manifest.is_ascii() && topology.is_ascii());
+}
+
+#[test]
+fn reference_pages_are_what_the_command_line_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run({
+        let mut c = extpy();
+        c.args(["man", "--markdown", "--out"]).arg(dir.path());
+        c
+    })
+    .ok();
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/reference");
+    let refresh = "run `cargo run -- man --markdown --out docs/src/reference` and commit the pages \
+                   (and list a new one in docs/src/SUMMARY.md)";
+    let mut generated = Vec::new();
+    for line in r.stdout.lines() {
+        let path = Path::new(line);
+        let rel = path.strip_prefix(dir.path()).unwrap();
+        let want = fs::read_to_string(path).unwrap();
+        let have = fs::read_to_string(committed.join(rel))
+            .unwrap_or_else(|e| panic!("docs/src/reference/{}: {e}: {refresh}", rel.display()));
+        assert!(
+            have == want,
+            "docs/src/reference/{} is not what the command line says: {refresh}",
+            rel.display()
+        );
+        generated.push(rel.to_path_buf());
+    }
+    assert!(generated.len() > 20, "{generated:?}");
+    // No page of a command that is gone.
+    for entry in fs::read_dir(committed.join("commands")).unwrap() {
+        let rel = Path::new("commands").join(entry.unwrap().file_name());
+        assert!(
+            generated.contains(&rel),
+            "docs/src/reference/{} is of no command: delete it, or {refresh}",
+            rel.display()
+        );
+    }
+    // A page where the folder should be: a local failure, named.
+    let blocked = dir.path().join("commands/build.md");
+    fs::remove_file(&blocked).unwrap();
+    fs::create_dir(&blocked).unwrap();
+    let r = run({
+        let mut c = extpy();
+        c.args(["man", "--markdown", "--out"]).arg(dir.path());
+        c
+    })
+    .code(1);
+    assert!(r.stderr.contains("help:"), "{}", r.stderr);
+}
+
+#[test]
+fn man_markdown_needs_a_folder() {
+    let r = ext(&["man", "--markdown"]).code(2);
+    assert!(r.stderr.contains("--out"), "{}", r.stderr);
 }
 
 #[test]
