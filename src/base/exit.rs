@@ -1,6 +1,6 @@
 //! The documented exit codes: every error type of the crate says which one it ends with.
 
-/// Exit codes, documented in the README and `extpy --help`.
+/// Exit codes, documented in `extpy --help` and the guide's exit-code page (made from the table below).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExitCode {
