@@ -146,6 +146,13 @@ enum Command {
     /// verdict with its fix: path too long, missing runtime, DLL blocked, untrusted root,
     /// import failure. Writes nothing into the folder. Exit code 4 when any folder fails.
     Selftest(SelftestArgs),
+    /// Put back, in every VU of a node, the distribution `layout --keep-previous` kept
+    ///
+    /// The same swap, retries and recovery as build and layout: the folder in place moves
+    /// aside, the kept copy is renamed in, the other is deleted. A rollback killed half-way is
+    /// finished by the next run. Every VU is checked first: exit code 2 when one has no kept
+    /// copy, 3 when its kept copy differs from its seal (then nothing changes).
+    Rollback(RollbackArgs),
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -297,6 +304,27 @@ struct LayoutArgs {
     /// Show what would be created or changed; touch nothing
     #[arg(long)]
     dry_run: bool,
+    /// Keep each replaced distribution (sealed) beside its VU folder, as
+    /// <VU>\Python\External.previous, for `extpy rollback` (replacing a copy kept before;
+    /// a damaged tree that --repair replaces is not kept)
+    #[arg(long)]
+    keep_previous: bool,
+}
+
+/// Arguments of `extpy rollback`.
+#[derive(Debug, Args)]
+struct RollbackArgs {
+    /// Topology file (see manifests/topology.example.yaml)
+    topology: PathBuf,
+    /// The node whose VUs go back to the copy `layout --keep-previous` kept
+    #[arg(long)]
+    node: String,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    #[arg(long, value_name = "PATH", conflicts_with = "out")]
+    vu_root: Option<PathBuf>,
+    /// Roll back a staged layout (DIR/<node>/...) made by `extpy layout --out DIR`
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 /// Arguments of `extpy plan`.
@@ -549,7 +577,8 @@ macro_rules! plain_args {
 plain_args! {
     BuildArgs { dest, force, dry_run, bundle }
     VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
-    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run }
+    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous }
+    RollbackArgs { topology, node, vu_root, out }
     PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints }
     BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
@@ -725,6 +754,7 @@ fn command_name(c: &Command) -> CommandName {
         Command::Report(ReportCommand::Merge(_)) => CommandName::ReportMerge,
         Command::Mail(MailCommand::Check(_)) => CommandName::MailCheck,
         Command::Selftest(_) => CommandName::Selftest,
+        Command::Rollback(_) => CommandName::Rollback,
         Command::Version => CommandName::Version,
         Command::Completions { .. } => CommandName::Completions,
         Command::Man { .. } => CommandName::Man,
@@ -766,6 +796,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args.into()),
         Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args.into(), reporter),
         Command::Selftest(args) => commands::selftest(s, args.into(), reporter),
+        Command::Rollback(args) => commands::rollback(s, args.into(), reporter),
         Command::Version => commands::version(s),
         Command::Completions { .. } | Command::Man { .. } | Command::Help { .. } => {
             Err(Error::Usage("handled before the settings are read".into()))

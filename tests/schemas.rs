@@ -49,6 +49,7 @@ fn every_schema_is_a_valid_draft_2020_12_schema() {
         "report-merge",
         "rollout",
         "selftest",
+        "rollback",
         "topology",
         "verify",
         "version",

@@ -62,6 +62,8 @@ pub enum CommandName {
     Audit,
     /// `extpy selftest`.
     Selftest,
+    /// `extpy rollback`.
+    Rollback,
     /// `extpy version`.
     Version,
     /// `extpy completions`.
@@ -91,6 +93,7 @@ impl CommandName {
             CommandName::Lock => "lock",
             CommandName::Audit => "audit",
             CommandName::Selftest => "selftest",
+            CommandName::Rollback => "rollback",
             CommandName::Version => "version",
             CommandName::Completions => "completions",
             CommandName::Man => "man",
@@ -466,6 +469,33 @@ pub struct LayoutArgs {
     pub repair: bool,
     /// Show what would be created or changed; touch nothing
     pub dry_run: bool,
+    /// Keep each replaced distribution beside its VU folder, for `extpy rollback`
+    pub keep_previous: bool,
+}
+
+/// Arguments of `extpy rollback`.
+#[derive(Debug)]
+pub struct RollbackArgs {
+    /// Topology file
+    pub topology: PathBuf,
+    /// The node to roll back
+    pub node: String,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    pub vu_root: Option<PathBuf>,
+    /// Roll back a staged layout made by `extpy layout --out DIR`
+    pub out: Option<PathBuf>,
+}
+
+/// `extpy rollback`.
+pub fn rollback(s: &Settings, args: RollbackArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let topology = Topology::load(&args.topology)?;
+    let targets = targets(&topology, &args.out, &Some(args.node), &args.vu_root)?;
+    let vus = layout::rollback(&topology, &targets, s.jobs, reporter)?;
+    Ok(Outcome::new(
+        CommandName::Rollback,
+        &json!({ "vus": vus }),
+        layout::render_rollback(&vus),
+    ))
 }
 
 /// `extpy layout`.
@@ -512,7 +542,7 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
             manifest.identity()
         ));
     }
-    let plan = layout::plan(
+    let mut plan = layout::plan(
         &topology,
         &targets,
         &manifest,
@@ -521,6 +551,9 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         args.dry_run,
         s.jobs,
     )?;
+    if args.keep_previous {
+        plan.keep_previous();
+    }
     let report = if args.dry_run {
         plan.report(&manifest)
     } else {
