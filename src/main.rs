@@ -359,6 +359,11 @@ struct PlanArgs {
     mail_report: Option<PathBuf>,
     #[command(flatten)]
     endpoints: MailEndpointArgs,
+    /// Make the upgrade runbook from this manifest (the one the nodes run now) to the new one
+    /// (--manifest, or the topology's): checks before, the switch with the current tree kept,
+    /// the IA steps, checks after and the rollback
+    #[arg(long, value_name = "OLD_MANIFEST", conflicts_with_all = ["rollout", "mail_check", "mail_report"])]
+    upgrade_from: Option<PathBuf>,
 }
 
 /// Arguments of `extpy lock`.
@@ -579,7 +584,7 @@ plain_args! {
     VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
     LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous }
     RollbackArgs { topology, node, vu_root, out }
-    PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints }
+    PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints, upgrade_from }
     BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
     MergeArgs { dirs, topology }

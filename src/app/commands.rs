@@ -611,6 +611,8 @@ pub struct PlanArgs {
     pub mail_report: Option<PathBuf>,
     /// Where the live mail check goes.
     pub endpoints: MailEndpointArgs,
+    /// Make the upgrade runbook from this manifest (the one the nodes run now)
+    pub upgrade_from: Option<PathBuf>,
 }
 
 /// `extpy plan`.
@@ -621,6 +623,17 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         .map(|b| open_bundle(b, s, reporter))
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+    // The manifest upgraded from is read and compared first: a wrong one stops the plan
+    // before anything is looked up.
+    let upgrade_from = match &args.upgrade_from {
+        Some(file) => {
+            let old = Manifest::load_given_as(file, "--upgrade-from")?;
+            let old_arg = file.display().to_string();
+            runbook::upgrade::check_older(&old, &old_arg, &manifest).map_err(Error::Usage)?;
+            Some((old, old_arg))
+        }
+        None => None,
+    };
     for w in topology.mail.iter().flat_map(|m| &m.warnings) {
         reporter.warn(w);
     }
@@ -711,7 +724,23 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     } else {
         not_checked()
     };
-    let runbook = runbook::build(&topology, &manifest, certificates, &options);
+    let runbook = match &upgrade_from {
+        None => runbook::build(&topology, &manifest, certificates, &options),
+        Some((old, old_arg)) => {
+            let new_arg = s.manifest.as_ref().map(|p| p.display().to_string());
+            runbook::upgrade::build(
+                &topology,
+                &manifest,
+                runbook::upgrade::UpgradeInputs {
+                    old,
+                    old_arg,
+                    new_arg: new_arg.as_deref(),
+                },
+                certificates,
+                &options,
+            )
+        }
+    };
     let format = if reporter.json() {
         runbook::Format::Json
     } else {

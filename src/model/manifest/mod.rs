@@ -237,10 +237,16 @@ impl Manifest {
 
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Self, InputError> {
+        Self::load_given_as(path, "--manifest (or EXTPY_MANIFEST)")
+    }
+
+    /// Reads and validates a manifest file given with `option`, which an unreadable file's
+    /// help names.
+    pub fn load_given_as(path: &Path, option: &str) -> Result<Self, InputError> {
         let (origin, text) = yaml::read_file(
             path,
             "manifest",
-            "check the path given to --manifest (or EXTPY_MANIFEST)",
+            &format!("check the path given to {option}"),
         )?;
         Self::parse(origin, &text)
     }
