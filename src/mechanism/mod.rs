@@ -12,3 +12,4 @@ pub(crate) mod pathlen;
 pub(crate) mod place;
 #[cfg(windows)]
 pub(crate) mod registry;
+pub(crate) mod sigstore;

@@ -7,6 +7,7 @@ pub mod mirror;
 pub mod pki;
 pub mod schema;
 pub mod servers;
+pub mod sigstore;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -434,9 +435,6 @@ pub fn in_tmpfs(mnt: &Path, options: &str, script: &str) -> (String, String) {
     let out = Command::new("unshare")
         .args(["-rm", "sh", "-c", &full])
         .env("EXTPY", extpy_bin())
-        // A script that forgets its mirror must fail on a dead port, never reach the internet.
-        .env("EXTPY_PYTHON_MIRROR", "https://127.0.0.1:9/")
-        .env("EXTPY_INDEX_URL", "https://127.0.0.1:9/simple/")
         .output()
         .expect("run unshare");
     (
