@@ -146,6 +146,22 @@ enum Command {
     /// verdict with its fix: path too long, missing runtime, DLL blocked, untrusted root,
     /// import failure. Writes nothing into the folder. Exit code 4 when any folder fails.
     Selftest(SelftestArgs),
+    /// Put back, in every VU of a node, the distribution `layout --keep-previous` kept
+    ///
+    /// The same swap, retries and recovery as build and layout: the folder in place moves
+    /// aside, the kept copy is renamed in, the other is deleted. A rollback killed half-way is
+    /// finished by the next run. Every VU is checked first: exit code 2 when one has no kept
+    /// copy, 3 when its kept copy differs from its seal (then nothing changes).
+    Rollback(RollbackArgs),
+    /// The drift watch of a node: scheduled checks that write the Windows event log
+    ///
+    /// `watch install` registers two scheduled tasks (daily at 03:00, and at start-up) that
+    /// run `extpy watch run` as SYSTEM; each run checks every VU of the node against the seal
+    /// the manifest produces, as `verify --topology` does (and self-tests them with
+    /// --selftest), and writes one entry into the Application event log, source extpy.
+    /// Off Windows, install, remove and status print the commands they would run.
+    #[command(subcommand)]
+    Watch(WatchCommand),
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -188,6 +204,22 @@ enum Command {
         #[arg(value_name = "COMMAND|TOPIC")]
         words: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum WatchCommand {
+    /// Register the node's scheduled tasks and the event source (as an administrator)
+    Install(WatchArgs),
+    /// Delete the node's scheduled tasks
+    Remove(WatchNodeArgs),
+    /// Show the node's scheduled tasks: last run, last result, next run (exit 3 if missing)
+    Status(WatchNodeArgs),
+    /// Check the node's VUs once and write one event log entry (what the tasks run)
+    ///
+    /// Event ids: 100 information, every VU matches; 101 error, a VU differs (each VU and
+    /// its files named); 102 error, the check could not run; 103 error, a self-test failed.
+    /// Exit code 3 when a VU differs, 4 when only a self-test failed.
+    Run(WatchArgs),
 }
 
 #[derive(Subcommand)]
@@ -297,6 +329,27 @@ struct LayoutArgs {
     /// Show what would be created or changed; touch nothing
     #[arg(long)]
     dry_run: bool,
+    /// Keep each replaced distribution (sealed) beside its VU folder, as
+    /// <VU>\Python\External.previous, for `extpy rollback` (replacing a copy kept before;
+    /// a damaged tree that --repair replaces is not kept)
+    #[arg(long)]
+    keep_previous: bool,
+}
+
+/// Arguments of `extpy rollback`.
+#[derive(Debug, Args)]
+struct RollbackArgs {
+    /// Topology file (see manifests/topology.example.yaml)
+    topology: PathBuf,
+    /// The node whose VUs go back to the copy `layout --keep-previous` kept
+    #[arg(long)]
+    node: String,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    #[arg(long, value_name = "PATH", conflicts_with = "out")]
+    vu_root: Option<PathBuf>,
+    /// Roll back a staged layout (DIR/<node>/...) made by `extpy layout --out DIR`
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 /// Arguments of `extpy plan`.
@@ -331,6 +384,11 @@ struct PlanArgs {
     mail_report: Option<PathBuf>,
     #[command(flatten)]
     endpoints: MailEndpointArgs,
+    /// Make the upgrade runbook from this manifest (the one the nodes run now) to the new one
+    /// (--manifest, or the topology's): checks before, the switch with the current tree kept,
+    /// the IA steps, checks after and the rollback
+    #[arg(long, value_name = "OLD_MANIFEST", conflicts_with_all = ["rollout", "mail_check", "mail_report"])]
+    upgrade_from: Option<PathBuf>,
 }
 
 /// Arguments of `extpy lock`.
@@ -458,6 +516,39 @@ struct SelftestArgs {
     time_limit: u64,
 }
 
+/// Arguments of `extpy watch install` and `extpy watch run`.
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// The topology whose node is watched
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "bundle",
+        conflicts_with = "bundle"
+    )]
+    topology: Option<PathBuf>,
+    /// Take the topology and manifest from this offline bundle instead
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// The node (this machine)
+    #[arg(long)]
+    node: String,
+    /// The node's VU root on this machine (default: the topology's)
+    #[arg(long, value_name = "PATH")]
+    vu_root: Option<PathBuf>,
+    /// Self-test every VU too (extpy selftest, offline)
+    #[arg(long)]
+    selftest: bool,
+}
+
+/// Arguments of `extpy watch remove` and `extpy watch status`.
+#[derive(Debug, Args)]
+struct WatchNodeArgs {
+    /// The node whose watch it is
+    #[arg(long)]
+    node: String,
+}
+
 /// Where the mail check's endpoints are (`mail check`, and `plan --mail-check`).
 #[derive(Debug, Args)]
 struct MailEndpointArgs {
@@ -549,8 +640,9 @@ macro_rules! plain_args {
 plain_args! {
     BuildArgs { dest, force, dry_run, bundle }
     VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
-    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run }
-    PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints }
+    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous }
+    RollbackArgs { topology, node, vu_root, out }
+    PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints, upgrade_from }
     BundleCreateArgs { out, topology, include_self, include_exe }
     RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
     MergeArgs { dirs, topology }
@@ -560,6 +652,8 @@ plain_args! {
     MailEndpointArgs { authority_url, imap_host, smtp_host }
     MailCheckArgs { topology, server, queue, dist, endpoints }
     SelftestArgs { paths, topology, node, vu_root, authority_url, time_limit }
+    WatchArgs { topology, bundle, node, vu_root, selftest }
+    WatchNodeArgs { node }
 }
 
 fn main() -> ExitCode {
@@ -725,6 +819,11 @@ fn command_name(c: &Command) -> CommandName {
         Command::Report(ReportCommand::Merge(_)) => CommandName::ReportMerge,
         Command::Mail(MailCommand::Check(_)) => CommandName::MailCheck,
         Command::Selftest(_) => CommandName::Selftest,
+        Command::Rollback(_) => CommandName::Rollback,
+        Command::Watch(WatchCommand::Install(_)) => CommandName::WatchInstall,
+        Command::Watch(WatchCommand::Remove(_)) => CommandName::WatchRemove,
+        Command::Watch(WatchCommand::Status(_)) => CommandName::WatchStatus,
+        Command::Watch(WatchCommand::Run(_)) => CommandName::WatchRun,
         Command::Version => CommandName::Version,
         Command::Completions { .. } => CommandName::Completions,
         Command::Man { .. } => CommandName::Man,
@@ -766,6 +865,13 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Report(ReportCommand::Merge(args)) => commands::report_merge(args.into()),
         Command::Mail(MailCommand::Check(args)) => commands::mail_check(s, args.into(), reporter),
         Command::Selftest(args) => commands::selftest(s, args.into(), reporter),
+        Command::Rollback(args) => commands::rollback(s, args.into(), reporter),
+        Command::Watch(WatchCommand::Install(args)) => {
+            commands::watch_install(s, args.into(), reporter)
+        }
+        Command::Watch(WatchCommand::Remove(args)) => commands::watch_remove(args.into()),
+        Command::Watch(WatchCommand::Status(args)) => commands::watch_status(args.into()),
+        Command::Watch(WatchCommand::Run(args)) => commands::watch_run(s, args.into(), reporter),
         Command::Version => commands::version(s),
         Command::Completions { .. } | Command::Man { .. } | Command::Help { .. } => {
             Err(Error::Usage("handled before the settings are read".into()))

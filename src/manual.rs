@@ -373,9 +373,9 @@ fn arg_text(a: &clap::Arg) -> String {
     }
     if !extra.is_empty() {
         if !text.is_empty() {
-            text.push_str(" — ");
+            text.push(' ');
         }
-        text.push_str(&extra.join("; "));
+        text.push_str(&format!("({})", extra.join("; ")));
     }
     text
 }

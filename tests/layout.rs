@@ -475,7 +475,7 @@ fn a_full_destination_leaves_no_half_copied_vu() {
     w.run(&["build", s(&dist)]).ok();
     let mnt = w.path("mnt");
     let script = format!(
-        "\"$EXTPY\" --manifest '{manifest}' --no-progress --jobs 1 layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"
+        "\"$EXTPY\" --manifest '{manifest}' --cache-dir '{cache}' --offline --no-progress --jobs 1 layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"
          for d in '{mnt}'/*; do echo \"vu=$(basename \"$d\")\"; ls -a \"$d/Python\" 2>/dev/null; done
          \"$EXTPY\" --manifest '{manifest}' --cache-dir '{cache}' --offline verify --topology '{topo}' --vu-root '{mnt}' --node HAC1; echo \"verify=$?\"",
         mnt = mnt.display(),
@@ -519,9 +519,10 @@ fn a_read_only_destination_is_a_clear_local_error() {
     w.run(&["build", s(&dist)]).ok();
     let mnt = w.path("ro");
     let script = format!(
-        "\"$EXTPY\" --manifest '{manifest}' --no-progress layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"
+        "\"$EXTPY\" --manifest '{manifest}' --cache-dir '{cache}' --offline --no-progress layout '{topo}' --vu-root '{mnt}' --node HAC1 --dist '{dist}'; echo \"rc=$?\"
          echo \"entries=$(ls -A '{mnt}' | wc -l)\"",
         mnt = mnt.display(),
+        cache = w.cache.display(),
         manifest = w.manifest.display(),
         topo = topo.display(),
         dist = dist.display(),

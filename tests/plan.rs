@@ -3,6 +3,8 @@
 
 #[path = "plan/browser.rs"]
 mod browser;
+#[path = "plan/upgrade.rs"]
+mod upgrade;
 
 use std::fs;
 use std::path::Path;

@@ -49,9 +49,14 @@ fn every_schema_is_a_valid_draft_2020_12_schema() {
         "report-merge",
         "rollout",
         "selftest",
+        "rollback",
         "topology",
         "verify",
         "version",
+        "watch-install",
+        "watch-remove",
+        "watch-run",
+        "watch-status",
     ] {
         let file = format!("{expected}.schema.json");
         assert!(

@@ -62,6 +62,16 @@ pub enum CommandName {
     Audit,
     /// `extpy selftest`.
     Selftest,
+    /// `extpy rollback`.
+    Rollback,
+    /// `extpy watch install`.
+    WatchInstall,
+    /// `extpy watch remove`.
+    WatchRemove,
+    /// `extpy watch status`.
+    WatchStatus,
+    /// `extpy watch run`.
+    WatchRun,
     /// `extpy version`.
     Version,
     /// `extpy completions`.
@@ -91,6 +101,11 @@ impl CommandName {
             CommandName::Lock => "lock",
             CommandName::Audit => "audit",
             CommandName::Selftest => "selftest",
+            CommandName::Rollback => "rollback",
+            CommandName::WatchInstall => "watch install",
+            CommandName::WatchRemove => "watch remove",
+            CommandName::WatchStatus => "watch status",
+            CommandName::WatchRun => "watch run",
             CommandName::Version => "version",
             CommandName::Completions => "completions",
             CommandName::Man => "man",
@@ -373,28 +388,25 @@ pub struct VerifyArgs {
 /// `extpy verify`.
 pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Outcome, Error> {
     if args.topology.is_some() || args.bundle.is_some() {
-        let mut bundle = args
-            .bundle
-            .as_deref()
-            .map(|b| open_bundle(b, s, reporter))
-            .transpose()?;
-        let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
-        let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
-        let source = match bundle.as_mut() {
-            Some(b) => DistSource::Bundle(b),
-            None => DistSource::Cached,
-        };
-        let reference = expected_seal(&manifest, s, source, reporter, "verify")?;
-        let checks = layout::check(&topology, &targets, &manifest, &reference.seal, s.jobs)?;
+        let checked = check_vus(
+            s,
+            args.topology.as_deref(),
+            args.bundle.as_deref(),
+            &args.out,
+            &args.node,
+            &args.vu_root,
+            reporter,
+        )?;
+        let checks = &checked.checks;
         let failed = checks.iter().filter(|c| !c.ok).count();
         let doc = json!({
-            "manifest": manifest.identity(),
+            "manifest": checked.manifest.identity(),
             "checked_against": CheckedAgainst::ExpectedSeal,
-            "expected_seal_digest": reference.seal.digest,
+            "expected_seal_digest": checked.expected_seal_digest,
             "vus": checks,
         });
         return Ok(
-            Outcome::new(CommandName::Verify, &doc, layout::render_checks(&checks)).failing_if(
+            Outcome::new(CommandName::Verify, &doc, layout::render_checks(checks)).failing_if(
                 failed > 0,
                 || {
                     format!(
@@ -445,6 +457,43 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
     )
 }
 
+/// The VUs of a topology checked against the seal its manifest (or bundle) produces.
+struct CheckedVus {
+    topology: Topology,
+    manifest: Manifest,
+    targets: Vec<NodeTarget>,
+    expected_seal_digest: crate::mechanism::digest::Sha256Digest,
+    checks: Vec<layout::VuCheck>,
+}
+
+/// `verify --topology` (or `--bundle`): every VU of the selected nodes checked.
+fn check_vus(
+    s: &Settings,
+    topology: Option<&Path>,
+    bundle: Option<&Path>,
+    out: &Option<PathBuf>,
+    node: &Option<String>,
+    vu_root: &Option<PathBuf>,
+    reporter: &Reporter,
+) -> Result<CheckedVus, Error> {
+    let mut bundle = bundle.map(|b| open_bundle(b, s, reporter)).transpose()?;
+    let (topology, manifest) = open_topology(s, topology, bundle.as_ref())?;
+    let targets = targets(&topology, out, node, vu_root)?;
+    let source = match bundle.as_mut() {
+        Some(b) => DistSource::Bundle(b),
+        None => DistSource::Cached,
+    };
+    let reference = expected_seal(&manifest, s, source, reporter, "verify")?;
+    let checks = layout::check(&topology, &targets, &manifest, &reference.seal, s.jobs)?;
+    Ok(CheckedVus {
+        expected_seal_digest: reference.seal.digest,
+        topology,
+        manifest,
+        targets,
+        checks,
+    })
+}
+
 /// Arguments of `extpy layout`.
 #[derive(Debug)]
 pub struct LayoutArgs {
@@ -466,6 +515,33 @@ pub struct LayoutArgs {
     pub repair: bool,
     /// Show what would be created or changed; touch nothing
     pub dry_run: bool,
+    /// Keep each replaced distribution beside its VU folder, for `extpy rollback`
+    pub keep_previous: bool,
+}
+
+/// Arguments of `extpy rollback`.
+#[derive(Debug)]
+pub struct RollbackArgs {
+    /// Topology file
+    pub topology: PathBuf,
+    /// The node to roll back
+    pub node: String,
+    /// The node's VU root on this machine (default: the topology's, on Windows)
+    pub vu_root: Option<PathBuf>,
+    /// Roll back a staged layout made by `extpy layout --out DIR`
+    pub out: Option<PathBuf>,
+}
+
+/// `extpy rollback`.
+pub fn rollback(s: &Settings, args: RollbackArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let topology = Topology::load(&args.topology)?;
+    let targets = targets(&topology, &args.out, &Some(args.node), &args.vu_root)?;
+    let vus = layout::rollback(&topology, &targets, s.jobs, reporter)?;
+    Ok(Outcome::new(
+        CommandName::Rollback,
+        &json!({ "vus": vus }),
+        layout::render_rollback(&vus),
+    ))
 }
 
 /// `extpy layout`.
@@ -512,7 +588,7 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
             manifest.identity()
         ));
     }
-    let plan = layout::plan(
+    let mut plan = layout::plan(
         &topology,
         &targets,
         &manifest,
@@ -521,6 +597,9 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         args.dry_run,
         s.jobs,
     )?;
+    if args.keep_previous {
+        plan.keep_previous();
+    }
     let report = if args.dry_run {
         plan.report(&manifest)
     } else {
@@ -578,6 +657,8 @@ pub struct PlanArgs {
     pub mail_report: Option<PathBuf>,
     /// Where the live mail check goes.
     pub endpoints: MailEndpointArgs,
+    /// Make the upgrade runbook from this manifest (the one the nodes run now)
+    pub upgrade_from: Option<PathBuf>,
 }
 
 /// `extpy plan`.
@@ -588,6 +669,17 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         .map(|b| open_bundle(b, s, reporter))
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
+    // The manifest upgraded from is read and compared first: a wrong one stops the plan
+    // before anything is looked up.
+    let upgrade_from = match &args.upgrade_from {
+        Some(file) => {
+            let old = Manifest::load_given_as(file, "--upgrade-from")?;
+            let old_arg = file.display().to_string();
+            runbook::upgrade::check_older(&old, &old_arg, &manifest).map_err(Error::Usage)?;
+            Some((old, old_arg))
+        }
+        None => None,
+    };
     for w in topology.mail.iter().flat_map(|m| &m.warnings) {
         reporter.warn(w);
     }
@@ -678,7 +770,23 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     } else {
         not_checked()
     };
-    let runbook = runbook::build(&topology, &manifest, certificates, &options);
+    let runbook = match &upgrade_from {
+        None => runbook::build(&topology, &manifest, certificates, &options),
+        Some((old, old_arg)) => {
+            let new_arg = s.manifest.as_ref().map(|p| p.display().to_string());
+            runbook::upgrade::build(
+                &topology,
+                &manifest,
+                runbook::upgrade::UpgradeInputs {
+                    old,
+                    old_arg,
+                    new_arg: new_arg.as_deref(),
+                },
+                certificates,
+                &options,
+            )
+        }
+    };
     let format = if reporter.json() {
         runbook::Format::Json
     } else {
@@ -880,13 +988,7 @@ pub fn bundle_create(
         bundle::check_windows_exe(exe)?;
         Some((exe.clone(), bundle::WINDOWS_EXE.to_string()))
     } else if args.include_self {
-        let exe = std::env::current_exe().map_err(|source| {
-            IoError::new(
-                PathBuf::from("extpy"),
-                "cannot find the running executable",
-                source,
-            )
-        })?;
+        let exe = running_exe()?;
         let name = if cfg!(windows) {
             bundle::WINDOWS_EXE
         } else {
@@ -1255,8 +1357,45 @@ pub struct SelftestArgs {
 
 /// `extpy selftest`.
 pub fn selftest(s: &Settings, args: SelftestArgs, reporter: &Reporter) -> Result<Outcome, Error> {
-    use crate::job::selftest::{self, Folder, SelftestOptions};
+    use crate::job::selftest::Folder;
     use crate::mechanism::pathlen::LongPaths;
+    let options = selftest_options(s, &args.authority_url, args.time_limit)?;
+    let folders: Vec<Folder> = if let Some(t) = &args.topology {
+        let topology = Topology::load(t)?;
+        let targets = targets(&topology, &None, &args.node, &args.vu_root)?;
+        topology_folders(&topology, &targets)
+    } else {
+        args.paths
+            .iter()
+            .map(|p| Folder {
+                dir: p.clone(),
+                on_node: assemble::absolute_dest(p).display().to_string(),
+                vu: None,
+                long_paths: LongPaths::here(None),
+            })
+            .collect()
+    };
+    let report = run_selftests(&folders, &options, reporter)?;
+    let failed = report.failed();
+    let total = report.folders.len();
+    Ok(Outcome::new(
+        CommandName::Selftest,
+        &report,
+        crate::job::selftest::render(&report),
+    )
+    .failing_with(failed > 0, || {
+        Error::Diagnosed(format!("{failed} of {total} folders failed the self-test"))
+    }))
+}
+
+/// How the self-test runs here: the stand-in python (needed off Windows), the endpoint
+/// (none with --offline), the proxy and the limits.
+fn selftest_options(
+    s: &Settings,
+    authority_url: &str,
+    time_limit: u64,
+) -> Result<crate::job::selftest::SelftestOptions, Error> {
+    use crate::job::selftest;
     let stand_in = std::env::var_os(selftest::PYTHON_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
@@ -1269,57 +1408,454 @@ pub fn selftest(s: &Settings, args: SelftestArgs, reporter: &Reporter) -> Result
     let endpoint = if s.offline {
         None
     } else {
-        Some(url::Url::parse(&args.authority_url).map_err(|e| {
+        Some(url::Url::parse(authority_url).map_err(|e| {
             Error::Usage(format!(
-                "--authority-url {}: not a URL: {e}\n  help: give the identity platform's base, e.g. https://login.microsoftonline.com",
-                args.authority_url
+                "--authority-url {authority_url}: not a URL: {e}\n  help: give the identity platform's base, e.g. https://login.microsoftonline.com"
             ))
         })?)
     };
-    let folders: Vec<Folder> = if let Some(t) = &args.topology {
-        let topology = Topology::load(t)?;
-        let targets = targets(&topology, &None, &args.node, &args.vu_root)?;
-        targets
-            .iter()
-            .flat_map(|target| {
-                topology.pairs_of(&target.node.name).map(move |p| Folder {
+    Ok(selftest::SelftestOptions {
+        stand_in,
+        endpoint,
+        proxy: crate::mechanism::net::proxy::ProxyConfig::resolve(),
+        connect_timeout: s.timeout,
+        time_limit: std::time::Duration::from_secs(time_limit),
+    })
+}
+
+/// The `Python\External` folder of every VU of the selected nodes.
+fn topology_folders(
+    topology: &Topology,
+    targets: &[NodeTarget],
+) -> Vec<crate::job::selftest::Folder> {
+    use crate::mechanism::pathlen::LongPaths;
+    targets
+        .iter()
+        .flat_map(|target| {
+            topology
+                .pairs_of(&target.node.name)
+                .map(move |p| crate::job::selftest::Folder {
                     dir: layout::vu_dir(&target.root, &p.vu),
                     on_node: target.vu_dir_on_node(&p.vu),
                     vu: Some((p.node.clone(), p.vu.clone(), p.core.clone())),
                     long_paths: LongPaths::here(Some(target.node.long_paths)),
                 })
-            })
-            .collect()
-    } else {
-        args.paths
-            .iter()
-            .map(|p| Folder {
-                dir: p.clone(),
-                on_node: assemble::absolute_dest(p).display().to_string(),
-                vu: None,
-                long_paths: LongPaths::here(None),
-            })
-            .collect()
-    };
-    let options = SelftestOptions {
-        stand_in,
-        endpoint,
-        proxy: crate::mechanism::net::proxy::ProxyConfig::resolve(),
-        connect_timeout: s.timeout,
-        time_limit: std::time::Duration::from_secs(args.time_limit),
-    };
+        })
+        .collect()
+}
+
+fn run_selftests(
+    folders: &[crate::job::selftest::Folder],
+    options: &crate::job::selftest::SelftestOptions,
+    reporter: &Reporter,
+) -> Result<crate::job::selftest::SelftestReport, Error> {
     let mut tested = Vec::new();
-    for f in &folders {
+    for f in folders {
         reporter.detail(format!("selftest {}", f.dir.display()));
-        tested.push(selftest::test(f, &options).map_err(|e| Error::Usage(e.to_string()))?);
+        tested
+            .push(crate::job::selftest::test(f, options).map_err(|e| Error::Usage(e.to_string()))?);
     }
-    let report = selftest::SelftestReport { folders: tested };
-    let failed = report.failed();
-    let total = report.folders.len();
+    Ok(crate::job::selftest::SelftestReport { folders: tested })
+}
+
+/// Arguments of `extpy watch install` and `extpy watch run`.
+#[derive(Debug)]
+pub struct WatchArgs {
+    /// The topology whose node is watched
+    pub topology: Option<PathBuf>,
+    /// Take the topology and manifest from this offline bundle instead
+    pub bundle: Option<PathBuf>,
+    /// The node (this machine)
+    pub node: String,
+    /// The node's VU root on this machine (default: the topology's)
+    pub vu_root: Option<PathBuf>,
+    /// Self-test every VU too
+    pub selftest: bool,
+}
+
+/// Arguments of `extpy watch remove` and `extpy watch status`.
+#[derive(Debug)]
+pub struct WatchNodeArgs {
+    /// The node whose watch it is
+    pub node: String,
+}
+
+/// The program that stands in for the Windows commands ([`watch::RUNNER_ENV`]), if any.
+fn watch_runner() -> Option<PathBuf> {
+    std::env::var_os(crate::job::watch::RUNNER_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// True when the Windows commands run here (on Windows, or through the stand-in).
+fn watch_executes(runner: &Option<PathBuf>) -> bool {
+    cfg!(windows) || runner.is_some()
+}
+
+/// This extpy executable.
+fn running_exe() -> Result<PathBuf, Error> {
+    Ok(std::env::current_exe().map_err(|source| {
+        IoError::new(
+            PathBuf::from("extpy"),
+            "cannot find the running executable",
+            source,
+        )
+    })?)
+}
+
+/// A path as the task will read it: absolute.
+fn absolute_text(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn watch_lines_text(intro: &str, lines: &[crate::job::watch::CommandLine]) -> String {
+    let mut out = format!("{intro}\n");
+    for l in lines {
+        out.push_str(&format!("  {}\n", l.render()));
+    }
+    out
+}
+
+const NOT_WINDOWS: &str =
+    "not Windows: nothing was run. On the node, in an elevated prompt, this runs:";
+
+/// `extpy watch install`.
+pub fn watch_install(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    use crate::job::watch::{self, Reference, TaskSpec};
+    // The node must be one of the topology's (the same check every run makes).
+    let topology = match (&args.topology, &args.bundle) {
+        (Some(t), _) => Topology::load(t)?,
+        (None, Some(b)) => open_topology(s, None, Some(&open_bundle(b, s, reporter)?))?.0,
+        (None, None) => {
+            return Err(Error::Usage(
+                "extpy watch install needs --topology FILE or --bundle FILE".into(),
+            ));
+        }
+    };
+    // The VU root is the node's own (it need not exist here: off Windows this only shows
+    // the commands).
+    let node = topology
+        .node(&args.node)
+        .map_err(|e| Error::Layout(crate::job::layout::LayoutError::Selection(e)))?
+        .name
+        .clone();
+    let exe = running_exe()?;
+    let reference = match (&args.topology, &args.bundle) {
+        (Some(t), _) => Reference::Topology {
+            topology: absolute_text(t),
+            cache_dir: absolute_text(&s.cache_dir),
+        },
+        (None, Some(b)) => Reference::Bundle(absolute_text(b)),
+        (None, None) => unreachable!("checked above"),
+    };
+    let spec = TaskSpec {
+        node: node.clone(),
+        extpy: absolute_text(&exe),
+        reference,
+        manifest: s.manifest.as_deref().map(absolute_text),
+        vu_root: args.vu_root.as_deref().map(absolute_text),
+        selftest: args.selftest,
+    };
+    let lines = watch::install(&spec)?;
+    let runner = watch_runner();
+    let names: Vec<String> = watch::tasks(&node).into_iter().map(|(n, _)| n).collect();
+    let mut ran = Vec::new();
+    let human = if watch_executes(&runner) {
+        for (i, line) in lines.iter().enumerate() {
+            let r = watch::execute(line, runner.as_deref());
+            if !r.ok() {
+                // A task created before the failure goes again: no half-installed watch.
+                let undone = if i > 1 {
+                    for l in watch::remove(&node) {
+                        watch::execute(&l, runner.as_deref());
+                    }
+                    " (the tasks created before it were deleted again)"
+                } else {
+                    ""
+                };
+                return Err(watch::WatchError::Command {
+                    what: format!("cannot install the watch of node {node}{undone}"),
+                    ran: r,
+                    help: "run extpy watch install in an elevated prompt (as an administrator); `extpy watch status` shows what is there",
+                }
+                .into());
+            }
+            ran.push(r);
+        }
+        format!(
+            "watch installed for node {node}: task {} (daily at 03:00) and task {} (at start-up), run as SYSTEM\neach run checks every VU of the node and writes one entry into the Application event log (source {}); the first run has started\n",
+            names[0],
+            names[1],
+            watch::SOURCE
+        )
+    } else {
+        watch_lines_text(NOT_WINDOWS, &lines)
+    };
+    let mut doc = watch_doc(&node, &lines, watch_executes(&runner));
+    doc["tasks"] = json!(names);
+    doc["runs"] = json!(watch::run_line(&spec).render());
+    doc["ran"] = json!(ran);
+    Ok(Outcome::new(CommandName::WatchInstall, &doc, human))
+}
+
+/// The document of a watch command: the node, its Windows commands, whether they ran.
+fn watch_doc(node: &str, lines: &[crate::job::watch::CommandLine], executed: bool) -> Value {
+    json!({
+        "node": node,
+        "commands": lines.iter().map(|l| l.render()).collect::<Vec<_>>(),
+        "executed": executed,
+    })
+}
+
+/// The node `watch remove` or `watch status` names, checked as a task name part.
+fn check_watch_node(node: &str) -> Result<(), Error> {
+    crate::mechanism::archive::check_windows_component(node)
+        .map_err(|why| Error::Usage(format!("--node {node:?}: {why}")))
+}
+
+/// `extpy watch remove`.
+pub fn watch_remove(args: WatchNodeArgs) -> Result<Outcome, Error> {
+    use crate::job::watch;
+    check_watch_node(&args.node)?;
+    let lines = watch::remove(&args.node);
+    let runner = watch_runner();
+    let mut ran = Vec::new();
+    let human = if watch_executes(&runner) {
+        ran = lines
+            .iter()
+            .map(|l| watch::execute(l, runner.as_deref()))
+            .collect();
+        if let Some(r) = ran.iter().find(|r| !r.ok()) {
+            return Err(watch::WatchError::Command {
+                what: format!("cannot remove the watch of node {}", args.node),
+                ran: r.clone(),
+                help: "run it in an elevated prompt; `extpy watch status` shows which tasks are there",
+            }
+            .into());
+        }
+        format!(
+            "watch removed for node {}: both tasks deleted (the event source {} and its entries stay)\n",
+            args.node,
+            watch::SOURCE
+        )
+    } else {
+        watch_lines_text(NOT_WINDOWS, &lines)
+    };
+    let mut doc = watch_doc(&args.node, &lines, watch_executes(&runner));
+    doc["ran"] = json!(ran);
+    Ok(Outcome::new(CommandName::WatchRemove, &doc, human))
+}
+
+/// `extpy watch status`.
+pub fn watch_status(args: WatchNodeArgs) -> Result<Outcome, Error> {
+    use crate::job::watch;
+    check_watch_node(&args.node)?;
+    let lines = watch::status(&args.node);
+    let runner = watch_runner();
+    if !watch_executes(&runner) {
+        let doc = watch_doc(&args.node, &lines, false);
+        return Ok(Outcome::new(
+            CommandName::WatchStatus,
+            &doc,
+            watch_lines_text(NOT_WINDOWS, &lines),
+        ));
+    }
+    let names = watch::tasks(&args.node);
+    let mut tasks = Vec::new();
+    let mut human = String::new();
+    for ((name, _), line) in names.iter().zip(&lines) {
+        let r = watch::execute(line, runner.as_deref());
+        let installed = r.ok();
+        human.push_str(&format!(
+            "{}  {name}\n",
+            if installed { "ok  " } else { "MISSING" }
+        ));
+        for l in r.output.lines() {
+            human.push_str(&format!("    {}\n", l.trim_end()));
+        }
+        tasks.push(json!({ "task": name, "installed": installed, "ran": r }));
+    }
+    let missing: Vec<String> = tasks
+        .iter()
+        .filter(|t| t["installed"] == false)
+        .filter_map(|t| t["task"].as_str().map(String::from))
+        .collect();
+    let mut doc = watch_doc(&args.node, &lines, true);
+    doc["tasks"] = json!(tasks);
+    let node = args.node.clone();
     Ok(
-        Outcome::new(CommandName::Selftest, &report, selftest::render(&report))
-            .failing_with(failed > 0, || {
-                Error::Diagnosed(format!("{failed} of {total} folders failed the self-test"))
-            }),
+        Outcome::new(CommandName::WatchStatus, &doc, human).failing_if(!missing.is_empty(), || {
+            format!(
+                "the watch of node {node} is not installed: {} missing\n  help: run `extpy watch install --topology FILE --node {node}` in an elevated prompt",
+                missing.join(", ")
+            )
+        }),
     )
+}
+
+/// `extpy watch run`: what the tasks run. One check, one event log entry, whatever happens.
+pub fn watch_run(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    use crate::job::watch::{self, EVENT_DRIFT, EVENT_NOT_CHECKED, EVENT_OK, EVENT_SELFTEST};
+    let checked = watch_check(s, &args, reporter);
+    let (checked, tests) = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            let event = watch::event(
+                &args.node,
+                EVENT_NOT_CHECKED,
+                "the VUs could not be checked",
+                &[crate::base::report::console(&e.to_string()).into_owned()],
+            );
+            record_event(&event, reporter)?;
+            return Err(e);
+        }
+    };
+    let checks = &checked.checks;
+    let drifted: Vec<String> = layout::render_checks(checks)
+        .lines()
+        .filter(|l| l.starts_with("FAIL"))
+        .map(String::from)
+        .collect();
+    let failed_tests: Vec<String> = tests
+        .iter()
+        .flat_map(|r| &r.folders)
+        .filter(|f| !f.ok)
+        .map(|f| {
+            let verdicts: Vec<&str> = f.verdicts.iter().map(|v| v.summary.as_str()).collect();
+            format!(
+                "SELFTEST FAIL  {} {} ({}) {}: {}",
+                f.node.as_deref().unwrap_or("-"),
+                f.vu.as_deref().unwrap_or("-"),
+                f.core.as_deref().unwrap_or("-"),
+                f.path,
+                verdicts.join("; ")
+            )
+        })
+        .collect();
+    let total = checks.len();
+    let node = checked
+        .targets
+        .first()
+        .map(|t| t.node.name.clone())
+        .unwrap_or(args.node.clone());
+    let tested = if tests.is_some() {
+        " and passed the self-test"
+    } else {
+        ""
+    };
+    let event = match (drifted.len(), failed_tests.len()) {
+        (0, 0) => watch::event(
+            &node,
+            EVENT_OK,
+            &format!(
+                "all {} match seal {}, the seal the manifest {} produces{tested}",
+                crate::base::report::plural(total, "VU"),
+                checked.expected_seal_digest.short(),
+                checked.manifest.identity()
+            ),
+            &[],
+        ),
+        (0, t) => watch::event(
+            &node,
+            EVENT_SELFTEST,
+            &format!(
+                "all {} match the seal the manifest produces, but {t} failed the self-test",
+                crate::base::report::plural(total, "VU")
+            ),
+            &failed_tests,
+        ),
+        (d, _) => watch::event(
+            &node,
+            EVENT_DRIFT,
+            &format!(
+                "{d} of {} differ from the distribution the manifest {} produces (seal {})",
+                crate::base::report::plural(total, "VU"),
+                checked.manifest.identity(),
+                checked.expected_seal_digest.short()
+            ),
+            &[drifted.clone(), failed_tests.clone()].concat(),
+        ),
+    };
+    let written = record_event(&event, reporter)?;
+    let mut human = layout::render_checks(checks);
+    if let Some(r) = &tests {
+        human.push_str(&crate::job::selftest::render(r));
+    }
+    human.push_str(&if written {
+        format!(
+            "written to the Application event log (source {}, event id {})\n",
+            watch::SOURCE,
+            event.id
+        )
+    } else {
+        format!(
+            "not Windows: this entry was not written to the event log:\n{}",
+            event.render()
+        )
+    });
+    let doc = json!({
+        "node": node,
+        "manifest": checked.manifest.identity(),
+        "expected_seal_digest": checked.expected_seal_digest,
+        "vus": checks,
+        "selftest": tests,
+        "event": event,
+        "event_written": written,
+    });
+    let (d, t) = (drifted.len(), failed_tests.len());
+    Ok(Outcome::new(CommandName::WatchRun, &doc, human)
+        .failing_if(d > 0, || {
+            format!("{d} of {total} VU folders do not hold the expected distribution")
+        })
+        .failing_with(d == 0 && t > 0, || {
+            Error::Diagnosed(format!("{t} of {total} VU folders failed the self-test"))
+        }))
+}
+
+/// The check of one watch run: the VUs, and their self-test when asked.
+fn watch_check(
+    s: &Settings,
+    args: &WatchArgs,
+    reporter: &Reporter,
+) -> Result<(CheckedVus, Option<crate::job::selftest::SelftestReport>), Error> {
+    let checked = check_vus(
+        s,
+        args.topology.as_deref(),
+        args.bundle.as_deref(),
+        &None,
+        &Some(args.node.clone()),
+        &args.vu_root,
+        reporter,
+    )?;
+    let tests = if args.selftest {
+        let options = selftest_options(s, crate::job::mail::check::DEFAULT_AUTHORITY, 60)?;
+        let folders = topology_folders(&checked.topology, &checked.targets);
+        Some(run_selftests(&folders, &options, reporter)?)
+    } else {
+        None
+    };
+    Ok((checked, tests))
+}
+
+/// Writes the entry on Windows (true); elsewhere shows it (false).
+fn record_event(event: &crate::job::watch::Event, reporter: &Reporter) -> Result<bool, Error> {
+    #[cfg(windows)]
+    {
+        let _ = reporter;
+        crate::job::watch::write_event(event)?;
+        Ok(true)
+    }
+    #[cfg(not(windows))]
+    {
+        if event.id == crate::job::watch::EVENT_NOT_CHECKED {
+            reporter.info(format!(
+                "not Windows: this entry was not written to the event log:\n{}",
+                event.render()
+            ));
+        }
+        Ok(false)
+    }
 }

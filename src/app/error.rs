@@ -57,6 +57,9 @@ pub enum Error {
     /// Laying out VU folders failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// The drift watch could not be installed, queried or written.
+    #[error(transparent)]
+    Watch(#[from] crate::job::watch::WatchError),
     /// Something does not match its seal, pin or checksum list (the report says what).
     #[error("{0}")]
     Mismatch(String),
@@ -105,6 +108,7 @@ impl Error {
             Error::Bundle(e) => e.exit_code(),
             Error::Rollout(e) => e.exit_code(),
             Error::Layout(e) => e.exit_code(),
+            Error::Watch(e) => e.exit_code(),
             Error::Doctor(e) => e.exit_code(),
             Error::Place(e) => e.exit_code(),
             Error::Io(e) => e.exit_code(),

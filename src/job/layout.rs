@@ -76,6 +76,14 @@ pub enum LayoutError {
     /// A file could not be copied.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The copy a rollback would put back does not match its own seal.
+    #[error("the copy kept at {} does not match its seal ({problem}), so it is not put back; nothing was rolled back\n  help: lay out the previous manifest again (`extpy layout TOPOLOGY --manifest OLD.yaml`) instead of rolling back", path.display())]
+    KeptNotIntact {
+        /// The kept copy.
+        path: PathBuf,
+        /// What differs.
+        problem: String,
+    },
     /// A file would have a path over MAX_PATH in its VU folder.
     #[error(transparent)]
     PathTooLong(#[from] crate::mechanism::pathlen::PathTooLong),
@@ -91,7 +99,8 @@ impl LayoutError {
             }
             LayoutError::BadDistribution { .. }
             | LayoutError::CopyNotVerified { .. }
-            | LayoutError::NotAsBuilt { .. } => ExitCode::Verification,
+            | LayoutError::NotAsBuilt { .. }
+            | LayoutError::KeptNotIntact { .. } => ExitCode::Verification,
             // As artifacts missing with --offline are.
             LayoutError::OwnSealOnly { .. } => ExitCode::Network,
             LayoutError::Place(p) => p.exit_code(),
@@ -204,6 +213,9 @@ pub(crate) struct VuPlan {
     pub found: Found,
     /// What will be done.
     pub action: Action,
+    /// True when the distribution it replaces is kept beside it (`--keep-previous`, for
+    /// `extpy rollback`): only an outdated one that matches its own seal is.
+    pub keeps_previous: bool,
 }
 
 /// The whole plan.
@@ -486,6 +498,7 @@ pub(crate) fn plan(
                 path,
                 found,
                 action,
+                keeps_previous: false,
             });
         }
     }
@@ -513,15 +526,24 @@ pub(crate) fn execute(
     let work: Vec<&VuPlan> = plan.vus.iter().filter(|v| v.action.writes()).collect();
     let bar = reporter.count_bar(work.len() as u64, "VUs");
     let paths: Vec<&Path> = work.iter().map(|v| v.path.as_path()).collect();
-    let results = copy_verified(dist, seal, &paths, jobs, reporter);
+    let keep: Vec<bool> = work.iter().map(|v| v.keeps_previous).collect();
+    let results = copy_verified(dist, seal, &paths, &keep, jobs, reporter);
     bar.finish_and_clear();
     for (v, r) in work.iter().zip(results) {
         r?;
         reporter.detail(format!(
-            "{} {} ({})",
+            "{} {} ({}){}",
             v.action.past(false),
             v.pair.vu,
-            v.path.display()
+            v.path.display(),
+            if v.keeps_previous {
+                format!(
+                    "; the previous copy is kept at {}",
+                    place::kept_path(&v.path).display()
+                )
+            } else {
+                String::new()
+            }
         ));
         report.written += 1;
     }
@@ -543,11 +565,13 @@ const CHUNK: usize = 256 * 1024;
 /// Each file is read once and checked against the seal (size and sha256); those very bytes
 /// are written into every target, and each written file is read back and compared with
 /// them. So the source is hashed once, not once per copy, and every copy is verified byte
-/// for byte against bytes that matched the seal. One result per target, in order.
+/// for byte against bytes that matched the seal. One result per target, in order. Where
+/// `keep[i]` is true, the folder target `i` held is kept beside it instead of deleted.
 pub(crate) fn copy_verified(
     dist: &Path,
     seal: &Seal,
     targets: &[&Path],
+    keep: &[bool],
     jobs: usize,
     reporter: &Reporter,
 ) -> Vec<Result<(), LayoutError>> {
@@ -612,7 +636,8 @@ pub(crate) fn copy_verified(
     stagings
         .into_iter()
         .zip(failed)
-        .map(|(staging, failed)| {
+        .enumerate()
+        .map(|(i, (staging, failed))| {
             let staging = staging?;
             if let Some(e) = &source_failed {
                 return Err(LayoutError::BadDistribution {
@@ -623,7 +648,11 @@ pub(crate) fn copy_verified(
             if let Some(e) = failed.into_inner().ok().flatten() {
                 return Err(e);
             }
-            staging.commit()?;
+            if keep.get(i).copied().unwrap_or(false) {
+                staging.commit_keeping()?;
+            } else {
+                staging.commit()?;
+            }
             Ok(())
         })
         .collect()
@@ -927,6 +956,15 @@ pub(crate) fn write_pairing(
 }
 
 impl LayoutPlan {
+    /// `--keep-previous`: every VU whose outdated distribution (intact under its own seal) is
+    /// replaced keeps it beside it. A damaged or foreign one that `--repair` replaces is not
+    /// kept: a copy kept before stays, not one that could not be rolled back to.
+    pub(crate) fn keep_previous(&mut self) {
+        for v in &mut self.vus {
+            v.keeps_previous = v.action == Action::Update;
+        }
+    }
+
     /// True when some VU folder will be written.
     pub(crate) fn writes(&self) -> bool {
         self.vus.iter().any(|v| v.action.writes())
@@ -970,7 +1008,11 @@ impl LayoutReport {
                     v.pair.core.clone(),
                     v.pair.vu.clone(),
                     v.pair.external_python_directory.to_string(),
-                    v.action.past(self.dry_run).to_string(),
+                    if v.keeps_previous {
+                        format!("{}, previous kept", v.action.past(self.dry_run))
+                    } else {
+                        v.action.past(self.dry_run).to_string()
+                    },
                 ]
             })
             .collect();
@@ -1051,6 +1093,124 @@ pub(crate) struct VuCheck {
     pub seal_digest: Option<Sha256Digest>,
     /// The seal the manifest (or bundle) produces.
     pub expected_seal_digest: Sha256Digest,
+    /// What is in place, as its seal names it.
+    pub in_place: Option<Sealed>,
+    /// The copy `--keep-previous` kept, if any.
+    pub previous: Option<Kept>,
+}
+
+/// A distribution as its seal names it (`verify --topology`, `rollback`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Sealed {
+    /// The manifest name in its seal.
+    pub manifest: String,
+    /// The CPython version in its seal.
+    pub python: String,
+    /// Its seal's digest.
+    pub seal_digest: Sha256Digest,
+}
+
+impl Sealed {
+    /// What the seal in `dir` names, or `None` without a readable seal.
+    pub(crate) fn read(dir: &Path) -> Option<Self> {
+        Seal::read(dir).ok().map(|s| Self::of(&s))
+    }
+
+    fn of(seal: &Seal) -> Self {
+        Self {
+            manifest: seal.manifest.name.clone(),
+            python: seal.python.version.to_string(),
+            seal_digest: seal.digest,
+        }
+    }
+
+    fn words(&self) -> String {
+        format!(
+            "{} (CPython {}, seal {})",
+            self.manifest,
+            self.python,
+            self.seal_digest.short()
+        )
+    }
+}
+
+/// The copy `layout --keep-previous` kept beside a VU folder, checked against its own seal.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Kept {
+    /// The folder (`...\Python\External.previous`).
+    pub path: PathBuf,
+    /// What its seal names, when readable.
+    pub sealed: Option<Sealed>,
+    /// True when it matches its seal, so `extpy rollback` can put it back.
+    pub intact: bool,
+    /// What is wrong with it, when not intact.
+    pub problem: Option<String>,
+}
+
+impl Kept {
+    /// The copy kept beside the VU folder `vu`, or `None` when nothing is kept.
+    pub(crate) fn check(vu: &Path, jobs: usize) -> Result<Option<Self>, LayoutError> {
+        let path = place::kept_path(vu);
+        let broken = |path: PathBuf, sealed, problem: String| Kept {
+            path,
+            sealed,
+            intact: false,
+            problem: Some(problem),
+        };
+        match dest_state(&path) {
+            DestState::Absent => return Ok(None),
+            DestState::NotAFolder => {
+                return Ok(Some(broken(path, None, "not a folder".into())));
+            }
+            DestState::Empty | DestState::Foreign => {
+                return Ok(Some(broken(path, None, format!("holds no {SEAL_FILE}"))));
+            }
+            DestState::Sealed => {}
+        }
+        let seal = match Seal::read(&path) {
+            Ok(s) => s,
+            Err(SealError::Corrupt { reason, .. }) => {
+                return Ok(Some(broken(
+                    path,
+                    None,
+                    format!("its seal cannot be read: {reason}"),
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let v = seal::verify(
+            &path,
+            VerifyOptions {
+                jobs,
+                strict: false,
+            },
+        )?;
+        let sealed = Some(Sealed::of(&seal));
+        Ok(Some(if v.ok {
+            Kept {
+                path,
+                sealed,
+                intact: true,
+                problem: None,
+            }
+        } else {
+            broken(path, sealed, summary(&v))
+        }))
+    }
+
+    fn words(&self) -> String {
+        let what = self
+            .sealed
+            .as_ref()
+            .map_or("a folder".to_string(), Sealed::words);
+        match &self.problem {
+            None => format!("{what} at {}, matching its seal", self.path.display()),
+            Some(p) => format!(
+                "{what} at {}, which DIFFERS from its seal ({p}): `extpy rollback` refuses it",
+                self.path.display()
+            ),
+        }
+    }
 }
 
 /// Checks every VU of the targets (the vendor's "verify that the Python distribution was
@@ -1069,7 +1229,11 @@ pub(crate) fn check(
             let path = vu_dir(&t.root, &pair.vu);
             let found = inspect(&path, manifest, Some(expected), jobs)?;
             let seal_digest = Seal::read(&path).ok().map(|s| s.digest);
+            let in_place = Sealed::read(&path);
+            let previous = Kept::check(&path, jobs)?;
             out.push(VuCheck {
+                in_place,
+                previous,
                 pair: pair.clone(),
                 path,
                 ok: found == Found::Matches,
@@ -1111,6 +1275,94 @@ pub(crate) fn render_checks(checks: &[VuCheck]) -> String {
             c.pair.vu,
             c.pair.core,
             c.path.display()
+        ));
+        if let Some(s) = &c.in_place {
+            out.push_str(&format!("      in place: {}\n", s.words()));
+        }
+        match &c.previous {
+            Some(p) => out.push_str(&format!("      previous copy kept: {}\n", p.words())),
+            None => out.push_str("      no previous copy kept\n"),
+        }
+    }
+    out
+}
+
+/// What `extpy rollback` did to one VU.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RolledBackVu {
+    /// The core, VU and Windows paths.
+    #[serde(flatten)]
+    pub pair: Pair,
+    /// The local folder.
+    pub path: PathBuf,
+    /// Rolled back now, or an interrupted rollback finished.
+    pub outcome: place::RolledBack,
+    /// What is in place now.
+    pub in_place: Option<Sealed>,
+}
+
+/// Puts back, in every VU of the targets, the copy `layout --keep-previous` kept. Every VU
+/// is checked first, and nothing changes unless all can be rolled back: one with nothing
+/// kept is refused (exit 2), one whose kept copy differs from its seal too (exit 3).
+pub(crate) fn rollback(
+    topology: &Topology,
+    targets: &[NodeTarget],
+    jobs: usize,
+    reporter: &Reporter,
+) -> Result<Vec<RolledBackVu>, LayoutError> {
+    let _locks = targets
+        .iter()
+        .map(|t| place::lock_folder(&t.root))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mover = place::Mover::new(reporter);
+    let mut steps = Vec::new();
+    for t in targets {
+        for pair in topology.pairs_of(&t.node.name) {
+            let path = vu_dir(&t.root, &pair.vu);
+            let step = place::rollback_step(&path, &mover)?;
+            if let place::RollbackStep::PutBack { .. } = step
+                && let Some(kept) = Kept::check(&path, jobs)?
+                && !kept.intact
+            {
+                return Err(LayoutError::KeptNotIntact {
+                    path: kept.path,
+                    problem: kept.problem.unwrap_or_default(),
+                });
+            }
+            steps.push((pair.clone(), path, step));
+        }
+    }
+    let mut out = Vec::new();
+    for (pair, path, step) in steps {
+        let outcome = place::roll_back(&path, &step, &mover)?;
+        reporter.detail(format!("rolled back {} ({})", pair.vu, path.display()));
+        out.push(RolledBackVu {
+            in_place: Sealed::read(&path),
+            pair,
+            path,
+            outcome,
+        });
+    }
+    Ok(out)
+}
+
+/// The rollback as people read it.
+pub(crate) fn render_rollback(vus: &[RolledBackVu]) -> String {
+    let mut out = String::new();
+    for v in vus {
+        let now = v
+            .in_place
+            .as_ref()
+            .map_or("a folder without a seal".to_string(), Sealed::words);
+        let how = match v.outcome {
+            place::RolledBack::Finished => "finished an interrupted rollback",
+            place::RolledBack::RolledBack => "rolled back",
+        };
+        out.push_str(&format!(
+            "{} {} ({}): {how}; in place: {now}\n",
+            v.pair.node,
+            v.pair.vu,
+            v.path.display()
         ));
     }
     out
@@ -1173,7 +1425,7 @@ mod tests {
             .map(|i| vu_dir(&tmp.path().join("out"), &format!("ExternalPython{i}")))
             .collect();
         let targets: Vec<&Path> = vus.iter().map(PathBuf::as_path).collect();
-        let results = copy_verified(&dist, &seal, &targets, 4, &Reporter::silent());
+        let results = copy_verified(&dist, &seal, &targets, &[], 4, &Reporter::silent());
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         for vu in &vus {
             let v = strict(vu);
@@ -1204,7 +1456,7 @@ mod tests {
         )
         .unwrap();
         let vu = vu_dir(tmp.path(), "ExternalPython1");
-        let results = copy_verified(&dist, &seal, &[vu.as_path()], 2, &Reporter::silent());
+        let results = copy_verified(&dist, &seal, &[vu.as_path()], &[], 2, &Reporter::silent());
         assert!(
             matches!(results[0], Err(LayoutError::BadDistribution { .. })),
             "{results:?}"
@@ -1225,6 +1477,7 @@ mod tests {
             &dist,
             &seal,
             &[bad.as_path(), good.as_path()],
+            &[],
             2,
             &Reporter::silent(),
         );
@@ -1325,7 +1578,7 @@ mod tests {
             .map(|i| vu_dir(&tmp.path().join("out"), &format!("ExternalPython{i}")))
             .collect();
         let targets: Vec<&Path> = vus.iter().map(PathBuf::as_path).collect();
-        let results = copy_verified(&dist, &seal, &targets, 3, &Reporter::silent());
+        let results = copy_verified(&dist, &seal, &targets, &[], 3, &Reporter::silent());
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         for vu in &vus {
             let v = strict(vu);
@@ -1355,7 +1608,7 @@ mod tests {
                 .map(|i| vu_dir(tmp.path(), &format!("ExternalPython{i}")))
                 .collect();
             let targets: Vec<&Path> = vus.iter().map(PathBuf::as_path).collect();
-            let results = copy_verified(&dist, &seal, &targets, 2, &Reporter::silent());
+            let results = copy_verified(&dist, &seal, &targets, &[], 2, &Reporter::silent());
             for (vu, r) in vus.iter().zip(&results) {
                 match r {
                     Err(LayoutError::BadDistribution { summary, .. }) => {
@@ -1379,7 +1632,7 @@ mod tests {
         let dist = tmp.path().join("dist");
         let seal = sealed_dist_with(&dist, &[("Lib/big.pyd", &varied(SHARED_FROM as usize))]);
         let vu = vu_dir(tmp.path(), "ExternalPython1");
-        let results = copy_verified(&dist, &seal, &[vu.as_path()], 1, &Reporter::silent());
+        let results = copy_verified(&dist, &seal, &[vu.as_path()], &[], 1, &Reporter::silent());
         assert!(results[0].is_ok(), "{results:?}");
         assert!(strict(&vu).ok);
     }

@@ -1,5 +1,5 @@
 //! The jobs: one module per thing extpy does (fetch, assemble, lay out, bundle, diagnose,
-//! lock, audit, roll out, write the runbook, check mail), built on `model`, `mechanism` and
+//! lock, audit, roll out, write the runbook, check mail, watch for drift), built on `model`, `mechanism` and
 //! `base`, never on `app`.
 
 pub(crate) mod assemble;
@@ -14,3 +14,4 @@ pub mod rollout;
 pub mod runbook;
 pub mod selftest;
 pub(crate) mod source;
+pub mod watch;

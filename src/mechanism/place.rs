@@ -78,6 +78,18 @@ pub enum PlaceError {
         /// The copies found.
         copies: Vec<PathBuf>,
     },
+    /// A rollback was asked for where no previous copy was kept.
+    #[error(
+        "{}: no previous copy is kept ({} does not exist), so there is nothing to roll back to (nothing was changed)\n  help: roll back only VUs laid out with `extpy layout --keep-previous`; to go back otherwise, lay out the previous manifest again",
+        target.display(),
+        kept.display()
+    )]
+    NothingKept {
+        /// The destination.
+        target: PathBuf,
+        /// Where the kept copy would be.
+        kept: PathBuf,
+    },
     /// A Python in the destination is running.
     #[error(
         "{}: {} is in use by a running process, so the folder cannot be replaced (nothing was changed)\n  help: stop CEM (or whatever runs this Python) on this node, then re-run",
@@ -97,7 +109,9 @@ impl PlaceError {
     /// (I/O, a stranded or busy swap) is local.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            PlaceError::NotAFolder { .. } | PlaceError::Link { .. } => ExitCode::Input,
+            PlaceError::NotAFolder { .. }
+            | PlaceError::Link { .. }
+            | PlaceError::NothingKept { .. } => ExitCode::Input,
             PlaceError::Io(e) => e.exit_code(),
             PlaceError::Stranded { .. }
             | PlaceError::SeveralOld { .. }
@@ -307,8 +321,14 @@ pub(crate) struct Staging {
 
 /// The leftovers of interrupted runs beside a target.
 struct Leftovers {
+    /// `.<name>.extpy-tmp-*`: new folders that never got in.
     temps: Vec<PathBuf>,
+    /// `.<name>.extpy-old-*`: folders a swap moved aside.
     olds: Vec<PathBuf>,
+    /// Those of `olds` that a rollback moved aside (`.<name>.extpy-old-rollback-*`).
+    rolled_from: Vec<PathBuf>,
+    /// `.<name>.previous.extpy-old-*`: kept copies being replaced by newer ones.
+    gone: Vec<PathBuf>,
 }
 
 impl Staging {
@@ -342,20 +362,14 @@ impl Staging {
         };
         let found = leftovers(&parent, &name, mover.ops.case_insensitive());
         let mut stale = found.temps;
+        stale.extend(found.gone);
         if target.exists() {
             // A swap completed but its previous copy could not be deleted.
             stale.extend(found.olds);
         } else {
             restore_previous(&target, found.olds, &mover)?;
         }
-        for path in stale {
-            if let Err(e) = mover.remove_tree(&path) {
-                mover.reporter.warn(format!(
-                    "cannot remove {}, the leftover of an interrupted run: {e}; remove it when nothing holds it",
-                    path.display()
-                ));
-            }
-        }
+        remove_leftovers(&stale, &mover);
         if let Some(file) = mover.python_in_use(&target) {
             return Err(PlaceError::InUse { target, file });
         }
@@ -392,24 +406,13 @@ impl Staging {
             });
         }
         let old = parent.join(format!(".{name}.extpy-old-{}", std::process::id()));
-        self.mover
-            .rename(&self.target, &old)
-            .map_err(at(&self.target, "cannot move the previous folder aside"))?;
-        if let Err(source) = self.mover.rename(&self.temp, &self.target) {
-            if self.mover.rename(&old, &self.target).is_err() {
-                return Err(PlaceError::Stranded {
-                    target: self.target.clone(),
-                    old,
-                    source,
-                });
-            }
-            return Err(IoError::new(
-                &self.target,
-                "cannot move the new folder into place (the previous folder is back)",
-                source,
-            )
-            .into());
-        }
+        swap(
+            &self.mover,
+            &self.target,
+            &old,
+            &self.temp,
+            NEW_FOR_PREVIOUS,
+        )?;
         self.committed = true;
         if let Err(e) = self.mover.remove_tree(&old) {
             self.mover.reporter.warn(format!(
@@ -419,6 +422,214 @@ impl Staging {
         }
         Ok(())
     }
+}
+
+impl Staging {
+    /// Like [`Staging::commit`], but the replaced folder is kept at [`kept_path`] (replacing
+    /// a copy kept before, which is moved aside under a name of its own and deleted) instead
+    /// of being deleted. A run killed between the renames leaves the target missing and the
+    /// folder it held kept: the next layout fills the target, the next rollback puts the
+    /// kept copy back.
+    pub(crate) fn commit_keeping(mut self) -> Result<(), PlaceError> {
+        if !self.target.exists() {
+            return self.commit();
+        }
+        if let Some(file) = self.mover.python_in_use(&self.target) {
+            return Err(PlaceError::InUse {
+                target: self.target.clone(),
+                file,
+            });
+        }
+        let (parent, name) = parent_and_name(&self.target);
+        let kept = kept_path(&self.target);
+        let older = parent.join(format!(".{name}.previous.extpy-old-{}", std::process::id()));
+        if kept.exists() {
+            self.mover
+                .rename(&kept, &older)
+                .map_err(at(&kept, "cannot move the copy kept before aside"))?;
+        }
+        let swapped = swap(
+            &self.mover,
+            &self.target,
+            &kept,
+            &self.temp,
+            NEW_FOR_PREVIOUS,
+        );
+        if let Err(e) = swapped {
+            // The target is back (or stranded at `kept`): the copy kept before returns.
+            if !matches!(e, PlaceError::Stranded { .. }) && older.exists() {
+                let _ = self.mover.rename(&older, &kept);
+            }
+            return Err(e);
+        }
+        self.committed = true;
+        remove_leftovers(
+            &leftovers(&parent, &name, self.mover.ops.case_insensitive()).gone,
+            &self.mover,
+        );
+        Ok(())
+    }
+}
+
+/// What the errors of a [`swap`] call its steps.
+struct SwapWords {
+    /// Moving the target aside failed.
+    aside: &'static str,
+    /// Moving the new folder in failed, and the target is back.
+    into_place: &'static str,
+}
+
+/// A build's or layout's swap: a new folder replaces the previous one.
+const NEW_FOR_PREVIOUS: SwapWords = SwapWords {
+    aside: "cannot move the previous folder aside",
+    into_place: "cannot move the new folder into place (the previous folder is back)",
+};
+
+/// A rollback's swap: the kept copy replaces the current folder.
+const KEPT_FOR_CURRENT: SwapWords = SwapWords {
+    aside: "cannot move the current folder aside",
+    into_place: "cannot move the kept copy into place (the current folder is back)",
+};
+
+/// The swap of every replacement, each rename retried: `target` moves to `aside`, then `new`
+/// is renamed into its place. When that fails, `target` is put back; when even that fails,
+/// the error names where it is ([`PlaceError::Stranded`]), which the next run restores.
+fn swap(
+    mover: &Mover,
+    target: &Path,
+    aside: &Path,
+    new: &Path,
+    words: SwapWords,
+) -> Result<(), PlaceError> {
+    mover
+        .rename(target, aside)
+        .map_err(at(target, words.aside))?;
+    if let Err(source) = mover.rename(new, target) {
+        if mover.rename(aside, target).is_err() {
+            return Err(PlaceError::Stranded {
+                target: target.to_path_buf(),
+                old: aside.to_path_buf(),
+                source,
+            });
+        }
+        return Err(IoError::new(target, words.into_place, source).into());
+    }
+    Ok(())
+}
+
+/// Removes leftovers of interrupted runs, warning for those that cannot go yet.
+fn remove_leftovers(paths: &[PathBuf], mover: &Mover) {
+    for path in paths {
+        if let Err(e) = mover.remove_tree(path) {
+            mover.reporter.warn(format!(
+                "cannot remove {}, the leftover of an interrupted run: {e}; remove it when nothing holds it",
+                path.display()
+            ));
+        }
+    }
+}
+
+/// Where `layout --keep-previous` keeps the folder it replaced: `<target>.previous` beside it
+/// (`...\ExternalPython1\Python\External.previous`), on the same volume so that putting it
+/// back is a rename.
+pub(crate) fn kept_path(target: &Path) -> PathBuf {
+    let (parent, name) = parent_and_name(target);
+    parent.join(format!("{name}.previous"))
+}
+
+/// What [`roll_back`] will do at a target, decided before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RollbackStep {
+    /// Put the copy kept at `kept` in place (after restoring a folder an interrupted run
+    /// moved aside, if any).
+    PutBack {
+        /// The kept copy.
+        kept: PathBuf,
+    },
+    /// A rollback was killed after its swap: only the folder it replaced is left to delete.
+    Finish,
+}
+
+/// What [`roll_back`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RolledBack {
+    /// The kept copy is in place; the folder it replaced is gone.
+    RolledBack,
+    /// A rollback killed after its swap was finished: its leftover was removed.
+    Finished,
+}
+
+/// Decides what rolling `target` back means: a kept copy to put back, an interrupted
+/// rollback to finish, or nothing kept (an error, before anything changed).
+pub(crate) fn rollback_step(target: &Path, mover: &Mover) -> Result<RollbackStep, PlaceError> {
+    let (parent, name) = parent_and_name(target);
+    let kept = kept_path(target);
+    if kept.is_dir() {
+        return Ok(RollbackStep::PutBack { kept });
+    }
+    let found = leftovers(&parent, &name, mover.ops.case_insensitive());
+    if target.exists() && !found.rolled_from.is_empty() {
+        return Ok(RollbackStep::Finish);
+    }
+    Err(PlaceError::NothingKept {
+        target: target.to_path_buf(),
+        kept,
+    })
+}
+
+/// Carries out [`rollback_step`]'s decision with the swap, retries and recovery of
+/// [`Staging::commit`]: the target moves aside (as `.<name>.extpy-old-rollback-<pid>`),
+/// the kept copy is renamed in, and the folder moved aside is deleted. A run killed after
+/// the first rename is undone and redone by the next (the folder moved aside is put back
+/// first, as `build` and `layout` do too); one killed after the second is finished by it.
+/// The caller holds the lock covering `target`.
+pub(crate) fn roll_back(
+    target: &Path,
+    step: &RollbackStep,
+    mover: &Mover,
+) -> Result<RolledBack, PlaceError> {
+    let (parent, name) = parent_and_name(target);
+    let found = leftovers(&parent, &name, mover.ops.case_insensitive());
+    let kept = match step {
+        RollbackStep::Finish => {
+            for old in &found.rolled_from {
+                mover.remove_tree(old).map_err(at(
+                    old,
+                    "cannot remove the folder an interrupted rollback replaced",
+                ))?;
+            }
+            return Ok(RolledBack::Finished);
+        }
+        RollbackStep::PutBack { kept } => kept,
+    };
+    if !target.exists() {
+        restore_previous(target, found.olds.clone(), mover)?;
+    }
+    if !target.exists() {
+        mover
+            .rename(kept, target)
+            .map_err(at(kept, "cannot move the kept copy into place"))?;
+        return Ok(RolledBack::RolledBack);
+    }
+    let stale: Vec<PathBuf> = found
+        .olds
+        .iter()
+        .chain(&found.temps)
+        .filter(|p| p.exists())
+        .cloned()
+        .collect();
+    remove_leftovers(&stale, mover);
+    if let Some(file) = mover.python_in_use(target) {
+        return Err(PlaceError::InUse {
+            target: target.to_path_buf(),
+            file,
+        });
+    }
+    let old = parent.join(format!(".{name}.extpy-old-rollback-{}", std::process::id()));
+    swap(mover, target, &old, kept, KEPT_FOR_CURRENT)?;
+    remove_leftovers(&[old], mover);
+    Ok(RolledBack::RolledBack)
 }
 
 impl Drop for Staging {
@@ -500,13 +711,17 @@ fn leftovers(parent: &Path, name: &str, case_insensitive: bool) -> Leftovers {
             s.to_string()
         }
     };
-    let (tmp, old) = (
+    let (tmp, old, rolled, gone) = (
         fold(&format!(".{name}.extpy-tmp-")),
         fold(&format!(".{name}.extpy-old-")),
+        fold(&format!(".{name}.extpy-old-rollback-")),
+        fold(&format!(".{name}.previous.extpy-old-")),
     );
     let mut found = Leftovers {
         temps: Vec::new(),
         olds: Vec::new(),
+        rolled_from: Vec::new(),
+        gone: Vec::new(),
     };
     let Ok(rd) = fs::read_dir(parent) else {
         return found;
@@ -516,11 +731,18 @@ fn leftovers(parent: &Path, name: &str, case_insensitive: bool) -> Leftovers {
         if n.starts_with(&tmp) {
             found.temps.push(e.path());
         } else if n.starts_with(&old) {
+            if n.starts_with(&rolled) {
+                found.rolled_from.push(e.path());
+            }
             found.olds.push(e.path());
+        } else if n.starts_with(&gone) {
+            found.gone.push(e.path());
         }
     }
     found.temps.sort();
     found.olds.sort();
+    found.rolled_from.sort();
+    found.gone.sort();
     found
 }
 
@@ -960,6 +1182,104 @@ mod tests {
                 .all(|n| !n.contains("extpy-tmp") && !n.contains("extpy-old")),
             "{names:?}"
         );
+    }
+
+    /// `dir/out` holding v.txt `now`, with `dir/out.previous` holding v.txt `kept`.
+    fn with_kept(dir: &Path, now: &str, kept: &str) -> PathBuf {
+        let target = dir.join("out");
+        folder(&target, "v.txt", now);
+        folder(&kept_path(&target), "v.txt", kept);
+        target
+    }
+
+    /// Renames of paths named like `name` fail `times` times with Windows error `code`.
+    fn renames_fail(name: &'static str, times: u32, code: u32) -> Arc<Windowsish> {
+        Windowsish::failing(vec![Fault {
+            op: Op::Rename,
+            name,
+            times,
+            code,
+        }])
+    }
+
+    fn version(dir: &Path) -> String {
+        fs::read_to_string(dir.join("v.txt")).unwrap()
+    }
+
+    #[test]
+    fn keeping_the_previous_copy_replaces_the_one_kept_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = with_kept(dir.path(), "2", "1");
+        let (m, _) = mover(Arc::new(Windowsish::default()));
+        let s = Staging::begin_with(&target, true, m).unwrap();
+        fs::write(s.path().join("v.txt"), "3").unwrap();
+        s.commit_keeping().unwrap();
+        assert_eq!(version(&target), "3");
+        assert_eq!(version(&kept_path(&target)), "2");
+        assert_eq!(names(dir.path()), ["out", "out.previous"]);
+    }
+
+    #[test]
+    fn a_keeping_swap_that_fails_puts_both_folders_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = with_kept(dir.path(), "2", "1");
+        let ops = renames_fail("extpy-tmp", u32::MAX, 5);
+        let (m, _) = mover(ops);
+        let s = Staging::begin_with(&target, true, m).unwrap();
+        let e = s.commit_keeping().unwrap_err();
+        assert!(e.to_string().contains("the previous folder is back"), "{e}");
+        assert_eq!(version(&target), "2");
+        assert_eq!(version(&kept_path(&target)), "1");
+        assert_eq!(names(dir.path()), ["out", "out.previous"]);
+    }
+
+    #[test]
+    fn a_rollback_waits_for_a_held_folder_then_swaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = with_kept(dir.path(), "new", "old");
+        let ops = renames_fail("out.previous", 2, 32);
+        let (m, lines) = mover(ops);
+        let step = rollback_step(&target, &m).unwrap();
+        assert!(matches!(step, RollbackStep::PutBack { .. }), "{step:?}");
+        assert_eq!(
+            roll_back(&target, &step, &m).unwrap(),
+            RolledBack::RolledBack
+        );
+        assert_eq!(version(&target), "old");
+        assert_eq!(names(dir.path()), ["out"]);
+        assert!(
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.starts_with("waiting for ")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_rollback_whose_swap_fails_leaves_the_current_folder_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = with_kept(dir.path(), "new", "old");
+        let ops = renames_fail("out.previous", u32::MAX, 33);
+        let (m, _) = mover(ops);
+        let step = rollback_step(&target, &m).unwrap();
+        let e = roll_back(&target, &step, &m).unwrap_err();
+        assert!(e.to_string().contains("the current folder is back"), "{e}");
+        assert_eq!(version(&target), "new");
+        assert_eq!(names(dir.path()), ["out", "out.previous"]);
+    }
+
+    #[test]
+    fn nothing_kept_is_refused_before_anything_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        folder(&target, "v.txt", "new");
+        let (m, _) = mover(Arc::new(Windowsish::default()));
+        let e = rollback_step(&target, &m).unwrap_err();
+        assert!(matches!(e, PlaceError::NothingKept { .. }), "{e}");
+        assert_eq!(e.exit_code(), ExitCode::Input);
+        assert_eq!(names(dir.path()), ["out"]);
     }
 
     #[test]

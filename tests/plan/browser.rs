@@ -210,6 +210,30 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// What the page says about its ticks ([`TICKS`]).
+    fn ticks(&mut self) -> Value {
+        serde_json::from_str(self.eval(TICKS).as_str().unwrap()).unwrap()
+    }
+
+    /// The page writes local storage at once, but chromium hands the write from the page's
+    /// process to the browser's asynchronously; on a loaded machine an immediate reload can
+    /// overtake it. So reload until the expected ticks show, for at most 10 seconds: ticks
+    /// that never persist still fail.
+    fn reload_until(&mut self, checked: Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.reload();
+            let t = self.ticks();
+            if t["checked"] == checked || Instant::now() > deadline {
+                assert_eq!(t["checked"], checked, "after a reload");
+                return t;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Browser {
     /// Closes the browser (all its processes), or kills it after five seconds.
     fn drop(&mut self) {
@@ -359,25 +383,8 @@ fn the_html_runbook_prints_on_a4_and_keeps_its_ticks_in_chromium() {
     // One browser, one profile: what the page keeps, it keeps in this profile's local storage.
     let profile = tempfile::tempdir().unwrap();
     let mut b = Browser::start(profile.path(), out.join("chromium.log"));
-    let ticks = |b: &mut Browser| -> Value {
-        serde_json::from_str(b.eval(TICKS).as_str().unwrap()).unwrap()
-    };
-    // The page writes local storage at once, but chromium hands the write from the page's
-    // process to the browser's asynchronously; on a loaded machine an immediate reload can
-    // overtake it. So reload until the expected ticks show, for at most 10 seconds: ticks
-    // that never persist still fail.
-    let reload_until = |b: &mut Browser, checked: Value| -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            b.reload();
-            let t = ticks(b);
-            if t["checked"] == checked || Instant::now() > deadline {
-                assert_eq!(t["checked"], checked, "after a reload");
-                return t;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let ticks = |b: &mut Browser| b.ticks();
+    let reload_until = |b: &mut Browser, checked: Value| b.reload_until(checked);
 
     let (example, example_digest, _) = &urls[0];
     b.open(example);
@@ -479,4 +486,101 @@ fn the_html_runbook_prints_on_a4_and_keeps_its_ticks_in_chromium() {
             .unwrap()
             .contains("E:\\Contact Center\\vu\\ExternalPython6\\Python\\External")
     );
+}
+
+/// The upgrade runbook (the example topology with a second node on Server 2012 R2): ticks kept
+/// under its own digest across a reload, A4 pages, nothing wider than the page, no kept-copy
+/// path or External Python Directory wrapped, the vendor's menu paths with arrows.
+#[test]
+#[ignore = "needs Debian's chromium; scripts/test.sh installs it and runs this test"]
+fn the_html_upgrade_runbook_keeps_its_ticks_and_prints_on_a4_in_chromium() {
+    let dir = workspace();
+    super::upgrade::manifest_3_13(dir.path());
+    super::upgrade::two_nodes(dir.path());
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runbook");
+    fs::create_dir_all(&out).unwrap();
+    let html = out.join("upgrade.html");
+    let mut args = super::upgrade::UPGRADE.to_vec();
+    args.extend(["--format", "html", "--out", html.to_str().unwrap()]);
+    plan(dir.path(), &args).ok();
+    let mut args = super::upgrade::UPGRADE.to_vec();
+    args.extend(["--format", "json"]);
+    let json = plan(dir.path(), &args).ok().stdout;
+    let digest: String = Sha256::digest(json.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let steps = serde_json::from_str::<Value>(&json).unwrap()["steps"]
+        .as_array()
+        .unwrap()
+        .len();
+    let url = format!("file://{}", html.display());
+    let pdf = out.join("upgrade.pdf");
+    let _ = fs::remove_file(&pdf);
+    chromium_once(
+        tempfile::tempdir().unwrap().path(),
+        &[
+            "--no-pdf-header-footer".into(),
+            format!("--print-to-pdf={}", pdf.display()),
+            url.clone(),
+        ],
+    );
+    let pages = pdf_pages(&fs::read(&pdf).unwrap());
+    assert!((4..=9).contains(&pages.len()), "{} pages", pages.len());
+    for (w, h) in &pages {
+        assert!(
+            (w - 595.28).abs() < 1.0 && (h - 841.89).abs() < 1.0,
+            "{w} x {h} pt is not A4"
+        );
+    }
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut b = Browser::start(profile.path(), out.join("chromium-upgrade.log"));
+    b.open(&url);
+    let t = b.ticks();
+    assert_eq!(
+        t["digest"],
+        json!(digest),
+        "keyed by the JSON plan's sha256"
+    );
+    assert_eq!(t["progress"], format!("0 of {steps} steps done"));
+    b.eval("document.getElementById('precheck.windows').click()");
+    b.eval("document.getElementById('switch.hac1').click()");
+    let t = b.reload_until(json!(["precheck.windows", "switch.hac1"]));
+    assert_eq!(t["done"], t["checked"]);
+    assert_eq!(t["progress"], format!("2 of {steps} steps done"));
+    b.eval("document.getElementById('reset').click()");
+    b.reload_until(json!([]));
+
+    b.call("Emulation.setEmulatedMedia", json!({"media": "print"}));
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": A4_PRINT_WIDTH_PX, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    b.open(&url);
+    let l: Value = serde_json::from_str(b.eval(PRINT_LAYOUT).as_str().unwrap()).unwrap();
+    assert_eq!(l["media"], json!(true));
+    assert_eq!(l["wide"], json!([]), "wider than A4");
+    assert_eq!(l["wrapped"], json!([]), "a path wraps");
+    assert_eq!(l["backticks"], json!(0), "raw backticks");
+    let paths: Vec<&str> = l["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"D:\\SCP\\vu\\ExternalPython2\\Python\\External.previous"),
+        "{paths:?}"
+    );
+    let text = l["text"].as_str().unwrap();
+    for words in [
+        "right-click HAC Nodes \u{2192} Refresh all hosts",
+        "Deployment \u{2192} Apply Changes To Host",
+        "Right-click Virtual Units \u{2192} Synchronize Instances",
+        "HAC2 cannot take CPython 3.13.9",
+        "External Python upgrade runbook",
+    ] {
+        assert!(text.contains(words), "no {words:?}");
+    }
 }

@@ -435,6 +435,9 @@ pub fn in_tmpfs(mnt: &Path, options: &str, script: &str) -> (String, String) {
     let out = Command::new("unshare")
         .args(["-rm", "sh", "-c", &full])
         .env("EXTPY", extpy_bin())
+        // A script that forgets its mirror must fail on a dead port, never reach the internet.
+        .env("EXTPY_PYTHON_MIRROR", "https://127.0.0.1:9/")
+        .env("EXTPY_INDEX_URL", "https://127.0.0.1:9/simple/")
         .output()
         .expect("run unshare");
     (

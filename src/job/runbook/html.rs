@@ -146,12 +146,14 @@ pub(crate) fn render(plan: &Plan) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"/>",
     );
     out.push_str(&format!(
-        "<title>External Python runbook: {}</title>\n<style>\n{STYLE}\n</style></head>\n<body data-plan=\"{}\">\n",
+        "<title>{}: {}</title>\n<style>\n{STYLE}\n</style></head>\n<body data-plan=\"{}\">\n",
+        plan.kind(),
         esc(&plan.system),
         plan.digest()
     ));
     out.push_str(&format!(
-        "<h1>External Python runbook: {}</h1>\n",
+        "<h1>{}: {}</h1>\n",
+        plan.kind(),
         esc(&plan.system)
     ));
     out.push_str(&format!(
@@ -169,6 +171,9 @@ pub(crate) fn render(plan: &Plan) -> String {
         "<p class=\"progress noprint\"><span id=\"progress\">{} steps</span> <button type=\"button\" id=\"reset\">Clear all ticks</button> <span class=\"meta\">Ticks stay in this browser, for this plan only.</span></p>\n",
         plan.steps.len()
     ));
+    if let Some(u) = plan.upgrade_summary() {
+        out.push_str(&format!("<p class=\"meta\">{}</p>\n", rich(&u)));
+    }
     let pairs = plan.pairs_table();
     out.push_str(&table(&pairs));
     for w in &plan.warnings {

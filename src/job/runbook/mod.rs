@@ -3,6 +3,7 @@
 
 pub(crate) mod html;
 pub(crate) mod markdown;
+pub(crate) mod upgrade;
 
 use serde::Serialize;
 
@@ -11,7 +12,7 @@ use crate::job::doctor::summary::DoctorSummary;
 use crate::job::mail::check::{PlanCheck, PlanChecks};
 use crate::model::mail::{AuthType, Mail};
 use crate::model::manifest::{Manifest, RuntimeTrust};
-use crate::model::topology::{Pair, Topology};
+use crate::model::topology::{Node, Pair, Topology};
 
 /// The plan's schema name, bumped on incompatible changes.
 pub const SCHEMA: &str = "extpy-plan/1";
@@ -20,6 +21,8 @@ pub const SCHEMA: &str = "extpy-plan/1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
+    /// Before an upgrade of the distribution: the nodes' Windows, CEM stopped, backups.
+    Precheck,
     /// Before the upgrade: certificates, the distribution.
     Prepare,
     /// Infrastructure Administrator.
@@ -28,19 +31,26 @@ pub enum Phase {
     Upgrade,
     /// System Configurator.
     Sc,
+    /// The new distribution staged beside the current one in each VU, and swapped in.
+    Switch,
     /// Checks.
     Verify,
+    /// Going back to the distribution kept beside each VU, if the checks after fail.
+    Rollback,
 }
 
 impl Phase {
     /// The heading a renderer shows.
     pub fn title(self) -> &'static str {
         match self {
+            Phase::Precheck => "Before the upgrade",
             Phase::Prepare => "Prepare",
             Phase::Ia => "Infrastructure Administrator",
             Phase::Upgrade => "Upgrade",
             Phase::Sc => "System Configurator: e-mail",
+            Phase::Switch => "Stage and switch",
             Phase::Verify => "Verify",
+            Phase::Rollback => "Rollback (only if the checks after the upgrade fail)",
         }
     }
 }
@@ -245,6 +255,9 @@ pub struct Plan {
     pub topology: String,
     /// Manifest identity and what it builds.
     pub manifest: PlanManifest,
+    /// What an upgrade runbook upgrades from (`plan --upgrade-from`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<upgrade::PlanUpgrade>,
     /// Every core with its VU.
     pub pairs: Vec<Pair>,
     /// The certificate check.
@@ -273,6 +286,23 @@ pub struct PlanManifest {
     pub platform: String,
     /// `name version` of every package.
     pub packages: Vec<String>,
+}
+
+impl PlanManifest {
+    /// How the plan names `m`.
+    pub(crate) fn of(m: &Manifest) -> Self {
+        Self {
+            name: m.name.clone(),
+            sha256: m.digest.to_string(),
+            python: m.python.to_string(),
+            platform: m.platform.to_string(),
+            packages: m
+                .wheels
+                .iter()
+                .map(|w| format!("{} {}", w.filename.name, w.filename.version))
+                .collect(),
+        }
+    }
 }
 
 /// The longest full path in each VU of `node`, against MAX_PATH.
@@ -335,17 +365,9 @@ fn build_trust_words(trust: RuntimeTrust) -> &'static str {
     }
 }
 
-/// Builds the runbook for `topology` (pure: no I/O).
-pub fn build(
-    topology: &Topology,
-    manifest: &Manifest,
-    certificates: Certificates,
-    options: &PlanOptions,
-) -> Plan {
-    let topo = arg(&options.topology_arg);
+/// The certificate check of the build machine, and a step per host that fails it.
+fn certificate_steps(manifest: &Manifest, certificates: &Certificates) -> Vec<Step> {
     let mut steps = Vec::new();
-
-    // Prepare: certificates, then the distribution.
     let doctor = Step::new(
         "prepare.certificates",
         Phase::Prepare,
@@ -358,7 +380,7 @@ pub fn build(
     )
     .command("extpy doctor")
     .check("extpy doctor");
-    steps.push(match &certificates {
+    steps.push(match certificates {
         Certificates::Skipped { .. } => {
             doctor.warn("not checked when this plan was made: run it before the download")
         }
@@ -382,7 +404,7 @@ pub fn build(
                 .warn(format!("results from {source}"))
         }
     });
-    if let Certificates::Checked { hosts, .. } = &certificates {
+    if let Certificates::Checked { hosts, .. } = certificates {
         for h in hosts.iter().filter(|h| !h.ok) {
             let id = format!("prepare.trust.{}", slug(&h.host));
             let step = match &h.trust {
@@ -415,7 +437,13 @@ pub fn build(
             steps.push(step);
         }
     }
-    let build = match &options.bundle {
+    steps
+}
+
+/// Building the distribution (from the bundle when there is one) in the install package;
+/// `flag` names the manifest in the command when it must (` --manifest FILE`).
+fn build_step(manifest: &Manifest, options: &PlanOptions, flag: &str) -> Step {
+    match &options.bundle {
         Some(b) => Step::new(
             "prepare.build",
             Phase::Prepare,
@@ -438,19 +466,114 @@ pub fn build(
                 build_trust_words(manifest.runtime_trust)
             ),
         )
-        .command("extpy build"),
+        .command(format!("extpy build{flag}")),
     }
-    .check("extpy verify contents\\Python\\external");
-    steps.push(build);
+    .check("extpy verify contents\\Python\\external")
+}
 
-    // IA: the VUs.
-    steps.push(Step::new(
+/// Refreshing every host in IA, before IA is used.
+fn refresh_hosts_step() -> Step {
+    Step::new(
         "ia.refresh-hosts",
         Phase::Ia,
         Actor::Ia,
         "Refresh all hosts",
         "In Infrastructure Administrator, right-click HAC Nodes -> Refresh all hosts, so that IA sees the current state of every node.",
+    )
+}
+
+/// The IA steps that make CEM take the distribution in its ExternalPython VUs, for `pairs`
+/// on `nodes`: External Python Directory on every core (`directory` says what to do with
+/// it), Synchronize Instances, Apply Changes per host, activate the VUs, save the system
+/// model, Monitoring Mode. The installation and the upgrade runbooks both switch this way.
+fn switch_steps(pairs: &[&Pair], nodes: &[&Node], directory: &str) -> Vec<Step> {
+    let rows = pairs
+        .iter()
+        .map(|p| {
+            vec![
+                p.core.clone(),
+                p.node.clone(),
+                p.vu.clone(),
+                p.external_python_directory.to_string(),
+            ]
+        })
+        .collect();
+    let mut steps = vec![
+        Step::new(
+            "ia.external-python-directory",
+            Phase::Ia,
+            Actor::Ia,
+            "Set External Python Directory on every CEM core",
+            directory,
+        )
+        .table(&["core", "node", "VU", "External Python Directory"], rows),
+        Step::new(
+            "ia.synchronize",
+            Phase::Ia,
+            Actor::Ia,
+            "Synchronize Instances",
+            "Right-click Virtual Units -> Synchronize Instances, so that every CEM instance takes its new External Python Directory.",
+        ),
+    ];
+    for node in nodes {
+        steps.push(
+            Step::new(
+                format!("ia.apply.{}", slug(&node.name)),
+                Phase::Ia,
+                Actor::Ia,
+                format!("Apply changes to {}", node.name),
+                format!(
+                    "Select host {} and choose Deployment -> Apply Changes To Host.",
+                    node.name
+                ),
+            )
+            .warn("Or, once for all nodes: Apply All Changes To All Hosts."),
+        );
+    }
+    let vus: Vec<&str> = pairs.iter().map(|p| p.vu.as_str()).collect();
+    steps.push(Step::new(
+        "ia.activate-vus",
+        Phase::Ia,
+        Actor::Ia,
+        "Activate the ExternalPython VUs",
+        format!("Activate the virtual units {}.", vus.join(", ")),
     ));
+    steps.push(
+        Step::new(
+            "ia.save-model",
+            Phase::Ia,
+            Actor::Ia,
+            "Save the system model",
+            "Save the system model.",
+        )
+        .warn("Every instance must be Active or Spare before the model is saved."),
+    );
+    steps.push(Step::new(
+        "ia.monitoring-mode",
+        Phase::Ia,
+        Actor::Ia,
+        "Set Monitoring Mode",
+        "Set Infrastructure Administrator to Monitoring Mode.",
+    ));
+    steps
+}
+
+/// Builds the runbook for `topology` (pure: no I/O).
+pub fn build(
+    topology: &Topology,
+    manifest: &Manifest,
+    certificates: Certificates,
+    options: &PlanOptions,
+) -> Plan {
+    let topo = arg(&options.topology_arg);
+    let mut steps = Vec::new();
+
+    // Prepare: certificates, then the distribution.
+    steps.extend(certificate_steps(manifest, &certificates));
+    steps.push(build_step(manifest, options, ""));
+
+    // IA: the VUs.
+    steps.push(refresh_hosts_step());
     for p in &topology.pairs {
         let host = p
             .host
@@ -525,74 +648,11 @@ pub fn build(
         .warn("Do not activate the ExternalPython VUs before the External Python Directory is set on every core."),
     );
 
-    let rows = topology
-        .pairs
-        .iter()
-        .map(|p| {
-            vec![
-                p.core.clone(),
-                p.node.clone(),
-                p.vu.clone(),
-                p.external_python_directory.to_string(),
-            ]
-        })
-        .collect();
-    steps.push(
-        Step::new(
-            "ia.external-python-directory",
-            Phase::Ia,
-            Actor::Ia,
-            "Set External Python Directory on every CEM core",
-            "On the CEM software of every core instance, set the variable External Python Directory to the folder of its own ExternalPython VU:",
-        )
-        .table(&["core", "node", "VU", "External Python Directory"], rows),
-    );
-    steps.push(Step::new(
-        "ia.synchronize",
-        Phase::Ia,
-        Actor::Ia,
-        "Synchronize Instances",
-        "Right-click Virtual Units -> Synchronize Instances, so that every CEM instance takes its new External Python Directory.",
-    ));
-    for node in &topology.nodes {
-        steps.push(
-            Step::new(
-                format!("ia.apply.{}", slug(&node.name)),
-                Phase::Ia,
-                Actor::Ia,
-                format!("Apply changes to {}", node.name),
-                format!(
-                    "Select host {} and choose Deployment -> Apply Changes To Host.",
-                    node.name
-                ),
-            )
-            .warn("Or, once for all nodes: Apply All Changes To All Hosts."),
-        );
-    }
-    let all_vus: Vec<&str> = topology.pairs.iter().map(|p| p.vu.as_str()).collect();
-    steps.push(Step::new(
-        "ia.activate-vus",
-        Phase::Ia,
-        Actor::Ia,
-        "Activate the ExternalPython VUs",
-        format!("Activate the virtual units {}.", all_vus.join(", ")),
-    ));
-    steps.push(
-        Step::new(
-            "ia.save-model",
-            Phase::Ia,
-            Actor::Ia,
-            "Save the system model",
-            "Save the system model.",
-        )
-        .warn("Every instance must be Active or Spare before the model is saved."),
-    );
-    steps.push(Step::new(
-        "ia.monitoring-mode",
-        Phase::Ia,
-        Actor::Ia,
-        "Set Monitoring Mode",
-        "Set Infrastructure Administrator to Monitoring Mode.",
+    let pairs: Vec<&Pair> = topology.pairs.iter().collect();
+    steps.extend(switch_steps(
+        &pairs,
+        &topology.nodes.iter().collect::<Vec<_>>(),
+        "On the CEM software of every core instance, set the variable External Python Directory to the folder of its own ExternalPython VU:",
     ));
 
     if let Some(mail) = &topology.mail {
@@ -616,6 +676,17 @@ pub fn build(
     }
     steps.push(last.check(checks.join(" && ")));
 
+    finish(topology, manifest, certificates, options, steps)
+}
+
+/// The plan of `steps`, with the warnings its inputs give.
+fn finish(
+    topology: &Topology,
+    manifest: &Manifest,
+    certificates: Certificates,
+    options: &PlanOptions,
+    steps: Vec<Step>,
+) -> Plan {
     let mut warnings: Vec<String> = topology
         .mail
         .as_ref()
@@ -641,17 +712,8 @@ pub fn build(
         system: topology.system.clone(),
         generated_by: format!("extpy {}", env!("CARGO_PKG_VERSION")),
         topology: options.topology_arg.clone(),
-        manifest: PlanManifest {
-            name: manifest.name.clone(),
-            sha256: manifest.digest.to_string(),
-            python: manifest.python.to_string(),
-            platform: manifest.platform.to_string(),
-            packages: manifest
-                .wheels
-                .iter()
-                .map(|w| format!("{} {}", w.filename.name, w.filename.version))
-                .collect(),
-        },
+        manifest: PlanManifest::of(manifest),
+        upgrade: None,
         pairs: topology.pairs.clone(),
         certificates,
         mail: topology.mail.clone(),
@@ -835,6 +897,46 @@ impl Plan {
                 })
                 .collect(),
         }
+    }
+
+    /// What the page is: an installation runbook, or an upgrade runbook.
+    pub fn kind(&self) -> &'static str {
+        if self.upgrade.is_some() {
+            "External Python upgrade runbook"
+        } else {
+            "External Python runbook"
+        }
+    }
+
+    /// For an upgrade runbook, one sentence on what it upgrades from and which nodes.
+    pub fn upgrade_summary(&self) -> Option<String> {
+        let u = self.upgrade.as_ref()?;
+        let stays: Vec<&str> = u
+            .nodes
+            .iter()
+            .filter(|g| g.verdict == upgrade::Gate::Refused)
+            .map(|g| g.node.as_str())
+            .collect();
+        Some(format!(
+            "Upgrade from `{}@{}` (CPython {}, {}) to CPython {}: {} of {} nodes{}.",
+            u.from.name,
+            &u.from.sha256[..12],
+            u.from.python,
+            u.from_file,
+            self.manifest.python,
+            u.nodes.len() - stays.len(),
+            u.nodes.len(),
+            if stays.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} stay{} on CPython {} (Windows too old)",
+                    stays.join(", "),
+                    if stays.len() == 1 { "s" } else { "" },
+                    u.from.python
+                )
+            }
+        ))
     }
 
     /// One sentence on the certificate check.

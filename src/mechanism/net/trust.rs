@@ -8,7 +8,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, ClientConfig};
 
-use super::NetError;
+use super::error::{NetError, TlsProblem};
 
 /// The crypto provider every TLS connection uses.
 pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -200,75 +200,6 @@ pub(crate) fn config_with_verifier(
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// What went wrong in a TLS handshake, in words a person can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsProblem {
-    /// The chain ends in a CA this machine does not trust.
-    UnknownIssuer,
-    /// The certificate has expired.
-    Expired,
-    /// The certificate is not valid yet.
-    NotYetValid,
-    /// The certificate does not name the host.
-    NameMismatch,
-    /// The certificate was revoked.
-    Revoked,
-    /// A certificate on the path may not be used for TLS servers (its key usage, or a
-    /// restriction this machine puts on its root).
-    InvalidPurpose,
-    /// Whether a certificate is revoked could not be learnt, and that was reason to refuse.
-    RevocationUnknown,
-    /// Some other certificate problem.
-    BadCertificate(String),
-    /// The peer does not speak TLS (or not a version we accept).
-    NotTls(String),
-    /// The handshake failed (alert, protocol, cipher).
-    Handshake(String),
-}
-
-impl TlsProblem {
-    /// A stable snake_case name for JSON documents.
-    pub fn code(&self) -> &'static str {
-        match self {
-            TlsProblem::UnknownIssuer => "unknown_issuer",
-            TlsProblem::Expired => "expired",
-            TlsProblem::NotYetValid => "not_yet_valid",
-            TlsProblem::NameMismatch => "name_mismatch",
-            TlsProblem::Revoked => "revoked",
-            TlsProblem::InvalidPurpose => "invalid_purpose",
-            TlsProblem::RevocationUnknown => "revocation_unknown",
-            TlsProblem::BadCertificate(_) => "bad_certificate",
-            TlsProblem::NotTls(_) => "not_tls",
-            TlsProblem::Handshake(_) => "handshake",
-        }
-    }
-}
-
-impl std::fmt::Display for TlsProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TlsProblem::UnknownIssuer => {
-                f.write_str("the server's certificate is issued by a certificate authority this machine does not trust")
-            }
-            TlsProblem::Expired => f.write_str("the server's certificate has expired (or this machine's clock is wrong)"),
-            TlsProblem::NotYetValid => {
-                f.write_str("the server's certificate is not valid yet (or this machine's clock is wrong)")
-            }
-            TlsProblem::NameMismatch => f.write_str("the server's certificate is for a different host name"),
-            TlsProblem::Revoked => f.write_str("the server's certificate has been revoked"),
-            TlsProblem::InvalidPurpose => f.write_str(
-                "a certificate on the path may not be used for TLS servers (extended key usage)",
-            ),
-            TlsProblem::RevocationUnknown => f.write_str(
-                "whether the server's certificate is revoked could not be checked",
-            ),
-            TlsProblem::BadCertificate(why) => write!(f, "the server's certificate was rejected: {why}"),
-            TlsProblem::NotTls(why) => write!(f, "the server did not answer with TLS ({why})"),
-            TlsProblem::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
-        }
-    }
 }
 
 /// Finds a rustls error in an error's cause chain, looking inside `io::Error`s too (their

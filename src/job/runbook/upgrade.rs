@@ -1,0 +1,410 @@
+//! The upgrade runbook (`extpy plan TOPOLOGY --upgrade-from OLD`): the checks before (each
+//! node's Windows against the new CPython's minimum, CEM stopped, backups), the new
+//! distribution staged beside the current one in each VU and swapped in with the current one
+//! kept (`layout --keep-previous`), the same IA steps as the installation runbook, the checks
+//! after, and the way back (`extpy rollback`) with the exact paths of the kept copies.
+
+use serde::Serialize;
+
+use super::{
+    Actor, Certificates, Phase, Plan, PlanManifest, PlanOptions, Step, arg, build_step,
+    certificate_steps, finish, refresh_hosts_step, switch_steps,
+};
+use crate::base::report::slug;
+use crate::model::manifest::Manifest;
+use crate::model::topology::{Node, Pair, Topology};
+use crate::model::winver;
+
+/// What an upgrade runbook upgrades from, and which nodes can take the new CPython.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanUpgrade {
+    /// The manifest the nodes run now.
+    pub from: PlanManifest,
+    /// The file it was read from, as given to `--upgrade-from`.
+    pub from_file: String,
+    /// The OS gate, per node.
+    pub nodes: Vec<NodeGate>,
+}
+
+/// Whether a node's Windows runs the new CPython.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeGate {
+    /// The node.
+    pub node: String,
+    /// Its Windows version as the topology's `os:` gives it, if it does.
+    pub os: Option<String>,
+    /// The verdict.
+    pub verdict: Gate,
+    /// The verdict in words.
+    pub reason: String,
+}
+
+/// The OS gate's verdict for one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Its Windows runs the new CPython: it is upgraded.
+    Ok,
+    /// Its Windows cannot: it stays on the old manifest.
+    Refused,
+    /// The topology does not say: it is upgraded, and the layout on the node checks.
+    Unknown,
+}
+
+/// What the upgrade plan is made from, besides the installation plan's inputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UpgradeInputs<'a> {
+    /// The manifest the nodes run now.
+    pub old: &'a Manifest,
+    /// Its file as the user named it.
+    pub old_arg: &'a str,
+    /// The new manifest's file for `--manifest FILE` in the plan's commands, or `None` when
+    /// they find it on their own (the topology's `manifest:`, the built-in one, a bundle's).
+    pub new_arg: Option<&'a str>,
+}
+
+/// Refuses an old manifest that is not older: the same manifest, or one whose CPython is
+/// newer than the new one's. The same CPython with other pins is an upgrade of packages.
+pub(crate) fn check_older(old: &Manifest, old_arg: &str, new: &Manifest) -> Result<(), String> {
+    if old.digest == new.digest {
+        return Err(format!(
+            "--upgrade-from {old_arg}: it is the manifest being planned ({}), so there is nothing to upgrade\n  help: give --upgrade-from the manifest the nodes run now, and the new one with --manifest (or the topology's manifest:)",
+            new.identity()
+        ));
+    }
+    if old.python > new.python {
+        return Err(format!(
+            "--upgrade-from {old_arg}: it pins CPython {}, newer than the {} of {}: an upgrade goes to a newer CPython (or, with the same CPython, to other pins)\n  help: to go back to the copy an upgrade kept, run `extpy rollback TOPOLOGY --node NAME`; otherwise swap the two manifests",
+            old.python,
+            new.python,
+            new.identity()
+        ));
+    }
+    Ok(())
+}
+
+/// Each node's verdict for `python`.
+fn gates(topology: &Topology, new: &Manifest) -> Vec<NodeGate> {
+    topology
+        .nodes
+        .iter()
+        .map(|n| match &n.os {
+            None => NodeGate {
+                node: n.name.clone(),
+                os: None,
+                verdict: Gate::Unknown,
+                reason: format!(
+                    "unknown: the topology has no os: for {}; extpy layout on the node itself checks the running Windows",
+                    n.name
+                ),
+            },
+            Some(os) => {
+                let (verdict, reason) = match winver::check(new.python, os.version) {
+                    Ok(()) => (Gate::Ok, format!("{} runs CPython {}", os.version, new.python)),
+                    Err(why) => (Gate::Refused, why),
+                };
+                NodeGate {
+                    node: n.name.clone(),
+                    os: Some(os.given.clone()),
+                    verdict,
+                    reason,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Stopping CEM on the nodes being changed, so no python.exe runs from their VU folders.
+fn maintenance_step(id: &str, pairs: &[&Pair]) -> Step {
+    let cores: Vec<&str> = pairs.iter().map(|p| p.core.as_str()).collect();
+    Step::new(
+        id,
+        Phase::Precheck,
+        Actor::Ia,
+        "Stop CEM: set Maintenance Mode",
+        format!(
+            "Set Infrastructure Administrator to Maintenance Mode and stop the CEM instances of {}, so that no python.exe runs from their ExternalPython VUs: extpy refuses to replace a folder whose Python is running, and changes nothing then.",
+            cores.join(", ")
+        ),
+    )
+}
+
+/// Builds the upgrade runbook for `topology`, from `inputs.old` to `new` (pure: no I/O).
+/// Nodes whose Windows cannot run the new CPython are named, with what to do, and left on the
+/// old manifest; when no node can take it, the plan is that check alone.
+pub(crate) fn build(
+    topology: &Topology,
+    new: &Manifest,
+    inputs: UpgradeInputs<'_>,
+    certificates: Certificates,
+    options: &PlanOptions,
+) -> Plan {
+    let old = inputs.old;
+    let topo = arg(&options.topology_arg);
+    let flag = match (&options.bundle, inputs.new_arg) {
+        (Some(b), _) => format!(" --bundle {}", arg(b)),
+        (None, Some(m)) => format!(" --manifest {}", arg(m)),
+        (None, None) => String::new(),
+    };
+    let gates = gates(topology, new);
+    let upgraded: Vec<&Node> = topology
+        .nodes
+        .iter()
+        .zip(&gates)
+        .filter(|(_, g)| g.verdict != Gate::Refused)
+        .map(|(n, _)| n)
+        .collect();
+    let pairs: Vec<&Pair> = topology
+        .pairs
+        .iter()
+        .filter(|p| upgraded.iter().any(|n| n.name == p.node))
+        .collect();
+    let from = format!("{} (CPython {})", old.identity(), old.python);
+    let mut steps = Vec::new();
+
+    // Before: Windows, what is in place, backups, CEM stopped.
+    let mut windows = Step::new(
+        "precheck.windows",
+        Phase::Precheck,
+        Actor::Extpy,
+        format!("Check that every node's Windows runs CPython {}", new.python),
+        format!(
+            "CPython {} needs {} or newer. Each node's Windows version, as the topology's os: gives it (winver on the node shows it):",
+            new.python,
+            winver::minimum(new.python).map_or("a supported Windows", |m| m.products)
+        ),
+    )
+    .table(
+        &["node", "Windows (os:)", "verdict"],
+        gates
+            .iter()
+            .map(|g| {
+                vec![
+                    g.node.clone(),
+                    g.os.clone().unwrap_or_else(|| "-".into()),
+                    match g.verdict {
+                        Gate::Ok => format!("ok: {}", g.reason),
+                        Gate::Refused => format!("CANNOT take it: {}", g.reason),
+                        Gate::Unknown => g.reason.clone(),
+                    },
+                ]
+            })
+            .collect(),
+    );
+    for (node, g) in topology.nodes.iter().zip(&gates) {
+        let vus: Vec<&str> = topology
+            .pairs_of(&node.name)
+            .map(|p| p.vu.as_str())
+            .collect();
+        match g.verdict {
+            Gate::Refused => {
+                windows = windows.warn(format!(
+                    "{} cannot take CPython {}: it stays on {from}, and this runbook leaves its VUs ({}) as they are. Upgrade its Windows to {} or newer, set its os: in the topology, then make this plan again (`extpy plan {topo} --upgrade-from {}{flag}`) to upgrade it too.",
+                    node.name,
+                    new.python,
+                    vus.join(", "),
+                    winver::minimum(new.python).map_or("a newer Windows", |m| m.products),
+                    arg(inputs.old_arg),
+                ));
+            }
+            Gate::Unknown => {
+                windows = windows.warn(format!(
+                    "The Windows version of {} is unknown: check it with winver before you start and add os: to it in the topology; extpy layout run on the node refuses a CPython its Windows cannot run.",
+                    node.name
+                ));
+            }
+            Gate::Ok => {}
+        }
+    }
+    steps.push(windows);
+    if !upgraded.is_empty() {
+        steps.extend(switch_and_back(&Context {
+            new,
+            old,
+            old_arg: inputs.old_arg,
+            topo: &topo,
+            flag: &flag,
+            pairs: &pairs,
+            upgraded: &upgraded,
+            certificates: &certificates,
+            options,
+        }));
+    }
+    let mut plan = finish(topology, new, certificates, options, steps);
+    for g in gates.iter().filter(|g| g.verdict == Gate::Refused) {
+        plan.warnings.push(format!(
+            "{} cannot take CPython {} ({}): it stays on {from}; the step precheck.windows says what to do",
+            g.node, new.python, g.reason
+        ));
+    }
+    plan.upgrade = Some(PlanUpgrade {
+        from: PlanManifest::of(old),
+        from_file: inputs.old_arg.to_string(),
+        nodes: gates,
+    });
+    plan
+}
+
+/// What the steps of an upgrade are made from.
+struct Context<'a> {
+    new: &'a Manifest,
+    old: &'a Manifest,
+    old_arg: &'a str,
+    topo: &'a str,
+    /// ` --manifest NEW` (or ` --bundle B`) where the commands need it.
+    flag: &'a str,
+    /// The pairs of the nodes upgraded.
+    pairs: &'a [&'a Pair],
+    /// The nodes whose Windows can take the new CPython (or may: os: unknown).
+    upgraded: &'a [&'a Node],
+    certificates: &'a Certificates,
+    options: &'a PlanOptions,
+}
+
+impl Context<'_> {
+    /// A row per VU of `node`: its name, then `cells`.
+    fn rows(&self, node: &Node, cells: impl Fn(&Pair) -> Vec<String>) -> Vec<Vec<String>> {
+        self.pairs
+            .iter()
+            .filter(|p| p.node == node.name)
+            .map(|p| {
+                let mut row = vec![p.vu.clone()];
+                row.extend(cells(p));
+                row
+            })
+            .collect()
+    }
+}
+
+/// Where `layout --keep-previous` keeps a VU's distribution, as its node sees it.
+fn kept(p: &Pair) -> String {
+    format!("{}.previous", p.external_python_directory)
+}
+
+/// The steps after the Windows check, for the nodes that take the new CPython.
+fn switch_and_back(c: &Context<'_>) -> Vec<Step> {
+    let (new, old, topo, flag, pairs) = (c.new, c.old, c.topo, c.flag, c.pairs);
+    let old_flag = format!(" --manifest {}", arg(c.old_arg));
+    let from = format!("{} (CPython {})", old.identity(), old.python);
+    let to = format!("{} (CPython {})", new.identity(), new.python);
+    let mut steps = Vec::new();
+    for node in c.upgraded {
+        let check = format!(
+            "extpy verify --topology {topo} --node {}{old_flag}",
+            arg(&node.name)
+        );
+        steps.push(
+            Step::new(
+                format!("precheck.in-place.{}", slug(&node.name)),
+                Phase::Precheck,
+                Actor::Extpy,
+                format!("Check what the VUs of {} hold now", node.name),
+                format!(
+                    "On {}, check that every ExternalPython VU holds {from}, matching its seal: that is the copy the upgrade keeps beside it, and the one a rollback puts back. A VU that differs is replaced, but not kept.",
+                    node.name
+                ),
+            )
+            .command(check.clone())
+            .check(check),
+        );
+    }
+    steps.push(Step::new(
+        "precheck.backup",
+        Phase::Precheck,
+        Actor::Ia,
+        "Back up the HAC system model and the IA files",
+        "Save the current system model and copy the Infrastructure Administrator files, as the install package's upgrade guide describes, to a place off the HAC nodes, so the system can be put back as it is now.",
+    ));
+    steps.push(maintenance_step("precheck.maintenance", pairs));
+
+    // Prepare the new distribution, as for an installation.
+    steps.extend(certificate_steps(new, c.certificates));
+    steps.push(build_step(new, c.options, flag));
+
+    // Stage and switch, node by node.
+    for node in c.upgraded {
+        let n = arg(&node.name);
+        let layout = format!("extpy layout {topo} --node {n}{flag} --keep-previous");
+        let rows = c.rows(node, |p| vec![from.clone(), to.clone(), kept(p)]);
+        steps.push(
+            Step::new(
+                format!("switch.{}", slug(&node.name)),
+                Phase::Switch,
+                Actor::Extpy,
+                format!("Stage CPython {} beside the current one on {} and switch", new.python, node.name),
+                format!(
+                    "On {}, with CEM stopped: extpy writes {to} beside the current distribution in each VU (a hidden folder next to Python\\External), verifies every file against the seal, and only then renames it into place; the distribution it replaces is kept, sealed, beside it as Python\\External.previous. The dry run shows what will change and writes nothing. Run on the node itself, the layout also checks the running Windows version.",
+                    node.name
+                ),
+            )
+            .table(&["VU", "in place now", "after the switch", "kept copy (Directory)"], rows)
+            .command(format!("{layout} --dry-run"))
+            .command(layout)
+            .check(format!("extpy verify --topology {topo} --node {n}{flag}")),
+        );
+    }
+
+    // IA: the same steps as the installation; the External Python Directory stays.
+    steps.push(refresh_hosts_step());
+    steps.extend(switch_steps(
+        pairs,
+        c.upgraded,
+        "The External Python Directory of each core does not change (the new distribution was renamed into the same folder): check that every CEM core still has the folder of its own ExternalPython VU:",
+    ));
+
+    // After: what is in place, and that it runs.
+    for node in c.upgraded {
+        let n = arg(&node.name);
+        let verify = format!("extpy verify --topology {topo} --node {n}{flag}");
+        steps.push(
+            Step::new(
+                format!("verify.upgraded.{}", slug(&node.name)),
+                Phase::Verify,
+                Actor::Extpy,
+                format!("Check the upgraded VUs on {}", node.name),
+                format!(
+                    "On {}, check that every VU holds {to} matching the seal the new manifest produces, with {from} kept beside it; then try the installed Python of each VU (imports, TLS, the DLLs it loads). If a check fails, roll back (below).",
+                    node.name
+                ),
+            )
+            .command(verify.clone())
+            .command(format!("extpy selftest --topology {topo} --node {n}"))
+            .check(verify),
+        );
+    }
+
+    // The way back.
+    let mut back = maintenance_step("rollback.maintenance", pairs);
+    back.phase = Phase::Rollback;
+    steps.push(back);
+    for node in c.upgraded {
+        let n = arg(&node.name);
+        let rows = c.rows(node, |p| vec![from.clone(), kept(p)]);
+        steps.push(
+            Step::new(
+                format!("rollback.{}", slug(&node.name)),
+                Phase::Rollback,
+                Actor::Extpy,
+                format!("Put {} back on {}", old.python, node.name),
+                format!(
+                    "On {}, with CEM stopped: extpy checks every kept copy against its seal first (and changes nothing if one is missing or differs), then renames each back into Python\\External with the same retries and recovery as the layout, and deletes the CPython {} tree. A rollback that is interrupted is completed by the next run.",
+                    node.name, new.python
+                ),
+            )
+            .table(&["VU", "goes back to", "from the kept copy (Directory)"], rows)
+            .command(format!("extpy rollback {topo} --node {n}"))
+            .check(format!("extpy verify --topology {topo} --node {n}{old_flag}")),
+        );
+    }
+    for mut s in std::iter::once(refresh_hosts_step()).chain(switch_steps(
+        pairs,
+        c.upgraded,
+        "The External Python Directory of each core does not change on the way back either: check that every CEM core still has the folder of its own ExternalPython VU:",
+    )) {
+        s.id = format!("rollback.{}", s.id);
+        s.phase = Phase::Rollback;
+        steps.push(s);
+    }
+
+    steps
+}
