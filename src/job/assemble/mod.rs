@@ -2,6 +2,7 @@
 //! `Lib\site-packages`, `pythonXY._pth` edited, the seal written; built beside the
 //! destination and renamed into place only when complete.
 
+pub(crate) mod contents;
 pub(crate) mod pth;
 pub(crate) mod requires;
 pub(crate) mod sbom;
@@ -20,6 +21,7 @@ use crate::mechanism::digest::Sha256Digest;
 use crate::mechanism::fsio::{IoError, at};
 use crate::mechanism::place::{PlaceError, Staging};
 use crate::model::manifest::{Manifest, RuntimeTrust};
+pub(crate) use contents::Output;
 use seal::{
     DestState, SEAL_FILE, Seal, SealManifest, SealPackage, SealPython, SealedFile, dest_state,
     native, write_sealed,
@@ -520,43 +522,6 @@ fn finish(
             DestState::Sealed | DestState::Foreign | DestState::Empty
         ),
     })
-}
-
-/// Where a build's files go: into a folder, or nowhere when only the seal they would get is
-/// wanted ([`expected_seal`]). One code path does both, so the two cannot disagree.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Output<'a> {
-    /// Written under this root.
-    Dir(&'a Path),
-    /// Hashed only.
-    SealOnly,
-}
-
-impl Output<'_> {
-    /// Extracts (or only hashes) an archive entry as `rel`.
-    pub(crate) fn extract(
-        self,
-        archive: &mut Archive,
-        entry: &Entry,
-        rel: &str,
-    ) -> Result<(Sha256Digest, u64), ArchiveError> {
-        match self {
-            Output::Dir(root) => archive.extract(entry, &native(root, rel)),
-            Output::SealOnly => archive.copy(entry, &mut std::io::sink()),
-        }
-    }
-
-    /// Writes (or only hashes) `bytes` as `rel`.
-    pub(crate) fn write(self, rel: &str, bytes: &[u8]) -> Result<SealedFile, IoError> {
-        match self {
-            Output::Dir(root) => write_sealed(root, rel, bytes),
-            Output::SealOnly => Ok(SealedFile {
-                path: rel.to_string(),
-                size: bytes.len() as u64,
-                sha256: Sha256Digest::of(bytes),
-            }),
-        }
-    }
 }
 
 /// Every file of the plan into `out`, and the seal over them (not written).

@@ -9,7 +9,7 @@
 //! The bytes depend only on the subject and extpy's version: no timestamp, and the serial
 //! number is a name-based UUID derived from the document's content.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -17,6 +17,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
 
+pub(crate) use crate::job::assemble::contents::Licence;
 use crate::job::assemble::requires::{self, Environment};
 use crate::job::assemble::seal::{Seal, native};
 use crate::job::assemble::wheel::{SITE_PACKAGES, WheelPlan, headers};
@@ -30,40 +31,7 @@ const SPEC_VERSION: &str = "1.6";
 /// kept as the licence's text, named by its first line.
 const NAME_MAX: usize = 100;
 
-/// The licence a wheel's METADATA declares: `License-Expression` (PEP 639), else `License`,
-/// else the `License ::` classifiers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Licence {
-    /// `License-Expression` (SPDX).
-    pub expression: Option<String>,
-    /// `License` (free text).
-    pub text: Option<String>,
-    /// `Classifier: License :: ...` values.
-    pub classifiers: Vec<String>,
-}
-
 impl Licence {
-    /// Reads the licence fields of METADATA headers (keys lowercased).
-    pub(crate) fn from_headers(h: &HashMap<String, Vec<String>>) -> Self {
-        let first = |k: &str| {
-            h.get(k)
-                .and_then(|v| v.first())
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("UNKNOWN"))
-        };
-        Licence {
-            expression: first("license-expression"),
-            text: first("license"),
-            classifiers: h
-                .get("classifier")
-                .into_iter()
-                .flatten()
-                .filter(|c| c.starts_with("License ::"))
-                .cloned()
-                .collect(),
-        }
-    }
-
     fn choices(&self) -> Vec<LicenseChoice> {
         let declared = Some("declared".to_string());
         if let Some(e) = &self.expression {
@@ -738,6 +706,7 @@ fn subject_of_tree(dir: &Path, seal: &Seal) -> (Option<Subject>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn headers_of(text: &str) -> HashMap<String, Vec<String>> {
         headers(text)

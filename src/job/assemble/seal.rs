@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use super::contents::{
+    SealManifest, SealPackage, SealPython, SealedFile, native, write_sealed,
+};
 use crate::base::exit::ExitCode;
 use crate::mechanism::digest::{Sha256Digest, hash_file};
 use crate::mechanism::fsio::{IoError, at};
@@ -15,52 +18,6 @@ use crate::mechanism::fsio::{IoError, at};
 /// The seal's file name at a distribution's root.
 pub(crate) const SEAL_FILE: &str = "extpy-seal.json";
 const FORMAT: &str = "extpy-seal/1";
-
-/// A file as sealed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SealedFile {
-    /// Relative path, `/`-separated.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Its sha256.
-    pub sha256: Sha256Digest,
-}
-
-/// The manifest a distribution was built from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SealManifest {
-    /// Its name.
-    pub name: String,
-    /// Its digest.
-    pub sha256: Sha256Digest,
-}
-
-/// The CPython in the distribution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SealPython {
-    /// `3.12.10`.
-    pub version: String,
-    /// `win_amd64`.
-    pub platform: String,
-    /// The embeddable zip it came from.
-    pub embeddable: String,
-    /// Its sha256.
-    pub sha256: Sha256Digest,
-}
-
-/// An installed package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SealPackage {
-    /// Project name as in its metadata.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// The wheel file.
-    pub wheel: String,
-    /// The wheel's sha256.
-    pub sha256: Sha256Digest,
-}
 
 /// The seal of a distribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -622,22 +579,6 @@ fn list_files(dir: &Path) -> io::Result<Vec<Listed>> {
         });
     }
     Ok(out)
-}
-
-/// `root` joined with a `/`-separated relative path (the form seals and bundles use).
-pub(crate) fn native(root: &Path, rel: &str) -> PathBuf {
-    rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
-}
-
-/// Writes `bytes` at `root`/`rel` and returns the file as the seal will list it.
-pub(crate) fn write_sealed(root: &Path, rel: &str, bytes: &[u8]) -> Result<SealedFile, IoError> {
-    let path = native(root, rel);
-    fs::write(&path, bytes).map_err(at(&path, "cannot write"))?;
-    Ok(SealedFile {
-        path: rel.to_string(),
-        size: bytes.len() as u64,
-        sha256: Sha256Digest::of(bytes),
-    })
 }
 
 /// `path` relative to `root`, `/`-separated (the form seals and bundles use).
