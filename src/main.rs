@@ -384,7 +384,8 @@ struct PlanArgs {
     mail_report: Option<PathBuf>,
     #[command(flatten)]
     endpoints: MailEndpointArgs,
-    /// Make the upgrade runbook from this manifest (the one the nodes run now) to the new one
+    /// Make the upgrade runbook from this manifest (the one the nodes run now; or the seal
+    /// found on a node: a VU's Python\External folder or its extpy-seal.json) to the new one
     /// (--manifest, or the topology's): checks before, the switch with the current tree kept,
     /// the IA steps, checks after and the rollback
     #[arg(long, value_name = "OLD_MANIFEST", conflicts_with_all = ["rollout", "mail_check", "mail_report"])]

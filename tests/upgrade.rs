@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::{World, embeddable, sha256_hex, tree};
+use support::{World, embeddable, plan_step, sha256_hex, tree};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -286,4 +286,83 @@ fn a_leftover_of_a_plain_layout_is_not_taken_for_an_interrupted_rollback() {
         r.stderr
     );
     assert!(stale.is_dir());
+}
+
+/// `plan --upgrade-from` given what a node holds (a VU folder, or its seal copied off the
+/// node) instead of a manifest: the runbook names that manifest and seal, and checks each VU
+/// folder against its own seal before and after a rollback.
+#[test]
+fn the_upgrade_runbook_from_the_seal_found_on_a_node() {
+    let site = Site::laid_out();
+    let vu = site.python(1).join("External");
+    let seal: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(vu.join("extpy-seal.json")).unwrap()).unwrap();
+    manifest_3_13(&site.w);
+    let doc = site
+        .w
+        .run(&[
+            "plan",
+            s(&site.topo),
+            "--upgrade-from",
+            s(&vu),
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(doc["upgrade"]["from"]["name"], "test-dist");
+    assert_eq!(doc["upgrade"]["from"]["python"], "3.12.10");
+    assert_eq!(doc["upgrade"]["from_seal_digest"], seal["digest"]);
+    assert_eq!(doc["manifest"]["python"], "3.13.9");
+    let step = |id: &str| plan_step(&doc, id);
+    let verify = "extpy verify \"D:\\SCP Data\\vu\\ExternalPython1\\Python\\External\" \"D:\\SCP Data\\vu\\ExternalPython2\\Python\\External\"";
+    let before = step("precheck.in-place.hac1");
+    assert_eq!(before["check"], verify);
+    let short = &seal["digest"].as_str().unwrap()[..12];
+    assert!(
+        before["instruction"].as_str().unwrap().contains(&format!(
+            "Each must hold the seal {short} that --upgrade-from read"
+        )),
+        "{before}"
+    );
+    assert_eq!(step("rollback.hac1")["check"], verify);
+
+    // The seal copied off the node works the same; one changed after extpy wrote it does not.
+    let copy = site.w.path("seal-from-hac1.json");
+    fs::copy(vu.join("extpy-seal.json"), &copy).unwrap();
+    let r = site
+        .w
+        .run(&[
+            "plan",
+            s(&site.topo),
+            "--upgrade-from",
+            s(&copy),
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(r["upgrade"]["from_seal_digest"], seal["digest"]);
+    let text = fs::read_to_string(&copy).unwrap();
+    fs::write(&copy, text.replacen("test-dist", "test-dust", 1)).unwrap();
+    let r = site
+        .w
+        .run(&["plan", s(&site.topo), "--upgrade-from", s(&copy)])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("the seal's digest does not match its contents"),
+        "{}",
+        r.stderr
+    );
+    // A folder without a seal is not what a node runs.
+    let r = site
+        .w
+        .run(&["plan", s(&site.topo), "--upgrade-from", s(&site.out)])
+        .code(3);
+    assert!(
+        r.stderr.contains("holds no extpy-seal.json"),
+        "{}",
+        r.stderr
+    );
 }

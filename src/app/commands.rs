@@ -673,8 +673,8 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     // before anything is looked up.
     let upgrade_from = match &args.upgrade_from {
         Some(file) => {
-            let old = Manifest::load_given_as(file, "--upgrade-from")?;
             let old_arg = file.display().to_string();
+            let old = current_from(file, &old_arg)?;
             runbook::upgrade::check_older(&old, &old_arg, &manifest).map_err(Error::Usage)?;
             Some((old, old_arg))
         }
@@ -807,6 +807,28 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
         None => text,
     };
     Ok(Outcome::new(CommandName::Plan, &runbook, human))
+}
+
+/// What `--upgrade-from FILE` says the nodes run now: a distribution folder or a seal file
+/// (`*.json`) found on a node, or else a manifest.
+fn current_from(file: &Path, old_arg: &str) -> Result<runbook::upgrade::Current, Error> {
+    let seal = if file.is_dir() {
+        Some(seal::Seal::read(file)?)
+    } else if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        Some(seal::Seal::read_file(file)?)
+    } else {
+        None
+    };
+    Ok(match seal {
+        Some(seal) => runbook::upgrade::Current::of_seal(&seal, old_arg).map_err(Error::Usage)?,
+        None => runbook::upgrade::Current::of_manifest(&Manifest::load_given_as(
+            file,
+            "--upgrade-from",
+        )?),
+    })
 }
 
 fn not_checked() -> runbook::Certificates {

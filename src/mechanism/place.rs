@@ -561,11 +561,19 @@ pub(crate) enum RolledBack {
 }
 
 /// Decides what rolling `target` back means: a kept copy to put back, an interrupted
-/// rollback to finish, or nothing kept (an error, before anything changed).
+/// rollback to finish, or nothing kept (an error, before anything changed). A Python running
+/// from `target` is an error here too, so that a rollback of several VUs stops before the
+/// first one changes.
 pub(crate) fn rollback_step(target: &Path, mover: &Mover) -> Result<RollbackStep, PlaceError> {
     let (parent, name) = parent_and_name(target);
     let kept = kept_path(target);
     if kept.is_dir() {
+        if let Some(file) = mover.python_in_use(target) {
+            return Err(PlaceError::InUse {
+                target: target.to_path_buf(),
+                file,
+            });
+        }
         return Ok(RollbackStep::PutBack { kept });
     }
     let found = leftovers(&parent, &name, mover.ops.case_insensitive());
@@ -1266,6 +1274,20 @@ mod tests {
         let step = rollback_step(&target, &m).unwrap();
         let e = roll_back(&target, &step, &m).unwrap_err();
         assert!(e.to_string().contains("the current folder is back"), "{e}");
+        assert_eq!(version(&target), "new");
+        assert_eq!(names(dir.path()), ["out", "out.previous"]);
+    }
+
+    #[test]
+    fn a_running_python_stops_a_rollback_before_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = with_kept(dir.path(), "new", "old");
+        fs::write(target.join("python.exe"), "MZ").unwrap();
+        let ops = Arc::new(Windowsish::default());
+        ops.in_use.store(true, Ordering::SeqCst);
+        let (m, _) = mover(ops);
+        let e = rollback_step(&target, &m).unwrap_err();
+        assert!(matches!(e, PlaceError::InUse { .. }), "{e}");
         assert_eq!(version(&target), "new");
         assert_eq!(names(dir.path()), ["out", "out.previous"]);
     }

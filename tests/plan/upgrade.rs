@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use support::{Run, assert_snapshot};
+use support::{Run, assert_snapshot, plan_step as step};
 
 use super::{check_well_formed, plan, workspace};
 
@@ -191,15 +191,6 @@ fn the_ia_steps_are_the_installation_runbooks() {
         .ok()
         .json();
     let upgrade = upgrade_plan(dir.path(), &["--format", "json"]).ok().json();
-    let step = |doc: &serde_json::Value, id: &str| {
-        doc["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("{id}"))
-    };
     for id in [
         "ia.refresh-hosts",
         "ia.synchronize",

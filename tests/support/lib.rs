@@ -526,3 +526,15 @@ fn minify_json(text: &str) -> String {
     }
     out
 }
+
+/// The step `id` of a runbook's JSON (`extpy plan --format json`); panics naming it when the
+/// plan has none.
+pub fn plan_step(plan: &serde_json::Value, id: &str) -> serde_json::Value {
+    plan["steps"]
+        .as_array()
+        .expect("a plan has steps")
+        .iter()
+        .find(|s| s["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("the plan has no step {id}"))
+}

@@ -162,14 +162,23 @@ impl Seal {
                 path: dir.to_path_buf(),
             });
         }
-        let path = dir.join(SEAL_FILE);
+        Self::read_file(&dir.join(SEAL_FILE))
+    }
+
+    /// Reads the seal file `path` (an `extpy-seal.json` in its folder, or a copy taken off a
+    /// node); a missing `extpy-seal.json` is [`SealError::Missing`] for its folder.
+    pub(crate) fn read_file(path: &Path) -> Result<Seal, SealError> {
+        let path = path.to_path_buf();
         let bytes =
             match crate::mechanism::limits::read_regular(&path, crate::mechanism::limits::MAX_JSON)
             {
                 Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && path.file_name().is_some_and(|n| n == SEAL_FILE) =>
+                {
                     return Err(SealError::Missing {
-                        path: dir.to_path_buf(),
+                        path: path.parent().map(Path::to_path_buf).unwrap_or_default(),
                     });
                 }
                 // An oversized (or not regular) seal is a seal that does not verify.

@@ -11,7 +11,9 @@ use super::{
     certificate_steps, finish, refresh_hosts_step, switch_steps,
 };
 use crate::base::report::slug;
-use crate::model::manifest::Manifest;
+use crate::job::assemble::seal::Seal;
+use crate::mechanism::digest::Sha256Digest;
+use crate::model::manifest::{Manifest, PythonVersion};
 use crate::model::topology::{Node, Pair, Topology};
 use crate::model::winver;
 
@@ -22,6 +24,9 @@ pub struct PlanUpgrade {
     pub from: PlanManifest,
     /// The file it was read from, as given to `--upgrade-from`.
     pub from_file: String,
+    /// When that was a seal found on a node (not a manifest): its digest, which every VU
+    /// must hold before the upgrade.
+    pub from_seal_digest: Option<Sha256Digest>,
     /// The OS gate, per node.
     pub nodes: Vec<NodeGate>,
 }
@@ -51,11 +56,72 @@ pub enum Gate {
     Unknown,
 }
 
+/// What the nodes run now, as `--upgrade-from` gives it: a manifest file, or the seal of a
+/// distribution found on a node (its folder, or its `extpy-seal.json` copied off the node).
+#[derive(Debug, Clone)]
+pub(crate) struct Current {
+    /// The manifest as the plan names it.
+    plan: PlanManifest,
+    /// Its digest.
+    digest: Sha256Digest,
+    /// Its CPython.
+    python: PythonVersion,
+    /// The seal's digest, when read from a seal.
+    seal: Option<Sha256Digest>,
+}
+
+impl Current {
+    /// From the manifest file the nodes were laid out with.
+    pub(crate) fn of_manifest(m: &Manifest) -> Self {
+        Self {
+            plan: PlanManifest::of(m),
+            digest: m.digest,
+            python: m.python,
+            seal: None,
+        }
+    }
+
+    /// From the seal of a distribution found on a node, checked against its own digest.
+    pub(crate) fn of_seal(seal: &Seal, file: &str) -> Result<Self, String> {
+        if seal.compute_digest() != seal.digest {
+            return Err(format!(
+                "--upgrade-from {file}: the seal's digest does not match its contents: it was changed after extpy wrote it\n  help: take the extpy-seal.json of a VU that `extpy verify` passes, or give the manifest the nodes were laid out with"
+            ));
+        }
+        let python = seal
+            .python
+            .version
+            .parse()
+            .map_err(|e| format!("--upgrade-from {file}: the seal's CPython version: {e}"))?;
+        Ok(Self {
+            plan: PlanManifest {
+                name: seal.manifest.name.clone(),
+                sha256: seal.manifest.sha256.to_string(),
+                python: seal.python.version.clone(),
+                platform: seal.python.platform.clone(),
+                packages: seal
+                    .packages
+                    .iter()
+                    .map(|p| format!("{} {}", p.name, p.version))
+                    .collect(),
+            },
+            digest: seal.manifest.sha256,
+            python,
+            seal: Some(seal.digest),
+        })
+    }
+
+    /// `name@digest`, as a manifest's identity reads.
+    fn identity(&self) -> String {
+        format!("{}@{}", self.plan.name, self.digest.short())
+    }
+}
+
 /// What the upgrade plan is made from, besides the installation plan's inputs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UpgradeInputs<'a> {
-    /// The manifest the nodes run now.
-    pub old: &'a Manifest,
+    /// What the nodes run now.
+    pub old: &'a Current,
     /// Its file as the user named it.
     pub old_arg: &'a str,
     /// The new manifest's file for `--manifest FILE` in the plan's commands, or `None` when
@@ -65,7 +131,7 @@ pub(crate) struct UpgradeInputs<'a> {
 
 /// Refuses an old manifest that is not older: the same manifest, or one whose CPython is
 /// newer than the new one's. The same CPython with other pins is an upgrade of packages.
-pub(crate) fn check_older(old: &Manifest, old_arg: &str, new: &Manifest) -> Result<(), String> {
+pub(crate) fn check_older(old: &Current, old_arg: &str, new: &Manifest) -> Result<(), String> {
     if old.digest == new.digest {
         return Err(format!(
             "--upgrade-from {old_arg}: it is the manifest being planned ({}), so there is nothing to upgrade\n  help: give --upgrade-from the manifest the nodes run now, and the new one with --manifest (or the topology's manifest:)",
@@ -238,8 +304,9 @@ pub(crate) fn build(
         ));
     }
     plan.upgrade = Some(PlanUpgrade {
-        from: PlanManifest::of(old),
+        from: old.plan.clone(),
         from_file: inputs.old_arg.to_string(),
+        from_seal_digest: old.seal,
         nodes: gates,
     });
     plan
@@ -248,7 +315,7 @@ pub(crate) fn build(
 /// What the steps of an upgrade are made from.
 struct Context<'a> {
     new: &'a Manifest,
-    old: &'a Manifest,
+    old: &'a Current,
     old_arg: &'a str,
     topo: &'a str,
     /// ` --manifest NEW` (or ` --bundle B`) where the commands need it.
@@ -262,6 +329,28 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The command that shows the old distribution in place on `node`: against the old
+    /// manifest's seal when `--upgrade-from` named a manifest; with a seal from a node, each
+    /// VU folder against its own seal (whose digest the step names).
+    fn old_check(&self, node: &Node) -> String {
+        if self.old.seal.is_some() {
+            let dirs: Vec<String> = self
+                .pairs
+                .iter()
+                .filter(|p| p.node == node.name)
+                .map(|p| arg(p.external_python_directory.as_str()))
+                .collect();
+            format!("extpy verify {}", dirs.join(" "))
+        } else {
+            format!(
+                "extpy verify --topology {} --node {} --manifest {}",
+                self.topo,
+                arg(&node.name),
+                arg(self.old_arg)
+            )
+        }
+    }
+
     /// A row per VU of `node`: its name, then `cells`.
     fn rows(&self, node: &Node, cells: impl Fn(&Pair) -> Vec<String>) -> Vec<Vec<String>> {
         self.pairs
@@ -284,15 +373,21 @@ fn kept(p: &Pair) -> String {
 /// The steps after the Windows check, for the nodes that take the new CPython.
 fn switch_and_back(c: &Context<'_>) -> Vec<Step> {
     let (new, old, topo, flag, pairs) = (c.new, c.old, c.topo, c.flag, c.pairs);
-    let old_flag = format!(" --manifest {}", arg(c.old_arg));
     let from = format!("{} (CPython {})", old.identity(), old.python);
     let to = format!("{} (CPython {})", new.identity(), new.python);
     let mut steps = Vec::new();
     for node in c.upgraded {
-        let check = format!(
-            "extpy verify --topology {topo} --node {}{old_flag}",
-            arg(&node.name)
-        );
+        let check = c.old_check(node);
+        let seal = old
+            .seal
+            .map(|d| {
+                format!(
+                    " Each must hold the seal {} that --upgrade-from read ({}).",
+                    d.short(),
+                    c.old_arg
+                )
+            })
+            .unwrap_or_default();
         steps.push(
             Step::new(
                 format!("precheck.in-place.{}", slug(&node.name)),
@@ -300,7 +395,7 @@ fn switch_and_back(c: &Context<'_>) -> Vec<Step> {
                 Actor::Extpy,
                 format!("Check what the VUs of {} hold now", node.name),
                 format!(
-                    "On {}, check that every ExternalPython VU holds {from}, matching its seal: that is the copy the upgrade keeps beside it, and the one a rollback puts back. A VU that differs is replaced, but not kept.",
+                    "On {}, check that every ExternalPython VU holds {from}, matching its seal: that is the copy the upgrade keeps beside it, and the one a rollback puts back. A VU that differs is replaced, but not kept.{seal}",
                     node.name
                 ),
             )
@@ -393,7 +488,7 @@ fn switch_and_back(c: &Context<'_>) -> Vec<Step> {
             )
             .table(&["VU", "goes back to", "from the kept copy (Directory)"], rows)
             .command(format!("extpy rollback {topo} --node {n}"))
-            .check(format!("extpy verify --topology {topo} --node {n}{old_flag}")),
+            .check(c.old_check(node)),
         );
     }
     for mut s in std::iter::once(refresh_hosts_step()).chain(switch_steps(
