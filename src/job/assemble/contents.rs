@@ -59,6 +59,20 @@ pub(crate) struct SealPackage {
     pub sha256: Sha256Digest,
 }
 
+/// A built tree's contents as its seal lists them: the one input both the seal's check and
+/// the SBOM's recomputation read, so the SBOM needs no part of the seal file's format.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Contents<'a> {
+    /// The manifest it was built from.
+    pub manifest: &'a SealManifest,
+    /// Its CPython.
+    pub python: &'a SealPython,
+    /// Its packages, in manifest order.
+    pub packages: &'a [SealPackage],
+    /// Every file, sorted by path.
+    pub files: &'a [SealedFile],
+}
+
 /// `root` joined with a `/`-separated relative path (the form seals and bundles use).
 pub(crate) fn native(root: &Path, rel: &str) -> PathBuf {
     rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
 
 pub(crate) use crate::job::assemble::contents::Licence;
+use crate::job::assemble::contents::{Contents, native};
 use crate::job::assemble::requires::{self, Environment};
-use crate::job::assemble::seal::{Seal, native};
 use crate::job::assemble::wheel::{SITE_PACKAGES, WheelPlan, headers};
 use crate::mechanism::digest::Sha256Digest;
 use crate::model::manifest::{Manifest, Platform, PythonVersion, normalize_name};
@@ -534,7 +534,7 @@ pub(crate) fn for_wheels(
 
 /// Checks the SBOM of a built tree against the tree: it must be sealed, and equal to the
 /// document its seal and its installed `.dist-info` folders imply. Returns the problems.
-pub(crate) fn check(dir: &Path, seal: &Seal) -> Vec<String> {
+pub(crate) fn check(dir: &Path, seal: Contents<'_>) -> Vec<String> {
     if !seal.files.iter().any(|f| f.path == SBOM_FILE) {
         return vec![format!(
             "the seal lists no {SBOM_FILE}: extpy writes one into every distribution it builds, so this one was built by an older extpy or its SBOM was removed and the seal rewritten\n  help: rebuild it with `extpy build`"
@@ -620,7 +620,7 @@ fn differences(expected: &Bom, actual: &Bom) -> Vec<String> {
 
 /// The subject a tree implies: CPython and the manifest from its seal, each package from
 /// the seal and its installed `.dist-info` (its METADATA as the wheel had it).
-fn subject_of_tree(dir: &Path, seal: &Seal) -> (Option<Subject>, Vec<String>) {
+fn subject_of_tree(dir: &Path, seal: Contents<'_>) -> (Option<Subject>, Vec<String>) {
     let mut problems = Vec::new();
     let python = seal.python.version.parse::<PythonVersion>();
     let platform = seal.python.platform.parse::<Platform>();
@@ -647,7 +647,7 @@ fn subject_of_tree(dir: &Path, seal: &Seal) -> (Option<Subject>, Vec<String>) {
         }
     }
     let mut packages = Vec::new();
-    for p in &seal.packages {
+    for p in seal.packages {
         let key = normalize_name(&p.name);
         let Some(folder) = dist_infos.remove(&key) else {
             problems.push(format!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use super::contents::{
-    SealManifest, SealPackage, SealPython, SealedFile, native, write_sealed,
+    Contents, SealManifest, SealPackage, SealPython, SealedFile, native, write_sealed,
 };
 use crate::base::exit::ExitCode;
 use crate::mechanism::digest::{Sha256Digest, hash_file};
@@ -129,6 +129,16 @@ impl Seal {
         };
         seal.digest = seal.compute_digest();
         seal
+    }
+
+    /// What the seal says the tree holds.
+    pub(crate) fn contents(&self) -> Contents<'_> {
+        Contents {
+            manifest: &self.manifest,
+            python: &self.python,
+            packages: &self.packages,
+            files: &self.files,
+        }
     }
 
     /// The digest the content implies (equal to `digest` unless the seal was edited).
@@ -479,7 +489,7 @@ fn check(
         }
     });
     v.changed = results.into_iter().flatten().collect();
-    v.sbom = crate::job::assemble::sbom::check(dir, &seal);
+    v.sbom = crate::job::assemble::sbom::check(dir, seal.contents());
     v.ok = !v.seal_altered
         && v.missing.is_empty()
         && v.changed.is_empty()
