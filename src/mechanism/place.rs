@@ -51,7 +51,7 @@ pub enum PlaceError {
     },
     /// The new folder could not be put in place and the previous one could not be put back.
     #[error(
-        "{}: cannot move the new folder into place: {source}\n  the previous copy is kept at {}\n  help: rename {} back to {} (or re-run extpy, which restores it), after stopping what holds a file in the folder",
+        "{}: cannot move the new folder into place: {source}\n  the previous copy is kept at {}\n  help: rename {} back to {} (or re-run the same extpy command, which puts it back or completes the change), after stopping what holds a file in the folder",
         target.display(),
         old.display(),
         old.display(),
@@ -878,6 +878,17 @@ mod tests {
         }
     }
 
+    /// The new folder never gets in, and what was moved aside to `aside` never gets back.
+    fn stranding(aside: &'static str) -> Arc<Windowsish> {
+        let fault = |name| Fault {
+            op: Op::Rename,
+            name,
+            times: u32::MAX,
+            code: 32,
+        };
+        Windowsish::failing(vec![fault("extpy-tmp"), fault(aside)])
+    }
+
     fn mover(ops: Arc<Windowsish>) -> (Mover, Arc<Mutex<Vec<String>>>) {
         let (reporter, lines) = Reporter::capture();
         (Mover::with_ops(&reporter, ops), lines)
@@ -991,21 +1002,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out");
         folder(&target, "old.txt", "old");
-        let ops = Windowsish::failing(vec![
-            Fault {
-                op: Op::Rename,
-                name: "extpy-tmp",
-                times: u32::MAX,
-                code: 32,
-            },
-            Fault {
-                op: Op::Rename,
-                name: "extpy-old",
-                times: u32::MAX,
-                code: 32,
-            },
-        ]);
-        let (m, _) = mover(ops);
+        let (m, _) = mover(stranding("extpy-old"));
         let s = Staging::begin_with(&target, true, m).unwrap();
         let e = s.commit().unwrap_err();
         let PlaceError::Stranded { old, .. } = &e else {
@@ -1238,6 +1235,30 @@ mod tests {
         assert!(e.to_string().contains("the previous folder is back"), "{e}");
         assert_eq!(version(&target), "2");
         assert_eq!(version(&kept_path(&target)), "1");
+        assert_eq!(names(dir.path()), ["out", "out.previous"]);
+    }
+
+    #[test]
+    fn a_stranded_keeping_swap_is_completed_by_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        folder(&target, "v.txt", "2");
+        let (m, _) = mover(stranding("out.previous"));
+        let s = Staging::begin_with(&target, true, m).unwrap();
+        let e = s.commit_keeping().unwrap_err();
+        let PlaceError::Stranded { old, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(old, &kept_path(&target));
+        assert!(!target.exists());
+        assert!(e.to_string().contains("completes the change"), "{e}");
+        // The layout run again puts the new tree in and keeps the one that was in place.
+        let (m, _) = mover(Arc::new(Windowsish::default()));
+        let s = Staging::begin_with(&target, true, m).unwrap();
+        fs::write(s.path().join("v.txt"), "3").unwrap();
+        s.commit_keeping().unwrap();
+        assert_eq!(version(&target), "3");
+        assert_eq!(version(&kept_path(&target)), "2");
         assert_eq!(names(dir.path()), ["out", "out.previous"]);
     }
 
