@@ -567,6 +567,11 @@ pub(crate) enum RolledBack {
 pub(crate) fn rollback_step(target: &Path, mover: &Mover) -> Result<RollbackStep, PlaceError> {
     let (parent, name) = parent_and_name(target);
     let kept = kept_path(target);
+    match fs::symlink_metadata(&kept) {
+        // A link renamed into place would make the VU folder point anywhere.
+        Ok(m) if !m.is_dir() => return Err(PlaceError::not_a_folder(kept)),
+        _ => {}
+    }
     if kept.is_dir() {
         if let Some(file) = mover.python_in_use(target) {
             return Err(PlaceError::InUse {
@@ -1311,6 +1316,22 @@ mod tests {
         assert!(matches!(e, PlaceError::InUse { .. }), "{e}");
         assert_eq!(version(&target), "new");
         assert_eq!(names(dir.path()), ["out", "out.previous"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_kept_copy_that_is_a_link_is_not_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        folder(&target, "v.txt", "new");
+        let elsewhere = dir.path().join("elsewhere");
+        folder(&elsewhere, "v.txt", "other");
+        std::os::unix::fs::symlink(&elsewhere, kept_path(&target)).unwrap();
+        let (m, _) = mover(Arc::new(Windowsish::default()));
+        let e = rollback_step(&target, &m).unwrap_err();
+        assert!(matches!(e, PlaceError::Link { .. }), "{e}");
+        assert_eq!(e.exit_code(), ExitCode::Input);
+        assert_eq!(version(&target), "new");
     }
 
     #[test]
