@@ -503,3 +503,75 @@ fn switch_and_back(c: &Context<'_>) -> Vec<Step> {
 
     steps
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::manifest::yaml::Origin;
+
+    fn topology() -> Topology {
+        Topology::parse(
+            Origin("t.yaml".into()),
+            "schema: 1\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    os: Server 2022\n    cores: [Core1]\n",
+        )
+        .unwrap()
+    }
+
+    /// The built-in manifest, and what the nodes run now: the same CPython, other pins.
+    fn manifests() -> (Manifest, Current) {
+        let new = Manifest::builtin().unwrap();
+        let mut old = Current::of_manifest(&new);
+        old.digest = Sha256Digest::of(b"the pins before");
+        old.plan.sha256 = old.digest.to_string();
+        (new, old)
+    }
+
+    fn step<'p>(plan: &'p Plan, id: &str) -> &'p Step {
+        plan.steps.iter().find(|s| s.id == id).unwrap()
+    }
+
+    #[test]
+    fn the_same_cpython_with_other_pins_is_an_upgrade() {
+        let (new, old) = manifests();
+        assert_eq!(check_older(&old, "old.yaml", &new), Ok(()));
+        let same = Current::of_manifest(&new);
+        assert!(check_older(&same, "new.yaml", &new).is_err());
+    }
+
+    #[test]
+    fn from_a_bundle_the_commands_name_the_bundle() {
+        let (new, old) = manifests();
+        let options = PlanOptions {
+            topology_arg: "t.yaml".into(),
+            bundle: Some("site bundle.zip".into()),
+            ..PlanOptions::default()
+        };
+        let plan = build(
+            &topology(),
+            &new,
+            UpgradeInputs {
+                old: &old,
+                old_arg: "old.yaml",
+                new_arg: None,
+            },
+            Certificates::Skipped { note: "n".into() },
+            &options,
+        );
+        assert_eq!(
+            step(&plan, "switch.hac1").commands[1],
+            "extpy layout t.yaml --node HAC1 --bundle \"site bundle.zip\" --keep-previous"
+        );
+        assert_eq!(
+            step(&plan, "prepare.build").commands,
+            [
+                "extpy bundle verify \"site bundle.zip\"",
+                "extpy build --bundle \"site bundle.zip\""
+            ]
+        );
+        assert_eq!(
+            step(&plan, "precheck.in-place.hac1").commands,
+            ["extpy verify --topology t.yaml --node HAC1 --manifest old.yaml"]
+        );
+        assert_eq!(plan.upgrade.unwrap().nodes[0].verdict, Gate::Ok);
+    }
+}
