@@ -1240,3 +1240,35 @@ fn every_limit_ends_with_the_exit_code_of_its_kind_of_input() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn a_corrupt_cached_artifact_is_named_corrupt_and_removed_not_called_missing() {
+    let w = World::new();
+    w.run(&["fetch"]).ok();
+    let blob = w.blob(&w.embed);
+    let damaged = b"bytes a disk or an antivirus changed".to_vec();
+    fs::write(&blob, &damaged).unwrap();
+    let found = support::sha256_hex(&damaged);
+    let expected = support::sha256_hex(&w.embed);
+
+    let r = w.run(&["--offline", "fetch"]).code(4);
+    assert!(
+        r.stderr.contains(&format!(
+            "the cached copy {} was corrupt (sha256 {found}, expected {expected}) and was removed",
+            blob.display()
+        )) && r.stderr.contains("help: run `extpy fetch`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!blob.exists(), "the corrupt copy is removed");
+    // Online, the same is said as a warning and the artifact comes back.
+    w.run(&["fetch"]).ok();
+    fs::write(&blob, &damaged).unwrap();
+    let r = w.run(&["fetch"]).ok();
+    assert!(
+        r.stderr.contains("was corrupt") && r.stderr.contains("it is downloaded again"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fs::read(&blob).unwrap(), w.embed);
+}

@@ -148,7 +148,7 @@ impl ArtifactError {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// `--offline` and artifacts are not cached.
-    #[error("--offline: {} of {total} artifacts are not in the cache {}:\n{}\n  help: run `extpy fetch` on a connected machine with the same --cache-dir, or use an offline bundle (`extpy build --bundle FILE`)", missing.len(), cache.display(), missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    #[error("--offline: {} of {total} artifacts are not in the cache {}:\n{}\n  help: run `extpy fetch` on a connected machine with the same --cache-dir (it downloads what is missing or was corrupt), or use an offline bundle (`extpy build --bundle FILE`)", missing.len(), cache.display(), missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
     Offline {
         /// The cache folder.
         cache: PathBuf,
@@ -224,15 +224,22 @@ pub(crate) fn fetch_each(
     // Decide: what the cache already holds.
     let mut done: Vec<Option<Fetched>> = vec![None; artifacts.len()];
     let mut missing = Vec::new();
+    // What a corrupt copy was, by index: said in the offline error, not as "not cached".
+    let mut corrupt: Vec<(usize, String)> = Vec::new();
     for (i, a) in artifacts.iter().enumerate() {
         match cache.lookup(&a.sha256)? {
             Lookup::Hit { path, size } => done[i] = Some(from_cache(a, path, size)),
             Lookup::Miss => missing.push(i),
             Lookup::Corrupt { actual } => {
-                reporter.warn(format!(
-                    "the cached copy of {} was corrupt (sha256 {actual}); it was removed and will be downloaded again",
-                    a.file
-                ));
+                let what = format!(
+                    "the cached copy {} was corrupt (sha256 {actual}, expected {}) and was removed",
+                    cache.blob_path(&a.sha256).display(),
+                    a.sha256
+                );
+                if !options.offline {
+                    reporter.warn(format!("{}: {what}; it is downloaded again", a.file));
+                }
+                corrupt.push((i, what));
                 missing.push(i);
             }
         }
@@ -242,7 +249,13 @@ pub(crate) fn fetch_each(
             cache: options.cache_dir.clone(),
             missing: missing
                 .iter()
-                .map(|&i| describe(manifest, artifacts[i]))
+                .map(|&i| match corrupt.iter().find(|(c, _)| *c == i) {
+                    Some((_, what)) => format!(
+                        "{}: {what}; the disk, an antivirus or another program changed it",
+                        describe(manifest, artifacts[i])
+                    ),
+                    None => describe(manifest, artifacts[i]),
+                })
                 .collect(),
             total: artifacts.len(),
         });
