@@ -16,7 +16,8 @@ if ! "$VENV/bin/python" -c "import ansible, cyclonedx.validation.json" >/dev/nul
 fi
 export EXTPY_TEST_ANSIBLE_BIN="$PWD/$VENV/bin"
 . scripts/apt-install.sh
-apt_install chromium
+# osslsigncode signs the PE files of tests/signatures.rs (its digest is the reference).
+apt_install chromium osslsigncode openssl
 # The runtime_trust test runs requests with truststore under a real CPython: the shipped
 # manifest's own wheels, fetched by pip with their pinned sha256 (once; kept in target/).
 WHEELS=target/test-wheels

@@ -296,6 +296,14 @@ struct VerifyArgs {
     /// Count __pycache__ files that Python writes at run time as extra files too
     #[arg(long)]
     strict: bool,
+    /// Also list every PE file (.exe, .dll, .pyd): sha256, Authenticode sha256, signed or not
+    #[arg(long, conflicts_with_all = ["topology", "bundle"])]
+    signatures: bool,
+    /// With --signatures: write an AppLocker policy (XML) allowing each unsigned PE file by its
+    /// Authenticode hash, for `Set-AppLockerPolicy -XmlPolicy FILE -Merge` (only when every
+    /// tree verifies)
+    #[arg(long, value_name = "FILE", requires = "signatures")]
+    applocker: Option<PathBuf>,
 }
 
 /// Arguments of `extpy layout`.
@@ -640,7 +648,7 @@ macro_rules! plain_args {
 
 plain_args! {
     BuildArgs { dest, force, dry_run, bundle }
-    VerifyArgs { paths, topology, bundle, node, vu_root, out, strict }
+    VerifyArgs { paths, topology, bundle, node, vu_root, out, strict, signatures, applocker }
     LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous }
     RollbackArgs { topology, node, vu_root, out }
     PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints, upgrade_from }

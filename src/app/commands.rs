@@ -383,6 +383,10 @@ pub struct VerifyArgs {
     pub out: Option<PathBuf>,
     /// Count __pycache__ files that Python writes at run time as extra files too
     pub strict: bool,
+    /// List every PE file with its hashes and whether it is signed
+    pub signatures: bool,
+    /// Write an AppLocker policy allowing the unsigned PE files by hash here
+    pub applocker: Option<PathBuf>,
 }
 
 /// `extpy verify`.
@@ -443,18 +447,84 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
         .map(|p| seal::verify_or_explain(p, options, expected))
         .collect::<Result<Vec<_>, _>>()?;
     let failed = results.iter().filter(|r| !r.ok).count();
-    let human = results.iter().map(|r| r.render()).collect();
-    Ok(
-        Outcome::new(CommandName::Verify, &json!({ "results": results }), human).failing_if(
-            failed > 0,
-            || {
-                format!(
-                    "{failed} of {} folders do not match their seal",
-                    results.len()
-                )
-            },
-        ),
-    )
+    let mut human: String = results.iter().map(|r| r.render()).collect();
+    let mut doc = json!({ "results": results });
+    let mut problems = Vec::new();
+    if failed > 0 {
+        problems.push(format!(
+            "{failed} of {} folders do not match their seal",
+            results.len()
+        ));
+    }
+    if args.signatures {
+        let listed = signatures(&args.paths, s.jobs, &mut human)?;
+        let malformed: Vec<String> = listed
+            .iter()
+            .flat_map(|(dir, files)| {
+                files
+                    .iter()
+                    .filter(|f| f.error.is_some())
+                    .map(move |f| format!("{}/{}", dir.display(), f.path))
+            })
+            .collect();
+        if !malformed.is_empty() {
+            problems.push(format!(
+                "{} cannot be read as PE files: {}",
+                crate::base::report::plural(malformed.len(), "file"),
+                malformed.join(", ")
+            ));
+        }
+        if let Some(out) = &args.applocker {
+            if problems.is_empty() {
+                let files: Vec<_> = listed.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+                let label = args
+                    .paths
+                    .iter()
+                    .map(|p| assemble::absolute_dest(p).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let policy = crate::job::signatures::applocker_policy(&files, &label);
+                crate::mechanism::place::write_atomic(out, policy.as_bytes())?;
+                let rules = policy.matches("<FileHashRule ").count();
+                human.push_str(&format!(
+                    "AppLocker policy written: {} ({}); import it with Set-AppLockerPolicy -XmlPolicy {} -Merge\n",
+                    out.display(),
+                    crate::base::report::plural(rules, "hash rule"),
+                    out.display()
+                ));
+                doc["applocker_policy"] = json!({ "path": out, "rules": rules });
+            } else {
+                problems.push(format!(
+                    "the AppLocker policy {} was not written: rules made from a tree that does not verify would allow what changed",
+                    out.display()
+                ));
+            }
+        }
+        doc["signatures"] = json!(
+            listed
+                .iter()
+                .map(|(dir, files)| json!({ "path": dir, "files": files }))
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(Outcome::new(CommandName::Verify, &doc, human)
+        .failing_if(!problems.is_empty(), || problems.join("; ")))
+}
+
+/// The PE files of each tree, with their signature state, appended to `human`.
+fn signatures(
+    paths: &[PathBuf],
+    jobs: usize,
+    human: &mut String,
+) -> Result<Vec<(PathBuf, Vec<crate::job::signatures::PeFile>)>, Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        let files = crate::job::signatures::list(p, jobs)?;
+        human.push_str(&format!("PE files of {}:\n", p.display()));
+        human.push_str(&crate::job::signatures::render(&files));
+        out.push((p.clone(), files));
+    }
+    Ok(out)
 }
 
 /// The VUs of a topology checked against the seal its manifest (or bundle) produces.

@@ -57,6 +57,9 @@ pub enum Error {
     /// Laying out VU folders failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// The PE files of a tree could not be listed.
+    #[error(transparent)]
+    Signatures(#[from] crate::job::signatures::SignatureError),
     /// The drift watch could not be installed, queried or written.
     #[error(transparent)]
     Watch(#[from] crate::job::watch::WatchError),
@@ -109,6 +112,7 @@ impl Error {
             Error::Rollout(e) => e.exit_code(),
             Error::Layout(e) => e.exit_code(),
             Error::Watch(e) => e.exit_code(),
+            Error::Signatures(e) => e.exit_code(),
             Error::Doctor(e) => e.exit_code(),
             Error::Place(e) => e.exit_code(),
             Error::Io(e) => e.exit_code(),

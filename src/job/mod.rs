@@ -13,5 +13,6 @@ pub mod mail;
 pub mod rollout;
 pub mod runbook;
 pub mod selftest;
+pub mod signatures;
 pub(crate) mod source;
 pub mod watch;

@@ -375,3 +375,56 @@ pub fn large_set() -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
     ];
     (noise(3 << 20, 5), wheels)
 }
+
+/// A small PE32+ DLL, as Windows tools read it: headers (0x200 bytes), one `.text` section
+/// of 0x200 bytes, and, when `certificate` is given, a certificate table after it holding
+/// one WIN_CERTIFICATE of that type (2: PKCS#7 SignedData; its blob is a stand-in). The
+/// checksum field is `checksum`.
+pub fn pe_image(certificate: Option<u16>, checksum: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 0x400];
+    b[..2].copy_from_slice(b"MZ");
+    b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    let pe = 0x80;
+    b[pe..pe + 4].copy_from_slice(b"PE\0\0");
+    let coff = pe + 4;
+    b[coff..coff + 2].copy_from_slice(&0x8664u16.to_le_bytes());
+    b[coff + 2..coff + 4].copy_from_slice(&1u16.to_le_bytes()); // one section
+    b[coff + 16..coff + 18].copy_from_slice(&240u16.to_le_bytes()); // optional header size
+    b[coff + 18..coff + 20].copy_from_slice(&0x2022u16.to_le_bytes()); // DLL, executable
+    let opt = coff + 20;
+    b[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
+    b[opt + 24..opt + 32].copy_from_slice(&0x1_8000_0000u64.to_le_bytes()); // image base
+    b[opt + 32..opt + 36].copy_from_slice(&0x1000u32.to_le_bytes()); // section alignment
+    b[opt + 36..opt + 40].copy_from_slice(&0x200u32.to_le_bytes()); // file alignment
+    b[opt + 48..opt + 50].copy_from_slice(&6u16.to_le_bytes()); // subsystem version
+    b[opt + 56..opt + 60].copy_from_slice(&0x2000u32.to_le_bytes()); // size of image
+    b[opt + 60..opt + 64].copy_from_slice(&0x200u32.to_le_bytes()); // size of headers
+    b[opt + 64..opt + 68].copy_from_slice(&checksum.to_le_bytes());
+    b[opt + 68..opt + 70].copy_from_slice(&3u16.to_le_bytes()); // console
+    b[opt + 108..opt + 112].copy_from_slice(&16u32.to_le_bytes()); // data directories
+    let section = opt + 240;
+    b[section..section + 5].copy_from_slice(b".text");
+    b[section + 8..section + 12].copy_from_slice(&0x200u32.to_le_bytes());
+    b[section + 12..section + 16].copy_from_slice(&0x1000u32.to_le_bytes());
+    b[section + 16..section + 20].copy_from_slice(&0x200u32.to_le_bytes());
+    b[section + 20..section + 24].copy_from_slice(&0x200u32.to_le_bytes());
+    b[section + 36..section + 40].copy_from_slice(&0x6000_0020u32.to_le_bytes());
+    for (i, x) in b[0x200..0x400].iter_mut().enumerate() {
+        *x = (i % 251) as u8;
+    }
+    if let Some(kind) = certificate {
+        let blob = b"0\x82 a stand-in for a PKCS#7 SignedData blob";
+        let length = 8 + blob.len();
+        let padded = length.div_ceil(8) * 8;
+        let at = b.len();
+        b.extend_from_slice(&(length as u32).to_le_bytes());
+        b.extend_from_slice(&0x0200u16.to_le_bytes());
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(blob);
+        b.resize(at + padded, 0);
+        let entry = opt + 144;
+        b[entry..entry + 4].copy_from_slice(&(at as u32).to_le_bytes());
+        b[entry + 4..entry + 8].copy_from_slice(&(padded as u32).to_le_bytes());
+    }
+    b
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub use fixtures::{WheelSpec, embeddable, manifest_text};
+pub use fixtures::{WheelSpec, embeddable, manifest_text, pe_image};
 use mirror::Mirror;
 pub use pki::Ca;
 
