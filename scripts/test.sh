@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=target/test-venv
 # A venv copied or moved from elsewhere points at a Python that may be gone: check it runs.
-if ! "$VENV/bin/python" -c "import ansible, cyclonedx.validation.json" >/dev/null 2>&1 || [ ! -x "$VENV/bin/ansible-playbook" ]; then
+if ! "$VENV/bin/python" -c "import ansible, cyclonedx.validation.json, tree_sitter_powershell" >/dev/null 2>&1 || [ ! -x "$VENV/bin/ansible-playbook" ]; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
