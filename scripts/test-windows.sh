@@ -162,6 +162,18 @@ win fetch-warm "$D" fetch --json
 check "a second fetch is served from the cache" \
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert all(x["from"]=="cache" for x in d["artifacts"]), d' "$OUT/fetch-warm.out"
 
+# --- the OS gate reads the running Windows version --------------------------------------
+# A fresh Wine prefix says Windows 7; the gate must refuse CPython 3.12 there (exit 2, with the
+# lines that run) and write nothing. Every check after this runs as Windows 10 (a CEM node).
+win_version() { "$WINE" winecfg /v "$1" >/dev/null 2>&1; "$WINESERVER" -w; }
+win_version win7
+mkdir -p "$D/gate"
+win gate "$D/gate" build --offline
+expect_rc gate 2 "build of CPython 3.12 on Windows 7 is refused by the OS gate"
+check "the gate named Windows 7 and what runs there" grep -q "Windows 7" "$OUT/gate.err"
+check "the refused build wrote nothing" test ! -e "$D/gate/contents"
+win_version win10
+
 # --- build with no argument in D:\install\7.0.12.0\Python for CEM, from the cache --------
 INST="install/7.0.12.0/Python for CEM"
 mkdir -p "$D/$INST"
