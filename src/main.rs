@@ -475,6 +475,10 @@ struct RolloutArgs {
     /// Replace --out even if extpy rollout did not write it
     #[arg(long)]
     force: bool,
+    /// Also install the drift watch on every node whose VUs verify (`extpy watch install
+    /// --bundle`: daily and start-up checks that write the Windows event log)
+    #[arg(long)]
+    watch: bool,
 }
 
 /// Arguments of `extpy report merge`.
@@ -653,7 +657,7 @@ plain_args! {
     RollbackArgs { topology, node, vu_root, out }
     PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints, upgrade_from }
     BundleCreateArgs { out, topology, include_self, include_exe }
-    RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force }
+    RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force, watch }
     MergeArgs { dirs, topology }
     LockArgs { upgrade, upgrade_package, check, out, no_urls, python }
     AuditArgs { ignore }

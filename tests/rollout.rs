@@ -530,3 +530,53 @@ fn merge_fails_for_a_node_without_a_report() {
         r.stderr
     );
 }
+
+#[test]
+fn with_watch_every_node_that_verifies_installs_the_drift_watch() {
+    let site = site();
+    let home = site.w.path("ansible-home");
+    for (watch, target) in [(true, "linux"), (true, "windows"), (false, "linux")] {
+        let project = site.w.path(&format!("ro-{target}-{watch}"));
+        let mut c = extpy();
+        c.args(["rollout", "--bundle", s(&site.bundle), "--out", s(&project)]);
+        // A small stand-in for the executable: only the project's text is looked at.
+        let exe = site.w.path(&format!("extpy-{target}"));
+        fs::write(&exe, windows_exe(b"x")).unwrap();
+        c.args(["--target", target, "--extpy", s(&exe)]);
+        if target == "linux" {
+            c.args(["--vu-root-base", s(&site.w.path("nodes"))]);
+        }
+        if watch {
+            c.arg("--watch");
+        }
+        run(c).ok();
+        let inventory = fs::read_to_string(project.join("inventory.yml")).unwrap();
+        assert!(
+            inventory.contains(&format!("extpy_watch: {watch}")),
+            "{inventory}"
+        );
+        let book = fs::read_to_string(project.join("rollout.yml")).unwrap();
+        let module = if target == "linux" {
+            "ansible.builtin.command"
+        } else {
+            "ansible.windows.win_command"
+        };
+        // After the assert that every VU matches: a node that differs gets no watch.
+        let assert_at = book.find("- name: Every VU matches the bundle").unwrap();
+        let task = format!(
+            "- name: Install the drift watch (scheduled tasks that write the event log)\n      {module}:\n        argv: [\"{{{{ extpy_exe }}}}\", \"--no-progress\", \"watch\", \"install\", \"--bundle\", \"{{{{ extpy_bundle_path }}}}\", \"--node\", \"{{{{ inventory_hostname }}}}\", \"--vu-root\", \"{{{{ extpy_vu_root }}}}\"]\n      changed_when: false\n      when: extpy_watch | bool and extpy_verify is not skipped\n"
+        );
+        let at = book
+            .find(&task)
+            .unwrap_or_else(|| panic!("{task}\nnot in:\n{book}"));
+        assert!(at > assert_at);
+        if target == "linux" {
+            let syntax = playbook(&project, &home, &["--syntax-check"]).ok();
+            assert!(
+                syntax.stdout.contains("playbook: rollout.yml"),
+                "{}",
+                syntax.stdout
+            );
+        }
+    }
+}

@@ -939,6 +939,8 @@ pub struct RolloutArgs {
     pub extpy: Option<PathBuf>,
     /// Replace --out even if extpy rollout did not write it
     pub force: bool,
+    /// Install the drift watch on every node once its VUs verify
+    pub watch: bool,
 }
 
 /// `extpy rollout`.
@@ -985,6 +987,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         connection: args.connection.clone(),
         extpy,
         force: args.force,
+        watch: args.watch,
     };
     let project = rollout::generate(&topology, &bundle, &options, reporter)?;
     drop(temp);

@@ -125,6 +125,8 @@ pub struct RolloutOptions {
     pub extpy: PathBuf,
     /// Replace a folder that `extpy rollout` did not write.
     pub force: bool,
+    /// Install the drift watch on every node once its VUs verify (`extpy watch install`).
+    pub watch: bool,
 }
 
 const MARKER: &str = ".extpy-rollout";
@@ -250,6 +252,7 @@ fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
             (Target::Linux, None) => "ssh".into(),
         });
     vars.insert(s("ansible_connection"), s(&connection));
+    vars.insert(s("extpy_watch"), Yaml::Bool(o.watch));
     match o.target {
         Target::Windows => {
             vars.insert(s("extpy_work_dir"), s("C:\\extpy"));
@@ -345,6 +348,8 @@ fn readme(o: &RolloutOptions) -> String {
 const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy and the bundle, verify the bundle,
 # lay out the node's ExternalPython VUs from it, verify them, and fetch the node's report.
 # Idempotent (a second run changes nothing) and --check shows what would change.
+# With extpy_watch true (extpy rollout --watch, or -e extpy_watch=true) each node whose VUs
+# verify gets the drift watch (extpy watch install).
 # A VU that differs from its seal is reported and left; -e extpy_repair=true replaces it.
 - name: Lay out the ExternalPython VUs with extpy
   hosts: all
@@ -418,6 +423,14 @@ const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy 
         fail_msg: "{{ inventory_hostname }}: some VUs do not hold the bundle's distribution; see reports/{{ inventory_hostname }}.json or run extpy report merge"
         quiet: true
       when: extpy_verify is not skipped
+
+    # The watch's tasks run the extpy.exe and the bundle of the work folder, as SYSTEM.
+    # /F replaces them with the same definition on every run: not a change.
+    - name: Install the drift watch (scheduled tasks that write the event log)
+      @COMMAND@:
+        argv: ["{{ extpy_exe }}", "--no-progress", "watch", "install", "--bundle", "{{ extpy_bundle_path }}", "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
+      changed_when: false
+      when: extpy_watch | bool and extpy_verify is not skipped
 "#;
 
 /// On Windows the work folder would inherit `Users: create files` from C:\, so a local user
