@@ -580,3 +580,52 @@ fn with_watch_every_node_that_verifies_installs_the_drift_watch() {
         }
     }
 }
+
+#[test]
+fn a_linux_rollout_with_watch_runs_watch_install_on_each_node() {
+    let site = site();
+    let project = site.w.path("ro");
+    let nodes = site.w.path("nodes");
+    let home = site.w.path("ansible-home");
+    let mut c = extpy();
+    c.args(["rollout", "--bundle", s(&site.bundle), "--out", s(&project)]);
+    c.args(["--target", "linux", "--vu-root-base", s(&nodes), "--watch"]);
+    run(c).ok();
+    // The Windows commands go to a stand-in that logs them (the playbook's commands inherit
+    // the environment over the local connection).
+    let log = site.w.path("watch.log");
+    let runner = site.w.path("runner.sh");
+    fs::write(
+        &runner,
+        format!(
+            "#!/bin/sh\nprintf '|%s' \"$@\" >> '{0}'\necho >> '{0}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut c = Command::new(ansible("ansible-playbook"));
+    c.current_dir(&project)
+        .args(["-i", "inventory.yml", "rollout.yml", "--limit", "HAC1,HAC3"])
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_HOME", &home)
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", home.join("remote-tmp"))
+        .env("EXTPY_WATCH_RUNNER", &runner)
+        .env_remove("EXTPY_CACHE_DIR");
+    let r = run(c).ok();
+    assert!(r.stdout.contains("Install the drift watch"), "{}", r.stdout);
+    let calls = fs::read_to_string(&log).unwrap();
+    for node in ["HAC1", "HAC3"] {
+        let work = nodes.join(".extpy-work").join(node);
+        let line = format!(
+            "|/TR|{} --offline --quiet watch run --bundle {} --node {node} --vu-root {}|/SC|DAILY|",
+            work.join("extpy").display(),
+            work.join("b.zip").display(),
+            nodes.join(node).display()
+        );
+        assert!(calls.contains(&line), "{line}\nnot in:\n{calls}");
+    }
+    assert!(!calls.contains("HAC2"), "{calls}");
+    assert_eq!(calls.lines().count(), 8, "{calls}");
+}
