@@ -83,6 +83,17 @@ struct Global {
         default_value_t = DEFAULT_RETRIES
     )]
     retries: u32,
+    /// Verify provenance against this Sigstore trusted_root.json instead of the pinned one
+    #[arg(
+        long,
+        global = true,
+        env = "EXTPY_SIGSTORE_TRUST_ROOT",
+        value_name = "FILE"
+    )]
+    sigstore_trust_root: Option<PathBuf>,
+    /// Refuse artifacts whose manifest pins no publisher (provenance: none)
+    #[arg(long, global = true, env = "EXTPY_REQUIRE_PROVENANCE", value_parser = BoolishValueParser::new())]
+    require_provenance: bool,
     /// Print one JSON document on stdout instead of human results
     #[arg(long, global = true, env = "EXTPY_JSON", value_parser = BoolishValueParser::new())]
     json: bool,
@@ -856,6 +867,8 @@ fn settings(g: &Global) -> Result<Settings, Error> {
     s.jobs = g.jobs as usize;
     s.timeout = Duration::from_secs(g.timeout);
     s.retries = g.retries;
+    s.sigstore_trust_root = g.sigstore_trust_root.clone();
+    s.require_provenance = g.require_provenance;
     Ok(s)
 }
 

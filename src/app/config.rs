@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use crate::app::error::Error;
 use crate::job::fetch::FetchOptions;
+use crate::job::provenance::ProvenancePolicy;
 use crate::job::source::{DEFAULT_INDEX_URL, DEFAULT_PYTHON_MIRROR, Sources};
 use crate::mechanism::net::auth::{Login, split_login};
 use crate::mechanism::net::{ExtraRoots, Logins, NetOptions};
+use crate::mechanism::sigstore::TrustRoot;
 use crate::model::manifest::{InputError, Manifest};
 use url::Url;
 
@@ -41,6 +43,10 @@ pub struct Settings {
     pub timeout: Duration,
     /// `--retries`.
     pub retries: u32,
+    /// `--sigstore-trust-root`: replaces the pinned Sigstore trust root.
+    pub sigstore_trust_root: Option<PathBuf>,
+    /// `--require-provenance`.
+    pub require_provenance: bool,
 }
 
 impl Settings {
@@ -76,6 +82,8 @@ impl Settings {
             jobs: DEFAULT_JOBS.into(),
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             retries: DEFAULT_RETRIES,
+            sigstore_trust_root: None,
+            require_provenance: false,
         })
     }
 
@@ -150,6 +158,29 @@ impl Settings {
             net: self.net_options()?,
             offline: self.offline,
             jobs: self.jobs,
+            provenance: self.provenance_policy()?,
+        })
+    }
+
+    /// The Sigstore trust root (pinned, or `--sigstore-trust-root`) and `--require-provenance`.
+    pub fn provenance_policy(&self) -> Result<ProvenancePolicy, Error> {
+        let trust_root = match &self.sigstore_trust_root {
+            None => TrustRoot::pinned(),
+            Some(path) => {
+                let bad = |why: String| {
+                    Error::Usage(format!(
+                        "--sigstore-trust-root {}: {why}\n  help: give a Sigstore trusted_root.json (the format of sigstore/trusted_root.json in extpy's repository)",
+                        path.display()
+                    ))
+                };
+                let bytes = crate::mechanism::limits::read_regular(path, 4 << 20)
+                    .map_err(|e| bad(format!("cannot read it: {e}")))?;
+                TrustRoot::from_json(&bytes).map_err(bad)?
+            }
+        };
+        Ok(ProvenancePolicy {
+            trust_root,
+            require: self.require_provenance,
         })
     }
 }

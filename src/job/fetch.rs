@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::base::exit::ExitCode;
 use crate::base::report::{Reporter, human_bytes};
+use crate::job::provenance::{ProvenanceFailure, ProvenancePolicy, Publisher};
 use crate::job::source::{SourceError, Sources};
 use crate::mechanism::cache::{Cache, CacheError, Lookup};
 use crate::mechanism::digest::Sha256Digest;
@@ -31,6 +32,8 @@ pub struct FetchOptions {
     pub offline: bool,
     /// Parallel downloads.
     pub jobs: usize,
+    /// How publishers' signatures are verified.
+    pub provenance: ProvenancePolicy,
 }
 
 /// Where a fetched artifact came from.
@@ -64,6 +67,8 @@ pub(crate) struct Fetched {
     pub resumed: bool,
     /// HTTP requests made for the file itself.
     pub attempts: u32,
+    /// Who published it, as verified (`none` for `provenance: none`).
+    pub publisher: Publisher,
 }
 
 /// The result of a fetch.
@@ -160,6 +165,9 @@ pub enum FetchError {
     /// Some artifacts failed.
     #[error("{}", render_failures(.0))]
     Artifacts(Vec<ArtifactError>),
+    /// Some artifacts' publishers could not be verified.
+    #[error("{}", render_provenance(.0))]
+    Provenance(Vec<ProvenanceFailure>),
     /// The cache could not be opened.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -169,10 +177,19 @@ pub enum FetchError {
 }
 
 fn render_failures(failures: &[ArtifactError]) -> String {
+    render_list(failures, "artifacts could not be fetched")
+}
+
+fn render_provenance(failures: &[ProvenanceFailure]) -> String {
+    render_list(failures, "artifacts failed the provenance check")
+}
+
+/// One failure as it is; several as a list under `what`, each indented.
+fn render_list<T: std::fmt::Display>(failures: &[T], what: &str) -> String {
     if failures.len() == 1 {
         return failures[0].to_string();
     }
-    let mut s = format!("{} artifacts could not be fetched:", failures.len());
+    let mut s = format!("{} {what}:", failures.len());
     for f in failures {
         s.push_str("\n- ");
         s.push_str(&f.to_string().replace('\n', "\n  "));
@@ -188,6 +205,14 @@ impl FetchError {
             FetchError::Offline { .. } => ExitCode::Network,
             FetchError::Cache(c) => c.exit_code(),
             FetchError::Net(n) => n.exit_code(),
+            FetchError::Provenance(failures) => {
+                let codes: Vec<ExitCode> =
+                    failures.iter().map(ProvenanceFailure::exit_code).collect();
+                [ExitCode::Verification, ExitCode::Local]
+                    .into_iter()
+                    .find(|c| codes.contains(c))
+                    .unwrap_or(ExitCode::Network)
+            }
             FetchError::Artifacts(failures) => {
                 let codes: Vec<ExitCode> = failures.iter().map(ArtifactError::exit_code).collect();
                 [ExitCode::Input, ExitCode::Verification, ExitCode::Local]
@@ -270,12 +295,13 @@ pub(crate) fn fetch_each(
     // starts late behind small ones while the link idles at the end.
     missing.sort_by_key(|&i| download_order(artifacts[i]));
     let mut downloaded_bytes = 0;
+    let mut client = None;
     if !missing.is_empty() {
-        let client = Client::new(options.net.clone(), reporter.clone())?;
+        let client = client.insert(Client::new(options.net.clone(), reporter.clone())?);
         let total_bar = reporter.count_bar(missing.len() as u64, "artifacts");
         let results: Vec<(usize, Result<Fetched, ArtifactError>)> =
             parallel(options.jobs, &missing, |&i| {
-                let r = fetch_one(&client, &cache, options, manifest, artifacts[i], reporter);
+                let r = fetch_one(client, &cache, options, manifest, artifacts[i], reporter);
                 if let Ok(f) = &r {
                     ready(i, f);
                 }
@@ -298,6 +324,30 @@ pub(crate) fn fetch_each(
         if !failures.is_empty() {
             return Err(FetchError::Artifacts(failures));
         }
+    }
+
+    // Then who published them: each pinned publisher's signature, verified offline.
+    let mut failures = Vec::new();
+    for (i, a) in artifacts.iter().enumerate() {
+        let Some(f) = done[i].as_mut() else { continue };
+        if a.provenance.is_some() && client.is_none() && !options.offline {
+            client = Some(Client::new(options.net.clone(), reporter.clone())?);
+        }
+        match crate::job::provenance::check(
+            manifest,
+            a,
+            f,
+            &cache,
+            &options.sources,
+            client.as_ref().filter(|_| !options.offline),
+            &options.provenance,
+        ) {
+            Ok(p) => f.publisher = p,
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(FetchError::Provenance(failures));
     }
 
     Ok(FetchReport {
@@ -333,6 +383,7 @@ fn from_cache(a: &Artifact, path: PathBuf, size: u64) -> Fetched {
         url: None,
         resumed: false,
         attempts: 0,
+        publisher: Publisher::None,
     }
 }
 
@@ -434,6 +485,7 @@ fn fetch_one(
         url: Some(got.url),
         resumed: got.resumed,
         attempts: got.attempts,
+        publisher: Publisher::None,
     })
 }
 

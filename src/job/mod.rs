@@ -10,6 +10,7 @@ pub(crate) mod fetch;
 pub(crate) mod layout;
 pub(crate) mod lock;
 pub mod mail;
+pub(crate) mod provenance;
 pub mod rollout;
 pub mod runbook;
 pub mod selftest;

@@ -18,9 +18,6 @@
 //! OCI client. `sigstore_protobuf_specs` only has the types, and not PEP 740's. The reasons and
 //! measurements are in docs/src/provenance.md.
 
-// Wired into fetch, build and lock in the commits that follow this one (issue 26).
-#![allow(dead_code)]
-
 use std::fmt;
 
 use base64::Engine;
@@ -40,7 +37,7 @@ pub(crate) const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.
 /// Whose signature an artifact must carry: the identity pinned in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
-pub(crate) enum Identity {
+pub enum Identity {
     /// A GitHub Trusted Publisher: this repository's workflow file signed it.
     GitHub {
         /// `owner/name` of the repository.
@@ -71,7 +68,7 @@ impl fmt::Display for Identity {
 
 /// The identity a signing certificate names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct FoundIdentity {
+pub struct FoundIdentity {
     /// The certificate's subject alternative name (URI or e-mail).
     pub san: String,
     /// The OIDC issuer extension, if the certificate has one.
@@ -106,6 +103,7 @@ impl Identity {
     }
 
     /// The identity a found certificate would be pinned as (for `lock`).
+    #[cfg(test)]
     pub(crate) fn from_found(found: &FoundIdentity) -> Option<Identity> {
         let issuer = found.issuer.clone()?;
         if issuer == GITHUB_ISSUER
@@ -132,7 +130,7 @@ impl Identity {
     found.as_ref().map_or_else(|| "no verified certificate".to_string(), ToString::to_string),
     reason.help()
 )]
-pub(crate) struct ProvenanceError {
+pub struct ProvenanceError {
     /// The artifact's file name.
     pub artifact: String,
     /// The identity the manifest pins.
@@ -145,7 +143,7 @@ pub(crate) struct ProvenanceError {
 
 /// What failed in a verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Reason {
+pub enum Reason {
     /// The attestation or bundle is not what the format says.
     #[error("malformed {what}: {detail}")]
     Malformed {
@@ -563,23 +561,6 @@ impl Expect<'_> {
             reason,
         }
     }
-}
-
-/// The identities that signed a PEP 740 provenance document, without verifying anything:
-/// what `lock` shows before it pins (verification happens at fetch).
-pub(crate) fn claimed_identities(provenance: &[u8]) -> Result<Vec<FoundIdentity>, String> {
-    let file: ProvenanceFile = serde_json::from_slice(provenance)
-        .map_err(|e| format!("not a PEP 740 provenance document: {e}"))?;
-    let mut out = Vec::new();
-    for a in file
-        .attestation_bundles
-        .iter()
-        .flat_map(|b| &b.attestations)
-    {
-        let der = b64(&a.verification_material.certificate)?;
-        out.push(leaf_identity(&der)?);
-    }
-    Ok(out)
 }
 
 /// Verifies a PEP 740 provenance document: one of its attestations must verify fully and

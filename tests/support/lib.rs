@@ -311,6 +311,40 @@ impl World {
         );
     }
 
+    /// Pins a publisher for the artifact with these bytes: `yaml` is the value of its
+    /// `provenance:` field (`none`, `{repository: .., workflow: ..}`, `{identity: .., issuer: ..}`).
+    pub fn pin_provenance(&self, bytes: &[u8], yaml: &str) {
+        let text = std::fs::read_to_string(&self.manifest).expect("read manifest");
+        let pin = format!("sha256: {}\n", sha256_hex(bytes));
+        let at = text.find(&pin).expect("the pin is in the manifest");
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let indent = text[line_start..at].to_string();
+        let text = text.replacen(&pin, &format!("{pin}{indent}provenance: {yaml}\n"), 1);
+        std::fs::write(&self.manifest, text).expect("write manifest");
+    }
+
+    /// Serves `doc` as wheel `i`'s PEP 740 provenance at the index's integrity endpoint.
+    pub fn serve_provenance(&self, i: usize, doc: &str) {
+        let file = &self.wheels[i].0;
+        let mut parts = file.split('-');
+        let (name, version) = (parts.next().unwrap(), parts.next().unwrap());
+        self.mirror.put(
+            &format!(
+                "/integrity/{}/{version}/{file}/provenance",
+                normalize_name(name)
+            ),
+            doc.as_bytes().to_vec(),
+        );
+    }
+
+    /// Serves `bundle` as the embeddable zip's Sigstore bundle (`<zip>.sigstore`).
+    pub fn serve_embeddable_bundle(&self, bundle: &str) {
+        self.mirror.put(
+            &format!("{}.sigstore", self.embed_path()),
+            bundle.as_bytes().to_vec(),
+        );
+    }
+
     /// Gives every artifact of the manifest a `url:` and `size:`, as `extpy lock` writes.
     pub fn pin_urls_and_sizes(&self) {
         let mut text = std::fs::read_to_string(&self.manifest).expect("read manifest");

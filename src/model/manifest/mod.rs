@@ -15,6 +15,7 @@ use url::Url;
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl};
 
 use crate::mechanism::digest::Sha256Digest;
+use crate::mechanism::sigstore::Identity;
 pub(crate) use platform::Platform;
 pub use platform::PythonVersion;
 pub(crate) use wheel::{WheelFilename, normalize_name};
@@ -127,6 +128,9 @@ pub struct Artifact {
     /// The pinned size in bytes (optional `size:`): a download is stopped the moment it
     /// exceeds it.
     pub size: Option<u64>,
+    /// Whose Sigstore signature it must carry (`provenance:`); `None` for `provenance: none`
+    /// or no `provenance:` at all (the publisher publishes none, or it was never recorded).
+    pub provenance: Option<Identity>,
 }
 
 /// The most a download without a pinned size may send (the largest real artifact, the
@@ -211,6 +215,79 @@ struct RawArtifact {
     url: Option<Url>,
     #[serde(default)]
     size: Option<u64>,
+    #[serde(default)]
+    provenance: Option<RawProvenance>,
+}
+
+/// `provenance:` as written: `none`, `{repository, workflow}` (a GitHub Trusted Publisher)
+/// or `{identity, issuer}` (a Sigstore signer such as a CPython release manager).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawProvenance {
+    Word(String),
+    GitHub(RawGitHub),
+    Signer(RawSigner),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGitHub {
+    repository: String,
+    workflow: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigner {
+    identity: String,
+    issuer: String,
+}
+
+/// The checked identity of a `provenance:` field.
+fn provenance_of(
+    origin: &Origin,
+    text: &str,
+    field: &str,
+    file: &str,
+    raw: Option<RawProvenance>,
+) -> Result<Option<Identity>, InputError> {
+    let bad = |msg: String| {
+        InputError::at(origin, yaml::locate(text, file, 0), field, msg).with_help(
+            "write `provenance: none`, `provenance: {repository: OWNER/NAME, workflow: FILE.yml}` or `provenance: {identity: SIGNER, issuer: URL}` (`extpy lock` writes it)",
+        )
+    };
+    match raw {
+        None => Ok(None),
+        Some(RawProvenance::Word(w)) if w == "none" => Ok(None),
+        Some(RawProvenance::Word(w)) => Err(bad(format!("{w:?} is not a provenance"))),
+        Some(RawProvenance::GitHub(RawGitHub {
+            repository,
+            workflow,
+        })) => {
+            let parts: Vec<&str> = repository.split('/').collect();
+            if parts.len() != 2
+                || parts.iter().any(|p| p.is_empty())
+                || workflow.contains('/')
+                || workflow.is_empty()
+            {
+                return Err(bad(format!(
+                    "repository {repository:?} must be OWNER/NAME and workflow {workflow:?} a file name"
+                )));
+            }
+            Ok(Some(Identity::GitHub {
+                repository,
+                workflow,
+            }))
+        }
+        Some(RawProvenance::Signer(RawSigner { identity, issuer })) => {
+            if identity.is_empty() || !issuer.starts_with("https://") {
+                return Err(bad(format!(
+                    "identity {identity:?} must not be empty and issuer {issuer:?} must be an https URL"
+                )));
+            }
+            Ok(Some(Identity::Signer { identity, issuer }))
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -224,6 +301,10 @@ struct Canonical<'a> {
     // every digest made before runtime_trust existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     runtime_trust: Option<&'static str>,
+    // A pinned publisher changes what is trusted; left out when none is pinned, which keeps
+    // every digest made before `provenance:` existed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    provenance: Vec<(&'a str, String)>,
 }
 
 impl Manifest {
@@ -292,7 +373,15 @@ impl Manifest {
             .with_help(format!("python.org names it {expected_embed}")));
         }
         check_url(&origin, text, "embeddable.url", raw.embeddable.url.as_ref())?;
+        let embeddable_provenance = provenance_of(
+            &origin,
+            text,
+            "embeddable.provenance",
+            &raw.embeddable.file,
+            raw.embeddable.provenance,
+        )?;
         let embeddable = Artifact {
+            provenance: embeddable_provenance,
             kind: ArtifactKind::Embeddable,
             line: locate(&raw.embeddable.file, 0),
             file: raw.embeddable.file,
@@ -418,10 +507,18 @@ impl Manifest {
                 .with_help("copy the sha256 of this very file from the index"));
             }
             check_url(&origin, text, &field("url"), raw_wheel.url.as_ref())?;
+            let provenance = provenance_of(
+                &origin,
+                text,
+                &field("provenance"),
+                &raw_wheel.file,
+                raw_wheel.provenance,
+            )?;
             by_project.insert(project.clone(), place.clone());
             by_digest.insert(raw_wheel.sha256, place.clone());
             wheels.push(Wheel {
                 artifact: Artifact {
+                    provenance,
                     kind: ArtifactKind::Wheel,
                     file: raw_wheel.file,
                     sha256: raw_wheel.sha256,
@@ -473,6 +570,10 @@ impl Manifest {
                 .collect(),
             runtime_trust: (self.runtime_trust == RuntimeTrust::System)
                 .then_some(RuntimeTrust::System.as_str()),
+            provenance: self
+                .artifacts()
+                .filter_map(|a| Some((a.file.as_str(), a.provenance.as_ref()?.to_string())))
+                .collect(),
         };
         let bytes = serde_json::to_vec(&canonical)
             .expect("serializing plain data (string keys, no failing Serialize impl) cannot fail");
