@@ -579,12 +579,19 @@ struct MailEndpointArgs {
     /// The identity platform's base URL (sovereign clouds, tests)
     #[arg(long, value_name = "URL", env = "EXTPY_AUTHORITY_URL", default_value = extpy::job::mail::check::DEFAULT_AUTHORITY)]
     authority_url: String,
+    /// Microsoft Graph's base URL (sovereign clouds, tests)
+    #[arg(long, value_name = "URL", env = "EXTPY_GRAPH_URL", default_value = extpy::job::mail::check::DEFAULT_GRAPH)]
+    graph_url: String,
     /// IMAP over TLS
     #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_IMAP_HOST", default_value = extpy::job::mail::check::DEFAULT_IMAP)]
     imap_host: String,
     /// SMTP submission (STARTTLS)
     #[arg(long, value_name = "HOST[:PORT]", env = "EXTPY_SMTP_HOST", default_value = extpy::job::mail::check::DEFAULT_SMTP)]
     smtp_host: String,
+    /// A failure a permission granted minutes ago explains (propagation takes up to 30
+    /// minutes) is tried once more after this many seconds
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=1800))]
+    retry_after: Option<u64>,
 }
 
 /// Arguments of `extpy mail check`.
@@ -673,7 +680,7 @@ plain_args! {
     LockArgs { upgrade, upgrade_package, check, out, no_urls, python }
     AuditArgs { ignore }
     DoctorArgs { targets, export, resolve }
-    MailEndpointArgs { authority_url, imap_host, smtp_host }
+    MailEndpointArgs { authority_url, graph_url, imap_host, smtp_host, retry_after }
     MailCheckArgs { topology, server, queue, dist, endpoints }
     SelftestArgs { paths, topology, node, vu_root, authority_url, time_limit }
     WatchArgs { topology, bundle, node, vu_root, selftest }

@@ -1,6 +1,7 @@
-//! `extpy mail check` against a local identity provider and a local IMAP/SMTP server (TLS
-//! with a test CA): every scenario gives its verdict and its fix, and no secret (client
-//! secret, password, access token) ever appears in stdout or stderr.
+//! `extpy mail check` against a local identity provider, a local IMAP/SMTP server and a
+//! local Microsoft Graph (TLS with a test CA): every scenario gives its verdict and its fix,
+//! and no secret (client secret, password, access token) ever appears in stdout, stderr,
+//! the --json document or any file the run leaves.
 
 use std::path::PathBuf;
 
@@ -31,6 +32,10 @@ struct Scenario {
     args: Vec<String>,
     /// IMAP/SMTP present a certificate from a CA the test does not trust.
     mail_untrusted: bool,
+    /// `protocol:` of the incoming servers (None: not written, so auto).
+    in_protocol: Option<&'static str>,
+    /// `protocol:` of the outgoing server (None: not written, so auto).
+    out_protocol: Option<&'static str>,
 }
 
 fn good() -> Scenario {
@@ -46,6 +51,9 @@ fn good() -> Scenario {
                     consented: true,
                     roles: vec!["IMAP.AccessAsApp".into(), "SMTP.SendAsApp".into()],
                     scopes: vec!["IMAP.AccessAsUser.All".into(), "SMTP.Send".into()],
+                    // The vendor's OAuth Service guide: Mail.ReadWrite, Mail.Send.
+                    graph_roles: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
+                    graph_scopes: vec!["Mail.ReadWrite".into(), "Mail.Send".into()],
                 },
                 App {
                     client_id: OUT_APP.into(),
@@ -54,6 +62,8 @@ fn good() -> Scenario {
                     consented: true,
                     roles: vec!["SMTP.SendAsApp".into()],
                     scopes: vec![],
+                    graph_roles: vec!["Mail.Send".into()],
+                    graph_scopes: vec![],
                 },
             ],
             users: vec![User {
@@ -63,6 +73,9 @@ fn good() -> Scenario {
             }],
             html: false,
             hang: false,
+            wrong_audience: false,
+            propagating: 0,
+            app_requests: Default::default(),
         },
         exchange: Exchange {
             mailboxes: vec![
@@ -72,6 +85,9 @@ fn good() -> Scenario {
                     users: vec![],
                     smtp_auth: true,
                     messages: 42,
+                    rest_enabled: true,
+                    policy_excludes: vec![],
+                    rbac_excludes: vec![],
                 },
                 Mailbox {
                     address: SALES.into(),
@@ -79,9 +95,14 @@ fn good() -> Scenario {
                     users: vec![SALES.into()],
                     smtp_auth: true,
                     messages: 7,
+                    rest_enabled: true,
+                    policy_excludes: vec![],
+                    rbac_excludes: vec![],
                 },
             ],
             imap_hangs: false,
+            smtp_tenant_disabled: false,
+            security_defaults: false,
         },
         tenant: TENANT.into(),
         client_id: APP.into(),
@@ -94,7 +115,17 @@ fn good() -> Scenario {
         ],
         args: vec![],
         mail_untrusted: false,
+        in_protocol: Some("imap"),
+        out_protocol: Some("smtp"),
     }
+}
+
+/// The good setup on the path the vendor's OAuth Service guide describes: Graph both ways.
+fn graph_good() -> Scenario {
+    let mut s = good();
+    s.in_protocol = Some("graph");
+    s.out_protocol = Some("graph");
+    s
 }
 
 impl Scenario {
@@ -103,9 +134,14 @@ impl Scenario {
             "schema: 1\nsystem: Mail test\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1]\nmail:\n  incoming:\n    - name: M365 Service\n      tenant: {}\n      auth: oauth_service\n      client_id: {}\n      secret_env: EXTPY_TEST_MAIL_SECRET\n",
             self.tenant, self.client_id
         );
+        let in_protocol = self
+            .in_protocol
+            .map(|p| format!("      protocol: {p}\n"))
+            .unwrap_or_default();
+        t.push_str(&in_protocol);
         if self.user_server {
             t.push_str(&format!(
-                "    - name: M365 Users\n      tenant: {}\n      auth: oauth_user\n      client_id: {}\n",
+                "    - name: M365 Users\n      tenant: {}\n      auth: oauth_user\n      client_id: {}\n{in_protocol}",
                 self.tenant, self.client_id
             ));
         }
@@ -114,6 +150,9 @@ impl Scenario {
                 "  outgoing:\n    tenant: {}\n    auth: oauth_service\n    server_user: {OUT_APP}\n    password_env: EXTPY_TEST_MAIL_OUTGOING\n",
                 self.tenant
             ));
+            if let Some(p) = self.out_protocol {
+                t.push_str(&format!("    protocol: {p}\n"));
+            }
         }
         t.push_str(&format!(
             "  queues:\n    - address: {SUPPORT}\n      account: {SUPPORT}\n      server: M365 Service\n"
@@ -168,6 +207,7 @@ impl Scenario {
         c.args(&args);
         let r = run(c);
         assert_no_secrets(&r, &started.ms);
+        assert_no_secrets_in_files(started.dir.path(), &started.ms);
         (r, started.ms)
     }
 }
@@ -190,6 +230,7 @@ impl Started {
         c.args(sub);
         for (opt, value) in [
             ("--authority-url", self.ms.authority()),
+            ("--graph-url", self.ms.graph_url()),
             ("--imap-host", format!("127.0.0.1:{}", self.ms.imap.port())),
             ("--smtp-host", format!("127.0.0.1:{}", self.ms.smtp.port())),
         ] {
@@ -214,7 +255,32 @@ impl Started {
 /// No secret value and no issued token in anything extpy printed.
 #[track_caller]
 fn assert_no_secrets(r: &Run, ms: &Microsoft) {
-    let all = format!("{}\n{}", r.stdout, r.stderr);
+    assert_no_secrets_in(&format!("{}\n{}", r.stdout, r.stderr), ms);
+}
+
+/// No secret value and no issued token in any file under `dir` (reports, plans, the
+/// topology, anything a run wrote).
+#[track_caller]
+fn assert_no_secrets_in_files(dir: &std::path::Path, ms: &Microsoft) {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                seen += 1;
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                assert_no_secrets_in(&text, ms);
+            }
+        }
+    }
+    assert!(seen > 0, "no file under {}", dir.display());
+}
+
+#[track_caller]
+fn assert_no_secrets_in(all: &str, ms: &Microsoft) {
     for s in [SECRET, OUT_SECRET, PASSWORD] {
         assert!(!all.contains(s), "a secret leaked into the output:\n{all}");
     }
@@ -729,13 +795,16 @@ fn plan_with_a_saved_mail_report_shows_results_and_fixes_in_the_sc_steps() {
     );
     let queue = step(&plan, "sc.queue.support-contoso-example-com")["warnings"].to_string();
     assert!(
-        queue.contains("mail check smtp.support-contoso-example-com: FAILS")
+        queue.contains("mail check smtp.support-contoso-example-com (smtp): FAILS")
             && queue.contains("fix: enable SMTP AUTH for support@contoso.example.com")
-            && queue.contains("mail check imap.support-contoso-example-com: ok"),
+            && queue.contains("mail check imap.support-contoso-example-com (imap): ok"),
         "{queue}"
     );
     let incoming = step(&plan, "sc.incoming.m365-service")["warnings"].to_string();
-    assert!(incoming.contains("token.m365-service: ok"), "{incoming}");
+    assert!(
+        incoming.contains("token.m365-service (imap): ok"),
+        "{incoming}"
+    );
     assert_eq!(plan["mail_check"]["checks"].as_array().unwrap().len(), 4);
     assert!(
         plan["warnings"]
@@ -750,7 +819,7 @@ fn plan_with_a_saved_mail_report_shows_results_and_fixes_in_the_sc_steps() {
         .arg("--mail-report")
         .arg(&report);
     let md = run(c).ok().stdout;
-    assert!(md.contains("| smtp.support-contoso-example-com | FAILS | support@contoso.example.com: SMTP AUTH is disabled (535 5.7.139) |"), "{md}");
+    assert!(md.contains("| smtp.support-contoso-example-com | smtp | FAILS | support@contoso.example.com: SMTP AUTH is disabled (535 5.7.139) |"), "{md}");
 
     // A file that is not a mail check report.
     std::fs::write(&report, r#"{"schema":"extpy-plan/1","checks":[]}"#).unwrap();
@@ -1056,4 +1125,436 @@ fn endpoints_are_compared_even_when_no_login_reached_them() {
         "no SMTP login: {smtp_log:?}"
     );
     assert!(smtp_log.contains(&"STARTTLS".to_string()), "{smtp_log:?}");
+}
+
+// ---- Microsoft Graph, and the paths of protocol: auto ----
+
+/// The server report of `name`.
+#[track_caller]
+fn server<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["server"] == name)
+        .unwrap_or_else(|| panic!("no server {name} in {doc:#}"))
+}
+
+#[track_caller]
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn graph_good_reads_the_inbox_and_sends_nothing() {
+    let mut s = graph_good();
+    s.user_server = true;
+    // The outgoing app may also look users up: the mailbox resolves.
+    s.directory.apps[1].graph_roles.push("User.Read.All".into());
+    let (doc, ms) = json(s, 0);
+    assert_eq!(doc["ok"], true);
+    let t = check(&doc, "token.m365-service.graph");
+    assert_eq!(t["verdict"]["kind"], "token_issued");
+    assert_eq!(t["verdict"]["permission"], "Mail.ReadWrite");
+    assert_eq!(t["protocol"], "graph");
+    assert_eq!(
+        t["token"]["claims"]["audience"][0],
+        "https://graph.microsoft.com"
+    );
+    let inbox = check(&doc, "graph-inbox.support-contoso-example-com");
+    assert_eq!(inbox["verdict"]["kind"], "graph_inbox_read");
+    assert_eq!(inbox["verdict"]["messages"], 42);
+    assert_eq!(inbox["step"], "graph_inbox");
+    assert_eq!(
+        kind(&doc, "graph-inbox.sales-contoso-example-com"),
+        "graph_inbox_read"
+    );
+    let send = check(&doc, "graph-send.support-contoso-example-com");
+    assert_eq!(send["verdict"]["kind"], "graph_send_ready");
+    assert_eq!(send["verdict"]["looked_up"], true);
+    assert_eq!(send["verdict"]["permission"], "Mail.Send");
+    // Only Graph was tried, and only with GETs.
+    assert!(ms.imap_log.lock().unwrap().is_empty());
+    assert!(ms.smtp_log.lock().unwrap().is_empty());
+    let graph_log = ms.graph_log.lock().unwrap().clone();
+    assert!(
+        graph_log.iter().all(|l| l.starts_with("GET /v1.0/users/")),
+        "{graph_log:?}"
+    );
+    assert!(
+        graph_log.contains(&format!("GET /v1.0/users/{SUPPORT}/mailFolders/inbox")),
+        "{graph_log:?}"
+    );
+    assert!(
+        graph_log.contains(&format!("GET /v1.0/users/{SUPPORT}")),
+        "{graph_log:?}"
+    );
+    let out = server(&doc, "outgoing");
+    assert_eq!(out["protocol"], "graph");
+    assert_eq!(strings(&out["tested"]), ["graph"]);
+    assert_eq!(strings(&out["passed"]), ["graph"]);
+    assert!(
+        doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["protocol"] == "graph")
+    );
+}
+
+#[test]
+fn graph_send_with_only_the_vendor_s_permissions_says_the_mailbox_was_not_looked_up() {
+    let (doc, _) = json(graph_good(), 0);
+    let send = check(&doc, "graph-send.support-contoso-example-com");
+    assert_eq!(send["verdict"]["looked_up"], false);
+    let words = send["verdict"]["explanation"].as_str().unwrap();
+    assert!(
+        words.contains("Authorization_RequestDenied") && words.contains("User.Read.All"),
+        "{words}"
+    );
+}
+
+#[test]
+fn auto_reports_both_paths_and_which_the_permissions_allow() {
+    // The vendor's guide followed: Graph permissions only, none for IMAP or SMTP.
+    let mut s = good();
+    s.in_protocol = None;
+    s.out_protocol = None;
+    s.directory.apps[0].roles = vec![];
+    s.directory.apps[1].roles = vec![];
+    let started = s.start();
+    let mut c = started.command(&["mail", "check", "--json"]);
+    c.arg(&started.topo);
+    let r = run(c).ok();
+    assert_no_secrets(&r, &started.ms);
+    let doc = r.json();
+    let inc = server(&doc, "M365 Service");
+    assert_eq!(inc["protocol"], "auto");
+    assert_eq!(strings(&inc["tested"]), ["graph", "imap"]);
+    assert_eq!(strings(&inc["passed"]), ["graph"]);
+    assert_eq!(strings(&inc["allowed"]), ["graph"]);
+    let out = server(&doc, "outgoing");
+    assert_eq!(strings(&out["tested"]), ["graph", "smtp"]);
+    assert_eq!(strings(&out["allowed"]), ["graph"]);
+    assert_eq!(kind(&doc, "token.m365-service"), "consent_missing");
+    let fix = fix_text(&doc, "token.m365-service");
+    assert!(
+        fix.contains("Office 365 Exchange Online > IMAP.AccessAsApp"),
+        "{fix}"
+    );
+    assert_eq!(
+        kind(&doc, "graph-inbox.support-contoso-example-com"),
+        "graph_inbox_read"
+    );
+    // In words: the path that did not pass is marked, not counted.
+    let mut c = started.command(&["mail", "check"]);
+    c.arg(&started.topo);
+    let r = run(c).ok();
+    assert_no_secrets(&r, &started.ms);
+    assert!(
+        r.stdout
+            .contains("-     token  M365 Service  admin consent missing"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("OK    server M365 Service  protocol: auto; tested graph, imap; passed graph; failed imap; the tokens' permissions allow graph"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("protocol: auto (not set) checks both paths"),
+        "{}",
+        r.stdout
+    );
+    // Both paths set up: both pass and both are allowed.
+    let mut s = good();
+    s.in_protocol = None;
+    let (doc, _) = json(s, 0);
+    assert_eq!(
+        strings(&server(&doc, "M365 Service")["allowed"]),
+        ["graph", "imap"]
+    );
+    assert_eq!(
+        strings(&server(&doc, "M365 Service")["passed"]),
+        ["graph", "imap"]
+    );
+}
+
+#[test]
+fn a_path_set_explicitly_counts_alone() {
+    let mut s = graph_good();
+    s.directory.apps[0].graph_roles = vec!["Mail.Send".into()];
+    let (doc, _) = json(s, 4);
+    let t = check(&doc, "token.m365-service.graph");
+    assert_eq!(t["verdict"]["kind"], "permission_missing");
+    assert_eq!(t["verdict"]["api"], "graph");
+    let fix = fix_text(&doc, "token.m365-service.graph");
+    assert!(
+        fix.contains("Microsoft Graph > Application permissions > Mail.ReadWrite"),
+        "{fix}"
+    );
+    assert!(fix.contains("up to 30 minutes"), "{fix}");
+    assert_eq!(server(&doc, "M365 Service")["ok"], false);
+}
+
+#[test]
+fn graph_access_policy_excludes_the_mailbox() {
+    let mut s = graph_good();
+    s.exchange.mailboxes[0].policy_excludes = vec![APP.into()];
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "graph-inbox.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "graph_scope_excludes");
+    assert_eq!(c["verdict"]["access_policy"], true);
+    assert!(
+        c["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("ErrorAccessDenied")
+    );
+    let fix = fix_text(&doc, "graph-inbox.support-contoso-example-com");
+    assert!(
+        fix.contains(&format!(
+            "Test-ApplicationAccessPolicy -Identity {SUPPORT} -AppId {APP}"
+        )),
+        "{fix}"
+    );
+}
+
+#[test]
+fn graph_rbac_for_applications_scope_excludes_the_mailbox() {
+    let mut s = graph_good();
+    s.exchange.mailboxes[0].rbac_excludes = vec![APP.into()];
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "graph-inbox.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "graph_scope_excludes");
+    assert_eq!(c["verdict"]["access_policy"], false);
+    let fix = fix_text(&doc, "graph-inbox.support-contoso-example-com");
+    assert!(fix.contains("Test-ServicePrincipalAuthorization"), "{fix}");
+}
+
+#[test]
+fn graph_mailbox_not_enabled_for_rest() {
+    let mut s = graph_good();
+    s.exchange.mailboxes[0].rest_enabled = false;
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "graph-inbox.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "graph_mailbox_not_enabled");
+    assert!(
+        c["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("MailboxNotEnabledForRESTAPI")
+    );
+    let fix = fix_text(&doc, "graph-inbox.support-contoso-example-com");
+    assert!(
+        fix.contains("Exchange Online licence") && fix.contains("on-premises"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn graph_mailbox_not_found() {
+    let mut s = graph_good();
+    s.exchange.mailboxes.remove(0);
+    let (doc, _) = json(s, 4);
+    assert_eq!(
+        kind(&doc, "graph-inbox.support-contoso-example-com"),
+        "graph_mailbox_not_found"
+    );
+    let send = check(&doc, "graph-send.support-contoso-example-com");
+    assert_eq!(send["verdict"]["kind"], "graph_mailbox_not_found");
+    assert!(
+        send["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("Request_ResourceNotFound")
+    );
+    assert!(fix_text(&doc, "graph-send.support-contoso-example-com").contains("Get-Mailbox"));
+}
+
+#[test]
+fn a_token_for_the_wrong_resource_is_named_with_each_server_s_answer() {
+    let mut s = good();
+    s.in_protocol = None;
+    s.outgoing = false;
+    s.directory.wrong_audience = true;
+    let (doc, _) = json(s, 4);
+    // An Exchange token sent to Graph: 401.
+    let t = check(&doc, "token.m365-service.graph");
+    assert_eq!(t["verdict"]["kind"], "wrong_resource");
+    assert_eq!(t["verdict"]["needed"], "https://graph.microsoft.com");
+    let g = check(&doc, "graph-inbox.support-contoso-example-com");
+    assert_eq!(g["verdict"]["kind"], "wrong_resource");
+    assert!(
+        g["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid audience"),
+        "{g:#}"
+    );
+    // A Graph token sent to IMAP: AUTHENTICATE failed.
+    assert_eq!(kind(&doc, "token.m365-service"), "wrong_resource");
+    let i = check(&doc, "imap.support-contoso-example-com");
+    assert_eq!(i["verdict"]["kind"], "wrong_resource");
+    assert!(
+        i["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("AUTHENTICATE failed"),
+        "{i:#}"
+    );
+    let fix = fix_text(&doc, "imap.support-contoso-example-com");
+    assert!(
+        fix.contains("https://outlook.office365.com/.default"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn the_app_registration_s_object_id_in_new_service_principal() {
+    // New-ServicePrincipal got the App registration's Object ID: Exchange knows no service
+    // principal for the app, so IMAP refuses; Graph (Entra's permissions) still reads.
+    let mut s = good();
+    s.in_protocol = None;
+    s.exchange.mailboxes[0].apps.retain(|a| a != APP);
+    let (doc, _) = json(s, 0);
+    let i = check(&doc, "imap.support-contoso-example-com");
+    assert_eq!(i["verdict"]["kind"], "mailbox_not_permitted");
+    assert!(
+        i["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("AUTHENTICATE failed")
+    );
+    let fix = fix_text(&doc, "imap.support-contoso-example-com");
+    assert!(
+        fix.contains("the Object ID shown under Enterprise applications, not the one on the App registration's Overview")
+            && fix.contains("Get-ServicePrincipal"),
+        "{fix}"
+    );
+    assert_eq!(strings(&server(&doc, "M365 Service")["passed"]), ["graph"]);
+}
+
+#[test]
+fn smtp_auth_disabled_for_the_tenant() {
+    let mut s = good();
+    s.exchange.smtp_tenant_disabled = true;
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "smtp.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "smtp_auth_disabled");
+    assert!(
+        c["verdict"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("for the tenant (535 5.7.139)")
+    );
+    let fix = fix_text(&doc, "smtp.support-contoso-example-com");
+    assert!(
+        fix.contains("Set-TransportConfig -SmtpClientAuthenticationDisabled $false"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn smtp_auth_blocked_by_security_defaults() {
+    let mut s = good();
+    s.exchange.security_defaults = true;
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "smtp.support-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "smtp_security_defaults");
+    assert!(
+        c["verdict"]["answer"]
+            .as_str()
+            .unwrap()
+            .contains("535 5.7.139")
+    );
+    let fix = fix_text(&doc, "smtp.support-contoso-example-com");
+    assert!(
+        fix.contains("Manage security defaults") && fix.contains("protocol: graph"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn a_permission_granted_minutes_ago_is_retried_once_when_asked() {
+    // Without --retry-after: the failure, and the word on propagation.
+    let mut s = graph_good();
+    s.directory.propagating = 2;
+    let (doc, _) = json(s, 4);
+    assert_eq!(kind(&doc, "token.m365-service.graph"), "consent_missing");
+    let fix = fix_text(&doc, "token.m365-service.graph");
+    assert!(
+        fix.contains("up to 30 minutes") && fix.contains("--retry-after"),
+        "{fix}"
+    );
+    // With it: one more try after the pause, which passes.
+    let mut s = graph_good();
+    s.directory.propagating = 2;
+    s.args = vec!["--retry-after".into(), "1".into()];
+    let (r, _) = s.run(true);
+    let r = r.ok();
+    let doc = r.json();
+    let t = check(&doc, "token.m365-service.graph");
+    assert_eq!(t["verdict"]["kind"], "token_issued");
+    assert!(t["notes"].to_string().contains("passed 1s later"), "{t:#}");
+    assert!(
+        r.stderr.contains("waiting 1s, then trying once more"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_client_secret_s_expiry_cannot_be_known_from_here() {
+    let (doc, _) = json(graph_good(), 0);
+    let notes = check(&doc, "token.m365-service.graph")["notes"].to_string();
+    assert!(
+        notes.contains("cannot be known from here")
+            && notes.contains("Certificates & secrets (the Expires column)"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn plan_with_a_live_mail_check_shows_the_protocol_of_each_check() {
+    let mut s = good();
+    s.in_protocol = Some("graph");
+    let st = s.start();
+    let mut c = st.command(&["plan", "--mail-check"]);
+    c.arg(&st.topo);
+    let r = run(c).ok();
+    assert_no_secrets(&r, &st.ms);
+    assert!(
+        r.stdout.contains("| check | protocol | result | verdict |"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("| graph-inbox.support-contoso-example-com | graph | ok |"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("| smtp.support-contoso-example-com | smtp | ok |"),
+        "{}",
+        r.stdout
+    );
+    let out = st.dir.path().join("plan.md");
+    let mut c = st.command(&["plan", "--mail-check", "--out", out.to_str().unwrap()]);
+    c.arg(&st.topo);
+    run(c).ok();
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("| graph-inbox.support-contoso-example-com | graph | ok |")
+    );
+    assert_no_secrets_in_files(st.dir.path(), &st.ms);
 }

@@ -1326,10 +1326,14 @@ fn explain_tls(e: Error, s: &Settings, command: &str) -> Error {
 pub struct MailEndpointArgs {
     /// The identity platform's base URL (sovereign clouds, tests)
     pub authority_url: String,
+    /// Microsoft Graph's base URL
+    pub graph_url: String,
     /// IMAP over TLS
     pub imap_host: String,
     /// SMTP submission (STARTTLS)
     pub smtp_host: String,
+    /// Seconds before one more try of a failure that propagation may explain
+    pub retry_after: Option<u64>,
 }
 
 /// Arguments of `extpy mail check`.
@@ -1417,6 +1421,7 @@ fn run_mail_check(
     }
     let mut options = MailOptions::parse(
         &endpoints.authority_url,
+        &endpoints.graph_url,
         &endpoints.imap_host,
         &endpoints.smtp_host,
         s.net_options()?,
@@ -1424,6 +1429,7 @@ fn run_mail_check(
     options.server = selection.server;
     options.queue = selection.queue;
     options.dist = selection.dist;
+    options.retry_after = endpoints.retry_after.map(std::time::Duration::from_secs);
     Ok(mail_check::check(mail, name, &options, reporter)?)
 }
 

@@ -1,5 +1,6 @@
 //! A local identity provider (HTTPS, the v2.0 token endpoint with Microsoft's AADSTS error
-//! answers) and a local IMAP (TLS) and SMTP (STARTTLS) server that accept its tokens, all on
+//! answers), a local IMAP (TLS) and SMTP (STARTTLS) server and a local Microsoft Graph
+//! (HTTPS, `/v1.0/users/...` with Graph's error documents) that accept its tokens, all on
 //! 127.0.0.1 with a test CA. Each is told how the directory and the mailboxes are set up;
 //! it then behaves as Entra ID and Exchange Online do for that setup.
 
@@ -25,6 +26,10 @@ pub struct App {
     pub roles: Vec<String>,
     /// Delegated permissions (password grant).
     pub scopes: Vec<String>,
+    /// Microsoft Graph application permissions (client credentials, Graph scope).
+    pub graph_roles: Vec<String>,
+    /// Microsoft Graph delegated permissions (password grant, Graph scope).
+    pub graph_scopes: Vec<String>,
 }
 
 /// A user account.
@@ -47,6 +52,14 @@ pub struct Directory {
     pub html: bool,
     /// Never answer.
     pub hang: bool,
+    /// Issue tokens for the other resource than the scope asks (a Graph token for an
+    /// Exchange scope and the reverse), as a client that asks the wrong scope gets.
+    pub wrong_audience: bool,
+    /// Consent granted just now: this many app token requests still carry no roles, as
+    /// while a grant propagates.
+    pub propagating: u32,
+    /// App token requests so far (shared by clones).
+    pub app_requests: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// A mailbox of the mail server.
@@ -60,6 +73,12 @@ pub struct Mailbox {
     /// SMTP AUTH enabled for it.
     pub smtp_auth: bool,
     pub messages: u32,
+    /// Graph serves it (false: MailboxNotEnabledForRESTAPI).
+    pub rest_enabled: bool,
+    /// Apps an application access policy keeps away from it (Graph: ErrorAccessDenied).
+    pub policy_excludes: Vec<String>,
+    /// Apps whose RBAC for Applications scope leaves it out (Graph: ErrorAccessDenied).
+    pub rbac_excludes: Vec<String>,
 }
 
 /// The mail server's setup.
@@ -68,11 +87,16 @@ pub struct Exchange {
     pub mailboxes: Vec<Mailbox>,
     /// IMAP accepts TLS, then never says a word.
     pub imap_hangs: bool,
+    /// SMTP AUTH is disabled for the whole organisation (Set-TransportConfig).
+    pub smtp_tenant_disabled: bool,
+    /// The tenant's security defaults are on (SMTP AUTH blocked).
+    pub security_defaults: bool,
 }
 
 /// What a token stands for, as the identity provider issued it.
 #[derive(Debug, Clone)]
 struct Issued {
+    aud: String,
     app: String,
     user: Option<String>,
     roles: Vec<String>,
@@ -115,7 +139,10 @@ pub struct Microsoft {
     pub idp: SocketAddr,
     pub imap: SocketAddr,
     pub smtp: SocketAddr,
+    pub graph: SocketAddr,
     tokens: Tokens,
+    /// Every Graph request (method and path).
+    pub graph_log: Arc<Mutex<Vec<String>>>,
     /// Every IMAP command received (the XOAUTH2 payload cut off).
     pub imap_log: Arc<Mutex<Vec<String>>>,
     /// Every SMTP command received (the XOAUTH2 payload cut off).
@@ -150,23 +177,40 @@ impl Microsoft {
             listen(move |s| serve_imap(s, &ex, &tokens, tls.clone(), &log))
         };
         let (smtp, s3) = {
-            let (tokens, ex, tls, log) = (tokens.clone(), ex.clone(), mail_tls, smtp_log.clone());
+            let (tokens, ex, tls, log) = (
+                tokens.clone(),
+                ex.clone(),
+                mail_tls.clone(),
+                smtp_log.clone(),
+            );
             listen(move |s| serve_smtp(s, &ex, &tokens, tls.clone(), &log))
+        };
+        let graph_log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (graph, s4) = {
+            let (tokens, ex, tls, log) = (tokens.clone(), ex.clone(), mail_tls, graph_log.clone());
+            listen(move |s| serve_graph(s, &ex, &tokens, tls.clone(), &log))
         };
         Self {
             idp,
             imap,
             smtp,
+            graph,
             tokens,
+            graph_log,
             imap_log,
             smtp_log,
-            _stops: vec![s1, s2, s3],
+            _stops: vec![s1, s2, s3, s4],
         }
     }
 
     /// `https://127.0.0.1:<port>`.
     pub fn authority(&self) -> String {
         format!("https://127.0.0.1:{}", self.idp.port())
+    }
+
+    /// `https://127.0.0.1:<port>` of Graph.
+    pub fn graph_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.graph.port())
     }
 
     /// Every access token issued so far.
@@ -283,7 +327,10 @@ fn token_answer(
         );
     }
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-    if get("scope") != "https://outlook.office365.com/.default" {
+    const EXCHANGE: &str = "https://outlook.office365.com";
+    const GRAPH: &str = "https://graph.microsoft.com";
+    let graph = get("scope") == format!("{GRAPH}/.default");
+    if !graph && get("scope") != format!("{EXCHANGE}/.default") {
         return aadsts(
             400,
             "invalid_scope",
@@ -327,12 +374,13 @@ fn token_answer(
             if let Some(e) = check_secret(get("client_secret")) {
                 return e;
             }
+            let n = dir.app_requests.fetch_add(1, Ordering::SeqCst);
             (
                 None,
-                if app.consented {
-                    app.roles.clone()
-                } else {
-                    Vec::new()
+                match (app.consented && n >= dir.propagating, graph) {
+                    (false, _) => Vec::new(),
+                    (true, true) => app.graph_roles.clone(),
+                    (true, false) => app.roles.clone(),
                 },
                 Vec::new(),
             )
@@ -379,7 +427,12 @@ fn token_answer(
                     "The user or administrator has not consented to use the application.",
                 );
             }
-            (Some(u.name.clone()), Vec::new(), app.scopes.clone())
+            let scopes = if graph {
+                app.graph_scopes.clone()
+            } else {
+                app.scopes.clone()
+            };
+            (Some(u.name.clone()), Vec::new(), scopes)
         }
         other => {
             return aadsts(
@@ -394,8 +447,13 @@ fn token_answer(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    let aud = if graph != dir.wrong_audience {
+        GRAPH
+    } else {
+        EXCHANGE
+    };
     let mut claims = serde_json::json!({
-        "aud": "https://outlook.office365.com",
+        "aud": aud,
         "iss": format!("https://sts.example/{}/", dir.tenant),
         "iat": now - 300,
         "nbf": now - 300,
@@ -424,6 +482,7 @@ fn token_answer(
     tokens.lock().unwrap().insert(
         token.clone(),
         Issued {
+            aud: aud.into(),
             app: app.client_id.clone(),
             user,
             roles,
@@ -479,6 +538,9 @@ fn allowed(
     } else {
         ("SMTP.SendAsApp", "SMTP.Send")
     };
+    if issued.aud != "https://outlook.office365.com" {
+        return Err("wrong audience");
+    }
     let ok = match &issued.user {
         None => issued.roles.iter().any(|r| r == role) && mb.apps.contains(&issued.app),
         Some(u) => {
@@ -668,6 +730,14 @@ fn smtp_session<S: Read + Write>(
             "AUTH" if secure => {
                 let b64 = line.split_whitespace().nth(2).unwrap_or("");
                 match allowed(ex, tokens, b64, "smtp") {
+                    Ok(_) if ex.security_defaults => say(
+                        s,
+                        "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact your administrator. [test]",
+                    ),
+                    Ok(_) if ex.smtp_tenant_disabled => say(
+                        s,
+                        "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [test]",
+                    ),
                     Ok(mb) => {
                         let enabled = ex.mailboxes.iter().any(|m| m.address == mb && m.smtp_auth);
                         if enabled {
@@ -689,5 +759,176 @@ fn smtp_session<S: Read + Write>(
             _ if !secure => say(s, "530 5.7.57 Client not authenticated to send mail"),
             _ => say(s, "503 5.5.1 Bad sequence of commands"),
         }
+    }
+}
+
+// ---------- Microsoft Graph ----------
+
+/// Graph's error document.
+fn graph_error(status: u16, code: &str, message: &str) -> (u16, String) {
+    let doc = serde_json::json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": "2026-01-01T00:00:00",
+                "request-id": "7e8f9a0b-0000-4000-8000-000000000003",
+                "client-request-id": "7e8f9a0b-0000-4000-8000-000000000003"
+            }
+        }
+    });
+    (status, doc.to_string())
+}
+
+fn serve_graph(
+    tcp: TcpStream,
+    ex: &Exchange,
+    tokens: &Tokens,
+    tls: Arc<rustls::ServerConfig>,
+    log: &Mutex<Vec<String>>,
+) {
+    let Ok(conn) = rustls::ServerConnection::new(tls) else {
+        return;
+    };
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    let mut reader = BufReader::new(&mut stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut bearer = String::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("authorization")
+        {
+            bearer = v.trim().strip_prefix("Bearer ").unwrap_or("").to_string();
+        }
+    }
+    drop(reader);
+    log.lock().unwrap().push(format!("{method} {path}"));
+    let (status, body) = graph_answer(&method, &path, &bearer, ex, tokens);
+    respond(
+        &mut stream,
+        status,
+        "application/json; odata.metadata=minimal",
+        body.as_bytes(),
+    );
+}
+
+fn graph_answer(
+    method: &str,
+    path: &str,
+    bearer: &str,
+    ex: &Exchange,
+    tokens: &Tokens,
+) -> (u16, String) {
+    let Some(issued) = tokens.lock().unwrap().get(bearer).cloned() else {
+        return graph_error(
+            401,
+            "InvalidAuthenticationToken",
+            "IDX14100: JWT is not well formed.",
+        );
+    };
+    if issued.aud != "https://graph.microsoft.com" {
+        return graph_error(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token validation failure. Invalid audience.",
+        );
+    }
+    if method != "GET" {
+        return graph_error(
+            405,
+            "Request_BadRequest",
+            "extpy must never change a mailbox",
+        );
+    }
+    let rest = path.strip_prefix("/v1.0/users/").unwrap_or("");
+    let (user, folder) = match rest.split_once('/') {
+        Some((u, f)) => (u.replace("%40", "@"), Some(f)),
+        None => (rest.replace("%40", "@"), None),
+    };
+    let Some(mb) = ex
+        .mailboxes
+        .iter()
+        .find(|m| m.address.eq_ignore_ascii_case(&user))
+    else {
+        return graph_error(
+            404,
+            if folder.is_some() {
+                "ErrorInvalidUser"
+            } else {
+                "Request_ResourceNotFound"
+            },
+            &format!(
+                "Resource '{user}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        );
+    };
+    let has = |perm: &str| issued.roles.iter().chain(&issued.scopes).any(|r| r == perm);
+    match folder {
+        None => {
+            if issued.user.is_none()
+                && !["User.Read.All", "User.ReadBasic.All", "Directory.Read.All"]
+                    .iter()
+                    .any(|p| has(p))
+            {
+                return graph_error(
+                    403,
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                );
+            }
+            (
+                200,
+                serde_json::json!({"id": "0f1e2d3c-0000-4000-8000-000000000004", "mail": mb.address, "userPrincipalName": mb.address}).to_string(),
+            )
+        }
+        Some("mailFolders/inbox") => {
+            if !mb.rest_enabled {
+                return graph_error(
+                    404,
+                    "MailboxNotEnabledForRESTAPI",
+                    "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+                );
+            }
+            let permitted = match &issued.user {
+                None => has("Mail.ReadWrite") || has("Mail.Read"),
+                Some(u) => {
+                    (has("Mail.ReadWrite") || has("Mail.Read"))
+                        && mb.users.iter().any(|x| x.eq_ignore_ascii_case(u))
+                }
+            };
+            if !permitted || mb.rbac_excludes.contains(&issued.app) {
+                return graph_error(
+                    403,
+                    "ErrorAccessDenied",
+                    "Access is denied. Check credentials and try again.",
+                );
+            }
+            if mb.policy_excludes.contains(&issued.app) {
+                return graph_error(
+                    403,
+                    "ErrorAccessDenied",
+                    "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.",
+                );
+            }
+            (
+                200,
+                serde_json::json!({"id": "AAMkAD-inbox", "displayName": "Inbox", "totalItemCount": mb.messages, "unreadItemCount": 0}).to_string(),
+            )
+        }
+        Some(_) => graph_error(400, "BadRequest", "Resource not found for the segment."),
     }
 }

@@ -26,25 +26,18 @@ use super::runtime::{self, DistError, Distribution, Presented, RuntimeReport};
 use super::token::{self, Answer, Grant, Secret};
 use super::verdict::{AadContext, AadError, MailFix, MailVerdict, MailVerdictDoc, from_aadsts};
 use super::wire::{self, Dial, Endpoint, Login, Session, WireFailure};
-use crate::model::mail::{AuthType, Mail, Queue, is_guid};
+use crate::model::mail::{Api, AuthType, Mail, Protocol, Queue, is_guid};
 
 /// The report's schema name, bumped on incompatible changes.
 pub const SCHEMA: &str = "extpy-mail-check/1";
+/// Microsoft Graph (global service).
+pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
 /// Microsoft's global identity platform.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// Exchange Online IMAP.
 pub const DEFAULT_IMAP: &str = "outlook.office365.com:993";
 /// Exchange Online SMTP submission.
 pub const DEFAULT_SMTP: &str = "smtp.office365.com:587";
-
-/// The permission an app token needs for IMAP.
-pub const IMAP_APP: &str = "IMAP.AccessAsApp";
-/// The permission a user token needs for IMAP.
-pub const IMAP_USER: &str = "IMAP.AccessAsUser.All";
-/// The permission an app token needs for SMTP.
-pub const SMTP_APP: &str = "SMTP.SendAsApp";
-/// The permission a user token needs for SMTP.
-pub const SMTP_USER: &str = "SMTP.Send";
 
 /// Bad `mail check` input.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +95,7 @@ pub enum MailError {
         /// One line per missing secret: the variable and what it is for.
         missing: Vec<String>,
     },
-    /// A bad `--authority-url`, `--imap-host` or `--smtp-host`.
+    /// A bad `--authority-url`, `--graph-url`, `--imap-host` or `--smtp-host`.
     #[error("{option} {value:?}: {reason}\n  help: {help}")]
     Endpoint {
         /// The option.
@@ -138,6 +131,8 @@ impl MailError {
 pub struct MailOptions {
     /// The identity platform (`--authority-url`).
     pub authority: Url,
+    /// Microsoft Graph (`--graph-url`).
+    pub graph: Url,
     /// IMAP over TLS (`--imap-host`).
     pub imap: Endpoint,
     /// SMTP submission (`--smtp-host`).
@@ -151,12 +146,16 @@ pub struct MailOptions {
     /// `--dist`: the built distribution whose run-time trust every endpoint is checked
     /// against too.
     pub dist: Option<PathBuf>,
+    /// `--retry-after SECS`: a failure that a permission granted minutes ago explains is
+    /// tried once more after this pause.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl MailOptions {
     /// Options from the command line's strings.
     pub fn parse(
         authority: &str,
+        graph: &str,
         imap: &str,
         smtp: &str,
         net: NetOptions,
@@ -178,6 +177,20 @@ impl MailOptions {
                 authority_help,
             ));
         }
+        let graph_help = "the base URL of Microsoft Graph, e.g. https://graph.microsoft.com (or https://graph.microsoft.us for US Government)";
+        let graph_url =
+            Url::parse(graph).map_err(|e| bad("--graph-url", graph, e.to_string(), graph_help))?;
+        if graph_url.scheme() != "https"
+            || graph_url.host_str().is_none_or(str::is_empty)
+            || !graph_url.path().trim_matches('/').is_empty()
+        {
+            return Err(bad(
+                "--graph-url",
+                graph,
+                "it must be an https:// URL with a host and no path".into(),
+                graph_help,
+            ));
+        }
         let imap = Endpoint::parse(imap, 993).map_err(|r| {
             bad(
                 "--imap-host",
@@ -196,12 +209,14 @@ impl MailOptions {
         })?;
         Ok(Self {
             authority: url,
+            graph: graph_url,
             imap,
             smtp,
             net,
             server: None,
             queue: None,
             dist: None,
+            retry_after: None,
         })
     }
 }
@@ -216,6 +231,12 @@ pub enum Step {
     Imap,
     /// An SMTP login.
     Smtp,
+    /// Microsoft Graph: the queue mailbox's inbox folder read.
+    #[serde(rename = "graph_inbox")]
+    GraphInbox,
+    /// Microsoft Graph: the send permission and the mailbox looked up.
+    #[serde(rename = "graph_send")]
+    GraphSend,
 }
 
 impl Step {
@@ -225,6 +246,8 @@ impl Step {
             Step::Token => "token",
             Step::Imap => "imap",
             Step::Smtp => "smtp",
+            Step::GraphInbox => "graph-inbox",
+            Step::GraphSend => "graph-send",
         }
     }
 }
@@ -259,6 +282,8 @@ pub struct Check {
     pub id: String,
     /// What it proves.
     pub step: Step,
+    /// The path it tests: `graph`, `imap` or `smtp` (a token: the path it is asked for).
+    pub protocol: &'static str,
     /// The SC server it belongs to (an incoming server's name, or `outgoing`).
     pub server: String,
     /// The queue address, for IMAP and SMTP checks and per-user tokens.
@@ -296,7 +321,11 @@ pub struct MailReport {
     pub imap: String,
     /// The SMTP endpoint.
     pub smtp: String,
-    /// The checks, tokens first, then each queue's IMAP and SMTP.
+    /// Microsoft Graph.
+    pub graph: String,
+    /// Each SC server: the protocol set, the paths tested, and which passed.
+    pub servers: Vec<ServerReport>,
+    /// The checks, tokens first, then each queue's mailbox checks.
     pub checks: Vec<Check>,
     /// Every endpoint checked as CEM's Python will check it (`--dist`).
     pub runtime_trust: RuntimeReport,
@@ -304,15 +333,49 @@ pub struct MailReport {
     pub notes: Vec<String>,
 }
 
+/// One SC server's paths: with `protocol: auto` both are tested and one passing is enough.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerReport {
+    /// The incoming server's name, or `outgoing`.
+    pub server: String,
+    /// `protocol:` as the topology sets it.
+    pub protocol: Protocol,
+    /// The paths tested (`graph`, `imap`, `smtp`).
+    pub tested: Vec<&'static str>,
+    /// The paths whose permission the server's tokens carry (read without trusting them).
+    pub allowed: Vec<&'static str>,
+    /// The paths on which every check passed.
+    pub passed: Vec<&'static str>,
+    /// True when the path CEM takes passed (with auto: any path).
+    pub ok: bool,
+    /// In words.
+    pub summary: String,
+}
+
 impl MailReport {
-    /// True when every check passed and CEM's Python would trust every endpoint.
+    /// True when every server passed on its path and CEM's Python would trust every
+    /// endpoint.
     pub fn ok(&self) -> bool {
-        self.checks.iter().all(|c| c.ok) && self.runtime_trust.ok != Some(false)
+        self.servers.iter().all(|s| s.ok) && self.runtime_trust.ok != Some(false)
     }
 
-    /// How many failed.
+    /// How many failed, not counting an `auto` server's path that did not pass when the
+    /// other one did.
     pub fn failed(&self) -> usize {
-        self.checks.iter().filter(|c| !c.ok).count()
+        self.checks
+            .iter()
+            .filter(|c| !c.ok && self.counts(c))
+            .count()
+    }
+
+    /// False for a check of an `auto` server that passed on another path.
+    pub fn counts(&self, c: &Check) -> bool {
+        !self.servers.iter().any(|s| {
+            s.server == c.server
+                && s.protocol == Protocol::Auto
+                && s.ok
+                && !s.passed.contains(&c.protocol)
+        })
     }
 }
 
@@ -339,17 +402,28 @@ struct TokenJob {
     tenant: String,
     client_id: String,
     grant: GrantPlan,
+    api: Api,
+    protocol: &'static str,
     needs: &'static str,
 }
 
-/// A queue's mailbox checks, and the tokens they use.
+/// One mailbox check of a queue on one path, and the token it uses.
+#[derive(Debug, Clone)]
+struct PathJob {
+    step: Step,
+    protocol: &'static str,
+    server: String,
+    token: String,
+    auth: AuthType,
+    client: String,
+    needs: &'static str,
+}
+
+/// A queue's mailbox checks.
 #[derive(Debug, Clone)]
 struct QueueJob {
     queue: Queue,
-    imap_token: String,
-    imap_auth: AuthType,
-    imap_client: String,
-    smtp: Option<(String, AuthType, String)>,
+    paths: Vec<PathJob>,
 }
 
 /// The work, decided before anything is sent.
@@ -357,7 +431,36 @@ struct QueueJob {
 struct Work {
     tokens: Vec<TokenJob>,
     queues: Vec<QueueJob>,
+    /// Each server's protocol setting and the paths it tests.
+    servers: Vec<(String, Protocol, Vec<&'static str>)>,
     notes: Vec<String>,
+}
+
+/// The path label of an API on a side: Graph, or IMAP (incoming) / SMTP (outgoing).
+fn path_label(api: Api, incoming: bool) -> &'static str {
+    match (api, incoming) {
+        (Api::Graph, _) => "graph",
+        (Api::Exchange, true) => "imap",
+        (Api::Exchange, false) => "smtp",
+    }
+}
+
+/// The check of a queue on a path.
+fn path_step(api: Api, incoming: bool) -> Step {
+    match (api, incoming) {
+        (Api::Graph, true) => Step::GraphInbox,
+        (Api::Graph, false) => Step::GraphSend,
+        (Api::Exchange, true) => Step::Imap,
+        (Api::Exchange, false) => Step::Smtp,
+    }
+}
+
+/// A token id: `base` for Exchange (as before Graph was checked), `base.graph` for Graph.
+fn token_id(base: String, api: Api) -> String {
+    match api {
+        Api::Exchange => base,
+        Api::Graph => format!("{base}.graph"),
+    }
 }
 
 fn decide(mail: &Mail, topology: &str, o: &MailOptions) -> Result<Work, MailError> {
@@ -418,61 +521,77 @@ fn decide(mail: &Mail, topology: &str, o: &MailOptions) -> Result<Work, MailErro
             tokens.push(job);
         }
     };
+    let mut servers: Vec<(String, Protocol, Vec<&'static str>)> = Vec::new();
+    let mut server_seen = |name: &str, protocol: Protocol, incoming: bool| {
+        if !servers.iter().any(|(n, _, _)| n == name) {
+            let tested = protocol
+                .apis()
+                .iter()
+                .map(|a| path_label(*a, incoming))
+                .collect();
+            servers.push((name.to_string(), protocol, tested));
+        }
+    };
     for q in &queues {
         let Some(s) = mail.incoming.iter().find(|s| s.name == q.server) else {
             continue;
         };
-        let (imap_token, job) = match s.auth {
-            AuthType::OauthService => {
-                let id = format!("token.{}", slug(&s.name));
-                (
-                    id.clone(),
-                    TokenJob {
-                        id,
-                        server: s.name.clone(),
-                        queue: None,
-                        auth: s.auth,
-                        tenant: s.tenant.clone(),
-                        client_id: s.client_id.clone(),
-                        grant: GrantPlan::App {
-                            secret_env: s
-                                .secret
-                                .as_ref()
-                                .map(|r| r.env.clone())
-                                .unwrap_or_default(),
-                        },
-                        needs: IMAP_APP,
+        server_seen(&s.name, s.protocol, true);
+        let mut paths = Vec::new();
+        for &api in s.protocol.apis() {
+            let needs = api.permission(true, s.auth);
+            let protocol = path_label(api, true);
+            let job = match s.auth {
+                AuthType::OauthService => TokenJob {
+                    id: token_id(format!("token.{}", slug(&s.name)), api),
+                    server: s.name.clone(),
+                    queue: None,
+                    auth: s.auth,
+                    tenant: s.tenant.clone(),
+                    client_id: s.client_id.clone(),
+                    grant: GrantPlan::App {
+                        secret_env: s.secret.as_ref().map(|r| r.env.clone()).unwrap_or_default(),
                     },
-                )
-            }
-            AuthType::OauthUser => {
-                let id = format!("token.{}.{}", slug(&s.name), slug(&q.account));
-                (
-                    id.clone(),
-                    TokenJob {
-                        id,
-                        server: s.name.clone(),
-                        queue: Some(q.address.clone()),
-                        auth: s.auth,
-                        tenant: s.tenant.clone(),
-                        client_id: s.client_id.clone(),
-                        grant: GrantPlan::User {
-                            account: q.account.clone(),
-                            password_env: q.password.as_ref().map(|r| r.env.clone()),
-                            secret_env: s.secret.as_ref().map(|r| r.env.clone()),
-                        },
-                        needs: IMAP_USER,
+                    api,
+                    protocol,
+                    needs,
+                },
+                AuthType::OauthUser => TokenJob {
+                    id: token_id(format!("token.{}.{}", slug(&s.name), slug(&q.account)), api),
+                    server: s.name.clone(),
+                    queue: Some(q.address.clone()),
+                    auth: s.auth,
+                    tenant: s.tenant.clone(),
+                    client_id: s.client_id.clone(),
+                    grant: GrantPlan::User {
+                        account: q.account.clone(),
+                        password_env: q.password.as_ref().map(|r| r.env.clone()),
+                        secret_env: s.secret.as_ref().map(|r| r.env.clone()),
                     },
-                )
-            }
-        };
-        push(&mut tokens, job);
-        let smtp = mail.outgoing.as_ref().map(|out| {
-            let (id, job) = match out.auth {
-                AuthType::OauthService => {
-                    let id = "token.outgoing".to_string();
-                    let job = TokenJob {
-                        id: id.clone(),
+                    api,
+                    protocol,
+                    needs,
+                },
+            };
+            paths.push(PathJob {
+                step: path_step(api, true),
+                protocol,
+                server: s.name.clone(),
+                token: job.id.clone(),
+                auth: s.auth,
+                client: s.client_id.clone(),
+                needs,
+            });
+            push(&mut tokens, job);
+        }
+        if let Some(out) = &mail.outgoing {
+            server_seen("outgoing", out.protocol, false);
+            for &api in out.protocol.apis() {
+                let needs = api.permission(false, out.auth);
+                let protocol = path_label(api, false);
+                let job = match out.auth {
+                    AuthType::OauthService => TokenJob {
+                        id: token_id("token.outgoing".to_string(), api),
                         server: "outgoing".into(),
                         queue: None,
                         auth: out.auth,
@@ -485,14 +604,12 @@ fn decide(mail: &Mail, topology: &str, o: &MailOptions) -> Result<Work, MailErro
                                 .map(|r| r.env.clone())
                                 .unwrap_or_default(),
                         },
-                        needs: SMTP_APP,
-                    };
-                    (id, job)
-                }
-                AuthType::OauthUser => {
-                    let id = format!("token.outgoing.{}", slug(&q.account));
-                    let job = TokenJob {
-                        id: id.clone(),
+                        api,
+                        protocol,
+                        needs,
+                    },
+                    AuthType::OauthUser => TokenJob {
+                        id: token_id(format!("token.outgoing.{}", slug(&q.account)), api),
                         server: "outgoing".into(),
                         queue: Some(q.address.clone()),
                         auth: out.auth,
@@ -503,20 +620,26 @@ fn decide(mail: &Mail, topology: &str, o: &MailOptions) -> Result<Work, MailErro
                             password_env: q.password.as_ref().map(|r| r.env.clone()),
                             secret_env: out.password.as_ref().map(|r| r.env.clone()),
                         },
-                        needs: SMTP_USER,
-                    };
-                    (id, job)
-                }
-            };
-            push(&mut tokens, job);
-            (id, out.auth, out.server_user.clone())
-        });
+                        api,
+                        protocol,
+                        needs,
+                    },
+                };
+                paths.push(PathJob {
+                    step: path_step(api, false),
+                    protocol,
+                    server: "outgoing".into(),
+                    token: job.id.clone(),
+                    auth: out.auth,
+                    client: out.server_user.clone(),
+                    needs,
+                });
+                push(&mut tokens, job);
+            }
+        }
         jobs.push(QueueJob {
             queue: (*q).clone(),
-            imap_token,
-            imap_auth: s.auth,
-            imap_client: s.client_id.clone(),
-            smtp,
+            paths,
         });
     }
     if tokens.iter().any(|t| t.auth == AuthType::OauthUser) {
@@ -525,9 +648,13 @@ fn decide(mail: &Mail, topology: &str, o: &MailOptions) -> Result<Work, MailErro
     if mail.outgoing.is_none() {
         notes.push("no outgoing server in mail.outgoing: SMTP was not checked".into());
     }
+    if servers.iter().any(|(_, p, _)| *p == Protocol::Auto) {
+        notes.push("protocol: auto (not set) checks both paths of a server: set protocol: graph, imap or smtp in the topology to the one CEM takes (see the guide's mail page), so that only it counts".into());
+    }
     Ok(Work {
         tokens,
         queues: jobs,
+        servers,
         notes,
     })
 }
@@ -632,47 +759,34 @@ pub fn check(
             .map(str::to_ascii_lowercase)
             .collect(),
     };
-    let mut checks = Vec::new();
-    let mut issued: HashMap<String, String> = HashMap::new();
-    for job in &work.tokens {
-        let Some(grant) = grants.get(&job.id) else {
-            continue;
-        };
-        reporter.info(format!("asking for a token: {}", job.id));
-        let (check, token) = runner.token(job, grant);
-        if let Some(t) = token {
-            issued.insert(job.id.clone(), t);
+    let mut checks = runner.run(&work, &grants, reporter);
+    if let Some(pause) = options.retry_after
+        && checks
+            .iter()
+            .any(|c| !c.ok && c.verdict.verdict.may_be_propagating())
+    {
+        reporter.info(format!(
+            "a failure may be a permission granted minutes ago: waiting {}s, then trying once more",
+            pause.as_secs()
+        ));
+        std::thread::sleep(pause);
+        let first: Vec<(String, String)> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| (c.id.clone(), c.verdict.summary.clone()))
+            .collect();
+        checks = runner.run(&work, &grants, reporter);
+        for c in &mut checks {
+            if let Some((_, before)) = first.iter().find(|(id, _)| *id == c.id) {
+                c.notes.push(if c.ok {
+                    format!("failed at first ({before}), passed {}s later: the permission had not reached every server yet", pause.as_secs())
+                } else {
+                    format!("tried again after {}s (--retry-after), with the same result", pause.as_secs())
+                });
+            }
         }
-        checks.push(check);
     }
-    for q in &work.queues {
-        let failed_token = |id: &str| {
-            checks
-                .iter()
-                .find(|c| c.id == id)
-                .map(|c| format!("no usable token ({id}: {})", c.verdict.summary))
-                .unwrap_or_else(|| format!("no token ({id})"))
-        };
-        let imap = match issued.get(&q.imap_token) {
-            Some(t) => runner.mailbox(Step::Imap, q, q.imap_auth, &q.imap_client, t),
-            None => skipped(
-                Step::Imap,
-                q,
-                q.imap_auth,
-                &options.imap,
-                failed_token(&q.imap_token),
-            ),
-        };
-        let smtp = q
-            .smtp
-            .as_ref()
-            .map(|(id, auth, client)| match issued.get(id) {
-                Some(t) => runner.mailbox(Step::Smtp, q, *auth, client, t),
-                None => skipped(Step::Smtp, q, *auth, &options.smtp, failed_token(id)),
-            });
-        checks.push(imap);
-        checks.extend(smtp);
-    }
+    let servers = server_reports(&work, &checks);
     let runtime_trust = match &dist {
         None => RuntimeReport::not_compared(),
         Some(d) => {
@@ -684,7 +798,10 @@ pub fn check(
                     .unwrap_or(std::path::Path::new(""))
                     .display()
             ));
-            let smtp = work.queues.iter().any(|q| q.smtp.is_some());
+            let smtp = work
+                .queues
+                .iter()
+                .any(|q| q.paths.iter().any(|p| p.step == Step::Smtp));
             runtime::compare(
                 d,
                 &runner.verifier,
@@ -699,25 +816,24 @@ pub fn check(
         authority: options.authority.to_string(),
         imap: options.imap.authority(),
         smtp: options.smtp.authority(),
+        graph: options.graph.to_string(),
+        servers,
         checks,
         runtime_trust,
         notes: work.notes,
     })
 }
 
-fn skipped(step: Step, q: &QueueJob, auth: AuthType, endpoint: &Endpoint, reason: String) -> Check {
+fn skipped(p: &PathJob, q: &QueueJob, endpoint: String, reason: String) -> Check {
     let verdict = MailVerdict::Skipped { reason };
     Check {
-        id: format!("{}.{}", step.label(), slug(&q.queue.address)),
-        step,
-        server: if step == Step::Smtp {
-            "outgoing".into()
-        } else {
-            q.queue.server.clone()
-        },
+        id: format!("{}.{}", p.step.label(), slug(&q.queue.address)),
+        step: p.step,
+        protocol: p.protocol,
+        server: p.server.clone(),
         queue: Some(q.queue.address.clone()),
-        auth,
-        endpoint: endpoint.authority(),
+        auth: p.auth,
+        endpoint,
         ok: false,
         fix: None,
         verdict: verdict.into(),
@@ -726,6 +842,85 @@ fn skipped(step: Step, q: &QueueJob, auth: AuthType, endpoint: &Endpoint, reason
         notes: Vec::new(),
         ms: 0.0,
     }
+}
+
+/// Each server's paths, from its checks.
+fn server_reports(work: &Work, checks: &[Check]) -> Vec<ServerReport> {
+    work.servers
+        .iter()
+        .map(|(name, protocol, tested)| {
+            let of = |path: &'static str| {
+                checks
+                    .iter()
+                    .filter(move |c| c.server == *name && c.protocol == path)
+            };
+            let passed: Vec<&'static str> = tested
+                .iter()
+                .copied()
+                .filter(|p| of(p).next().is_some() && of(p).all(|c| c.ok))
+                .collect();
+            let allowed: Vec<&'static str> = tested
+                .iter()
+                .copied()
+                .filter(|p| {
+                    of(p).filter_map(|c| c.token.as_ref()).any(|t| {
+                        t.claims.as_ref().is_some_and(|cl| {
+                            cl.roles
+                                .iter()
+                                .chain(&cl.scopes)
+                                .any(|g| g.eq_ignore_ascii_case(&t.needs))
+                        })
+                    })
+                })
+                .collect();
+            let ok = match protocol {
+                Protocol::Auto => !passed.is_empty(),
+                _ => tested.iter().all(|p| passed.contains(p)),
+            };
+            let list = |v: &[&str]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            let failed: Vec<&str> = tested
+                .iter()
+                .copied()
+                .filter(|p| !passed.contains(p))
+                .collect();
+            let mut summary = format!(
+                "protocol: {}; tested {}; passed {}",
+                protocol.label(),
+                list(tested),
+                list(&passed)
+            );
+            if !failed.is_empty() {
+                summary.push_str(&format!("; failed {}", list(&failed)));
+            }
+            summary.push_str(&format!(
+                "; the tokens' permissions allow {}",
+                list(&allowed)
+            ));
+            ServerReport {
+                server: name.clone(),
+                protocol: *protocol,
+                tested: tested.clone(),
+                allowed,
+                passed,
+                ok,
+                summary,
+            }
+        })
+        .collect()
+}
+
+/// An issued token, what it says, and whether it is for another resource.
+struct IssuedToken {
+    token: String,
+    claims: Option<Claims>,
+    /// The token's audience, when it is not the one its path accepts.
+    wrong_audience: Option<Vec<String>>,
 }
 
 struct Runner<'a> {
@@ -739,6 +934,51 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Every token, then every mailbox check of every queue.
+    fn run(&self, work: &Work, grants: &HashMap<String, Grant>, reporter: &Reporter) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let mut issued: HashMap<String, IssuedToken> = HashMap::new();
+        for job in &work.tokens {
+            let Some(grant) = grants.get(&job.id) else {
+                continue;
+            };
+            reporter.info(format!("asking for a token: {}", job.id));
+            let (check, token) = self.token(job, grant);
+            if let Some(t) = token {
+                issued.insert(job.id.clone(), t);
+            }
+            checks.push(check);
+        }
+        let mut out = Vec::new();
+        for q in &work.queues {
+            for p in &q.paths {
+                let endpoint = match p.step {
+                    Step::Imap => self.options.imap.authority(),
+                    Step::Smtp => self.options.smtp.authority(),
+                    _ => self.options.graph.to_string(),
+                };
+                out.push(match issued.get(&p.token) {
+                    Some(t) => match p.step {
+                        Step::GraphInbox | Step::GraphSend => self.graph(p, q, t),
+                        _ => self.mailbox(p, q, t),
+                    },
+                    None => {
+                        let reason = checks
+                            .iter()
+                            .find(|c: &&Check| c.id == p.token)
+                            .map(|c| {
+                                format!("no usable token ({}: {})", p.token, c.verdict.summary)
+                            })
+                            .unwrap_or_else(|| format!("no token ({})", p.token));
+                        skipped(p, q, endpoint, reason)
+                    }
+                });
+            }
+        }
+        checks.extend(out);
+        checks
+    }
+
     /// The chain of the identity platform, IMAP and (when checked) SMTP: from the sessions
     /// when they reached TLS, else from a connection that stops after the handshake.
     fn presented(&self, smtp: bool) -> Vec<Presented> {
@@ -820,8 +1060,9 @@ impl Runner<'_> {
             .as_ref()
     }
 
-    /// Asks for one token and judges it; returns the token when it is usable.
-    fn token(&self, job: &TokenJob, grant: &Grant) -> (Check, Option<String>) {
+    /// Asks for one token and judges it; returns the token when it is usable (or for
+    /// another resource, to show what the server answers to it).
+    fn token(&self, job: &TokenJob, grant: &Grant) -> (Check, Option<IssuedToken>) {
         let started = Instant::now();
         let mut notes = Vec::new();
         let mut report = TokenReport {
@@ -867,9 +1108,20 @@ impl Runner<'_> {
                 },
             ),
             Ok(url) => {
-                let verdict = match token::request(&self.client, &url, &job.client_id, grant) {
+                let scope = token::scope(job.api);
+                let verdict = match token::request(
+                    &self.client,
+                    &url,
+                    &job.client_id,
+                    grant,
+                    &scope,
+                ) {
                     Err(e) => {
-                        let (v, f) = self.net_verdict(&e);
+                        let (v, f) = self.net_verdict(
+                            &e,
+                            "identity platform",
+                            "the token endpoint's answer",
+                        );
                         fix = f;
                         v
                     }
@@ -902,13 +1154,24 @@ impl Runner<'_> {
                                     secret_variable,
                                     user,
                                     permission: job.needs,
+                                    api: job.api,
                                     skew_s,
                                 },
                             ),
                             Answer::Issued(issued) => {
                                 let v = self.judge_token(job, &issued.access_token, &mut report);
-                                if v.ok() {
-                                    usable = Some(issued.access_token);
+                                let wrong_audience = match &v {
+                                    MailVerdict::WrongResource { audience, .. } => {
+                                        Some(audience.clone())
+                                    }
+                                    _ => None,
+                                };
+                                if v.ok() || wrong_audience.is_some() {
+                                    usable = Some(IssuedToken {
+                                        token: issued.access_token,
+                                        claims: report.claims.clone(),
+                                        wrong_audience,
+                                    });
                                 }
                                 v
                             }
@@ -919,9 +1182,16 @@ impl Runner<'_> {
             }
         };
         let fix = verdict.fix().or(fix);
+        if job.auth == AuthType::OauthService {
+            notes.push(format!(
+                "when the client secret expires cannot be known from here: a token answer does not say, and reading the app's credentials needs a permission CEM's app should not have; see {} > {} > Certificates & secrets (the Expires column)",
+                "Entra admin center > Identity > Applications > App registrations", job.client_id
+            ));
+        }
         let check = Check {
             id: job.id.clone(),
             step: Step::Token,
+            protocol: job.protocol,
             server: job.server.clone(),
             queue: job.queue.clone(),
             auth: job.auth,
@@ -964,16 +1234,27 @@ impl Runner<'_> {
                 resolved: tid.to_string(),
                 expected: self.guid_tenants[0].clone(),
             }
+        } else if !claims.audience.is_empty()
+            && !claims.audience.iter().any(|a| audience_is(a, job.api))
+        {
+            MailVerdict::WrongResource {
+                protocol: job.protocol,
+                needed: job.api.audience().into(),
+                audience: claims.audience.clone(),
+                answer: None,
+            }
         } else if granted.is_empty() {
             MailVerdict::ConsentMissing {
                 client_id: job.client_id.clone(),
                 permission: job.needs.into(),
+                api: job.api,
                 code: None,
             }
         } else if !granted.iter().any(|g| g.eq_ignore_ascii_case(job.needs)) {
             MailVerdict::PermissionMissing {
                 client_id: job.client_id.clone(),
                 permission: job.needs.into(),
+                api: job.api,
                 auth: job.auth,
                 granted: granted.clone(),
             }
@@ -987,12 +1268,17 @@ impl Runner<'_> {
         verdict
     }
 
-    /// A token request that got no answer, judged (a TLS failure by the doctor).
-    fn net_verdict(&self, e: &NetError) -> (MailVerdict, Option<MailFix>) {
+    /// A request that got no answer, judged (a TLS failure by the doctor).
+    fn net_verdict(
+        &self,
+        e: &NetError,
+        role: &str,
+        waiting_for: &str,
+    ) -> (MailVerdict, Option<MailFix>) {
         match e.root() {
             NetError::Tls { url, .. } => {
                 let endpoint = url.to_string();
-                let judged = Target::from_url(url, "identity platform").and_then(|t| {
+                let judged = Target::from_url(url, role).and_then(|t| {
                     let d = self.doctor()?.diagnose(&t);
                     Some((d.verdict, d.fix))
                 });
@@ -1013,7 +1299,7 @@ impl Runner<'_> {
             NetError::Timeout { url, .. } => (
                 MailVerdict::Timeout {
                     endpoint: url.to_string(),
-                    waiting_for: "the token endpoint's answer".into(),
+                    waiting_for: waiting_for.into(),
                     secs: self.secs(),
                 },
                 None,
@@ -1045,14 +1331,8 @@ impl Runner<'_> {
     }
 
     /// An IMAP or SMTP login for a queue.
-    fn mailbox(
-        &self,
-        step: Step,
-        q: &QueueJob,
-        auth: AuthType,
-        client_id: &str,
-        token: &str,
-    ) -> Check {
+    fn mailbox(&self, p: &PathJob, q: &QueueJob, t: &IssuedToken) -> Check {
+        let (step, auth, client_id, token) = (p.step, p.auth, p.client.as_str(), t.token.as_str());
         let started = Instant::now();
         let endpoint = match step {
             Step::Smtp => &self.options.smtp,
@@ -1089,6 +1369,22 @@ impl Runner<'_> {
         let verdict = match result {
             Ok(Login::ImapOpened { messages }) => MailVerdict::MailboxOpened { mailbox, messages },
             Ok(Login::SmtpAccepted) => MailVerdict::SmtpAuthenticated { mailbox },
+            Ok(Login::ImapRefused { answer } | Login::SmtpRefused { answer })
+                if t.wrong_audience.is_some() =>
+            {
+                MailVerdict::WrongResource {
+                    protocol,
+                    needed: Api::Exchange.audience().into(),
+                    audience: t.wrong_audience.clone().unwrap_or_default(),
+                    answer: Some(answer),
+                }
+            }
+            Ok(Login::SmtpRefused { answer })
+                if answer.contains("5.7.139")
+                    && answer.to_ascii_lowercase().contains("security defaults") =>
+            {
+                MailVerdict::SmtpSecurityDefaults { mailbox, answer }
+            }
             Ok(Login::SmtpRefused { answer }) if answer.contains("5.7.139") => {
                 MailVerdict::SmtpAuthDisabled { mailbox, answer }
             }
@@ -1145,11 +1441,8 @@ impl Runner<'_> {
         Check {
             id: format!("{}.{}", step.label(), slug(&q.queue.address)),
             step,
-            server: if step == Step::Smtp {
-                "outgoing".into()
-            } else {
-                q.queue.server.clone()
-            },
+            protocol,
+            server: p.server.clone(),
             queue: Some(q.queue.address.clone()),
             auth,
             endpoint: endpoint.authority(),
@@ -1162,6 +1455,207 @@ impl Runner<'_> {
             ms: millis(started),
         }
     }
+}
+
+impl Runner<'_> {
+    /// A Graph check of a queue: read its inbox folder (incoming), or look its mailbox up
+    /// for sending; only GETs, so nothing is sent or changed.
+    fn graph(&self, p: &PathJob, q: &QueueJob, t: &IssuedToken) -> Check {
+        let started = Instant::now();
+        let mailbox = q.queue.address.clone();
+        let mut url = self.options.graph.clone();
+        {
+            let Ok(mut segs) = url.path_segments_mut() else {
+                unreachable!("an https URL has path segments")
+            };
+            segs.clear().extend(["v1.0", "users", &mailbox]);
+            if p.step == Step::GraphInbox {
+                segs.extend(["mailFolders", "inbox"]);
+            }
+        }
+        let path = url.path().to_string();
+        let mut transcript = vec![format!("GET {path}")];
+        let mut fix = None;
+        let granted = t.claims.as_ref().is_some_and(|cl| {
+            cl.roles
+                .iter()
+                .chain(&cl.scopes)
+                .any(|g| g.eq_ignore_ascii_case(p.needs))
+        });
+        let verdict = match self.client.get_bearer(&url, &t.token) {
+            Err(e) => {
+                let (v, f) = self.net_verdict(&e, "Microsoft Graph", "Graph's answer");
+                fix = f;
+                v
+            }
+            Ok(answer) => {
+                let status = answer.status.as_u16();
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null);
+                let code = doc["error"]["code"].as_str().unwrap_or("").to_string();
+                let message = doc["error"]["message"].as_str().unwrap_or("");
+                let words = if code.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    token::ascii(&format!("{code}: {message}"), 200)
+                };
+                transcript.push(format!(
+                    "-> {status} {}",
+                    if answer.status.is_success() {
+                        "OK".to_string()
+                    } else {
+                        words.clone()
+                    }
+                ));
+                graph_verdict(GraphAnswer {
+                    step: p.step,
+                    status,
+                    code: &code,
+                    message,
+                    words,
+                    body: &doc,
+                    mailbox,
+                    client_id: &p.client,
+                    needs: p.needs,
+                    auth: p.auth,
+                    granted,
+                    wrong_audience: t.wrong_audience.as_deref(),
+                })
+            }
+        };
+        let fix = verdict.fix().or(fix);
+        Check {
+            id: format!("{}.{}", p.step.label(), slug(&q.queue.address)),
+            step: p.step,
+            protocol: p.protocol,
+            server: p.server.clone(),
+            queue: Some(q.queue.address.clone()),
+            auth: p.auth,
+            endpoint: self.options.graph.to_string(),
+            ok: verdict.ok(),
+            verdict: verdict.into(),
+            fix,
+            token: None,
+            transcript,
+            notes: Vec::new(),
+            ms: millis(started),
+        }
+    }
+}
+
+/// Graph's answer to one check, and what the check knows about its token.
+struct GraphAnswer<'a> {
+    step: Step,
+    status: u16,
+    code: &'a str,
+    message: &'a str,
+    words: String,
+    body: &'a serde_json::Value,
+    mailbox: String,
+    client_id: &'a str,
+    needs: &'static str,
+    auth: AuthType,
+    /// The token's claims carry the permission.
+    granted: bool,
+    wrong_audience: Option<&'a [String]>,
+}
+
+/// Graph's answer as a verdict.
+fn graph_verdict(a: GraphAnswer<'_>) -> MailVerdict {
+    let GraphAnswer {
+        step,
+        status,
+        code,
+        message,
+        words,
+        body,
+        mailbox,
+        client_id,
+        needs,
+        auth,
+        granted,
+        wrong_audience,
+    } = a;
+    if (200..300).contains(&status) {
+        return match step {
+            Step::GraphSend => MailVerdict::GraphSendReady {
+                mailbox,
+                permission: needs.into(),
+                looked_up: true,
+            },
+            _ => MailVerdict::GraphInboxRead {
+                mailbox,
+                messages: body["totalItemCount"].as_u64(),
+            },
+        };
+    }
+    match (status, code) {
+        (401, _) if wrong_audience.is_some() => MailVerdict::WrongResource {
+            protocol: "graph",
+            needed: Api::Graph.audience().into(),
+            audience: wrong_audience.map(<[String]>::to_vec).unwrap_or_default(),
+            answer: Some(words),
+        },
+        (401, _) => MailVerdict::GraphUnauthorized { answer: words },
+        (403, "Authorization_RequestDenied") if step == Step::GraphSend && granted => {
+            MailVerdict::GraphSendReady {
+                mailbox,
+                permission: needs.into(),
+                looked_up: false,
+            }
+        }
+        (_, "ErrorAccessDenied") | (403, _) => {
+            let policy = message.contains("AccessPolicy") || message.contains("[RAOP]");
+            if policy || granted {
+                MailVerdict::GraphScopeExcludes {
+                    mailbox,
+                    client_id: client_id.into(),
+                    access_policy: policy,
+                    answer: words,
+                }
+            } else {
+                MailVerdict::GraphAccessDenied {
+                    mailbox,
+                    client_id: client_id.into(),
+                    permission: needs.into(),
+                    auth,
+                    answer: words,
+                }
+            }
+        }
+        (_, "MailboxNotEnabledForRESTAPI" | "MailboxNotSupportedForRESTAPI") => {
+            MailVerdict::GraphMailboxNotEnabled {
+                mailbox,
+                answer: words,
+            }
+        }
+        (
+            _,
+            "ResourceNotFound"
+            | "Request_ResourceNotFound"
+            | "ErrorInvalidUser"
+            | "ErrorNonExistentMailbox",
+        )
+        | (404, "") => MailVerdict::GraphMailboxNotFound {
+            mailbox,
+            answer: words,
+        },
+        _ => MailVerdict::GraphError {
+            status,
+            answer: words,
+        },
+    }
+}
+
+/// True when `aud` names `api` (its URL, with or without a slash, or its app ID).
+fn audience_is(aud: &str, api: Api) -> bool {
+    let id = match api {
+        Api::Graph => "00000003-0000-0000-c000-000000000000",
+        Api::Exchange => "00000002-0000-0ff1-ce00-000000000000",
+    };
+    aud.trim_end_matches('/')
+        .eq_ignore_ascii_case(api.audience())
+        || aud.eq_ignore_ascii_case(id)
 }
 
 /// The doctor's fix as mail fixes carry it.
@@ -1224,8 +1718,11 @@ pub struct PlanChecks {
 pub struct PlanCheck {
     /// Its id.
     pub id: String,
-    /// `token`, `imap` or `smtp`.
+    /// `token`, `imap`, `smtp`, `graph_inbox` or `graph_send`.
     pub step: Step,
+    /// The path tested: `graph`, `imap` or `smtp` (empty in reports made before it).
+    #[serde(default)]
+    pub protocol: String,
     /// The SC server (`outgoing` for the outgoing server).
     pub server: String,
     /// The queue address.

@@ -15,7 +15,14 @@ pub(crate) fn report(r: &MailReport, verbose: bool) -> String {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&check(c, verbose));
+        out.push_str(&check(c, r.counts(c), verbose));
+    }
+    if !r.servers.is_empty() {
+        out.push('\n');
+    }
+    for s in &r.servers {
+        let mark = if s.ok { "OK" } else { "FAIL" };
+        out.push_str(&format!("{mark:<5} server {}  {}\n", s.server, s.summary));
     }
     out.push_str(&runtime(&r.runtime_trust));
     for n in r.notes.iter().chain(&r.runtime_trust.notes) {
@@ -91,9 +98,15 @@ fn runtime(r: &RuntimeReport) -> String {
 }
 
 /// One check: the verdict line, then its detail (the session only when it failed, or -v).
-pub(crate) fn check(c: &Check, verbose: bool) -> String {
+/// A failed check that does not count (an `auto` server passed on its other path) is
+/// marked `-`.
+pub(crate) fn check(c: &Check, counts: bool, verbose: bool) -> String {
     let mut out = String::new();
-    let mark = if c.ok { "OK" } else { "FAIL" };
+    let mark = match (c.ok, counts) {
+        (true, _) => "OK",
+        (false, true) => "FAIL",
+        (false, false) => "-",
+    };
     let subject = match (&c.step, &c.queue) {
         (Step::Token, Some(q)) => format!("{} ({q})", c.server),
         (Step::Token, None) => c.server.clone(),
@@ -106,6 +119,7 @@ pub(crate) fn check(c: &Check, verbose: bool) -> String {
         c.verdict.summary
     ));
     field(&mut out, "endpoint", &c.endpoint);
+    field(&mut out, "protocol", c.protocol);
     if let Some(t) = &c.token {
         let who = match &t.account {
             Some(a) => format!(" as {a}"),

@@ -5,9 +5,13 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::mechanism::net::{Client, FormAnswer, NetError};
+use crate::model::mail::Api;
 
-/// The scope of every request: Exchange Online, with whatever permissions were consented.
-pub(crate) const SCOPE: &str = "https://outlook.office365.com/.default";
+/// The scope of a request for `api`: its resource with whatever permissions were
+/// consented (`https://graph.microsoft.com/.default`, `https://outlook.office365.com/.default`).
+pub(crate) fn scope(api: Api) -> String {
+    format!("{}/.default", api.audience())
+}
 
 /// A secret read from the environment: never shown, never serialized.
 #[derive(Clone)]
@@ -72,10 +76,11 @@ pub(crate) fn request(
     url: &Url,
     client_id: &str,
     grant: &Grant,
+    scope: &str,
 ) -> Result<FormAnswer, NetError> {
     let mut fields: Vec<(&str, &str)> = vec![
         ("client_id", client_id),
-        ("scope", SCOPE),
+        ("scope", scope),
         ("grant_type", grant.name()),
     ];
     match grant {
@@ -221,6 +226,15 @@ mod tests {
         assert_eq!(format!("{s:?}"), "<hidden>");
         let g = Grant::ClientCredentials { secret: s };
         assert!(!format!("{g:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn each_api_has_its_scope() {
+        assert_eq!(scope(Api::Graph), "https://graph.microsoft.com/.default");
+        assert_eq!(
+            scope(Api::Exchange),
+            "https://outlook.office365.com/.default"
+        );
     }
 
     #[test]

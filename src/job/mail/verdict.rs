@@ -5,10 +5,13 @@ use serde::Serialize;
 
 use crate::job::doctor::VerdictDoc;
 
-use crate::model::mail::AuthType;
+use crate::model::mail::{Api, AuthType};
 
 /// Where Entra ID's app registrations are, for fixes.
 const ENTRA_APPS: &str = "Entra admin center > Identity > Applications > App registrations";
+
+/// How long a new permission or mailbox right can take to reach every server.
+const PROPAGATION: &str = "a permission, consent or mailbox right granted minutes ago can take up to 30 minutes to reach every Microsoft server: if it was just granted, wait and run again (--retry-after SECS retries such a failure once)";
 
 /// The one cause that decides a check.
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +85,8 @@ pub enum MailVerdict {
         client_id: String,
         /// The permission mail needs.
         permission: String,
+        /// The API it is a permission of.
+        api: Api,
         /// The AADSTS code, when the identity provider refused.
         code: Option<u64>,
     },
@@ -91,6 +96,8 @@ pub enum MailVerdict {
         client_id: String,
         /// The permission needed.
         permission: String,
+        /// The API it is a permission of.
+        api: Api,
         /// Application (`roles`) or delegated (`scp`).
         auth: AuthType,
         /// What the token does carry.
@@ -182,6 +189,96 @@ pub enum MailVerdict {
         /// The server's answer.
         answer: String,
     },
+    /// SMTP AUTH is refused because the tenant's security defaults block legacy-style
+    /// SMTP authentication (535 5.7.139 ... security defaults policy).
+    SmtpSecurityDefaults {
+        /// The mailbox.
+        mailbox: String,
+        /// The server's answer.
+        answer: String,
+    },
+    /// The token is for another resource than the protocol accepts (a Graph token to
+    /// IMAP/SMTP, or an Exchange token to Graph).
+    WrongResource {
+        /// `graph`, `imap` or `smtp`.
+        protocol: &'static str,
+        /// The audience the protocol accepts.
+        needed: String,
+        /// The token's audience.
+        audience: Vec<String>,
+        /// The server's answer, when the token was tried.
+        answer: Option<String>,
+    },
+    /// Graph read the queue mailbox's inbox folder (nothing changed).
+    GraphInboxRead {
+        /// The mailbox.
+        mailbox: String,
+        /// Items in the inbox, as Graph said.
+        messages: Option<u64>,
+    },
+    /// The token may send as the mailbox over Graph (Mail.Send), and the mailbox resolved
+    /// (or could not be looked up with this token's permissions); nothing was sent.
+    GraphSendReady {
+        /// The mailbox.
+        mailbox: String,
+        /// The permission found in the token.
+        permission: String,
+        /// False when Graph would not look the mailbox up for this token.
+        looked_up: bool,
+    },
+    /// Graph refused access to the mailbox (ErrorAccessDenied) and the token lacks the
+    /// permission.
+    GraphAccessDenied {
+        /// The mailbox.
+        mailbox: String,
+        /// The client ID.
+        client_id: String,
+        /// The permission needed.
+        permission: String,
+        /// How the server signs in.
+        auth: AuthType,
+        /// Graph's error code and message.
+        answer: String,
+    },
+    /// The token carries the permission, but Graph refused this mailbox: an application
+    /// access policy or an RBAC for Applications management scope leaves it out.
+    GraphScopeExcludes {
+        /// The mailbox.
+        mailbox: String,
+        /// The client ID.
+        client_id: String,
+        /// True when Graph's words name an application access policy.
+        access_policy: bool,
+        /// Graph's error code and message.
+        answer: String,
+    },
+    /// The mailbox exists but Graph cannot reach it (MailboxNotEnabledForRESTAPI):
+    /// inactive, soft-deleted, on-premises, or without an Exchange Online licence.
+    GraphMailboxNotEnabled {
+        /// The mailbox.
+        mailbox: String,
+        /// Graph's error code and message.
+        answer: String,
+    },
+    /// Graph knows no user or mailbox by this address (ResourceNotFound, ErrorInvalidUser).
+    GraphMailboxNotFound {
+        /// The mailbox.
+        mailbox: String,
+        /// Graph's error code and message.
+        answer: String,
+    },
+    /// Graph refused the token itself (401) though it is for Graph.
+    GraphUnauthorized {
+        /// Graph's error code and message.
+        answer: String,
+    },
+    /// Another Graph error, as it came.
+    GraphError {
+        /// The HTTP status.
+        status: u16,
+        /// Graph's error code and message.
+        answer: String,
+    },
     /// The server answered something the protocol does not allow here.
     ProtocolError {
         /// `imap` or `smtp`.
@@ -251,6 +348,21 @@ impl MailVerdict {
             MailVerdict::TokenIssued { .. }
                 | MailVerdict::MailboxOpened { .. }
                 | MailVerdict::SmtpAuthenticated { .. }
+                | MailVerdict::GraphInboxRead { .. }
+                | MailVerdict::GraphSendReady { .. }
+        )
+    }
+
+    /// True when a failure can be a permission granted too recently to have reached every
+    /// server: worth one retry after a pause.
+    pub fn may_be_propagating(&self) -> bool {
+        matches!(
+            self,
+            MailVerdict::ConsentMissing { .. }
+                | MailVerdict::PermissionMissing { .. }
+                | MailVerdict::MailboxNotPermitted { .. }
+                | MailVerdict::GraphAccessDenied { .. }
+                | MailVerdict::GraphScopeExcludes { .. }
         )
     }
 
@@ -350,8 +462,80 @@ impl MailVerdict {
                 "{mailbox}: {} login refused: the mailbox does not exist or may not be opened with this token",
                 protocol.to_ascii_uppercase()
             ),
-            MailVerdict::SmtpAuthDisabled { mailbox, .. } => {
-                format!("{mailbox}: SMTP AUTH is disabled (535 5.7.139)")
+            MailVerdict::SmtpAuthDisabled { mailbox, answer } => {
+                if answer.to_ascii_lowercase().contains("for the tenant") {
+                    format!("{mailbox}: SMTP AUTH is disabled for the tenant (535 5.7.139)")
+                } else {
+                    format!("{mailbox}: SMTP AUTH is disabled (535 5.7.139)")
+                }
+            }
+            MailVerdict::SmtpSecurityDefaults { mailbox, .. } => {
+                format!(
+                    "{mailbox}: SMTP AUTH blocked by the tenant's security defaults (535 5.7.139)"
+                )
+            }
+            MailVerdict::WrongResource {
+                protocol,
+                needed,
+                audience,
+                ..
+            } => format!(
+                "the token is for {}, but {} accepts only tokens for {needed}",
+                if audience.is_empty() {
+                    "no audience".to_string()
+                } else {
+                    audience.join(", ")
+                },
+                protocol_name(protocol)
+            ),
+            MailVerdict::GraphInboxRead { mailbox, messages } => match messages {
+                Some(n) => format!("{mailbox}: Graph read the inbox folder ({n} messages)"),
+                None => format!("{mailbox}: Graph read the inbox folder"),
+            },
+            MailVerdict::GraphSendReady {
+                mailbox,
+                permission,
+                looked_up: true,
+            } => format!(
+                "{mailbox}: resolves in Graph, and the token has {permission} (nothing sent)"
+            ),
+            MailVerdict::GraphSendReady {
+                mailbox,
+                permission,
+                looked_up: false,
+            } => format!(
+                "{mailbox}: the token has {permission}; Graph would not look the mailbox up with this token (nothing sent)"
+            ),
+            MailVerdict::GraphAccessDenied {
+                mailbox,
+                permission,
+                ..
+            } => format!(
+                "{mailbox}: Graph denied access (ErrorAccessDenied): the token lacks {permission}"
+            ),
+            MailVerdict::GraphScopeExcludes {
+                mailbox,
+                access_policy,
+                ..
+            } => format!(
+                "{mailbox}: Graph denied access (ErrorAccessDenied): {} leaves this mailbox out",
+                if *access_policy {
+                    "an application access policy"
+                } else {
+                    "an application access policy or an RBAC for Applications scope"
+                }
+            ),
+            MailVerdict::GraphMailboxNotEnabled { mailbox, .. } => {
+                format!("{mailbox}: Graph cannot reach this mailbox (MailboxNotEnabledForRESTAPI)")
+            }
+            MailVerdict::GraphMailboxNotFound { mailbox, answer } => {
+                format!("{mailbox}: Graph knows no such user or mailbox ({answer})")
+            }
+            MailVerdict::GraphUnauthorized { answer } => {
+                format!("Graph refused the token (401): {answer}")
+            }
+            MailVerdict::GraphError { status, answer } => {
+                format!("Graph answered {status}: {answer}")
             }
             MailVerdict::ProtocolError {
                 protocol, answer, ..
@@ -399,6 +583,17 @@ impl MailVerdict {
             MailVerdict::MailboxNotPermitted { auth: AuthType::OauthService, .. } => "The token is valid, but Exchange Online refused it for this mailbox: the mailbox does not exist, the application's service principal is not registered in Exchange or has no permission on the mailbox, or an application access policy excludes it.".into(),
             MailVerdict::MailboxNotPermitted { .. } => "The token is valid, but Exchange Online refused it for this mailbox: the mailbox does not exist, the account has no access to it, or IMAP/SMTP is disabled for it.".into(),
             MailVerdict::SmtpAuthDisabled { .. } => "Exchange Online disables SMTP AUTH (client submission) by default, for the whole organisation and per mailbox; CEM sends through it.".into(),
+            MailVerdict::SmtpSecurityDefaults { .. } => "Security defaults in Entra ID block SMTP AUTH client submission for the tenant, whatever the mailbox's own setting says.".into(),
+            MailVerdict::WrongResource { .. } => "An access token is issued for one resource (its audience, from the scope asked for): a token for Microsoft Graph cannot log in to IMAP or SMTP, and a token for Exchange Online (outlook.office365.com) is refused by Graph with 401. The client asked for the scope of the other API.".into(),
+            MailVerdict::GraphInboxRead { .. } => "Microsoft Graph accepted the token and returned the queue mailbox's inbox folder (GET /v1.0/users/{address}/mailFolders/inbox), which changes nothing.".into(),
+            MailVerdict::GraphSendReady { looked_up: true, .. } => "The token carries the send permission, and Graph resolved the mailbox (GET /v1.0/users/{address}). Nothing was sent, so the last proof, a message that leaves, is not made here.".into(),
+            MailVerdict::GraphSendReady { .. } => "The token carries the send permission. Graph refused to look the mailbox up (Authorization_RequestDenied): that needs User.Read.All, which the vendor's guide does not grant and sending does not need. Nothing was sent.".into(),
+            MailVerdict::GraphAccessDenied { .. } => "Graph checks the token's permission for every mailbox request; this token does not carry the one the request needs, so Graph answered ErrorAccessDenied.".into(),
+            MailVerdict::GraphScopeExcludes { .. } => "The token carries the permission, yet Graph refused this mailbox: Exchange Online limits an application to the mailboxes of an application access policy (New-ApplicationAccessPolicy) or of an RBAC for Applications management scope, and this mailbox is outside it.".into(),
+            MailVerdict::GraphMailboxNotEnabled { .. } => "The user exists, but Graph has no Exchange Online mailbox to serve for it: the mailbox is inactive, soft-deleted, hosted on-premises, or the user has no Exchange Online licence.".into(),
+            MailVerdict::GraphMailboxNotFound { .. } => "Graph found no user with this address in the tenant: a typo, a mailbox in another tenant, or an alias that is not the user's address.".into(),
+            MailVerdict::GraphUnauthorized { .. } => "Graph validates every token; this one was refused as a whole (expired, not yet valid, or not signed for this tenant).".into(),
+            MailVerdict::GraphError { .. } => "Graph answered with an error extpy has no specific advice for; its code and message are shown as they came.".into(),
             MailVerdict::ProtocolError { .. } => "The server's answer is not what the protocol allows at this point: the host or port is not the mail service, or something in between answers instead.".into(),
             MailVerdict::Timeout { .. } => "The connection opened but nothing came within the timeout: a firewall that swallows the traffic, a proxy, or a server that hangs.".into(),
             MailVerdict::Tls { doctor, .. } => doctor.explanation.clone(),
@@ -435,16 +630,17 @@ impl MailVerdict {
                 format!("create a new client secret and put its value into {variable} and SC"),
                 &[format!("{ENTRA_APPS} > {client_id} > Certificates & secrets > New client secret"), format!("set {variable}, update the secret in SC, and note the new expiry date")],
             ),
-            MailVerdict::ConsentMissing { client_id, permission, .. } => f(
+            MailVerdict::ConsentMissing { client_id, permission, api, .. } => f(
                 format!("grant admin consent for {permission}"),
-                &[format!("{ENTRA_APPS} > {client_id} > API permissions: add Office 365 Exchange Online > {permission} if it is not listed"), "then \"Grant admin consent for <organisation>\" (a Global or Privileged Role Administrator)".into()],
+                &[format!("{ENTRA_APPS} > {client_id} > API permissions: add {} > {permission} if it is not listed", api.label()), "then \"Grant admin consent for <organisation>\" (a Global or Privileged Role Administrator)".into(), PROPAGATION.into()],
             ),
-            MailVerdict::PermissionMissing { client_id, permission, auth, .. } => f(
+            MailVerdict::PermissionMissing { client_id, permission, api, auth, .. } => f(
                 format!("add the permission {permission} and grant admin consent"),
                 &[format!(
-                    "{ENTRA_APPS} > {client_id} > API permissions > Add a permission > APIs my organization uses > Office 365 Exchange Online > {} > {permission}",
+                    "{ENTRA_APPS} > {client_id} > API permissions > Add a permission > {} > {} > {permission}",
+                    match api { Api::Graph => "Microsoft APIs > Microsoft Graph", Api::Exchange => "APIs my organization uses > Office 365 Exchange Online" },
                     if *auth == AuthType::OauthService { "Application permissions" } else { "Delegated permissions" }
-                ), "then \"Grant admin consent for <organisation>\"".into()],
+                ), "then \"Grant admin consent for <organisation>\"".into(), PROPAGATION.into()],
             ),
             MailVerdict::UserSignInFailed { account, variable, .. } => f(
                 format!("check the account {account} and the password in {variable}"),
@@ -478,7 +674,7 @@ impl MailVerdict {
                 format!("register the app's service principal in Exchange Online and give it access to {mailbox}"),
                 &[
                     "Exchange Online PowerShell: Connect-ExchangeOnline".into(),
-                    format!("New-ServicePrincipal -AppId {client_id} -ObjectId <object ID of the Enterprise application {client_id}>"),
+                    format!("New-ServicePrincipal -AppId {client_id} -ObjectId <object ID of the Enterprise application {client_id}>: the Object ID shown under Enterprise applications, not the one on the App registration's Overview (that one registers a service principal Exchange never sees in a token); Get-ServicePrincipal | Format-List AppId,ObjectId shows what was registered"),
                     if *protocol == "smtp" {
                         format!("Add-RecipientPermission -Identity {mailbox} -Trustee <that object ID> -AccessRights SendAs")
                     } else {
@@ -486,6 +682,7 @@ impl MailVerdict {
                     },
                     format!("an application access policy that scopes the app may exclude {mailbox}: Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {client_id}"),
                     format!("check that {mailbox} is a mailbox (Get-Mailbox {mailbox})"),
+                    PROPAGATION.into(),
                 ],
             ),
             MailVerdict::MailboxNotPermitted { mailbox, protocol, .. } => f(
@@ -496,6 +693,13 @@ impl MailVerdict {
                     format!("a shared mailbox: give the account FullAccess (Add-MailboxPermission -Identity {mailbox} -User <account> -AccessRights FullAccess)"),
                 ],
             ),
+            MailVerdict::SmtpAuthDisabled { answer, .. } if answer.to_ascii_lowercase().contains("for the tenant") => f(
+                "enable SMTP AUTH for the organisation (it is disabled for the whole tenant), or for the mailbox alone".to_string(),
+                &[
+                    "Exchange Online PowerShell: Set-TransportConfig -SmtpClientAuthenticationDisabled $false".into(),
+                    "or per mailbox, which wins over the organisation's setting: Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false".into(),
+                ],
+            ),
             MailVerdict::SmtpAuthDisabled { mailbox, .. } => f(
                 format!("enable SMTP AUTH for {mailbox}"),
                 &[
@@ -503,6 +707,56 @@ impl MailVerdict {
                     "if the organisation disables it: Set-TransportConfig -SmtpClientAuthenticationDisabled $false (or enable it per mailbox as above; the mailbox setting wins)".into(),
                 ],
             ),
+            MailVerdict::SmtpSecurityDefaults { .. } => f(
+                "turn security defaults off for the tenant and use Conditional Access instead, or send over Microsoft Graph (protocol: graph, Mail.Send)".to_string(),
+                &[
+                    "Entra admin center > Identity > Overview > Properties > Manage security defaults: Disabled (a Global Administrator; replace them with Conditional Access policies)".into(),
+                    "then enable SMTP AUTH for the mailbox: Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false".into(),
+                ],
+            ),
+            MailVerdict::WrongResource { protocol, needed, .. } => f(
+                format!("ask for the token with the scope {needed}/.default, the resource {} accepts", protocol_name(protocol)),
+                &[
+                    format!("set protocol: in the topology to the path CEM takes, and grant the permission on that API ({} for {})", match *protocol { "graph" => "Microsoft Graph", _ => "Office 365 Exchange Online" }, protocol_name(protocol)),
+                    "a token for https://graph.microsoft.com cannot log in to IMAP or SMTP; a token for https://outlook.office365.com is refused by Graph".into(),
+                ],
+            ),
+            MailVerdict::GraphInboxRead { .. } | MailVerdict::GraphSendReady { .. } => return None,
+            MailVerdict::GraphAccessDenied { client_id, permission, auth, .. } => f(
+                format!("add the Microsoft Graph permission {permission} and grant admin consent"),
+                &[
+                    format!("{ENTRA_APPS} > {client_id} > API permissions > Add a permission > Microsoft Graph > {} > {permission}", if *auth == AuthType::OauthService { "Application permissions" } else { "Delegated permissions" }),
+                    "then \"Grant admin consent for <organisation>\"".into(),
+                    PROPAGATION.into(),
+                ],
+            ),
+            MailVerdict::GraphScopeExcludes { mailbox, client_id, .. } => f(
+                format!("let the application reach {mailbox}: add it to the group of the application access policy, or to the RBAC for Applications management scope"),
+                &[
+                    "Exchange Online PowerShell: Connect-ExchangeOnline".into(),
+                    format!("Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {client_id} (AccessCheckResult: Denied names the policy; Get-ApplicationAccessPolicy lists them)"),
+                    format!("Add-DistributionGroupMember -Identity <the policy's PolicyScopeGroupId> -Member {mailbox}"),
+                    format!("RBAC for Applications: Test-ServicePrincipalAuthorization -Identity <service principal> -Resource {mailbox} shows whether its management scope covers the mailbox (Get-ManagementScope, Get-ManagementRoleAssignment -RoleAssignee <service principal>)"),
+                    PROPAGATION.into(),
+                ],
+            ),
+            MailVerdict::GraphMailboxNotEnabled { mailbox, .. } => f(
+                format!("give {mailbox} an Exchange Online mailbox Graph can reach"),
+                &[
+                    format!("Get-Mailbox {mailbox} | Format-List RecipientTypeDetails,IsInactiveMailbox,IsSoftDeletedByRemove (Exchange Online PowerShell)"),
+                    "an on-premises mailbox is not served by Graph: move it to Exchange Online, or use a cloud mailbox for the queue".into(),
+                    format!("a user mailbox needs an Exchange Online licence (Microsoft 365 admin center > Users > {mailbox} > Licenses and apps); a shared mailbox needs none"),
+                ],
+            ),
+            MailVerdict::GraphMailboxNotFound { mailbox, .. } => f(
+                format!("check the address {mailbox}: it must be a user or shared mailbox of this tenant"),
+                &[format!("Get-Mailbox {mailbox} (Exchange Online PowerShell), or Microsoft 365 admin center > Teams & groups > Shared mailboxes")],
+            ),
+            MailVerdict::GraphUnauthorized { .. } => f(
+                "check this machine's clock and the tenant of the token; Graph's words above say which".to_string(),
+                &[],
+            ),
+            MailVerdict::GraphError { .. } => f("read Graph's code and message above (Microsoft Graph error reference)".to_string(), &[]),
             MailVerdict::ProtocolError { endpoint, .. } => f(format!("check that {endpoint} is the mail service (--imap-host, --smtp-host)"), &[]),
             MailVerdict::Timeout { endpoint, .. } => f(
                 format!("check that this machine may reach {endpoint} (firewall, proxy); a slow link may need --timeout SECS"),
@@ -518,6 +772,15 @@ impl MailVerdict {
                 &[],
             ),
         })
+    }
+}
+
+/// A protocol's name in a sentence.
+fn protocol_name(protocol: &str) -> &'static str {
+    match protocol {
+        "graph" => "Microsoft Graph",
+        "imap" => "IMAP",
+        _ => "SMTP",
     }
 }
 
@@ -555,6 +818,8 @@ pub(crate) struct AadContext<'a> {
     pub user: Option<(&'a str, &'a str)>,
     /// The permission mail needs.
     pub permission: &'a str,
+    /// The API the token is asked for.
+    pub api: Api,
     /// Microsoft's clock minus this machine's, when its answer had a `Date`.
     pub skew_s: Option<i64>,
 }
@@ -601,6 +866,7 @@ pub(crate) fn from_aadsts(e: &AadError<'_>, cx: &AadContext<'_>) -> MailVerdict 
         Some(code @ (65001 | 65004 | 90094 | 90095)) => MailVerdict::ConsentMissing {
             client_id: cx.client_id.into(),
             permission: cx.permission.into(),
+            api: cx.api,
             code: Some(code),
         },
         Some(code @ (50126 | 50034)) if cx.user.is_some() => MailVerdict::UserSignInFailed {
@@ -648,6 +914,7 @@ mod tests {
             secret_variable: Some("MAIL_SECRET"),
             user: None,
             permission: "IMAP.AccessAsApp",
+            api: Api::Exchange,
             skew_s: None,
         }
     }

@@ -743,12 +743,17 @@ fn mail_check_step(topo: &str, checks: Option<&PlanChecks>) -> Step {
                 .map(|c| {
                     vec![
                         c.id.clone(),
+                        if c.protocol.is_empty() {
+                            "?".into()
+                        } else {
+                            c.protocol.clone()
+                        },
                         if c.ok { "ok".into() } else { "FAILS".into() },
                         c.verdict.summary.clone(),
                     ]
                 })
                 .collect();
-            step.table(&["check", "result", "verdict"], rows)
+            step.table(&["check", "protocol", "result", "verdict"], rows)
                 .warn(format!("results from {}", m.source))
         }
     }
@@ -758,14 +763,20 @@ fn mail_check_step(topo: &str, checks: Option<&PlanChecks>) -> Step {
 fn with_results<'a>(mut step: Step, checks: impl Iterator<Item = &'a PlanCheck>) -> Step {
     for c in checks {
         step = step.warn(if c.ok {
-            format!("mail check {}: ok: {}", c.id, c.verdict.summary)
+            format!(
+                "mail check {} ({}): ok: {}",
+                c.id, c.protocol, c.verdict.summary
+            )
         } else {
             let fix = c
                 .fix
                 .as_ref()
                 .map(|f| format!("; fix: {}", f.summary))
                 .unwrap_or_default();
-            format!("mail check {}: FAILS: {}{fix}", c.id, c.verdict.summary)
+            format!(
+                "mail check {} ({}): FAILS: {}{fix}",
+                c.id, c.protocol, c.verdict.summary
+            )
         });
     }
     step

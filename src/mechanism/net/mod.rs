@@ -229,10 +229,14 @@ impl Client {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .body(body.to_string());
-        let resp = match req.send() {
-            Ok(r) => r,
-            Err(e) => return self.send_failure(url, &e),
-        };
+        match req.send() {
+            Ok(resp) => self.read_answer(url, resp),
+            Err(e) => self.send_failure(url, &e),
+        }
+    }
+
+    /// An answer of any status, its body read up to [`MAX_FORM_ANSWER_BYTES`].
+    fn read_answer(&self, url: &Url, resp: reqwest::blocking::Response) -> Outcome<FormAnswer> {
         let status = resp.status();
         let content_type = media_type(resp.headers());
         let date = resp
@@ -253,6 +257,23 @@ impl Client {
                 after: None,
             },
         }
+    }
+
+    /// GETs `url` with `Authorization: Bearer <token>` and no other login, retrying only
+    /// failures that got no answer; any status is an answer (a web API says why it refused
+    /// in the body). The token travels in the header only, and no error here shows it.
+    pub fn get_bearer(&self, url: &Url, token: &str) -> Result<FormAnswer, NetError> {
+        self.retrying(url, || {
+            let req = self
+                .http
+                .get(url.clone())
+                .bearer_auth(token)
+                .header(header::ACCEPT, "application/json");
+            match req.send() {
+                Ok(resp) => self.read_answer(url, resp),
+                Err(e) => self.send_failure(url, &e),
+            }
+        })
     }
 
     /// GETs a page, retrying transient failures.
