@@ -5,7 +5,6 @@
 //! event log entry it writes on Windows.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use support::{WheelSpec, World, extpy, extpy_bin, run};
@@ -48,6 +47,10 @@ fn run_line(w: &World, topo: &Path) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
 fn off_windows_install_prints_the_exact_commands_with_paths_quoted() {
     let w = World::new();
     let topo = topology(&w);
@@ -92,6 +95,10 @@ fn off_windows_install_prints_the_exact_commands_with_paths_quoted() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
 fn unknown_node_missing_topology_and_a_line_too_long_are_input_errors() {
     let w = World::new();
     let topo = topology(&w);
@@ -162,7 +169,11 @@ fn runner(w: &World) -> (PathBuf, PathBuf) {
         ),
     )
     .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    }
     (script, log)
 }
 
@@ -175,6 +186,10 @@ fn logged(log: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
 fn install_runs_each_command_and_a_failure_leaves_no_half_installed_watch() {
     let w = World::new();
     let topo = topology(&w);
@@ -227,6 +242,10 @@ fn install_runs_each_command_and_a_failure_leaves_no_half_installed_watch() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
 fn status_says_which_task_is_missing_and_remove_deletes_both() {
     let w = World::new();
     let (script, log) = runner(&w);
@@ -306,6 +325,10 @@ fn watch_run(w: &World, topo: &Path, root: &Path, extra: &[&str]) -> support::Ru
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
 fn a_run_is_information_when_all_match_and_an_error_naming_each_vu_and_file() {
     let w = World::new();
     let topo = topology(&w);
@@ -354,6 +377,10 @@ fn a_run_is_information_when_all_match_and_an_error_naming_each_vu_and_file() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
 fn a_run_that_cannot_check_still_leaves_an_entry_saying_why() {
     let w = World::new();
     let topo = topology(&w);
@@ -370,6 +397,10 @@ fn a_run_that_cannot_check_still_leaves_an_entry_saying_why() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
 fn a_self_test_that_fails_is_its_own_error_naming_the_vu() {
     // certifi (the self-test refuses a tree without it), and no msal, requests, cryptography.
     let pems = tempfile::tempdir().unwrap();
