@@ -736,6 +736,44 @@ mod tests {
 
     const TS: &str = "9aaaedaefaf06d8b206278cf8b5012bc897f485a874503501e12d776df78951c";
 
+    #[test]
+    fn a_pinned_publisher_is_parsed_and_part_of_the_digest_and_none_is_not() {
+        let wheel = |p: &str| {
+            doc(&format!(
+                "  - file: demo-1.0-py3-none-any.whl\n    sha256: {SHA_B}\n{p}"
+            ))
+        };
+        let plain = parse(&wheel("")).unwrap();
+        let none = parse(&wheel("    provenance: none\n")).unwrap();
+        let pinned = parse(&wheel(
+            "    provenance: {repository: example/demo, workflow: publish.yml}\n",
+        ))
+        .unwrap();
+        assert_eq!(none.wheels[0].artifact.provenance, None);
+        assert_eq!(
+            pinned.wheels[0].artifact.provenance,
+            Some(Identity::GitHub {
+                repository: "example/demo".into(),
+                workflow: "publish.yml".into()
+            })
+        );
+        assert_eq!(plain.digest, none.digest);
+        assert_ne!(plain.digest, pinned.digest);
+        let other = parse(&wheel(
+            "    provenance: {repository: attacker/demo, workflow: publish.yml}\n",
+        ))
+        .unwrap();
+        assert_ne!(other.digest, pinned.digest);
+        for bad in [
+            "    provenance: somebody\n",
+            "    provenance: {repository: demo, workflow: publish.yml}\n",
+            "    provenance: {identity: a@b.org, issuer: 'http://plain'}\n",
+        ] {
+            let e = parse(&wheel(bad)).unwrap_err().to_string();
+            assert!(e.contains("wheels[0].provenance"), "{bad}: {e}");
+        }
+    }
+
     fn with_trust(version: &str, trust: &str, section: bool) -> String {
         let mut t = format!(
             "schema: 1\nname: test\npython:\n  version: {version}\n  platform: win_amd64\nembeddable:\n  file: python-{version}-embed-amd64.zip\n  sha256: {SHA_A}\n"
