@@ -1558,3 +1558,19 @@ fn plan_with_a_live_mail_check_shows_the_protocol_of_each_check() {
     );
     assert_no_secrets_in_files(st.dir.path(), &st.ms);
 }
+
+#[test]
+fn graph_for_a_user_without_rights_on_the_mailbox() {
+    let mut s = graph_good();
+    s.user_server = true;
+    s.exchange.mailboxes[1].users.clear();
+    let (doc, _) = json(s, 4);
+    let c = check(&doc, "graph-inbox.sales-contoso-example-com");
+    assert_eq!(c["verdict"]["kind"], "mailbox_not_permitted");
+    assert_eq!(c["verdict"]["protocol"], "graph");
+    assert!(fix_text(&doc, "graph-inbox.sales-contoso-example-com").contains("FullAccess"));
+    assert_eq!(
+        kind(&doc, "graph-inbox.support-contoso-example-com"),
+        "graph_inbox_read"
+    );
+}

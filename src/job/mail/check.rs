@@ -1604,6 +1604,16 @@ fn graph_verdict(a: GraphAnswer<'_>) -> MailVerdict {
                 looked_up: false,
             }
         }
+        (_, "ErrorAccessDenied") | (403, _) if auth == AuthType::OauthUser && granted => {
+            // A user token with the permission: the account may not open this mailbox.
+            MailVerdict::MailboxNotPermitted {
+                mailbox,
+                protocol: "graph",
+                auth,
+                client_id: client_id.into(),
+                answer: words,
+            }
+        }
         (_, "ErrorAccessDenied") | (403, _) => {
             let policy = message.contains("AccessPolicy") || message.contains("[RAOP]");
             if policy || granted {
@@ -1789,4 +1799,169 @@ fn unknown_choice<'a>(
         return None;
     }
     Some(choices.collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod graph_tests {
+    use super::*;
+
+    fn answer(
+        step: Step,
+        status: u16,
+        code: &str,
+        message: &str,
+        auth: AuthType,
+        granted: bool,
+    ) -> MailVerdict {
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        graph_verdict(GraphAnswer {
+            step,
+            status,
+            code,
+            message,
+            words: format!("{code}: {message}"),
+            body: &body,
+            mailbox: "q@x.example".into(),
+            client_id: "c",
+            needs: "Mail.ReadWrite",
+            auth,
+            granted,
+            wrong_audience: None,
+        })
+    }
+
+    #[test]
+    fn graph_errors_map_to_their_verdicts() {
+        use AuthType::*;
+        let denied = "Access is denied. Check credentials and try again.";
+        let raop = "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.";
+        // (step, status, code, message, auth, token has the permission, kind, passes)
+        let inbox = Step::GraphInbox;
+        let cases = [
+            (
+                inbox,
+                403,
+                "ErrorAccessDenied",
+                denied,
+                OauthService,
+                false,
+                "graph_access_denied",
+                false,
+            ),
+            (
+                inbox,
+                403,
+                "ErrorAccessDenied",
+                denied,
+                OauthService,
+                true,
+                "graph_scope_excludes",
+                false,
+            ),
+            (
+                inbox,
+                403,
+                "ErrorAccessDenied",
+                raop,
+                OauthService,
+                false,
+                "graph_scope_excludes",
+                false,
+            ),
+            (
+                inbox,
+                403,
+                "ErrorAccessDenied",
+                denied,
+                OauthUser,
+                true,
+                "mailbox_not_permitted",
+                false,
+            ),
+            (
+                inbox,
+                404,
+                "MailboxNotEnabledForRESTAPI",
+                "inactive",
+                OauthService,
+                true,
+                "graph_mailbox_not_enabled",
+                false,
+            ),
+            (
+                inbox,
+                404,
+                "ResourceNotFound",
+                "no",
+                OauthService,
+                true,
+                "graph_mailbox_not_found",
+                false,
+            ),
+            (
+                inbox,
+                401,
+                "InvalidAuthenticationToken",
+                "expired",
+                OauthService,
+                true,
+                "graph_unauthorized",
+                false,
+            ),
+            (
+                inbox,
+                500,
+                "UnknownError",
+                "boom",
+                OauthService,
+                true,
+                "graph_error",
+                false,
+            ),
+            (
+                Step::GraphSend,
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges",
+                OauthService,
+                true,
+                "graph_send_ready",
+                true,
+            ),
+        ];
+        for (step, status, code, message, auth, granted, kind, ok) in cases {
+            let v = answer(step, status, code, message, auth, granted);
+            let doc = serde_json::to_value(&v).unwrap();
+            assert_eq!(doc["kind"], kind, "{status} {code}: {v:?}");
+            assert_eq!(v.ok(), ok, "{v:?}");
+            assert_eq!(v.fix().is_some(), !ok, "{v:?}");
+        }
+        let v = answer(inbox, 403, "ErrorAccessDenied", raop, OauthService, false);
+        assert!(
+            matches!(
+                v,
+                MailVerdict::GraphScopeExcludes {
+                    access_policy: true,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn audiences_by_url_or_app_id() {
+        assert!(audience_is("https://graph.microsoft.com", Api::Graph));
+        assert!(audience_is("https://graph.microsoft.com/", Api::Graph));
+        assert!(audience_is(
+            "00000003-0000-0000-c000-000000000000",
+            Api::Graph
+        ));
+        assert!(audience_is(
+            "00000002-0000-0ff1-ce00-000000000000",
+            Api::Exchange
+        ));
+        assert!(!audience_is("https://outlook.office365.com", Api::Graph));
+        assert!(!audience_is("https://graph.microsoft.com", Api::Exchange));
+    }
 }
