@@ -434,11 +434,16 @@ fn corrupt_cache_entry_is_detected_and_downloaded_again() {
     let blob = w.blob(&w.wheels[0].1);
     std::fs::write(&blob, b"bit rot").unwrap();
     let r = w.run(&["fetch"]).ok();
+    // The warning names the artifact, the cached file, that it was corrupt and what happens.
+    let warning = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("warning: {}: the cached copy ", w.wheels[0].0)))
+        .unwrap_or_else(|| panic!("no warning for the corrupt copy:\n{}", r.stderr));
+    assert!(warning.contains(&blob.display().to_string()), "{warning}");
     assert!(
-        r.stderr
-            .contains(&format!("the cached copy of {} was corrupt", w.wheels[0].0)),
-        "{}",
-        r.stderr
+        warning.contains("was corrupt") && warning.ends_with("it is downloaded again"),
+        "{warning}"
     );
     assert_eq!(std::fs::read(&blob).unwrap(), w.wheels[0].1);
     assert_eq!(w.mirror.requests_to(&wheel_path(&w, 0)).len(), 2);
