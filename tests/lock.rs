@@ -456,6 +456,7 @@ fn audit_names_the_cve_and_the_fix_of_a_vulnerable_pin_and_exits_3() {
     let w = locked_world();
     let r = w.run(&["audit"]).ok();
     assert!(r.stdout.contains("8 pinned wheels audited"), "{}", r.stdout);
+    assert!(r.stdout.contains("CPython 3.12.10: "), "{}", r.stdout);
     assert!(
         r.stdout.contains("no known vulnerabilities"),
         "{}",
@@ -509,6 +510,15 @@ fn audit_names_the_cve_and_the_fix_of_a_vulnerable_pin_and_exits_3() {
     let doc = w.run(&["audit", "--json"]).code(3).json();
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["findings"], 1);
+    // The pinned CPython's line, with its schedule's PEP (the status itself depends on the
+    // month; src/job/audit.rs tests it at fixed dates).
+    let python = &doc["python"];
+    assert_eq!(python["pep"], "PEP 693", "{python}");
+    assert_eq!(python["end_of_life"], "2028-10", "{python}");
+    assert!(
+        ["bugfix", "security_only", "end_of_life"].contains(&python["support"].as_str().unwrap()),
+        "{python}"
+    );
 
     // An accepted risk, with its reason, passes; an --ignore without a reason is refused.
     let r = w

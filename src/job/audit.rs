@@ -143,10 +143,20 @@ pub(crate) struct PackageAudit {
 pub(crate) struct PythonStatus {
     /// `X.Y.Z`.
     pub version: String,
+    /// Where its line stands: bugfix, security_only, end_of_life or unknown.
+    pub support: Support,
+    /// The release-schedule PEP of its line, when known.
+    pub pep: Option<String>,
+    /// The month its line's bugfix phase (Windows binaries) ends or ended, `YYYY-MM`.
+    pub bugfix_until: Option<String>,
     /// End of life, `YYYY-MM`, when known.
     pub end_of_life: Option<String>,
     /// The last release with Windows binaries, once the branch ships source only.
     pub last_windows_binaries: Option<String>,
+    /// The line to move to (the newest in its bugfix phase), when this one has no binaries.
+    pub upgrade_to: Option<String>,
+    /// The shipped manifest of that line, when there is one.
+    pub upgrade_manifest: Option<String>,
     /// Warnings for the reader.
     pub warnings: Vec<String>,
 }
@@ -290,61 +300,197 @@ fn ascii(s: &str) -> String {
         .collect()
 }
 
-/// The last release with Windows binaries and the month it came out.
-type LastBinaries = Option<(&'static str, &'static str)>;
+/// One CPython line's schedule, from its release-schedule PEP.
+struct Branch {
+    /// `Y` of `3.Y`.
+    minor: u8,
+    /// The PEP that sets the schedule.
+    pep: u16,
+    /// The month of its `3.Y.0`, `YYYY-MM`.
+    released: &'static str,
+    /// The month of the last bugfix release (the last one with Windows binaries), `YYYY-MM`:
+    /// the month it came out for a finished phase, the schedule's planned end otherwise.
+    bugfix_until: &'static str,
+    /// End of life, `YYYY-MM`.
+    end_of_life: &'static str,
+    /// The last release with Windows binaries, once known (the phase is over).
+    last_binaries: Option<&'static str>,
+}
 
-/// CPython branches: (minor, end of life, last release with Windows binaries and its month).
-/// From the release schedules (PEP 596, 619, 664, 693, 719, 745); a branch ships Windows
-/// binaries only in its bugfix phase, source-only security releases after that.
-const BRANCHES: &[(u8, &str, LastBinaries)] = &[
-    (8, "2024-10", Some(("3.8.10", "2021-05"))),
-    (9, "2025-10", Some(("3.9.13", "2022-05"))),
-    (10, "2026-10", Some(("3.10.11", "2023-04"))),
-    (11, "2027-10", Some(("3.11.9", "2024-04"))),
-    (12, "2028-10", Some(("3.12.10", "2025-04"))),
-    (13, "2029-10", None),
-    (14, "2030-10", None),
+/// CPython lines and their schedules. A line ships Windows binaries (an embeddable zip) only
+/// in its bugfix phase and source-only security releases after that, until its end of life.
+/// Sources: PEP 569 (3.8), PEP 596 (3.9), PEP 619 (3.10), PEP 664 (3.11), PEP 693 (3.12:
+/// 3.12.10 of 2025-04 the last bugfix release, end of life 2028-10), PEP 719 (3.13: 3.13.0 of
+/// 2024-10, bugfix releases for about two years, to 2026-10; end of life 2029-10), PEP 745
+/// (3.14: 3.14.0 of 2025-10, bugfix releases to 2027-10, end of life 2030-10). The last
+/// release with binaries is recorded only for a phase that has ended and whose final bugfix
+/// release the PEP names; the newest release of a line in its bugfix phase has them.
+const BRANCHES: &[Branch] = &[
+    Branch {
+        minor: 8,
+        pep: 569,
+        released: "2019-10",
+        bugfix_until: "2021-05",
+        end_of_life: "2024-10",
+        last_binaries: Some("3.8.10"),
+    },
+    Branch {
+        minor: 9,
+        pep: 596,
+        released: "2020-10",
+        bugfix_until: "2022-05",
+        end_of_life: "2025-10",
+        last_binaries: Some("3.9.13"),
+    },
+    Branch {
+        minor: 10,
+        pep: 619,
+        released: "2021-10",
+        bugfix_until: "2023-04",
+        end_of_life: "2026-10",
+        last_binaries: Some("3.10.11"),
+    },
+    Branch {
+        minor: 11,
+        pep: 664,
+        released: "2022-10",
+        bugfix_until: "2024-04",
+        end_of_life: "2027-10",
+        last_binaries: Some("3.11.9"),
+    },
+    Branch {
+        minor: 12,
+        pep: 693,
+        released: "2023-10",
+        bugfix_until: "2025-04",
+        end_of_life: "2028-10",
+        last_binaries: Some("3.12.10"),
+    },
+    Branch {
+        minor: 13,
+        pep: 719,
+        released: "2024-10",
+        bugfix_until: "2026-10",
+        end_of_life: "2029-10",
+        last_binaries: None,
+    },
+    Branch {
+        minor: 14,
+        pep: 745,
+        released: "2025-10",
+        bugfix_until: "2027-10",
+        end_of_life: "2030-10",
+        last_binaries: None,
+    },
 ];
+
+/// Where a CPython line stands in its support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Support {
+    /// Bugfix releases, each with Windows binaries.
+    Bugfix,
+    /// Source-only security releases: no new Windows binaries.
+    SecurityOnly,
+    /// No fixes at all.
+    EndOfLife,
+    /// Not a line this extpy knows the schedule of.
+    Unknown,
+}
+
+impl Support {
+    fn describe(self) -> &'static str {
+        match self {
+            Support::Bugfix => "bugfix releases (with Windows binaries)",
+            Support::SecurityOnly => "security fixes only, as source (no new Windows binaries)",
+            Support::EndOfLife => "end of life (no fixes at all)",
+            Support::Unknown => "support status unknown",
+        }
+    }
+}
+
+/// The line to move to: the newest one in its bugfix phase as of `now`.
+fn upgrade_line(v: PythonVersion, now: &str) -> Option<&'static Branch> {
+    BRANCHES
+        .iter()
+        .filter(|b| b.minor > v.minor && b.released <= now && now <= b.bugfix_until)
+        .max_by_key(|b| b.minor)
+}
 
 /// The support status of CPython `v` as of `today` (year, month).
 pub(crate) fn python_status(v: PythonVersion, today: (i32, u32)) -> PythonStatus {
     let now = format!("{:04}-{:02}", today.0, today.1);
-    let branch = BRANCHES
-        .iter()
-        .find(|(minor, ..)| *minor == v.minor && v.major == 3);
+    let branch = BRANCHES.iter().find(|b| b.minor == v.minor && v.major == 3);
+    let line = format!("{}.{}", v.major, v.minor);
     let mut warnings = Vec::new();
-    let (eol, last) = match branch {
-        Some((_, eol, last)) => (Some(eol.to_string()), *last),
-        None if v.minor < 8 => {
-            warnings.push(format!(
-                "CPython {}.{} is past its end of life",
-                v.major, v.minor
-            ));
-            (None, None)
-        }
-        None => (None, None),
+    let support = match branch {
+        Some(b) if b.end_of_life <= now.as_str() => Support::EndOfLife,
+        Some(b) if b.bugfix_until < now.as_str() => Support::SecurityOnly,
+        Some(_) => Support::Bugfix,
+        None if v.major == 3 && v.minor < 8 => Support::EndOfLife,
+        None => Support::Unknown,
     };
-    if let Some(eol) = &eol
-        && *eol <= now
-    {
-        warnings.push(format!(
-            "CPython {}.{} reached its end of life in {eol}: it gets no security fixes at all; move to a supported version (extpy lock --python X.Y.Z)",
-            v.major, v.minor
-        ));
+    match (support, branch) {
+        (Support::EndOfLife, Some(b)) => warnings.push(format!(
+            "CPython {line} reached its end of life in {} (PEP {}): it gets no security fixes at all",
+            b.end_of_life, b.pep
+        )),
+        (Support::EndOfLife, None) => {
+            warnings.push(format!("CPython {line} is past its end of life"))
+        }
+        (Support::SecurityOnly, Some(b)) => warnings.push(match b.last_binaries {
+            Some(last) => format!(
+                "CPython {line} gets security fixes as source only since {} (PEP {}): {last} is the last release with Windows binaries (an embeddable zip), so fixes made after it do not reach this distribution",
+                b.bugfix_until, b.pep
+            ),
+            None => format!(
+                "CPython {line} gets security fixes as source only since {} (PEP {}): its last release with Windows binaries is not recorded in this extpy; fixes made after it do not reach this distribution",
+                b.bugfix_until, b.pep
+            ),
+        }),
+        (Support::Unknown, _) => warnings.push(format!(
+            "extpy does not know the support schedule of CPython {line}: check its release-schedule PEP"
+        )),
+        _ => {}
     }
-    if let Some((last_binary, since)) = last {
+    let upgrade = if matches!(support, Support::SecurityOnly | Support::EndOfLife) {
+        upgrade_line(v, &now)
+    } else {
+        None
+    };
+    let upgrade_manifest = upgrade.and_then(|b| {
+        let file = format!("manifests/python-3.{}-win-amd64.yaml", b.minor);
+        SHIPPED_MANIFESTS.contains(&file.as_str()).then_some(file)
+    });
+    if let Some(b) = upgrade {
         warnings.push(format!(
-            "CPython {}.{} gets security fixes as source only since {since}: {last_binary} is the last release with Windows binaries (an embeddable zip), so fixes made after it do not reach this distribution",
-            v.major, v.minor
+            "upgrade: CPython 3.{} has bugfix releases with Windows binaries until {} (PEP {}; it needs Windows 10 / Server 2016 or later): {}",
+            b.minor,
+            b.bugfix_until,
+            b.pep,
+            match &upgrade_manifest {
+                Some(f) => format!("start from {f}"),
+                None => format!("pin its newest release with `extpy lock --python 3.{}.Z`", b.minor),
+            }
         ));
     }
     PythonStatus {
         version: v.to_string(),
-        end_of_life: eol,
-        last_windows_binaries: last.map(|(l, _)| l.to_string()),
+        support,
+        pep: branch.map(|b| format!("PEP {}", b.pep)),
+        bugfix_until: branch.map(|b| b.bugfix_until.to_string()),
+        end_of_life: branch.map(|b| b.end_of_life.to_string()),
+        last_windows_binaries: branch.and_then(|b| b.last_binaries).map(str::to_string),
+        upgrade_to: upgrade.map(|b| format!("3.{}", b.minor)),
+        upgrade_manifest,
         warnings,
     }
 }
+
+/// The manifests this repository ships, next to the 3.12 one (an upgrade is suggested from
+/// them). 3.13 and 3.14 ship once their embeddable zip's sha256 is checked against
+/// python.org's published one.
+const SHIPPED_MANIFESTS: &[&str] = &["manifests/python-3.12-win-amd64.yaml"];
 
 /// Today's (year, month) from the system clock (UTC).
 pub(crate) fn today() -> (i32, u32) {
@@ -355,6 +501,40 @@ pub(crate) fn today() -> (i32, u32) {
         / 86_400;
     let (y, m, _) = crate::job::bundle::civil_from_days(days as i64);
     (y as i32, u32::from(m))
+}
+
+impl PythonStatus {
+    /// One line: the CPython, its support status with the dates, and what to move to.
+    fn render(&self) -> String {
+        let mut s = format!("CPython {}: {}", self.version, self.support.describe());
+        let mut dates = Vec::new();
+        if let Some(b) = &self.bugfix_until {
+            dates.push(match self.support {
+                Support::Bugfix => format!("bugfix until {b}"),
+                _ => format!("bugfix ended {b}"),
+            });
+        }
+        if let Some(e) = &self.end_of_life {
+            dates.push(format!("end of life {e}"));
+        }
+        if let Some(p) = &self.pep {
+            dates.push(p.clone());
+        }
+        if !dates.is_empty() {
+            s.push_str(&format!(" ({})", dates.join(", ")));
+        }
+        if let Some(l) = &self.last_windows_binaries {
+            s.push_str(&format!("; last release with Windows binaries: {l}"));
+        }
+        if let Some(u) = &self.upgrade_to {
+            s.push_str(&format!("; upgrade to {u}"));
+            if let Some(m) = &self.upgrade_manifest {
+                s.push_str(&format!(" ({m})"));
+            }
+        }
+        s.push('\n');
+        s
+    }
 }
 
 impl AuditReport {
@@ -418,6 +598,7 @@ impl AuditReport {
                 crate::base::report::plural(self.findings, "finding")
             )
         };
+        s.push_str(&self.python.render());
         s.push_str(&format!(
             "{} audited ({}): {summary}\n",
             crate::base::report::plural(self.packages.len(), "pinned wheel"),
@@ -449,21 +630,105 @@ impl AuditReport {
 mod tests {
     use super::*;
 
+    fn v(s: &str) -> PythonVersion {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn python_support_status() {
-        let v = |s: &str| s.parse::<PythonVersion>().unwrap();
+    fn a_security_only_line_names_its_last_binaries_and_the_line_to_move_to() {
         let s = python_status(v("3.12.10"), (2026, 11));
+        assert_eq!(s.support, Support::SecurityOnly);
+        assert_eq!(s.pep.as_deref(), Some("PEP 693"));
+        assert_eq!(s.bugfix_until.as_deref(), Some("2025-04"));
+        assert_eq!(s.end_of_life.as_deref(), Some("2028-10"));
         assert_eq!(s.last_windows_binaries.as_deref(), Some("3.12.10"));
-        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
-        assert!(s.warnings[0].contains("source only since 2025-04"));
-        let s = python_status(v("3.10.11"), (2026, 11));
+        // 3.13's bugfix phase ended 2026-10 (PEP 719): 3.14 is the line with binaries.
+        assert_eq!(s.upgrade_to.as_deref(), Some("3.14"));
+        assert_eq!(s.upgrade_manifest, None, "no 3.14 manifest ships yet");
         assert!(
+            s.warnings[0].contains("source only since 2025-04"),
+            "{:?}",
             s.warnings
-                .iter()
-                .any(|w| w.contains("end of life in 2026-10"))
         );
+        assert!(
+            s.warnings[1].contains("extpy lock --python 3.14.Z"),
+            "{:?}",
+            s.warnings
+        );
+        let line = s.render();
+        assert_eq!(
+            line,
+            "CPython 3.12.10: security fixes only, as source (no new Windows binaries) (bugfix ended 2025-04, end of life 2028-10, PEP 693); last release with Windows binaries: 3.12.10; upgrade to 3.14\n"
+        );
+        // Before 3.13's bugfix phase ended, 3.14 was already the newest line to move to.
+        assert_eq!(
+            python_status(v("3.12.10"), (2026, 1)).upgrade_to.as_deref(),
+            Some("3.14")
+        );
+        // Before 3.14.0 (2025-10), 3.13 was.
+        assert_eq!(
+            python_status(v("3.12.10"), (2025, 6)).upgrade_to.as_deref(),
+            Some("3.13")
+        );
+    }
+
+    #[test]
+    fn a_line_in_its_bugfix_phase_needs_no_upgrade() {
         let s = python_status(v("3.14.1"), (2026, 11));
-        assert!(s.warnings.is_empty());
+        assert_eq!(s.support, Support::Bugfix);
+        assert_eq!(s.pep.as_deref(), Some("PEP 745"));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(s.upgrade_to, None);
+        assert!(s.render().contains("bugfix releases (with Windows binaries) (bugfix until 2027-10, end of life 2030-10, PEP 745)"));
+        // 3.13 is in bugfix until 2026-10 and security-only after (PEP 719).
+        assert_eq!(
+            python_status(v("3.13.5"), (2026, 10)).support,
+            Support::Bugfix
+        );
+        let s = python_status(v("3.13.5"), (2026, 11));
+        assert_eq!(s.support, Support::SecurityOnly);
+        assert_eq!(
+            s.last_windows_binaries, None,
+            "not recorded: no PEP names it"
+        );
+        assert!(s.warnings[0].contains("not recorded"), "{:?}", s.warnings);
+        assert_eq!(s.upgrade_to.as_deref(), Some("3.14"));
+    }
+
+    #[test]
+    fn an_end_of_life_line_says_so_and_points_to_a_supported_line() {
+        let s = python_status(v("3.10.11"), (2026, 11));
+        assert_eq!(s.support, Support::EndOfLife);
+        assert!(
+            s.warnings[0].contains("end of life in 2026-10 (PEP 619)"),
+            "{:?}",
+            s.warnings
+        );
+        assert_eq!(s.upgrade_to.as_deref(), Some("3.14"));
+        assert!(
+            s.render()
+                .starts_with("CPython 3.10.11: end of life (no fixes at all)")
+        );
+        // A line older than the table is past its end of life, without dates.
+        let s = python_status(v("3.7.9"), (2026, 11));
+        assert_eq!(s.support, Support::EndOfLife);
+        assert_eq!(s.end_of_life, None);
+        // When no line is in its bugfix phase any more, nothing is suggested.
+        let s = python_status(v("3.12.10"), (2031, 1));
+        assert_eq!(s.support, Support::EndOfLife);
+        assert_eq!(s.upgrade_to, None);
+    }
+
+    #[test]
+    fn an_unknown_line_is_not_guessed() {
+        let s = python_status(v("3.15.0"), (2026, 11));
+        assert_eq!(s.support, Support::Unknown);
+        assert_eq!(
+            (&s.pep, &s.end_of_life, &s.upgrade_to),
+            (&None, &None, &None)
+        );
+        assert!(s.warnings[0].contains("does not know the support schedule of CPython 3.15"));
+        assert_eq!(s.render(), "CPython 3.15.0: support status unknown\n");
     }
 
     #[test]
