@@ -336,7 +336,7 @@ pub(crate) fn fetch_each(
         match crate::job::provenance::check(
             manifest,
             a,
-            f,
+            &f.path,
             &cache,
             &options.sources,
             client.as_ref().filter(|_| !options.offline),

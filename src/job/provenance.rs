@@ -6,13 +6,12 @@
 //! `provenance: none` is allowed and shown, and `--require-provenance` refuses it.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use url::Url;
 
 use crate::base::exit::ExitCode;
-use crate::job::fetch::Fetched;
 use crate::job::source::Sources;
 use crate::mechanism::cache::Cache;
 use crate::mechanism::fsio::{IoError, at};
@@ -145,11 +144,12 @@ pub(crate) fn cached_path(cache: &Cache, a: &Artifact) -> PathBuf {
     blob.with_extension(ext)
 }
 
-/// Verifies one artifact's provenance per the policy; `client` is `None` when offline.
+/// Verifies one artifact's provenance per the policy; `artifact` is its verified copy in the
+/// cache, `client` is `None` when offline.
 pub(crate) fn check(
     manifest: &Manifest,
     a: &Artifact,
-    fetched: &Fetched,
+    artifact: &Path,
     cache: &Cache,
     sources: &Sources,
     client: Option<&Client>,
@@ -168,7 +168,7 @@ pub(crate) fn check(
         return Ok(Publisher::None);
     };
     let path = cached_path(cache, a);
-    let verify = |doc: &[u8]| verify_one(a, fetched, identity, doc, policy);
+    let verify = |doc: &[u8]| verify_one(a, artifact, identity, doc, policy);
     if let Ok(doc) = crate::mechanism::limits::read_regular(&path, MAX_PROVENANCE_BYTES) {
         return verify(&doc);
     }
@@ -204,7 +204,7 @@ pub(crate) fn check(
 
 fn verify_one(
     a: &Artifact,
-    fetched: &Fetched,
+    artifact: &Path,
     identity: &Identity,
     doc: &[u8],
     policy: &ProvenancePolicy,
@@ -217,7 +217,7 @@ fn verify_one(
     let found: FoundIdentity = match a.kind {
         ArtifactKind::Wheel => verify_provenance(&policy.trust_root, doc, &expect),
         ArtifactKind::Embeddable => {
-            let bytes = fs::read(&fetched.path).map_err(at(&fetched.path, "cannot read"))?;
+            let bytes = fs::read(artifact).map_err(at(artifact, "cannot read"))?;
             verify_bundle(&policy.trust_root, doc, &bytes, &expect)
         }
     }
