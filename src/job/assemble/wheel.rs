@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 
 use crate::base::exit::ExitCode;
-use crate::job::assemble::Output;
-use crate::job::assemble::sbom::Licence;
-use crate::job::assemble::seal::SealedFile;
+use crate::job::assemble::contents::{Licence, Output, SealedFile};
 use crate::mechanism::archive::{
     Archive, ArchiveError, Entry, check_entry_name, check_windows_component,
 };
