@@ -22,7 +22,7 @@ use url::Url;
 use crate::mechanism::net::trust::{self, classify};
 use crate::mechanism::net::{ProxyConfig, ProxySource, TlsProblem};
 
-use super::Target;
+use super::target::Target;
 
 /// The proxy set for a host (by the run's one proxy resolution), and whether the host
 /// bypasses it.

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::mechanism::digest::Sha256Digest;
 
-use super::Target;
 use super::chain::{CertInfo, Chain};
+use super::target::Target;
 use super::verdict::Verdict;
 use super::verify::{ExtraAnchors, TrustSources};
 
@@ -597,6 +597,11 @@ fn der_of_pem(pem: &[u8]) -> Option<CertificateDer<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::doctor::verdict::{Facts, classify};
+    use crate::job::doctor::verify::Source;
+    use crate::mechanism::net::ExtraRoots;
+    use rustls::pki_types::ServerName;
+    use support::pki::Ca as TestCa;
 
     fn build_advice() -> Advice {
         Advice {
@@ -706,5 +711,93 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("ca-")
         );
+    }
+
+    /// A TLS-inspecting proxy's issuing CA (an intermediate) given with --ca-cert: Linux
+    /// downloads anchor at it, Windows downloads do not, and the doctor says the same.
+    #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "the OS-store check here runs through crypt32, which Wine answers with a revocation error instead of an unknown root; the Linux run covers both anchor policies"
+    )]
+    fn an_intermediate_given_with_ca_cert_counts_only_where_downloads_use_it() {
+        let root = TestCa::root("Proxy Root CA");
+        let inter = root.intermediate("Proxy Issuing CA");
+        let certs = [
+            inter.leaf_with(&["files.example.com"], |_| {}).der,
+            inter.der.clone(),
+        ];
+        let chain = Chain::parse(&certs);
+        let host = ServerName::try_from("files.example.com").unwrap();
+        let extra = ExtraRoots {
+            files: vec!["issuing.pem".into()],
+            certs: vec![inter.der.clone()],
+        };
+        let verdict_under = |anchors| {
+            let sources = TrustSources::with_anchors(&extra, anchors);
+            let checks = sources.check(&chain, &host);
+            let verdict = classify(&Facts {
+                host: "files.example.com",
+                chain: &chain,
+                checks: &checks,
+                name_covered: true,
+                top_issuer_known: false,
+                public_root: None,
+                now: 1_800_000_000,
+                skew: None,
+            });
+            let target = Target::parse("files.example.com").unwrap();
+            let advice = Advice {
+                command: "build".into(),
+                export: None,
+                after_failure: false,
+            };
+            let fix = fix_for(&verdict, &target, &chain, &sources, &advice);
+            (checks, verdict, fix)
+        };
+
+        let (checks, verdict, fix) = verdict_under(ExtraAnchors::AnyCa);
+        assert!(checks.iter().any(|c| c.source == Source::Extra && c.ok));
+        assert!(verdict.ok(), "{verdict:?}");
+        assert!(fix.is_none());
+
+        let (checks, verdict, fix) = verdict_under(ExtraAnchors::RootsOnly);
+        let extra = checks.iter().find(|c| c.source == Source::Extra).unwrap();
+        assert!(!extra.ok);
+        let message = extra.message.clone().unwrap();
+        assert!(
+            message.contains("\"Proxy Issuing CA\" is an intermediate CA")
+                && message.contains("Cert:\\LocalMachine\\Root"),
+            "{message}"
+        );
+        assert!(!verdict.ok(), "{verdict:?}");
+        let fix = fix.unwrap();
+        let text = format!("{} {:?} {:?}", fix.summary, fix.commands, fix.notes);
+        assert!(
+            !fix.commands.iter().any(|c| c.command.contains("--ca-cert")),
+            "{text}"
+        );
+        assert!(!fix.summary.contains("--ca-cert"), "{text}");
+        assert!(fix.summary.contains("Cert:\\LocalMachine\\Root"), "{text}");
+        assert!(
+            fix.commands
+                .iter()
+                .any(|c| c.command.contains("Cert:\\LocalMachine\\Root")),
+            "{text}"
+        );
+
+        // A root given with --ca-cert works on both.
+        let extra = ExtraRoots {
+            files: vec!["root.pem".into()],
+            certs: vec![root.der.clone()],
+        };
+        for anchors in [ExtraAnchors::AnyCa, ExtraAnchors::RootsOnly] {
+            let sources = TrustSources::with_anchors(&extra, anchors);
+            let checks = sources.check(&chain, &host);
+            assert!(
+                checks.iter().any(|c| c.source == Source::Extra && c.ok),
+                "{anchors:?}"
+            );
+        }
     }
 }
