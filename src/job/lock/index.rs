@@ -23,7 +23,7 @@ use crate::mechanism::net::{Client, NetError};
 use crate::model::manifest::wheel::{Tag, supported_tags};
 use crate::model::manifest::{Platform, PythonVersion, WheelFilename};
 
-use super::LockError;
+use super::error::LockError;
 
 const SIMPLE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use serde::Deserialize;
 use url::Url;
 
-use super::LockError;
+use super::error::LockError;
 use crate::mechanism::cache::{Cache, Lookup};
 use crate::mechanism::digest::Sha256Digest;
 use crate::mechanism::net::{Client, NetError};

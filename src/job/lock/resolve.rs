@@ -15,7 +15,7 @@ use pubgrub::{
     PackageResolutionStatistics, PubGrubError, Ranges, Reporter,
 };
 
-use super::LockError;
+use super::error::LockError;
 use super::index::{Candidate, Index, Unusable};
 use crate::model::manifest::{Platform, PythonVersion};
 
