@@ -1,6 +1,6 @@
 //! The runbook as one self-contained, printable HTML page (no external assets).
 
-use super::{Plan, Step, Table};
+use super::plan::{Plan, Step, Table};
 
 /// Escapes text for HTML content and attribute values. A control character cannot be
 /// written in HTML at all (a character reference to one is an error, and to a C1 one

@@ -1,6 +1,6 @@
 //! The runbook as a Markdown checklist (`- [ ]` per step).
 
-use super::{Plan, Step, Table};
+use super::plan::{Plan, Step, Table};
 
 /// Escapes text for Markdown: a backslash before punctuation (Windows paths), and `<`;
 /// control characters become visible escapes first.

@@ -4,11 +4,11 @@
 //! kept (`layout --keep-previous`), the same IA steps as the installation runbook, the checks
 //! after, and the way back (`extpy rollback`) with the exact paths of the kept copies.
 
-use serde::Serialize;
-
-use super::{
-    Actor, Certificates, Phase, Plan, PlanManifest, PlanOptions, Step, arg, build_step,
-    certificate_steps, finish, refresh_hosts_step, switch_steps,
+use super::install::{
+    arg, build_step, certificate_steps, finish, refresh_hosts_step, switch_steps,
+};
+use super::plan::{
+    Actor, Certificates, Gate, NodeGate, Phase, Plan, PlanManifest, PlanOptions, PlanUpgrade, Step,
 };
 use crate::base::report::slug;
 use crate::job::assemble::seal::Seal;
@@ -16,45 +16,6 @@ use crate::mechanism::digest::Sha256Digest;
 use crate::model::manifest::{Manifest, PythonVersion};
 use crate::model::topology::{Node, Pair, Topology};
 use crate::model::winver;
-
-/// What an upgrade runbook upgrades from, and which nodes can take the new CPython.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlanUpgrade {
-    /// The manifest the nodes run now.
-    pub from: PlanManifest,
-    /// The file it was read from, as given to `--upgrade-from`.
-    pub from_file: String,
-    /// When that was a seal found on a node (not a manifest): its digest, which every VU
-    /// must hold before the upgrade.
-    pub from_seal_digest: Option<Sha256Digest>,
-    /// The OS gate, per node.
-    pub nodes: Vec<NodeGate>,
-}
-
-/// Whether a node's Windows runs the new CPython.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NodeGate {
-    /// The node.
-    pub node: String,
-    /// Its Windows version as the topology's `os:` gives it, if it does.
-    pub os: Option<String>,
-    /// The verdict.
-    pub verdict: Gate,
-    /// The verdict in words.
-    pub reason: String,
-}
-
-/// The OS gate's verdict for one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Gate {
-    /// Its Windows runs the new CPython: it is upgraded.
-    Ok,
-    /// Its Windows cannot: it stays on the old manifest.
-    Refused,
-    /// The topology does not say: it is upgraded, and the layout on the node checks.
-    Unknown,
-}
 
 /// What the nodes run now, as `--upgrade-from` gives it: a manifest file, or the seal of a
 /// distribution found on a node (its folder, or its `extpy-seal.json` copied off the node).
