@@ -7,6 +7,7 @@
 //! uses; each failure becomes a verdict with its fix. It writes nothing into the folder.
 
 mod child;
+mod tls;
 pub(crate) mod verdict;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ use crate::model::manifest::RuntimeTrust;
 
 pub use child::PYTHON_ENV;
 use child::{Ended, Interpreter};
+use tls::TlsKind;
+pub use tls::{TlsCheck, TlsStatus};
 pub use verdict::{Verdict, VerdictCode};
 
 /// What CEM imports, natives included (`_ssl` through ssl, cryptography's Rust part, cffi's
@@ -90,39 +93,6 @@ pub struct OpenSsl {
     pub cryptography: Option<String>,
     /// cryptography's version.
     pub cryptography_version: Option<String>,
-}
-
-/// How the TLS check went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsStatus {
-    /// The handshake verified.
-    Ok,
-    /// It failed (the verdict says why).
-    Failed,
-    /// `--offline`: not tried.
-    Skipped,
-    /// The probe did not get that far.
-    NotRun,
-}
-
-/// The TLS connection to the token endpoint, with the trust requests uses.
-#[derive(Debug, Clone, Serialize)]
-pub struct TlsCheck {
-    /// How it went.
-    pub status: TlsStatus,
-    /// `host:port`.
-    pub endpoint: Option<String>,
-    /// The proxy it went through (password hidden).
-    pub proxy: Option<String>,
-    /// Where that proxy is set.
-    pub proxy_source: Option<String>,
-    /// The TLS version agreed.
-    pub version: Option<String>,
-    /// What failed.
-    pub error: Option<String>,
-    /// The CA the server's certificate names as its issuer, when verification failed.
-    pub issuer: Option<String>,
 }
 
 /// One folder's self-test.
@@ -243,20 +213,6 @@ struct ProbeImport {
 struct ProbeTrust {
     bundle: Option<String>,
     truststore: bool,
-}
-
-/// Where a TLS check stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum TlsKind {
-    /// The CA bundle could not be loaded.
-    Bundle,
-    /// The certificate did not verify.
-    Certificate,
-    /// Another TLS failure.
-    Tls,
-    /// No connection (DNS, TCP, the proxy).
-    Connect,
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,7 +17,7 @@ use crate::job::mail::verdict::MailFix;
 use crate::mechanism::pathlen::{self, LongPaths, LongestPath};
 
 use super::child::Ended;
-use super::{TlsCheck, TlsKind};
+use super::tls::{TlsCheck, TlsKind};
 
 /// The status a Windows process ends with when a DLL it imports is missing.
 const STATUS_DLL_NOT_FOUND: u32 = 0xC000_0135;
