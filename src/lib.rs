@@ -2,8 +2,10 @@
 //! Sinch Contact Pro needs, and write the runbook that goes with it.
 //!
 //! The crate is in layers, one folder each; a layer uses only the layers above it in this
-//! list, and the files of a layer use each other without a cycle (`scripts/module-graph.py`
-//! checks both in CI):
+//! list, and no files use each other in a circle, inside a folder either (a folder's `mod.rs` and
+//! its children included): what several files need lives in a file below them all, such as
+//! `assemble/contents.rs`, `doctor/target.rs`, `lock/error.rs` or `runbook/plan.rs`.
+//! `scripts/module-graph.py` checks all three in CI, reading this list for the order:
 //!
 //! - `base`: exit codes, parse helpers, the reporter, Windows console text; uses nothing.
 //! - `mechanism`: digest, fsio, limits, net, cache, archive, place; uses `base`.
