@@ -20,7 +20,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::mechanism::net::trust::{self, classify};
-use crate::mechanism::net::{ProxyConfig, ProxySource, TlsProblem};
+use crate::mechanism::net::{AutoConfig, ProxyConfig, ProxySource, TlsProblem};
 
 use super::target::Target;
 
@@ -38,6 +38,8 @@ pub struct ProxyInfo {
     pub bypassed: bool,
     /// True when the connection goes through the proxy.
     pub used: bool,
+    /// The PAC file or WPAD detection set when no proxy is (extpy does not evaluate it).
+    pub auto_config: Option<AutoConfig>,
     #[serde(skip)]
     pub(crate) endpoint: Option<ProxyEndpoint>,
     #[serde(skip)]
@@ -65,6 +67,7 @@ impl ProxyInfo {
                 url: None,
                 bypassed: false,
                 used: false,
+                auto_config: config.auto_config().cloned(),
                 endpoint: None,
                 unusable: None,
             };
@@ -84,6 +87,7 @@ impl ProxyInfo {
             url: Some(shown),
             bypassed,
             used: !bypassed,
+            auto_config: None,
             endpoint,
             unusable,
         }

@@ -339,6 +339,14 @@ impl Doctor {
             &self.options.advice,
         );
         let mut notes = chain_notes(&chain, now_secs(), &verdict);
+        if let Some(auto) = &proxy.auto_config
+            && matches!(
+                verdict,
+                Verdict::DnsFailed { .. } | Verdict::ConnectFailed { .. }
+            )
+        {
+            notes.push(format!("{}\n{}", auto.summary(), auto.help(&target.url)));
+        }
         if let Some(status) = probe.as_ref().and_then(|p| p.status)
             && status >= 400
             && target.roles.iter().any(|r| r != "argument")

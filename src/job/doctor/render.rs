@@ -153,6 +153,11 @@ fn authority(d: &Diagnosis) -> String {
 
 fn proxy_line(d: &Diagnosis) -> String {
     let p = &d.proxy;
+    if p.url.is_none()
+        && let Some(auto) = &p.auto_config
+    {
+        return auto.summary();
+    }
     match (&p.url, p.bypassed) {
         (None, _) if cfg!(windows) => {
             "none (not in the environment, the user registry or WinHTTP)".into()

@@ -48,7 +48,7 @@ pub enum NetError {
     },
     /// The host name does not resolve.
     #[error(
-        "cannot resolve the host name {host} (url {shown_url}): {detail}\n  help: check the name, the DNS settings, or set HTTPS_PROXY if this network only reaches the internet through a proxy", shown_url = shown(url))]
+        "cannot resolve the host name {host} (url {shown_url}): {detail}\n  help: check the name, the DNS settings, or set HTTPS_PROXY if this network only reaches the internet through a proxy{auto_proxy}", shown_url = shown(url))]
     Resolve {
         /// The URL.
         url: Url,
@@ -56,9 +56,11 @@ pub enum NetError {
         host: String,
         /// The resolver's words.
         detail: String,
+        /// The advice when no proxy is set but a PAC file or WPAD is, else empty.
+        auto_proxy: String,
     },
     /// The TCP connection (or the proxy) failed.
-    #[error("cannot connect to {host} (url {shown_url}): {detail}{proxy}", shown_url = shown(url))]
+    #[error("cannot connect to {host} (url {shown_url}): {detail}{proxy}{auto_proxy}", shown_url = shown(url))]
     Connect {
         /// The URL.
         url: Url,
@@ -68,15 +70,19 @@ pub enum NetError {
         detail: String,
         /// A note naming the proxy in use, if any.
         proxy: String,
+        /// The advice when no proxy is set but a PAC file or WPAD is, else empty.
+        auto_proxy: String,
     },
     /// No data within the timeout.
     #[error(
-        "{shown_url} sent nothing for {secs}s (timed out)\n  help: a slow link may need --timeout SECS", shown_url = shown(url))]
+        "{shown_url} sent nothing for {secs}s (timed out)\n  help: a slow link may need --timeout SECS{auto_proxy}", shown_url = shown(url))]
     Timeout {
         /// The URL.
         url: Url,
         /// The timeout.
         secs: u64,
+        /// The advice when no proxy is set but a PAC file or WPAD is, else empty.
+        auto_proxy: String,
     },
     /// An HTTP status that is not success.
     #[error("{shown_url} answered {status}", shown_url = shown(url))]

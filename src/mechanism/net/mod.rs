@@ -22,7 +22,7 @@ use crate::mechanism::digest::{Hasher, Sha256Digest};
 use crate::mechanism::fsio::IoError;
 pub(crate) use auth::{Logins, shown};
 pub(crate) use error::{MAX_PAGE_BYTES, MAX_RETRY_AFTER, NetError, TlsProblem};
-pub(crate) use proxy::{ProxyConfig, ProxySource};
+pub(crate) use proxy::{AutoConfig, ProxyConfig, ProxySource};
 pub(crate) use trust::ExtraRoots;
 
 /// Bytes an interrupted attempt must add to the partial file for the next one to count as a
@@ -627,6 +627,7 @@ impl Client {
                 url: url.clone(),
                 host,
                 detail: chain(err),
+                auto_proxy: auto_proxy_note(&self.options.proxy, url),
             };
             return (error, false);
         }
@@ -635,6 +636,7 @@ impl Client {
             host,
             detail: chain(err),
             proxy: proxy_note(&self.options.proxy, url),
+            auto_proxy: auto_proxy_note(&self.options.proxy, url),
         };
         (error, true)
     }
@@ -666,6 +668,7 @@ impl Client {
         NetError::Timeout {
             url: url.clone(),
             secs: self.options.timeout.as_secs().max(1),
+            auto_proxy: auto_proxy_note(&self.options.proxy, url),
         }
     }
 }
@@ -781,6 +784,14 @@ fn proxy_note(proxy: &ProxyConfig, url: &Url) -> String {
             choice.origin()
         ),
         None => String::new(),
+    }
+}
+
+/// The PAC or WPAD advice for a failed connection to `url` that went direct, else empty.
+fn auto_proxy_note(proxy: &ProxyConfig, url: &Url) -> String {
+    match proxy.auto_config() {
+        Some(auto) if proxy.for_url(url).is_none() => auto.advice(url),
+        _ => String::new(),
     }
 }
 

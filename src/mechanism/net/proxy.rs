@@ -6,8 +6,16 @@
 //! `http=...;https=...` values, `ProxyOverride` with `<local>`), then the WinHTTP machine proxy
 //! (`netsh winhttp set proxy`, what services and SYSTEM use). The Windows settings are parsed
 //! from their stored data, so the parsing runs and is tested everywhere.
+//!
+//! A proxy auto-configuration (a PAC file's `AutoConfigURL`, or WPAD's "Automatically detect
+//! settings") is detected but not evaluated: a PAC file is a JavaScript program, and every
+//! evaluator found (proxy-watch, proxyparser) embeds a JavaScript engine (boa, QuickJS) to run
+//! a script fetched from the network. When no proxy is set but an auto-configuration is, a
+//! failed connection says so, with the `HTTPS_PROXY` to set after reading the PAC file.
+//! WinHTTP's own auto-proxy (`WinHttpGetProxyForUrl`) is decided at run time and stored
+//! nowhere, so only the Internet Settings tell of one.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// Where a proxy setting came from.
@@ -55,6 +63,58 @@ pub struct ProxyConfig {
     http: Option<(String, String)>,
     https: Option<(String, String)>,
     bypass: Vec<Bypass>,
+    auto: Option<AutoConfig>,
+}
+
+/// A proxy auto-configuration that extpy detects but does not evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AutoConfig {
+    /// The PAC file's URL (`AutoConfigURL`), if one is set.
+    pub pac_url: Option<String>,
+    /// True when "Automatically detect settings" (WPAD) is on.
+    pub auto_detect: bool,
+    /// The registry values it was read from.
+    pub setting: String,
+}
+
+impl AutoConfig {
+    /// What is set, in words: `no proxy is set, but a proxy auto-configuration (PAC) file
+    /// is set: URL (from ...); extpy does not evaluate PAC files`.
+    pub fn summary(&self) -> String {
+        let what = match &self.pac_url {
+            Some(pac) => format!(
+                "a proxy auto-configuration (PAC) file is set: {}",
+                super::auth::shown_text(pac)
+            ),
+            None => "Windows' automatic proxy detection (WPAD) is on".to_string(),
+        };
+        format!(
+            "no proxy is set, but {what} (from {}); extpy does not evaluate PAC files",
+            self.setting
+        )
+    }
+
+    /// How to find the proxy for `url` and set it, for cmd and PowerShell.
+    pub fn help(&self, url: &Url) -> String {
+        let host = url.host_str().unwrap_or("the download host");
+        let open = match &self.pac_url {
+            Some(pac) => super::auth::shown_text(pac),
+            None => "http://wpad/wpad.dat (the file WPAD looks for)".to_string(),
+        };
+        format!(
+            "open {open}, find the `PROXY host:port` it returns for {host}, then set that proxy and run again:\n  cmd:        set HTTPS_PROXY=http://HOST:PORT\n  PowerShell: $env:HTTPS_PROXY = \"http://HOST:PORT\""
+        )
+    }
+
+    /// [`summary`](Self::summary) and [`help`](Self::help) as the `note:` and `help:` lines
+    /// that follow an error about `url`.
+    pub fn advice(&self, url: &Url) -> String {
+        format!(
+            "\n  note: {}\n  help: {}",
+            self.summary(),
+            self.help(url).replace('\n', "\n  ")
+        )
+    }
 }
 
 /// The proxy a URL goes through.
@@ -76,7 +136,8 @@ impl ProxyChoice {
 }
 
 /// The Windows proxy settings, as stored (tests give them as data).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WindowsSettings {
     /// `ProxyEnable` of the user's Internet Settings.
     pub user_enable: Option<u32>,
@@ -85,10 +146,29 @@ pub struct WindowsSettings {
     /// `ProxyOverride` of the user's Internet Settings.
     pub user_override: Option<String>,
     /// The `WinHttpSettings` value (REG_BINARY) that `netsh winhttp set proxy` writes.
+    #[serde(deserialize_with = "hex_blob")]
     pub winhttp: Option<Vec<u8>>,
+    /// `AutoConfigURL` of the user's Internet Settings (a PAC file).
+    pub user_autoconfig: Option<String>,
+    /// `DefaultConnectionSettings` (REG_BINARY) of the user's `Internet Settings\Connections`.
+    #[serde(deserialize_with = "hex_blob")]
+    pub user_connections: Option<Vec<u8>>,
+    /// `ProxySettingsPerUser` of the machine's Internet Settings policy: 0 makes the
+    /// machine's settings apply to every user.
+    pub per_user: Option<u32>,
+    /// `AutoConfigURL` of the machine's Internet Settings.
+    pub machine_autoconfig: Option<String>,
+    /// `DefaultConnectionSettings` of the machine's `Internet Settings\Connections`.
+    #[serde(deserialize_with = "hex_blob")]
+    pub machine_connections: Option<Vec<u8>>,
 }
 
+/// Names a JSON file of stored Windows proxy settings (the fields of [`WindowsSettings`],
+/// binary values in hex) read instead of the registry, on any system. A test seam.
+pub(crate) const SETTINGS_ENV: &str = "EXTPY_WINDOWS_PROXY_SETTINGS";
+
 const USER_KEY: &str = "HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings";
+const MACHINE_KEY: &str = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings";
 
 impl ProxyConfig {
     /// No proxy: every connection is direct.
@@ -98,7 +178,13 @@ impl ProxyConfig {
             http: None,
             https: None,
             bypass: Vec::new(),
+            auto: None,
         }
+    }
+
+    /// The auto-configuration detected when no proxy is set (it is not evaluated).
+    pub fn auto_config(&self) -> Option<&AutoConfig> {
+        self.auto.as_ref()
     }
 
     /// The proxy of this run: the environment, else this machine's Windows settings.
@@ -126,6 +212,7 @@ impl ProxyConfig {
                 source: ProxySource::Environment,
                 http,
                 https,
+                auto: None,
                 bypass: no_proxy
                     .split(',')
                     .map(|s| s.trim().to_ascii_lowercase())
@@ -155,7 +242,10 @@ impl ProxyConfig {
         {
             return config;
         }
-        Self::direct()
+        Self {
+            auto: auto_config(settings),
+            ..Self::direct()
+        }
     }
 
     /// The proxy `url` goes through, or `None` when it goes direct.
@@ -235,6 +325,7 @@ fn from_windows(
         source,
         http,
         https,
+        auto: None,
         bypass: bypass
             .split([';', ',', ' '])
             .map(|s| s.trim().to_ascii_lowercase())
@@ -280,6 +371,94 @@ pub(crate) fn parse_winhttp(blob: &[u8]) -> Option<(String, String)> {
     (!server.trim().is_empty()).then_some((server, bypass))
 }
 
+/// `PROXY_TYPE_AUTO_PROXY_URL` and `PROXY_TYPE_AUTO_DETECT` of a connection's flags.
+const AUTO_PROXY_URL: u32 = 0x04;
+const AUTO_DETECT: u32 = 0x08;
+
+/// The flags and the auto-configuration URL of a `DefaultConnectionSettings` value: a DWORD
+/// version, a DWORD counter, the DWORD flags at offset 8 (`PROXY_TYPE_*`: 0x02 a proxy,
+/// 0x04 an auto-config URL, 0x08 auto-detect), then three DWORD-length-prefixed strings:
+/// proxy, bypass list, auto-config URL. The layout is the one .NET Framework's
+/// `System.Net.RegBlobWebProxyDataBuilder` (reference source) reads; `None` when the value is
+/// too short to hold the flags.
+pub(crate) fn parse_connections(blob: &[u8]) -> Option<(u32, Option<String>)> {
+    let dword = |at: usize| -> Option<u32> {
+        blob.get(at..at.checked_add(4)?)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let flags = dword(8)?;
+    let string = |at: usize| -> Option<(String, usize)> {
+        let len = usize::try_from(dword(at)?).ok()?;
+        let end = at.checked_add(4)?.checked_add(len)?;
+        let bytes = blob.get(at + 4..end)?;
+        Some((String::from_utf8_lossy(bytes).into_owned(), end))
+    };
+    let url = string(12)
+        .and_then(|(_, next)| string(next))
+        .and_then(|(_, next)| string(next))
+        .map(|(url, _)| url.trim().to_string())
+        .filter(|url| !url.is_empty() && flags & AUTO_PROXY_URL != 0);
+    Some((flags, url))
+}
+
+/// The PAC file or WPAD detection the settings turn on: the machine's when the policy
+/// `ProxySettingsPerUser` is 0, else the user's; `None` when neither is on.
+fn auto_config(settings: &WindowsSettings) -> Option<AutoConfig> {
+    let (autoconfig, connections, key) = if settings.per_user == Some(0) {
+        (
+            &settings.machine_autoconfig,
+            &settings.machine_connections,
+            MACHINE_KEY,
+        )
+    } else {
+        (
+            &settings.user_autoconfig,
+            &settings.user_connections,
+            USER_KEY,
+        )
+    };
+    let parsed = connections.as_deref().and_then(parse_connections);
+    let flags = parsed.as_ref().map_or(0, |(f, _)| *f);
+    let stored = || format!("DefaultConnectionSettings in {key}\\Connections");
+    let (pac_url, setting) = match autoconfig.as_deref().map(str::trim) {
+        Some(url) if !url.is_empty() => (Some(url.to_string()), format!("AutoConfigURL in {key}")),
+        _ => (parsed.and_then(|(_, url)| url), stored()),
+    };
+    let auto_detect = flags & AUTO_DETECT != 0;
+    if pac_url.is_none() && !auto_detect {
+        return None;
+    }
+    let place = if settings.per_user == Some(0) {
+        "the machine registry"
+    } else {
+        "the user registry"
+    };
+    Some(AutoConfig {
+        setting: format!("{place}: {setting}"),
+        pac_url,
+        auto_detect,
+    })
+}
+
+/// A binary registry value given as hex (`"46000000..."`) in the [`SETTINGS_ENV`] file.
+fn hex_blob<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    digits
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .filter(|p| p.len() == 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(|| serde::de::Error::custom(format!("not hex: {text:?}")))
+        })
+        .collect::<Result<Vec<u8>, _>>()
+        .map(Some)
+}
+
 /// `pattern` with `*` wildcards matches all of `text`.
 fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -303,23 +482,51 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// The settings of this machine: read from the registry on Windows, none elsewhere.
-#[cfg(windows)]
+/// The settings of this machine: the [`SETTINGS_ENV`] file when it is set, else the registry
+/// on Windows, else none.
 fn windows_settings() -> WindowsSettings {
+    match std::env::var_os(SETTINGS_ENV) {
+        Some(path) if !path.is_empty() => std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
+        _ => registry_settings(),
+    }
+}
+
+#[cfg(windows)]
+fn registry_settings() -> WindowsSettings {
     use crate::mechanism::registry;
     use windows_sys::Win32::System::Registry::{HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE};
     let user = "Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings";
+    let user_connections =
+        "Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections";
+    let machine_settings = "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings";
     let machine = "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections";
+    let policy = "SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings";
     WindowsSettings {
         user_enable: registry::dword(HKEY_CURRENT_USER, user, "ProxyEnable"),
         user_server: registry::string(HKEY_CURRENT_USER, user, "ProxyServer"),
         user_override: registry::string(HKEY_CURRENT_USER, user, "ProxyOverride"),
         winhttp: registry::binary(HKEY_LOCAL_MACHINE, machine, "WinHttpSettings"),
+        user_autoconfig: registry::string(HKEY_CURRENT_USER, user, "AutoConfigURL"),
+        user_connections: registry::binary(
+            HKEY_CURRENT_USER,
+            user_connections,
+            "DefaultConnectionSettings",
+        ),
+        per_user: registry::dword(HKEY_LOCAL_MACHINE, policy, "ProxySettingsPerUser"),
+        machine_autoconfig: registry::string(HKEY_LOCAL_MACHINE, machine_settings, "AutoConfigURL"),
+        machine_connections: registry::binary(
+            HKEY_LOCAL_MACHINE,
+            machine,
+            "DefaultConnectionSettings",
+        ),
     }
 }
 
 #[cfg(not(windows))]
-fn windows_settings() -> WindowsSettings {
+fn registry_settings() -> WindowsSettings {
     WindowsSettings::default()
 }
 
@@ -385,6 +592,7 @@ mod tests {
             user_server: Some("http=webproxy:80;https=secure.proxy:8443;ftp=ftp:21".into()),
             user_override: Some("*.corp.example;10.*;<local>".into()),
             winhttp: Some(winhttp_blob("machineproxy:3128", "")),
+            ..Default::default()
         };
         let c = ProxyConfig::resolve_from(&env(&[]), &settings);
         assert_eq!(c.source, ProxySource::UserRegistry);
@@ -416,6 +624,7 @@ mod tests {
                 "machineproxy:3128",
                 "<local>;*.internal.example",
             )),
+            ..Default::default()
         };
         let c = ProxyConfig::resolve_from(&env(&[]), &settings);
         assert_eq!(c.source, ProxySource::Winhttp);
@@ -448,6 +657,197 @@ mod tests {
             parse_winhttp(&winhttp_blob("proxy:1", "")),
             Some(("proxy:1".into(), String::new()))
         );
+    }
+
+    /// What Internet Options stores in `DefaultConnectionSettings`.
+    fn connections_blob(flags: u32, server: &str, bypass: &str, pac: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(0x46u32.to_le_bytes());
+        b.extend(12u32.to_le_bytes());
+        b.extend(flags.to_le_bytes());
+        for s in [server, bypass, pac] {
+            b.extend((s.len() as u32).to_le_bytes());
+            b.extend(s.as_bytes());
+        }
+        b.extend([0u8; 32]);
+        b
+    }
+
+    #[test]
+    fn connection_settings_give_the_auto_config_url_and_auto_detect() {
+        let pac = "http://pac.corp.example/proxy.pac";
+        assert_eq!(
+            parse_connections(&connections_blob(0x05, "", "", pac)),
+            Some((0x05, Some(pac.into())))
+        );
+        assert_eq!(
+            parse_connections(&connections_blob(0x09, "", "", "")),
+            Some((0x09, None))
+        );
+        // A URL left behind after "Use automatic configuration script" was unticked.
+        assert_eq!(
+            parse_connections(&connections_blob(0x01, "p:1", "<local>", pac)),
+            Some((0x01, None))
+        );
+        // Malformed: too short for the flags, or a length past the end.
+        assert_eq!(parse_connections(&[]), None);
+        assert_eq!(parse_connections(&[0x46, 0, 0, 0, 1, 0, 0, 0, 5]), None);
+        let mut cut = connections_blob(0x0d, "", "", pac);
+        cut.truncate(30);
+        assert_eq!(parse_connections(&cut), Some((0x0d, None)));
+        let mut huge = connections_blob(0x05, "", "", "");
+        huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(parse_connections(&huge), Some((0x05, None)));
+    }
+
+    #[test]
+    fn a_pac_file_or_wpad_is_reported_when_no_proxy_is_set() {
+        let pac = "http://pac.corp.example/proxy.pac";
+        let mut settings = WindowsSettings {
+            user_autoconfig: Some(pac.into()),
+            ..Default::default()
+        };
+        let c = ProxyConfig::resolve_from(&env(&[]), &settings);
+        assert_eq!(c.source, ProxySource::None);
+        let auto = c.auto_config().unwrap();
+        assert_eq!(auto.pac_url.as_deref(), Some(pac));
+        assert!(!auto.auto_detect);
+        assert_eq!(
+            auto.setting,
+            format!("the user registry: AutoConfigURL in {USER_KEY}")
+        );
+        let advice = auto.advice(&url("https://files.example.com/x"));
+        for part in [
+            "note: no proxy is set, but a proxy auto-configuration (PAC) file is set: http://pac.corp.example/proxy.pac",
+            "extpy does not evaluate PAC files",
+            "find the `PROXY host:port` it returns for files.example.com",
+            "cmd:        set HTTPS_PROXY=http://HOST:PORT",
+            "PowerShell: $env:HTTPS_PROXY = \"http://HOST:PORT\"",
+        ] {
+            assert!(advice.contains(part), "{part}\n{advice}");
+        }
+
+        // Only the connection settings: the URL from the blob, and WPAD.
+        settings.user_autoconfig = None;
+        settings.user_connections = Some(connections_blob(0x0d, "", "", pac));
+        let c = ProxyConfig::resolve_from(&env(&[]), &settings);
+        let auto = c.auto_config().unwrap();
+        assert_eq!(auto.pac_url.as_deref(), Some(pac));
+        assert!(auto.auto_detect);
+        assert_eq!(
+            auto.setting,
+            format!("the user registry: DefaultConnectionSettings in {USER_KEY}\\Connections")
+        );
+        settings.user_connections = Some(connections_blob(0x09, "", "", ""));
+        let c = ProxyConfig::resolve_from(&env(&[]), &settings);
+        let auto = c.auto_config().unwrap();
+        assert_eq!(auto.pac_url, None);
+        assert!(
+            auto.summary()
+                .contains("automatic proxy detection (WPAD) is on")
+        );
+        assert!(
+            auto.help(&url("https://h/"))
+                .contains("http://wpad/wpad.dat")
+        );
+
+        // Direct only, absent values, a malformed blob: nothing to report.
+        for blob in [
+            Some(connections_blob(0x01, "", "", "")),
+            None,
+            Some(vec![1, 2]),
+        ] {
+            settings.user_connections = blob;
+            let c = ProxyConfig::resolve_from(&env(&[]), &settings);
+            assert_eq!(c.auto_config(), None);
+        }
+        settings.user_autoconfig = Some("  ".into());
+        assert_eq!(
+            ProxyConfig::resolve_from(&env(&[]), &settings).auto_config(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_machine_policy_makes_the_machine_auto_config_count() {
+        let settings = WindowsSettings {
+            user_autoconfig: Some("http://user/p.pac".into()),
+            per_user: Some(0),
+            machine_autoconfig: Some("http://machine/p.pac".into()),
+            ..Default::default()
+        };
+        let c = ProxyConfig::resolve_from(&env(&[]), &settings);
+        let auto = c.auto_config().unwrap();
+        assert_eq!(auto.pac_url.as_deref(), Some("http://machine/p.pac"));
+        assert_eq!(
+            auto.setting,
+            format!("the machine registry: AutoConfigURL in {MACHINE_KEY}")
+        );
+        let machine_blob = WindowsSettings {
+            per_user: Some(0),
+            machine_connections: Some(connections_blob(0x05, "", "", "http://m/w.pac")),
+            user_autoconfig: Some("http://user/p.pac".into()),
+            ..Default::default()
+        };
+        let c = ProxyConfig::resolve_from(&env(&[]), &machine_blob);
+        assert_eq!(
+            c.auto_config().unwrap().pac_url.as_deref(),
+            Some("http://m/w.pac")
+        );
+        // Any other policy value: the user's settings.
+        let per_user = WindowsSettings {
+            per_user: Some(1),
+            ..settings
+        };
+        let c = ProxyConfig::resolve_from(&env(&[]), &per_user);
+        assert_eq!(
+            c.auto_config().unwrap().pac_url.as_deref(),
+            Some("http://user/p.pac")
+        );
+    }
+
+    #[test]
+    fn an_explicit_proxy_hides_the_auto_config() {
+        let settings = WindowsSettings {
+            user_autoconfig: Some("http://pac/p.pac".into()),
+            user_connections: Some(connections_blob(0x0f, "", "", "http://pac/p.pac")),
+            ..Default::default()
+        };
+        let c = ProxyConfig::resolve_from(&env(&[("HTTPS_PROXY", "http://p:3128")]), &settings);
+        assert_eq!(c.auto_config(), None);
+        let user = WindowsSettings {
+            user_enable: Some(1),
+            user_server: Some("userproxy:8080".into()),
+            ..settings.clone()
+        };
+        assert_eq!(
+            ProxyConfig::resolve_from(&env(&[]), &user).auto_config(),
+            None
+        );
+        let machine = WindowsSettings {
+            winhttp: Some(winhttp_blob("machineproxy:3128", "")),
+            ..settings
+        };
+        assert_eq!(
+            ProxyConfig::resolve_from(&env(&[]), &machine).auto_config(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_settings_file_gives_binary_values_in_hex() {
+        let s: WindowsSettings = serde_json::from_str(
+            r#"{"user_autoconfig": "http://pac/p.pac", "user_connections": "46000000 0c000000 09000000"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.user_autoconfig.as_deref(), Some("http://pac/p.pac"));
+        assert_eq!(
+            s.user_connections.as_deref().and_then(parse_connections),
+            Some((9, None))
+        );
+        assert!(serde_json::from_str::<WindowsSettings>(r#"{"winhttp": "4g"}"#).is_err());
+        assert!(serde_json::from_str::<WindowsSettings>(r#"{"winhttp": "460"}"#).is_err());
+        assert!(serde_json::from_str::<WindowsSettings>(r#"{"pac": "x"}"#).is_err());
     }
 
     #[test]
