@@ -1272,3 +1272,184 @@ fn a_corrupt_cached_artifact_is_named_corrupt_and_removed_not_called_missing() {
     );
     assert_eq!(fs::read(&blob).unwrap(), w.embed);
 }
+
+/// Stored Windows proxy settings, fed to extpy in place of the registry.
+fn proxy_settings(w: &World, json: &str) -> std::path::PathBuf {
+    let path = w.path("windows-proxy-settings.json");
+    fs::write(&path, json).unwrap();
+    path
+}
+
+/// `DefaultConnectionSettings` as Internet Options stores it, in hex: version, counter,
+/// flags, then proxy, bypass list and auto-config URL, each length-prefixed.
+fn connections_hex(flags: u32, pac: &str) -> String {
+    let mut b = Vec::new();
+    for dword in [0x46u32, 3, flags, 0, 0, pac.len() as u32] {
+        b.extend(dword.to_le_bytes());
+    }
+    b.extend(pac.as_bytes());
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+const PAC: &str = "http://pac.corp.example/proxy.pac";
+
+#[track_caller]
+fn says_set_https_proxy(text: &str) {
+    for part in [
+        "extpy does not evaluate PAC files",
+        "find the `PROXY host:port` it returns for 127.0.0.1",
+        "set HTTPS_PROXY=http://HOST:PORT",
+        "$env:HTTPS_PROXY = \"http://HOST:PORT\"",
+    ] {
+        assert!(text.contains(part), "{part}\n{text}");
+    }
+}
+
+#[test]
+fn a_pac_file_or_wpad_is_named_with_the_https_proxy_to_set_when_a_download_cannot_connect() {
+    let w = World::new();
+    let dead = format!("https://127.0.0.1:{}/", support::servers::closed_port());
+    let index = w.mirror.index_url();
+    let fetch_from = |index: &str, settings: &Path, env: &[(&str, &str)], json: bool| {
+        let mut c = support::extpy();
+        c.arg("--manifest").arg(&w.manifest);
+        c.arg("--cache-dir").arg(&w.cache);
+        c.arg("--index-url").arg(index);
+        c.arg("--ca-cert").arg(&w.ca_pem);
+        c.env("EXTPY_WINDOWS_PROXY_SETTINGS", settings);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.args(["--python-mirror", &dead, "--retries", "0", "--timeout", "5"]);
+        if json {
+            c.arg("--json");
+        }
+        c.arg("fetch");
+        let r = support::run(c).code(4);
+        format!("{}{}", r.stdout, r.stderr)
+    };
+    let fetch =
+        |settings: &Path, env: &[(&str, &str)], json: bool| fetch_from(&index, settings, env, json);
+
+    // A PAC file in the user's AutoConfigURL, in text and with --json.
+    let pac = proxy_settings(&w, &format!(r#"{{"user_autoconfig": "{PAC}"}}"#));
+    // Every artifact failing alike (the cache is still empty): the advice is said once,
+    // after the list.
+    let dead_index = format!(
+        "https://127.0.0.1:{}/simple/",
+        support::servers::closed_port()
+    );
+    let all = fetch_from(&dead_index, &pac, &[], false);
+    assert!(all.contains("4 artifacts could not be fetched"), "{all}");
+    assert_eq!(
+        all.matches("extpy does not evaluate PAC files").count(),
+        1,
+        "{all}"
+    );
+    says_set_https_proxy(&all);
+
+    for json in [false, true] {
+        let all = fetch(&pac, &[], json);
+        assert!(
+            all.contains(&format!(
+                "no proxy is set, but a proxy auto-configuration (PAC) file is set: {PAC} (from the user registry: AutoConfigURL in HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings)"
+            )),
+            "json={json}: {all}"
+        );
+        assert!(all.contains(&format!("open {PAC}, find")), "{all}");
+        says_set_https_proxy(&all);
+    }
+
+    // Only "Automatically detect settings" (WPAD), from the connection settings.
+    let wpad = proxy_settings(
+        &w,
+        &format!(r#"{{"user_connections": "{}"}}"#, connections_hex(0x09, "")),
+    );
+    let all = fetch(&wpad, &[], false);
+    assert!(
+        all.contains("no proxy is set, but Windows' automatic proxy detection (WPAD) is on"),
+        "{all}"
+    );
+    assert!(all.contains("open http://wpad/wpad.dat"), "{all}");
+    says_set_https_proxy(&all);
+
+    // The machine's PAC file under the ProxySettingsPerUser=0 policy.
+    let machine = proxy_settings(
+        &w,
+        &format!(
+            r#"{{"per_user": 0, "machine_connections": "{}"}}"#,
+            connections_hex(0x05, PAC)
+        ),
+    );
+    let all = fetch(&machine, &[], false);
+    assert!(
+        all.contains(&format!(
+            "PAC) file is set: {PAC} (from the machine registry: DefaultConnectionSettings in HKLM"
+        )),
+        "{all}"
+    );
+
+    // An explicit proxy wins: it is named, and nothing is said about the PAC file.
+    let proxy = format!("http://127.0.0.1:{}", support::servers::closed_port());
+    let all = fetch(&pac, &[("HTTPS_PROXY", &proxy)], false);
+    assert!(all.contains(&format!("through the proxy {proxy}")), "{all}");
+    assert!(!all.contains("PAC") && !all.contains("HOST:PORT"), "{all}");
+    // No auto-configuration: no advice.
+    let none = proxy_settings(&w, "{}");
+    let all = fetch(&none, &[], false);
+    assert!(all.contains("cannot connect to 127.0.0.1"), "{all}");
+    assert!(!all.contains("PAC") && !all.contains("HOST:PORT"), "{all}");
+}
+
+#[test]
+fn the_doctor_names_a_pac_file_and_the_https_proxy_to_set_in_text_and_json() {
+    let w = World::new();
+    let port = support::servers::closed_port();
+    let pac = proxy_settings(&w, &format!(r#"{{"user_autoconfig": "{PAC}"}}"#));
+    let doctor = |json: bool| {
+        let mut c = support::extpy();
+        c.env("EXTPY_WINDOWS_PROXY_SETTINGS", &pac);
+        c.args(["doctor", "--timeout", "5"]);
+        if json {
+            c.arg("--json");
+        }
+        c.arg(format!("127.0.0.1:{port}"));
+        support::run(c).code(4)
+    };
+    let text = doctor(false).stdout;
+    assert!(
+        text.contains(&format!(
+            "proxy      no proxy is set, but a proxy auto-configuration (PAC) file is set: {PAC}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("connect failure"), "{text}");
+    says_set_https_proxy(&text);
+
+    let doc = doctor(true).json();
+    let h = &doc["hosts"][0];
+    assert_eq!(h["verdict"]["kind"], "connect_failed");
+    let auto = &h["proxy"]["auto_config"];
+    assert_eq!(auto["pac_url"], PAC);
+    assert_eq!(auto["auto_detect"], false);
+    assert!(
+        auto["setting"]
+            .as_str()
+            .unwrap()
+            .starts_with("the user registry: AutoConfigURL in HKCU"),
+        "{auto}"
+    );
+    let notes = h["notes"].to_string();
+    says_set_https_proxy(&notes.replace("\\\"", "\""));
+
+    // With HTTPS_PROXY set, the doctor shows that proxy and no auto-configuration.
+    let mut c = support::extpy();
+    c.env("EXTPY_WINDOWS_PROXY_SETTINGS", &pac)
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{port}"))
+        .args(["doctor", "--json", "--timeout", "5", "files.example.com"]);
+    let doc = support::run(c).code(4).json();
+    let h = &doc["hosts"][0];
+    assert_eq!(h["proxy"]["source"], "environment");
+    assert!(h["proxy"]["auto_config"].is_null(), "{h}");
+    assert!(!h["notes"].to_string().contains("PAC"), "{h}");
+}

@@ -189,11 +189,15 @@ fn render_list<T: std::fmt::Display>(failures: &[T], what: &str) -> String {
     if failures.len() == 1 {
         return failures[0].to_string();
     }
+    let (messages, advice) = crate::mechanism::net::proxy::shared_advice(
+        failures.iter().map(|f| f.to_string()).collect(),
+    );
     let mut s = format!("{} {what}:", failures.len());
-    for f in failures {
+    for m in messages {
         s.push_str("\n- ");
-        s.push_str(&f.to_string().replace('\n', "\n  "));
+        s.push_str(&m.replace('\n', "\n  "));
     }
+    s.push_str(advice.as_deref().unwrap_or(""));
     s
 }
 

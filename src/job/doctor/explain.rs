@@ -96,11 +96,14 @@ fn tls_message(failure: &Failure, report: &DoctorReport) -> String {
             line(&failures[0])
         }
         Failure::Fetch(FetchError::Artifacts(failures)) => {
+            let (messages, advice) =
+                crate::mechanism::net::proxy::shared_advice(failures.iter().map(line).collect());
             let mut s = format!("{} artifacts could not be fetched:", failures.len());
-            for f in failures {
+            for m in messages {
                 s.push_str("\n- ");
-                s.push_str(&line(f).replace('\n', "\n  "));
+                s.push_str(&m.replace('\n', "\n  "));
             }
+            s.push_str(advice.as_deref().unwrap_or(""));
             s
         }
         Failure::Fetch(FetchError::Net(n)) | Failure::Net(n) => {

@@ -117,6 +117,32 @@ impl AutoConfig {
     }
 }
 
+/// Several failures' messages with the auto-configuration advice they share said once: the
+/// messages without it, and the advice (from its `\n  note:` on), when more than one held
+/// the same.
+pub(crate) fn shared_advice(messages: Vec<String>) -> (Vec<String>, Option<String>) {
+    const MARK: &str = "\n  note: no proxy is set, but ";
+    let tails: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m.find(MARK).map(|at| &m[at..]))
+        .collect();
+    let Some(first) = tails.first().map(|t| t.to_string()) else {
+        return (messages, None);
+    };
+    if tails.len() < 2 || tails.iter().any(|t| *t != first) {
+        return (messages, None);
+    }
+    let stripped = messages
+        .into_iter()
+        .map(|m| {
+            m.strip_suffix(first.as_str())
+                .map(str::to_string)
+                .unwrap_or(m)
+        })
+        .collect();
+    (stripped, Some(first))
+}
+
 /// The proxy a URL goes through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyChoice {
@@ -832,6 +858,25 @@ mod tests {
             ProxyConfig::resolve_from(&env(&[]), &machine).auto_config(),
             None
         );
+    }
+
+    #[test]
+    fn shared_advice_is_said_once() {
+        let auto = AutoConfig {
+            pac_url: Some("http://pac/p.pac".into()),
+            auto_detect: false,
+            setting: "the user registry: AutoConfigURL".into(),
+        };
+        let advice = auto.advice(&url("https://h/"));
+        let (messages, once) = shared_advice(vec![format!("a{advice}"), format!("b{advice}")]);
+        assert_eq!(messages, ["a", "b"]);
+        assert_eq!(once.as_deref(), Some(advice.as_str()));
+        // One message, or different advice (another host): left as they are.
+        let one = vec![format!("a{advice}"), "b".to_string()];
+        assert_eq!(shared_advice(one.clone()), (one, None));
+        let other = auto.advice(&url("https://other/"));
+        let two = vec![format!("a{advice}"), format!("b{other}")];
+        assert_eq!(shared_advice(two.clone()), (two, None));
     }
 
     #[test]
