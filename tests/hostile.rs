@@ -1310,23 +1310,34 @@ fn a_pac_file_or_wpad_is_named_with_the_https_proxy_to_set_when_a_download_canno
     let w = World::new();
     let dead = format!("https://127.0.0.1:{}/", support::servers::closed_port());
     let index = w.mirror.index_url();
+    let fetch_at =
+        |python: &str, index: &str, settings: &Path, env: &[(&str, &str)], json: bool| {
+            let mut c = support::extpy();
+            c.arg("--manifest").arg(&w.manifest);
+            c.arg("--cache-dir").arg(&w.cache);
+            c.arg("--index-url").arg(index);
+            c.arg("--ca-cert").arg(&w.ca_pem);
+            c.env("EXTPY_WINDOWS_PROXY_SETTINGS", settings);
+            for (k, v) in env {
+                c.env(k, v);
+            }
+            c.args([
+                "--python-mirror",
+                python,
+                "--retries",
+                "0",
+                "--timeout",
+                "5",
+            ]);
+            if json {
+                c.arg("--json");
+            }
+            c.arg("fetch");
+            let r = support::run(c).code(4);
+            format!("{}{}", r.stdout, r.stderr)
+        };
     let fetch_from = |index: &str, settings: &Path, env: &[(&str, &str)], json: bool| {
-        let mut c = support::extpy();
-        c.arg("--manifest").arg(&w.manifest);
-        c.arg("--cache-dir").arg(&w.cache);
-        c.arg("--index-url").arg(index);
-        c.arg("--ca-cert").arg(&w.ca_pem);
-        c.env("EXTPY_WINDOWS_PROXY_SETTINGS", settings);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.args(["--python-mirror", &dead, "--retries", "0", "--timeout", "5"]);
-        if json {
-            c.arg("--json");
-        }
-        c.arg("fetch");
-        let r = support::run(c).code(4);
-        format!("{}{}", r.stdout, r.stderr)
+        fetch_at(&dead, index, settings, env, json)
     };
     let fetch =
         |settings: &Path, env: &[(&str, &str)], json: bool| fetch_from(&index, settings, env, json);
@@ -1359,6 +1370,15 @@ fn a_pac_file_or_wpad_is_named_with_the_https_proxy_to_set_when_a_download_canno
         assert!(all.contains(&format!("open {PAC}, find")), "{all}");
         says_set_https_proxy(&all);
     }
+
+    // A name that does not resolve (no DNS outside the proxy) gets the advice too.
+    let all = fetch_at("https://nothing.invalid/", &index, &pac, &[], false);
+    assert!(
+        all.contains("cannot resolve the host name nothing.invalid"),
+        "{all}"
+    );
+    assert!(all.contains(&format!("PAC) file is set: {PAC}")), "{all}");
+    assert!(all.contains("returns for nothing.invalid"), "{all}");
 
     // Only "Automatically detect settings" (WPAD), from the connection settings.
     let wpad = proxy_settings(

@@ -97,12 +97,13 @@ impl AutoConfig {
     /// How to find the proxy for `url` and set it, for cmd and PowerShell.
     pub fn help(&self, url: &Url) -> String {
         let host = url.host_str().unwrap_or("the download host");
+        // WPAD is on by default on Windows, so it is named as a possible cause only.
         let open = match &self.pac_url {
-            Some(pac) => super::auth::shown_text(pac),
-            None => "http://wpad/wpad.dat (the file WPAD looks for)".to_string(),
+            Some(pac) => format!("open {}", super::auth::shown_text(pac)),
+            None => "if this network publishes its proxy by WPAD, open http://wpad/wpad.dat (the file WPAD looks for; if it does not load, WPAD is not the cause)".to_string(),
         };
         format!(
-            "open {open}, find the `PROXY host:port` it returns for {host}, then set that proxy and run again:\n  cmd:        set HTTPS_PROXY=http://HOST:PORT\n  PowerShell: $env:HTTPS_PROXY = \"http://HOST:PORT\""
+            "{open}, find the `PROXY host:port` it returns for {host}, then set that proxy and run again:\n  cmd:        set HTTPS_PROXY=http://HOST:PORT\n  PowerShell: $env:HTTPS_PROXY = \"http://HOST:PORT\""
         )
     }
 
