@@ -314,6 +314,8 @@ fn command_pages(cmd: &Command, path: &[&str], pages: &mut Vec<(String, String)>
         if !path.is_empty() {
             out.push_str("The [global options](extpy.md#global-options) apply too.\n\n");
         }
+    } else if !path.is_empty() && subs.is_empty() {
+        out.push_str("## Options\n\nOnly the [global options](extpy.md#global-options).\n\n");
     }
     if !subs.is_empty() {
         out.push_str("## Commands\n\n| command | what it does |\n| --- | --- |\n");
