@@ -306,6 +306,62 @@ expect_rc vtopo-b 0 "verify --topology of the VUs laid out from the bundle"
 win build-nob "$D/$OFF" build --bundle "$(dpath missing.zip)" --offline
 expect_rc build-nob 2 "build --bundle naming a missing bundle"
 
+# --- upgrade and rollback in a D:\ path with spaces ---------------------------------------
+# Two distributions: the lane's CPython 3.12 (in the cache) and a 3.13 one served by a second
+# mirror. Lay out 3.12, upgrade to 3.13 keeping the previous tree, verify says what is in
+# place and kept, roll back, verify says 3.12 again, and nothing else changed.
+start_mirror mirror313 --python 3.13.9 || true
+UP="SCP upgrade"
+mkdir -p "$D/$UP"
+cp "$D/manifest.yaml" "$D/$UP/python-3.12.yaml"
+cp "$D/mirror313/manifest.yaml" "$D/$UP/python-3.13.yaml"
+cat >"$D/$UP/topology.yaml" <<'EOF'
+schema: 1
+system: Windows lane upgrade
+manifest: python-3.12.yaml
+nodes:
+  - name: HAC1
+    vu_root: 'D:\SCP upgrade\vu root'
+    cores: [Core1, Core2]
+EOF
+UTOPO=$(dpath "$UP/topology.yaml")
+M312=$(dpath "$UP/python-3.12.yaml")
+M313=$(dpath "$UP/python-3.13.yaml")
+UVU="$D/$UP/vu root/ExternalPython1/Python"
+# Every file of the node's VU root with its size and sha256 (not its time: a rollback renames).
+up_snapshot() { (cd "$D/$UP/vu root" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+win up1 "$D/$UP" layout "$UTOPO" --node HAC1 --manifest "$M312" --offline
+expect_rc up1 0 "layout of CPython 3.12 into $(dpath "$UP/vu root")"
+USEAL=$(seal_of "$UVU/External")
+check "the 3.12 layout has the build's seal" test -n "$USEAL" -a "$USEAL" = "$WSEAL"
+up_snapshot >"$OUT/up-before"
+EXTPY_PYTHON_MIRROR=$(mirror_env mirror313 EXTPY_PYTHON_MIRROR) EXTPY_INDEX_URL=$(mirror_env mirror313 EXTPY_INDEX_URL) \
+  win up2 "$D/$UP" layout "$UTOPO" --node HAC1 --manifest "$M313" --keep-previous
+expect_rc up2 0 "layout --keep-previous of CPython 3.13 over it"
+check "the upgrade said: updated, previous kept (both VUs)" \
+  bash -c '[ "$(grep -c "updated, previous kept" "$1")" = 2 ]' _ "$OUT/up2.out"
+check "3.13 is in place and the 3.12 tree is kept beside it as External.previous" \
+  bash -c '[ -f "$1/External/python313._pth" ] && [ ! -e "$1/External/python312._pth" ] && [ "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"digest\"])" "$1/External.previous/extpy-seal.json")" = "$2" ]' _ "$UVU" "$USEAL"
+win up-v1 "$D/$UP" verify --topology "$UTOPO" --node HAC1 --manifest "$M313"
+expect_rc up-v1 0 "verify --topology against the 3.13 manifest"
+check "verify says 3.13 is in place and 3.12 is kept, at its D:\\ path, matching its seal" \
+  bash -c 'grep -q "in place: test-dist (CPython 3.13.9, seal " "$1" && grep -qF "previous copy kept: test-dist (CPython 3.12.10, seal " "$1" && grep -qF "at D:\\SCP upgrade\\vu root\\ExternalPython1\\Python\\External.previous, matching its seal" "$1"' _ "$OUT/up-v1.out"
+win up-rb "$D/$UP" rollback "$UTOPO" --node HAC1
+expect_rc up-rb 0 "rollback --node HAC1"
+check "the rollback put 3.12 back in both VUs" \
+  bash -c '[ "$(grep -c "rolled back; in place: test-dist (CPython 3.12.10" "$1")" = 2 ]' _ "$OUT/up-rb.out"
+check "after the rollback the VU has the 3.12 seal again ($USEAL)" test "$(seal_of "$UVU/External")" = "$USEAL"
+up_snapshot >"$OUT/up-after"
+check "the rollback left every file of the VU root as it was before the upgrade" cmp "$OUT/up-before" "$OUT/up-after"
+win up-v2 "$D/$UP" verify --topology "$UTOPO" --node HAC1 --manifest "$M312"
+expect_rc up-v2 0 "verify --topology against the 3.12 manifest after the rollback"
+check "verify says 3.12 is in place and no previous copy is kept" \
+  bash -c 'grep -q "in place: test-dist (CPython 3.12.10, seal " "$1" && [ "$(grep -c "no previous copy kept" "$1")" = 2 ]' _ "$OUT/up-v2.out"
+win up-rb2 "$D/$UP" rollback "$UTOPO" --node HAC1
+expect_rc up-rb2 2 "a rollback with nothing kept is refused"
+check "the refusal says no previous copy is kept, and the VUs are unchanged" \
+  bash -c 'grep -q "no previous copy is kept" "$1" && [ "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"digest\"])" "$2/extpy-seal.json")" = "$3" ]' _ "$OUT/up-rb2.err" "$UVU/External" "$USEAL"
+
 # --- failure paths of fetching ------------------------------------------------------------
 WIN_CACHE=$(dpath empty-cache2) win fetch-off "$D" fetch --offline
 expect_rc fetch-off 4 "fetch --offline with an empty cache"
