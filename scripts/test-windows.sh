@@ -10,7 +10,9 @@
 #
 # What Wine cannot show (and the Linux tests cover instead): HTTPS through the Windows
 # certificate verifier (Wine's crypt32 rejects the CryptoAPI chain engine rustls-platform-
-# verifier creates), sharing violations of a real NTFS volume, and PowerShell (get-py.ps1).
+# verifier creates), sharing violations of a real NTFS volume, PowerShell (get-py.ps1), and the
+# self-test's probe in a real CPython (Wine starts a Linux python3 handed to CreateProcess,
+# but not as a Windows process: its output bypasses the pipes and its handle never ends).
 #
 #   scripts/test-windows.sh [--skip-unit]   (--skip-unit: only the end-to-end flows)
 set -uo pipefail
@@ -361,6 +363,101 @@ win up-rb2 "$D/$UP" rollback "$UTOPO" --node HAC1
 expect_rc up-rb2 2 "a rollback with nothing kept is refused"
 check "the refusal says no previous copy is kept, and the VUs are unchanged" \
   bash -c 'grep -q "no previous copy is kept" "$1" && [ "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"digest\"])" "$2/extpy-seal.json")" = "$3" ]' _ "$OUT/up-rb2.err" "$UVU/External" "$USEAL"
+
+# --- selftest under Wine, on a distribution of real PE files -----------------------------
+# Its programs and DLLs are PEs made here by mingw-w64: python.exe is a small program (not a
+# CPython) that says so on stderr and exits 9; python312.dll and vcruntime140.dll are signed
+# by osslsigncode with a throw-away certificate, the other four PEs are not. certifi is a
+# stand-in wheel holding a CA bundle (selftest needs one to be about a complete build).
+apt_install osslsigncode openssl
+PE=$W/pe
+rm -rf "$PE"
+mkdir -p "$PE/wheels"
+cat >"$PE/prog.c" <<'EOF'
+#include <stdio.h>
+int main(int argc, char **argv) {
+  fprintf(stderr, "%s: the Windows lane's stand-in, not a CPython (%d arguments)\n", NAME, argc - 1);
+  return 9;
+}
+EOF
+cat >"$PE/lib.c" <<'EOF'
+__declspec(dllexport) int lane_id(void) { return ID; }
+EOF
+pe_ok=1
+for p in python.exe:1 pythonw.exe:2; do
+  "$WIN_MINGW_CC" -O2 -s -DNAME="\"${p%%:*}\"" -o "$PE/${p%%:*}" "$PE/prog.c" || pe_ok=
+done
+for p in python312.dll:3 python3.dll:4 _socket.pyd:5 vcruntime140.dll:6; do
+  "$WIN_MINGW_CC" -O2 -s -shared -DID="${p##*:}" -o "$PE/${p%%:*}" "$PE/lib.c" || pe_ok=
+done
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=extpy lane signer" \
+  -keyout "$PE/sign.key" -out "$PE/sign.pem" >"$OUT/sign.log" 2>&1 || pe_ok=
+for f in python312.dll vcruntime140.dll; do
+  osslsigncode sign -h sha256 -certs "$PE/sign.pem" -key "$PE/sign.key" -in "$PE/$f" -out "$PE/$f.signed" >>"$OUT/sign.log" 2>&1 &&
+    mv "$PE/$f.signed" "$PE/$f" || pe_ok=
+done
+check "the PE files of the test distribution were compiled and two of them signed" test -n "$pe_ok"
+python3 - "$PE" <<'PY'
+import base64, hashlib, io, sys, zipfile
+d = sys.argv[1]
+def zip_of(entries):
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            z.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    return b.getvalue()
+pes = ["python.exe", "pythonw.exe", "python312.dll", "python3.dll", "_socket.pyd", "vcruntime140.dll"]
+entries = [(n, open(f"{d}/{n}", "rb").read()) for n in pes]
+entries += [
+    ("python312.zip", zip_of([("os.pyc", b"fake os"), ("site.pyc", b"fake site")])),
+    ("python312._pth", b"python312.zip\r\n.\r\n\r\n# Uncomment to run site.main() automatically\r\n#import site\r\n"),
+    ("LICENSE.txt", b"A. HISTORY OF THE SOFTWARE\n"),
+]
+open(f"{d}/python-3.12.10-embed-amd64.zip", "wb").write(zip_of(entries))
+files = [
+    ("certifi/__init__.py", b"import os\n\ndef where():\n    return os.path.join(os.path.dirname(__file__), 'cacert.pem')\n"),
+    ("certifi/cacert.pem", open("/etc/ssl/certs/ca-certificates.crt", "rb").read()),
+    ("certifi-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: certifi\nVersion: 1.0\n"),
+    ("certifi-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nGenerator: extpy-lane\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+]
+h = lambda b: "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
+record = "".join(f"{n},{h(b)},{len(b)}\n" for n, b in files) + "certifi-1.0.dist-info/RECORD,,\n"
+files.append(("certifi-1.0.dist-info/RECORD", record.encode()))
+open(f"{d}/wheels/certifi-1.0-py3-none-any.whl", "wb").write(zip_of(files))
+PY
+start_mirror petree --python-zip "$PE/python-3.12.10-embed-amd64.zip" --wheels "$PE/wheels" || true
+PT="PE tree/Python for CEM"
+mkdir -p "$D/$PT"
+cp "$D/petree/manifest.yaml" "$D/PE tree/manifest.yaml"
+PTM=$(dpath "PE tree/manifest.yaml")
+PTREE=$(dpath "$PT/contents/Python/external")
+WIN_CACHE=$(dpath pe-cache) EXTPY_PYTHON_MIRROR=$(mirror_env petree EXTPY_PYTHON_MIRROR) \
+  EXTPY_INDEX_URL=$(mirror_env petree EXTPY_INDEX_URL) win pe-build "$D/$PT" build --manifest "$PTM"
+expect_rc pe-build 0 "build of the distribution of real PE files in $(dpath "$PT")"
+
+# selftest: Wine 8 does start a Linux program handed to CreateProcess, but not as a Windows
+# process: its output bypasses the pipes and its handle never ends, so a Linux python3 cannot
+# stand in for python.exe here (tests/selftest.rs runs the probe in a real CPython). What Wine
+# shows: the folder's own python.exe is run, and what it did becomes the verdict.
+win st-run "$D" selftest "$PTREE" --offline
+expect_rc st-run 4 "selftest of a tree whose python.exe is not a CPython fails"
+check "selftest ran the folder's own python.exe and quoted it: python_failed, exit code 9" \
+  bash -c 'grep -qF "python.exe ended (exit code 9 / 0x00000009) without the self-test" "$1" && grep -qF "python.exe: the Windows lane'"'"'s stand-in, not a CPython" "$1" && grep -q "FAIL python_failed" "$1"' _ "$OUT/st-run.out"
+win st-json "$D" --json selftest "$PTREE" --offline
+check "selftest --json says the folder's python.exe ran (no stand-in) with the python_failed verdict" \
+  python3 - "$OUT/st-json.out" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+f = doc["folders"][0]
+assert f["stand_in"] is False and f["interpreter"].endswith("\\python.exe"), f
+assert not f["ok"] and [v["code"] for v in f["verdicts"]] == ["python_failed"], f
+PY
+rm -rf "$D/PE tree/nopython"
+cp -r "$D/$PT/contents/Python/external" "$D/PE tree/nopython"
+rm "$D/PE tree/nopython/python.exe"
+win st-nopy "$D" selftest "$(dpath "PE tree/nopython")" --offline
+expect_rc st-nopy 4 "selftest of a tree without python.exe fails"
+check "selftest said no_python" grep -q "FAIL no_python" "$OUT/st-nopy.out"
 
 # --- failure paths of fetching ------------------------------------------------------------
 WIN_CACHE=$(dpath empty-cache2) win fetch-off "$D" fetch --offline
