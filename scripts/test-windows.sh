@@ -10,9 +10,12 @@
 #
 # What Wine cannot show (and the Linux tests cover instead): HTTPS through the Windows
 # certificate verifier (Wine's crypt32 rejects the CryptoAPI chain engine rustls-platform-
-# verifier creates), sharing violations of a real NTFS volume, PowerShell (get-py.ps1), and the
-# self-test's probe in a real CPython (Wine starts a Linux python3 handed to CreateProcess,
-# but not as a Windows process: its output bypasses the pipes and its handle never ends).
+# verifier creates), sharing violations of a real NTFS volume, PowerShell (get-py.ps1), the
+# scheduled tasks of `watch install` (Wine's powershell.exe is a stub that runs nothing, and
+# its schtasks.exe refuses /Create /TR: the lane asserts the commands through
+# EXTPY_WATCH_RUNNER), and the self-test's probe in a real CPython (Wine starts a Linux
+# python3 handed to CreateProcess, but not as a Windows process: its output bypasses the
+# pipes and its handle never ends).
 #
 #   scripts/test-windows.sh [--skip-unit]   (--skip-unit: only the end-to-end flows)
 set -uo pipefail
@@ -92,6 +95,8 @@ check() {
 
 # dpath REL: the Windows path of $D/REL.
 dpath() { printf 'D:\\%s' "${1//\//\\}"; }
+# winepath_w UNIXPATH: the Windows path Wine gives a unix path outside D: (Z:\...).
+winepath_w() { "$WINE" winepath -w "$1" 2>/dev/null | tr -d '\r'; }
 
 # win TAG DIR ARGS...: extpy.exe in the unix folder DIR (seen by Windows under D:), with the
 # lane's settings as Windows paths. Output in $OUT/TAG.out and .err, exit code in RC.
@@ -458,6 +463,75 @@ rm "$D/PE tree/nopython/python.exe"
 win st-nopy "$D" selftest "$(dpath "PE tree/nopython")" --offline
 expect_rc st-nopy 4 "selftest of a tree without python.exe fails"
 check "selftest said no_python" grep -q "FAIL no_python" "$OUT/st-nopy.out"
+
+# --- watch install / status / remove through the runner seam ---------------------------
+# Wine 8's powershell.exe is a stub that runs nothing (and exits 0), and its schtasks.exe
+# refuses /Create with /TR ("Unsupported argument"), so the commands go to a Windows program
+# made here (EXTPY_WATCH_RUNNER) that logs each call's arguments as it received them, one
+# call a line between `|`, and fails when the call holds $WATCH_FAIL.
+cat >"$PE/runner.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  const char *fail = getenv("WATCH_FAIL");
+  char all[8192] = "";
+  FILE *f = fopen(getenv("WATCH_LOG"), "ab");
+  if (!f) return 70;
+  for (int i = 1; i < argc; i++) {
+    fprintf(f, "|%s", argv[i]);
+    strncat(all, argv[i], sizeof all - strlen(all) - 2);
+    strcat(all, " ");
+  }
+  fprintf(f, "\n");
+  fclose(f);
+  if (fail && *fail && strstr(all, fail)) { fprintf(stderr, "ERROR: Access is denied.\n"); return 1; }
+  printf("SUCCESS: done\n");
+  return 0;
+}
+EOF
+"$WIN_MINGW_CC" -O2 -s -o "$PE/runner.exe" "$PE/runner.c"
+check "the runner stand-in was compiled" test -f "$PE/runner.exe"
+WLOG=$PE/runner.log
+export WATCH_LOG EXTPY_WATCH_RUNNER
+WATCH_LOG=$(winepath_w "$WLOG")
+EXTPY_WATCH_RUNNER=$(winepath_w "$PE/runner.exe")
+EXE_W=$(winepath_w "$EXE")
+# The line both tasks run: the running extpy.exe, offline, on the topology with a space.
+RUNS="$EXE_W --manifest D:\\manifest.yaml --cache-dir D:\\cache --offline --quiet watch run --topology \"D:\\SCP upgrade\\topology.yaml\" --node HAC1"
+rm -f "$WLOG"
+win w-inst "$D" watch install --topology "$UTOPO" --node HAC1
+expect_rc w-inst 0 "watch install --topology $UTOPO --node HAC1 through the runner"
+check "watch install said both tasks are installed and the first run started" \
+  grep -q "watch installed for node HAC1: task extpy.watch-HAC1-daily (daily at 03:00) and task extpy.watch-HAC1-start (at start-up), run as SYSTEM" "$OUT/w-inst.out"
+cat >"$OUT/w-expected" <<EOF
+|powershell.exe|-NoProfile|-NonInteractive|-Command|if (-not [System.Diagnostics.EventLog]::SourceExists('extpy')) { New-EventLog -LogName Application -Source extpy }
+|schtasks.exe|/Create|/TN|extpy\\watch-HAC1-daily|/TR|$RUNS|/SC|DAILY|/ST|03:00|/RU|SYSTEM|/RL|HIGHEST|/F
+|schtasks.exe|/Create|/TN|extpy\\watch-HAC1-start|/TR|$RUNS|/SC|ONSTART|/RU|SYSTEM|/RL|HIGHEST|/F
+|schtasks.exe|/Run|/TN|extpy\\watch-HAC1-daily
+EOF
+check "watch install ran exactly: register the event source, create both tasks as SYSTEM, run the daily one" \
+  cmp "$OUT/w-expected" "$WLOG"
+rm -f "$WLOG"
+WATCH_FAIL="watch-HAC1-start /TR" win w-fail "$D" watch install --topology "$UTOPO" --node HAC1
+expect_rc w-fail 1 "watch install whose second task cannot be created fails"
+check "the failed install named schtasks' error and deleted the task it had created" \
+  bash -c 'grep -q "cannot install the watch of node HAC1 (the tasks created before it were deleted again)" "$1" && grep -q "ERROR: Access is denied." "$1" && [ "$(sed -n 4p "$2")" = "|schtasks.exe|/Delete|/TN|extpy\\watch-HAC1-daily|/F" ] && [ "$(sed -n 5p "$2")" = "|schtasks.exe|/Delete|/TN|extpy\\watch-HAC1-start|/F" ] && [ "$(wc -l <"$2")" = 5 ]' _ "$OUT/w-fail.err" "$WLOG"
+rm -f "$WLOG"
+win w-stat "$D" watch status --node HAC1
+expect_rc w-stat 0 "watch status with both tasks there"
+check "watch status queried both tasks" \
+  bash -c 'printf "%s\n" "|schtasks.exe|/Query|/TN|extpy\\watch-HAC1-daily|/V|/FO|LIST" "|schtasks.exe|/Query|/TN|extpy\\watch-HAC1-start|/V|/FO|LIST" | cmp - "$1"' _ "$WLOG"
+WATCH_FAIL="watch-HAC1-start" win w-stat2 "$D" watch status --node HAC1
+expect_rc w-stat2 3 "watch status with a task missing"
+check "watch status named the missing task" \
+  grep -qF 'the watch of node HAC1 is not installed: extpy\watch-HAC1-start missing' "$OUT/w-stat2.err"
+rm -f "$WLOG"
+win w-rm "$D" watch remove --node HAC1
+expect_rc w-rm 0 "watch remove"
+check "watch remove deleted both tasks, and only them" \
+  bash -c 'grep -q "watch removed for node HAC1" "$2" && printf "%s\n" "|schtasks.exe|/Delete|/TN|extpy\\watch-HAC1-daily|/F" "|schtasks.exe|/Delete|/TN|extpy\\watch-HAC1-start|/F" | cmp - "$1"' _ "$WLOG" "$OUT/w-rm.out"
+unset EXTPY_WATCH_RUNNER WATCH_LOG
 
 # --- failure paths of fetching ------------------------------------------------------------
 WIN_CACHE=$(dpath empty-cache2) win fetch-off "$D" fetch --offline
