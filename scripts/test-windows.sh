@@ -533,6 +533,47 @@ check "watch remove deleted both tasks, and only them" \
   bash -c 'grep -q "watch removed for node HAC1" "$2" && printf "%s\n" "|schtasks.exe|/Delete|/TN|extpy\\watch-HAC1-daily|/F" "|schtasks.exe|/Delete|/TN|extpy\\watch-HAC1-start|/F" | cmp - "$1"' _ "$WLOG" "$OUT/w-rm.out"
 unset EXTPY_WATCH_RUNNER WATCH_LOG
 
+# --- verify --signatures of the tree of real PE files, and its AppLocker rules -----------
+# Every PE with its hash and whether it is signed; the hash rules for the unsigned ones. The
+# reference is osslsigncode: its digest of each signed file, and of python.exe once signed.
+win sig-bad "$D" verify "$PTREE" --signatures --applocker "$(dpath "PE tree/applocker.xml")"
+expect_rc sig-bad 3 "verify --signatures --applocker against a manifest the tree was not built from"
+check "no AppLocker policy is written for a tree that does not verify" \
+  bash -c 'grep -q "was not written: rules made from a tree that does not verify" "$1" && [ ! -e "$2" ]' _ "$OUT/sig-bad.err" "$D/PE tree/applocker.xml"
+WIN_CACHE=$(dpath pe-cache) win sig "$D" verify "$PTREE" --manifest "$PTM" --signatures --applocker "$(dpath "PE tree/applocker.xml")"
+expect_rc sig 0 "verify --signatures --applocker of the tree against its manifest"
+check "6 PE files: 2 signed, 4 unsigned" grep -q "6 PE files: 2 signed, 4 unsigned, 0 malformed" "$OUT/sig.out"
+WIN_CACHE=$(dpath pe-cache) win sig-json "$D" --json verify "$PTREE" --manifest "$PTM" --signatures
+check "python312.dll and vcruntime140.dll are signed with osslsigncode's Authenticode digest; python.exe is unsigned" \
+  python3 - "$OUT/sig-json.out" "$D/$PT/contents/Python/external" <<'PY'
+import hashlib, json, subprocess, sys
+doc = json.load(open(sys.argv[1]))
+files = {f["path"]: f for f in doc["signatures"][0]["files"]}
+assert sorted(files) == ["_socket.pyd", "python.exe", "python3.dll", "python312.dll", "pythonw.exe", "vcruntime140.dll"], files
+for name in ["python312.dll", "vcruntime140.dll"]:
+    f = files[name]
+    out = subprocess.run(["osslsigncode", "verify", "-in", f"{sys.argv[2]}/{name}"], capture_output=True, text=True).stdout
+    digest = next(l.split(":")[1].strip().lower() for l in out.splitlines() if l.startswith("Calculated message digest"))
+    assert f["signature"] == "signed" and f["authenticode_sha256"] == digest, (f, digest)
+    assert f["sha256"] == hashlib.sha256(open(f"{sys.argv[2]}/{name}", "rb").read()).hexdigest(), f
+for name in ["python.exe", "pythonw.exe", "python3.dll", "_socket.pyd"]:
+    assert files[name]["signature"] == "unsigned", files[name]
+PY
+osslsigncode sign -h sha256 -certs "$PE/sign.pem" -key "$PE/sign.key" -in "$PE/python.exe" \
+  -out "$PE/python-signed.exe" >>"$OUT/sign.log" 2>&1
+PYHASH=$(osslsigncode verify -in "$PE/python-signed.exe" 2>/dev/null | sed -n 's/^Calculated message digest *: *//p' | tr -d ' ' | tr a-f A-F)
+check "the AppLocker policy has python.exe's Authenticode hash (osslsigncode's, ${PYHASH:0:12}), 4 rules, none for the signed two" \
+  python3 - "$D/PE tree/applocker.xml" "$OUT/sig-json.out" "$PYHASH" <<'PY'
+import json, sys
+xml = open(sys.argv[1], encoding="utf-8-sig").read()
+files = {f["path"]: f for f in json.load(open(sys.argv[2]))["signatures"][0]["files"]}
+h = sys.argv[3]
+assert len(h) == 64 and files["python.exe"]["authenticode_sha256"].upper() == h, (h, files["python.exe"])
+assert xml.count("<FileHashRule ") == 4, xml
+assert f'Data="0x{h}" SourceFileName="python.exe"' in xml, xml
+assert "python312.dll" not in xml and "vcruntime140.dll" not in xml, xml
+PY
+
 # --- failure paths of fetching ------------------------------------------------------------
 WIN_CACHE=$(dpath empty-cache2) win fetch-off "$D" fetch --offline
 expect_rc fetch-off 4 "fetch --offline with an empty cache"
