@@ -24,6 +24,7 @@ use crate::job::mail::check::{self as mail_check, MailError, MailOptions, MailRe
 use crate::job::rollout;
 use crate::job::runbook;
 use crate::mechanism::fsio::IoError;
+use crate::mechanism::sign::{self, KeyError, SigningKey, TrustedKey};
 use crate::model::manifest::Manifest;
 /// The CPython version type the lock command takes (parsed by the binary's `--python`).
 pub use crate::model::manifest::PythonVersion;
@@ -48,6 +49,8 @@ pub enum CommandName {
     BundleVerify,
     /// `extpy bundle inspect`.
     BundleInspect,
+    /// `extpy key generate`.
+    KeyGenerate,
     /// `extpy doctor`.
     Doctor,
     /// `extpy rollout`.
@@ -94,6 +97,7 @@ impl CommandName {
             CommandName::BundleCreate => "bundle create",
             CommandName::BundleVerify => "bundle verify",
             CommandName::BundleInspect => "bundle inspect",
+            CommandName::KeyGenerate => "key generate",
             CommandName::Doctor => "doctor",
             CommandName::Rollout => "rollout",
             CommandName::ReportMerge => "report merge",
@@ -185,6 +189,8 @@ pub struct BuildArgs {
     pub dry_run: bool,
     /// Build from this offline bundle (verified first; no network is used)
     pub bundle: Option<PathBuf>,
+    /// Refuse the bundle unless one of these public keys signed it
+    pub trusted_key: Vec<PathBuf>,
 }
 
 /// `extpy build`.
@@ -196,7 +202,7 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     let mut bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, s, reporter))
+        .map(|b| open_bundle(b, &args.trusted_key, s, reporter))
         .transpose()?;
     let manifest = match &bundle {
         Some(b) => b.manifest.clone(),
@@ -546,7 +552,9 @@ fn check_vus(
     vu_root: &Option<PathBuf>,
     reporter: &Reporter,
 ) -> Result<CheckedVus, Error> {
-    let mut bundle = bundle.map(|b| open_bundle(b, s, reporter)).transpose()?;
+    let mut bundle = bundle
+        .map(|b| open_bundle(b, &[], s, reporter))
+        .transpose()?;
     let (topology, manifest) = open_topology(s, topology, bundle.as_ref())?;
     let targets = targets(&topology, out, node, vu_root)?;
     let source = match bundle.as_mut() {
@@ -587,6 +595,8 @@ pub struct LayoutArgs {
     pub dry_run: bool,
     /// Keep each replaced distribution beside its VU folder, for `extpy rollback`
     pub keep_previous: bool,
+    /// Refuse the bundle unless one of these public keys signed it
+    pub trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy rollback`.
@@ -619,7 +629,7 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
     let mut bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, s, reporter))
+        .map(|b| open_bundle(b, &args.trusted_key, s, reporter))
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
@@ -736,7 +746,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     let bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, s, reporter))
+        .map(|b| open_bundle(b, &[], s, reporter))
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     // The manifest upgraded from is read and compared first: a wrong one stops the plan
@@ -918,6 +928,142 @@ pub struct BundleCreateArgs {
     pub include_self: bool,
     /// Include this extpy.exe for Windows nodes (bin/extpy.exe)
     pub include_exe: Option<PathBuf>,
+    /// Sign SHA256SUMS with this secret key (minisign's format, `extpy key generate`)
+    pub sign: Option<PathBuf>,
+    /// The environment variable that holds the secret key's passphrase
+    pub passphrase_env: Option<String>,
+}
+
+/// Arguments of `extpy bundle verify`.
+#[derive(Debug)]
+pub struct BundleVerifyArgs {
+    /// The bundle
+    pub bundle: PathBuf,
+    /// Require a signature by one of these public keys
+    pub trusted_key: Vec<PathBuf>,
+}
+
+/// Arguments of `extpy key generate`.
+#[derive(Debug)]
+pub struct KeyGenerateArgs {
+    /// The secret key file to write
+    pub secret_key: PathBuf,
+    /// The public key file to write [default: the secret key's path with .pub]
+    pub public_key: Option<PathBuf>,
+    /// Leave the secret key unencrypted (for CI, where no one types a passphrase)
+    pub unencrypted: bool,
+    /// The environment variable that holds the passphrase
+    pub passphrase_env: Option<String>,
+}
+
+/// `extpy key generate`.
+pub fn key_generate(args: KeyGenerateArgs) -> Result<Outcome, Error> {
+    let public = args
+        .public_key
+        .clone()
+        .unwrap_or_else(|| args.secret_key.with_extension("pub"));
+    if public == args.secret_key {
+        return Err(Error::Usage(format!(
+            "{}: the public key would overwrite the secret key\n  help: give the secret key another extension (site.key), or pass --public-key PATH",
+            public.display()
+        )));
+    }
+    let passphrase = match (&args.passphrase_env, args.unencrypted) {
+        (_, true) => None,
+        (Some(var), false) => Some(passphrase_from_env(var)?),
+        (None, false) => Some(new_passphrase()?),
+    };
+    let generated = sign::generate(&args.secret_key, &public, passphrase)?;
+    let human = format!(
+        "key {} generated ({})\n  secret key  {} (keep it on the build host; it signs as this site)\n  public key  {} (give it to every site that checks: --trusted-key, or trusted_keys: in the manifest or topology)\n",
+        generated.key_id,
+        if generated.encrypted {
+            "secret key encrypted with the passphrase"
+        } else {
+            "secret key NOT encrypted"
+        },
+        generated.secret_key.display(),
+        generated.public_key.display()
+    );
+    Ok(Outcome::new(CommandName::KeyGenerate, &generated, human))
+}
+
+/// The passphrase in the environment variable `var` (`--passphrase-env VAR`).
+fn passphrase_from_env(var: &str) -> Result<String, Error> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(Error::Usage(format!(
+            "--passphrase-env {var}: the environment variable {var} is not set or empty\n  help: set it to the passphrase (from the CI's secret store), or leave --passphrase-env out to be asked"
+        ))),
+    }
+}
+
+/// A new passphrase, typed twice on the terminal.
+fn new_passphrase() -> Result<String, Error> {
+    use std::io::IsTerminal;
+    let no = |why: &str| {
+        Error::Usage(format!(
+            "{why}\n  help: pass --passphrase-env VAR (an environment variable holding it), or --unencrypted for a key that CI uses without one"
+        ))
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(no("no terminal to ask for a passphrase"));
+    }
+    let first = rpassword::prompt_password("passphrase for the new secret key: ")
+        .map_err(|e| no(&format!("cannot read the passphrase: {e}")))?;
+    let second = rpassword::prompt_password("the same passphrase again: ")
+        .map_err(|e| no(&format!("cannot read the passphrase: {e}")))?;
+    if first != second {
+        return Err(Error::Usage(
+            "the two passphrases differ; nothing was written\n  help: run `extpy key generate` again".into(),
+        ));
+    }
+    if first.is_empty() {
+        return Err(no("an empty passphrase protects nothing"));
+    }
+    Ok(first)
+}
+
+/// The secret key at `path`, decrypted with the passphrase from `passphrase_env` (or asked
+/// on the terminal) when it is encrypted.
+fn signing_key(
+    path: &Path,
+    passphrase_env: Option<&str>,
+    reporter: &Reporter,
+) -> Result<SigningKey, Error> {
+    let ask = || -> Result<String, KeyError> {
+        use std::io::IsTerminal;
+        let none = |why: String| KeyError::NoPassphrase {
+            path: path.to_path_buf(),
+            why,
+        };
+        match passphrase_env {
+            Some(var) => std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    none(format!(
+                        "the environment variable {var} (--passphrase-env) is not set or empty"
+                    ))
+                }),
+            None if std::io::stdin().is_terminal() => {
+                rpassword::prompt_password(format!("passphrase for {}: ", path.display()))
+                    .map_err(|e| none(format!("its passphrase cannot be read: {e}")))
+            }
+            None => Err(none(
+                "there is no terminal to ask for its passphrase".into(),
+            )),
+        }
+    };
+    Ok(SigningKey::load(path, ask, &|w| reporter.warn(w))?)
+}
+
+/// The public keys at `paths` (`--trusted-key`).
+fn trusted_keys(paths: &[PathBuf]) -> Result<Vec<TrustedKey>, Error> {
+    Ok(paths
+        .iter()
+        .map(|p| TrustedKey::load(p))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Arguments of `extpy rollout`.
@@ -945,7 +1091,7 @@ pub struct RolloutArgs {
 
 /// `extpy rollout`.
 pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<Outcome, Error> {
-    let mut bundle = open_bundle(&args.bundle, s, reporter)?;
+    let mut bundle = open_bundle(&args.bundle, &[], s, reporter)?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), Some(&bundle))?;
     let runs_here = matches!(
         (args.target, cfg!(windows)),
@@ -1064,6 +1210,12 @@ pub fn bundle_create(
 ) -> Result<Outcome, Error> {
     let topology = args.topology.as_deref().map(Topology::load).transpose()?;
     let manifest = manifest_for(s, topology.as_ref())?;
+    // The key is read (and its passphrase asked) before anything is downloaded.
+    let signer = args
+        .sign
+        .as_deref()
+        .map(|k| signing_key(k, args.passphrase_env.as_deref(), reporter))
+        .transpose()?;
     let resolved = inputs::resolve(&manifest, s, InputSource::Fetch, reporter)
         .map_err(|e| explain_tls(e, s, "bundle create"))?;
     let fetched =
@@ -1104,6 +1256,7 @@ pub fn bundle_create(
     let sbom = assemble::sbom::for_wheels(&manifest, &resolved.inputs.wheels, s.jobs)
         .map_err(assemble::BuildError::from)?;
     let extras = bundle::Extras {
+        signer,
         topology: topology.as_ref().map(|t| t.text.clone()),
         plan: plan_text,
         executable,
@@ -1111,8 +1264,12 @@ pub fn bundle_create(
         sbom,
     };
     let created = bundle::create(&args.out, &manifest, fetched, extras)?;
+    let signed = match created.signed_by {
+        Some(id) => format!("SHA256SUMS signed by key {id}\n"),
+        None => String::new(),
+    };
     let human = format!(
-        "bundle written: {} ({} entries, {})\n{}  {}\n",
+        "bundle written: {} ({} entries, {})\n{signed}{}  {}\n",
         created.path.display(),
         created.entries,
         crate::base::report::human_bytes(created.size),
@@ -1123,8 +1280,9 @@ pub fn bundle_create(
 }
 
 /// `extpy bundle verify`.
-pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
-    let (_, check) = bundle::open(path)?;
+pub fn bundle_verify(args: BundleVerifyArgs) -> Result<Outcome, Error> {
+    let trusted = trusted_keys(&args.trusted_key)?;
+    let (_, check) = bundle::open(&args.bundle, &trusted)?;
     let failed = !check.ok;
     let n = check.problems.len();
     Ok(
@@ -1136,7 +1294,7 @@ pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
 
 /// `extpy bundle inspect`.
 pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
-    match bundle::open(path)? {
+    match bundle::open(path, &[])? {
         (Some(b), check) => {
             let inspection = b.inspect(check);
             Ok(Outcome::new(
@@ -1157,8 +1315,14 @@ pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
     }
 }
 
-fn open_bundle(path: &Path, s: &Settings, reporter: &Reporter) -> Result<Bundle, Error> {
-    let b = bundle::open_verified(path)?;
+fn open_bundle(
+    path: &Path,
+    trusted: &[PathBuf],
+    s: &Settings,
+    reporter: &Reporter,
+) -> Result<Bundle, Error> {
+    let trusted = trusted_keys(trusted)?;
+    let b = bundle::open_verified(path, &trusted)?;
     if let Some(m) = &s.manifest {
         reporter.warn(format!(
             "--manifest {} is ignored: the bundle brings its own manifest ({})",
@@ -1629,7 +1793,7 @@ pub fn watch_install(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Resu
     // The node must be one of the topology's (the same check every run makes).
     let topology = match (&args.topology, &args.bundle) {
         (Some(t), _) => Topology::load(t)?,
-        (None, Some(b)) => open_topology(s, None, Some(&open_bundle(b, s, reporter)?))?.0,
+        (None, Some(b)) => open_topology(s, None, Some(&open_bundle(b, &[], s, reporter)?))?.0,
         (None, None) => {
             return Err(Error::Usage(
                 "extpy watch install needs --topology FILE or --bundle FILE".into(),
