@@ -325,6 +325,13 @@ struct BuildArgs {
     /// Refuse the bundle unless this public key signed it (a .pub file; repeatable: any one)
     #[arg(long, value_name = "PUB", requires = "bundle")]
     trusted_key: Vec<PathBuf>,
+    /// Sign the seal with this secret key (`extpy key generate`, or minisign's): writes
+    /// extpy-seal.json.minisig beside it
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    /// Read the secret key's passphrase from this environment variable instead of asking
+    #[arg(long, value_name = "VAR", requires = "sign")]
+    passphrase_env: Option<String>,
 }
 
 /// Arguments of `extpy verify`.
@@ -359,6 +366,10 @@ struct VerifyArgs {
     /// tree verifies)
     #[arg(long, value_name = "FILE", requires = "signatures")]
     applocker: Option<PathBuf>,
+    /// Require each seal to be signed by this public key (a .pub file; repeatable: any one),
+    /// so that a tree resealed by anyone else fails; with --bundle, the bundle too
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy layout`.
@@ -400,6 +411,13 @@ struct LayoutArgs {
     /// Refuse the bundle unless this public key signed it (a .pub file; repeatable: any one)
     #[arg(long, value_name = "PUB", requires = "bundle")]
     trusted_key: Vec<PathBuf>,
+    /// Sign the seal with this secret key (`extpy key generate`, or minisign's): writes
+    /// extpy-seal.json.minisig beside it
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    /// Read the secret key's passphrase from this environment variable instead of asking
+    #[arg(long, value_name = "VAR", requires = "sign")]
+    passphrase_env: Option<String>,
 }
 
 /// Arguments of `extpy rollback`.
@@ -723,9 +741,9 @@ macro_rules! plain_args {
 }
 
 plain_args! {
-    BuildArgs { dest, force, dry_run, bundle, trusted_key }
-    VerifyArgs { paths, topology, bundle, node, vu_root, out, strict, signatures, applocker }
-    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous, trusted_key }
+    BuildArgs { dest, force, dry_run, bundle, trusted_key, sign, passphrase_env }
+    VerifyArgs { paths, topology, bundle, node, vu_root, out, strict, signatures, applocker, trusted_key }
+    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous, trusted_key, sign, passphrase_env }
     RollbackArgs { topology, node, vu_root, out }
     PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints, upgrade_from }
     BundleCreateArgs { out, topology, include_self, include_exe, sign, passphrase_env }

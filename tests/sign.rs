@@ -505,3 +505,180 @@ fn the_minisign_tool_verifies_what_extpy_signs_and_the_other_way_round() {
     assert!(r.stdout.contains("signed by trusted key"), "{}", r.stdout);
     refused(&w, &by_tool, &public, "which is not trusted");
 }
+
+/// `extpy verify PATH` with no manifest (the artifacts are not at hand: only the tree's own
+/// seal and its signature are checked).
+fn verify_tree(dir: &Path, keys: &[&Path]) -> support::Run {
+    let mut c = extpy();
+    c.args(["verify", s(dir)]);
+    for k in keys {
+        c.args(["--trusted-key", s(k)]);
+    }
+    run(c)
+}
+
+#[test]
+fn a_signed_seal_names_a_tree_resealed_or_sealed_by_anyone_else() {
+    let w = World::new();
+    let (secret, public, id) = keypair(&w, "site");
+    let (other_secret, _, other_id) = keypair(&w, "other");
+    let dist = w.path("dist");
+    w.run(&["build", "--sign", s(&secret), s(&dist)]).ok();
+    let sig = dist.join("extpy-seal.json.minisig");
+    assert!(sig.is_file());
+    let r = verify_tree(&dist, &[&public]).ok();
+    assert!(
+        r.stdout
+            .contains(&format!("seal signed by trusted key {id}")),
+        "{}",
+        r.stdout
+    );
+    // The signature file is no extra file of the tree, with or without a trusted key.
+    let r = verify_tree(&dist, &[]).ok();
+    assert!(!r.stdout.contains("extra"), "{}", r.stdout);
+
+    // The same seal signed again gives the same bytes.
+    let again = w.path("again");
+    w.run(&["build", "--sign", s(&secret), s(&again)]).ok();
+    assert_eq!(
+        fs::read(&sig).unwrap(),
+        fs::read(again.join("extpy-seal.json.minisig")).unwrap()
+    );
+
+    // The minisign tool checks the seal's signature too.
+    let mut c = minisign();
+    c.args([
+        "-V",
+        "-p",
+        s(&public),
+        "-m",
+        s(&dist.join("extpy-seal.json")),
+    ]);
+    tool(c);
+
+    // A file added and the tree resealed: consistent with itself, but not the signed seal.
+    fs::write(dist.join("evil.pth"), "import os\n").unwrap();
+    support::reseal(&dist, |p| p != "extpy-seal.json.minisig");
+    verify_tree(&dist, &[]).ok();
+    let r = verify_tree(&dist, &[&public]).code(3);
+    assert!(
+        r.stdout.contains(&format!(
+            "extpy-seal.json.minisig (key {id}) does not match extpy-seal.json: the tree was resealed after it was signed"
+        )),
+        "{}",
+        r.stdout
+    );
+
+    // Sealed by someone else: built and signed with another key.
+    let foreign = w.path("foreign");
+    w.run(&["build", "--sign", s(&other_secret), s(&foreign)])
+        .ok();
+    let r = verify_tree(&foreign, &[&public]).code(3);
+    assert!(
+        r.stdout.contains(&format!(
+            "extpy-seal.json.minisig is signed by key {other_id}, which is not trusted (trusted: {id}): someone else sealed this tree"
+        )),
+        "{}",
+        r.stdout
+    );
+
+    // Not signed at all, and a truncated signature.
+    let plain = w.path("plain");
+    w.run(&["build", s(&plain)]).ok();
+    let r = verify_tree(&plain, &[&public]).code(3);
+    assert!(
+        r.stdout
+            .contains("the seal is not signed (no extpy-seal.json.minisig)"),
+        "{}",
+        r.stdout
+    );
+    let text = fs::read(again.join("extpy-seal.json.minisig")).unwrap();
+    fs::write(
+        again.join("extpy-seal.json.minisig"),
+        &text[..text.len() / 3],
+    )
+    .unwrap();
+    let r = verify_tree(&again, &[&public]).code(3);
+    assert!(
+        r.stdout.contains("extpy-seal.json.minisig cannot be read"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn layout_signs_every_vu_and_verify_topology_checks_them() {
+    let w = World::new();
+    let (secret, public, id) = keypair(&w, "site");
+    let topo = w.path("topology.yaml");
+    fs::write(&topo, "schema: 1\nsystem: Site\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1, Core2]\n").unwrap();
+    let out = w.path("staged");
+    let r = w
+        .run(&["layout", s(&topo), "--out", s(&out), "--sign", s(&secret)])
+        .ok();
+    assert!(
+        r.stderr
+            .contains(&format!("seal signed by key {id} in 2 VU folders")),
+        "{}",
+        r.stderr
+    );
+    let vu = |n: u8| out.join(format!("HAC1/ExternalPython{n}/Python/External"));
+    for n in [1, 2] {
+        assert!(vu(n).join("extpy-seal.json.minisig").is_file());
+    }
+    let check = |keys: &[&Path]| {
+        let mut c = w.cmd();
+        c.args(["verify", "--topology", s(&topo), "--out", s(&out)]);
+        for k in keys {
+            c.args(["--trusted-key", s(k)]);
+        }
+        run(c)
+    };
+    let r = check(&[&public]).ok();
+    assert_eq!(
+        r.stdout
+            .matches(&format!("seal signed by trusted key {id}"))
+            .count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    // A second layout changes nothing and signs the same bytes again.
+    let before = fs::read(vu(1).join("extpy-seal.json.minisig")).unwrap();
+    w.run(&["layout", s(&topo), "--out", s(&out), "--sign", s(&secret)])
+        .ok();
+    assert_eq!(
+        before,
+        fs::read(vu(1).join("extpy-seal.json.minisig")).unwrap()
+    );
+
+    fs::remove_file(vu(2).join("extpy-seal.json.minisig")).unwrap();
+    check(&[]).ok();
+    let r = check(&[&public]).code(3);
+    assert!(
+        r.stdout.contains("FAIL  HAC1 ExternalPython2")
+            && r.stdout.contains("signature: the seal is not signed"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("ok    HAC1 ExternalPython1"),
+        "{}",
+        r.stdout
+    );
+    let mut c = w.cmd();
+    c.args([
+        "--json",
+        "verify",
+        "--topology",
+        s(&topo),
+        "--out",
+        s(&out),
+        "--trusted-key",
+        s(&public),
+    ]);
+    let doc = run(c).code(3).json();
+    assert_eq!(doc["vus"][0]["signature"]["verified"], true);
+    assert_eq!(doc["vus"][1]["ok"], false);
+    assert_eq!(doc["vus"][1]["signature"]["verified"], false);
+}

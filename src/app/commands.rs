@@ -191,6 +191,10 @@ pub struct BuildArgs {
     pub bundle: Option<PathBuf>,
     /// Refuse the bundle unless one of these public keys signed it
     pub trusted_key: Vec<PathBuf>,
+    /// Sign the seal with this secret key (`extpy-seal.json.minisig` beside it)
+    pub sign: Option<PathBuf>,
+    /// The environment variable that holds the secret key's passphrase
+    pub passphrase_env: Option<String>,
 }
 
 /// `extpy build`.
@@ -204,6 +208,10 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         .as_deref()
         .map(|b| open_bundle(b, &args.trusted_key, s, reporter))
         .transpose()?;
+    let signer = match (&args.sign, args.dry_run) {
+        (Some(k), false) => Some(signing_key(k, args.passphrase_env.as_deref(), reporter)?),
+        _ => None,
+    };
     let manifest = match &bundle {
         Some(b) => b.manifest.clone(),
         None => s.load_manifest()?,
@@ -253,6 +261,7 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         .map_err(|e| explain_tls(e.into(), s, "build"))?;
         reporter.info(fetched.summary());
         let report = report?;
+        sign_built_seal(&options.dest, signer.as_ref(), reporter)?;
         return Ok(Outcome::new(CommandName::Build, &report, report.render()));
     };
     let source = InputSource::Bundle(b);
@@ -265,7 +274,26 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     }
     let report = assemble::execute(&plan, &manifest, &options, reporter)?;
     drop(resolved);
+    sign_built_seal(&options.dest, signer.as_ref(), reporter)?;
     Ok(Outcome::new(CommandName::Build, &report, report.render()))
+}
+
+/// Signs the seal of the tree at `dest` with `key` (`--sign`), when given.
+fn sign_built_seal(
+    dest: &Path,
+    key: Option<&SigningKey>,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    if let Some(key) = key {
+        seal::sign_seal(dest, key)?;
+        reporter.info(format!(
+            "seal of {} signed by key {} ({})",
+            assemble::absolute_dest(dest).display(),
+            key.id(),
+            seal::SEAL_SIG
+        ));
+    }
+    Ok(())
 }
 
 /// Arguments of `extpy lock`.
@@ -393,20 +421,30 @@ pub struct VerifyArgs {
     pub signatures: bool,
     /// Write an AppLocker policy allowing the unsigned PE files by hash here
     pub applocker: Option<PathBuf>,
+    /// Require the seal (and a bundle) to be signed by one of these public keys
+    pub trusted_key: Vec<PathBuf>,
 }
 
 /// `extpy verify`.
 pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let trusted = trusted_keys(&args.trusted_key)?;
     if args.topology.is_some() || args.bundle.is_some() {
-        let checked = check_vus(
+        let mut checked = check_vus(
             s,
             args.topology.as_deref(),
             args.bundle.as_deref(),
+            &args.trusted_key,
             &args.out,
             &args.node,
             &args.vu_root,
             reporter,
         )?;
+        for c in checked.checks.iter_mut() {
+            c.signature = seal::seal_signature(&c.path, &trusted);
+            if c.signature.as_ref().is_some_and(|s| s.problem.is_some()) {
+                c.ok = false;
+            }
+        }
         let checks = &checked.checks;
         let failed = checks.iter().filter(|c| !c.ok).count();
         let doc = json!({
@@ -447,11 +485,14 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
         None => None,
     };
     let expected = reference.as_ref().map(|r| &r.seal);
-    let results = args
+    let mut results = args
         .paths
         .iter()
         .map(|p| seal::verify_or_explain(p, options, expected))
         .collect::<Result<Vec<_>, _>>()?;
+    for r in results.iter_mut() {
+        seal::check_signature(r, &trusted);
+    }
     let failed = results.iter().filter(|r| !r.ok).count();
     let mut human: String = results.iter().map(|r| r.render()).collect();
     let mut doc = json!({ "results": results });
@@ -543,17 +584,19 @@ struct CheckedVus {
 }
 
 /// `verify --topology` (or `--bundle`): every VU of the selected nodes checked.
+#[allow(clippy::too_many_arguments)]
 fn check_vus(
     s: &Settings,
     topology: Option<&Path>,
     bundle: Option<&Path>,
+    trusted: &[PathBuf],
     out: &Option<PathBuf>,
     node: &Option<String>,
     vu_root: &Option<PathBuf>,
     reporter: &Reporter,
 ) -> Result<CheckedVus, Error> {
     let mut bundle = bundle
-        .map(|b| open_bundle(b, &[], s, reporter))
+        .map(|b| open_bundle(b, trusted, s, reporter))
         .transpose()?;
     let (topology, manifest) = open_topology(s, topology, bundle.as_ref())?;
     let targets = targets(&topology, out, node, vu_root)?;
@@ -597,6 +640,10 @@ pub struct LayoutArgs {
     pub keep_previous: bool,
     /// Refuse the bundle unless one of these public keys signed it
     pub trusted_key: Vec<PathBuf>,
+    /// Sign the seal of every VU folder that holds the expected distribution
+    pub sign: Option<PathBuf>,
+    /// The environment variable that holds the secret key's passphrase
+    pub passphrase_env: Option<String>,
 }
 
 /// Arguments of `extpy rollback`.
@@ -633,6 +680,10 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+    let signer = match (&args.sign, args.dry_run) {
+        (Some(k), false) => Some(signing_key(k, args.passphrase_env.as_deref(), reporter)?),
+        _ => None,
+    };
     // Laying out on the node itself (no --out) gates on this machine's Windows version;
     // staging for other nodes on their os: in the topology.
     let running = if args.out.is_none() {
@@ -706,12 +757,42 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         if let (Some(out), Some(digest)) = (&args.out, report.seal_digest) {
             report.pairing_file = Some(layout::write_pairing(out, &topology, &manifest, digest)?);
         }
+        if let (Some(key), Some(reference)) = (&signer, &reference) {
+            let signed = sign_vu_seals(&topology, &targets, &reference.seal, key)?;
+            reporter.info(format!(
+                "seal signed by key {} in {}",
+                key.id(),
+                crate::base::report::plural(signed, "VU folder")
+            ));
+        }
         report
     };
     let left = report.left;
     Ok(Outcome::new(CommandName::Layout, &report, report.render()).failing_if(left > 0, || {
         format!("{left} VU folders differ from their seal and were left as they are; re-run with --repair to replace them")
     }))
+}
+
+/// Signs the seal of every VU folder of `targets` that holds the `expected` seal; the number
+/// signed. The signature vouches for the seal: a folder whose files differ from it still
+/// fails verification.
+fn sign_vu_seals(
+    topology: &Topology,
+    targets: &[NodeTarget],
+    expected: &seal::Seal,
+    key: &SigningKey,
+) -> Result<usize, Error> {
+    let mut signed = 0;
+    for t in targets {
+        for pair in topology.pairs_of(&t.node.name) {
+            let dir = layout::vu_dir(&t.root, &pair.vu);
+            if seal::Seal::read(&dir).is_ok_and(|found| found.digest == expected.digest) {
+                seal::sign_seal(&dir, key)?;
+                signed += 1;
+            }
+        }
+    }
+    Ok(signed)
 }
 
 /// Arguments of `extpy plan`.
@@ -2090,6 +2171,7 @@ fn watch_check(
         s,
         args.topology.as_deref(),
         args.bundle.as_deref(),
+        &[],
         &None,
         &Some(args.node.clone()),
         &args.vu_root,
