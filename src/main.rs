@@ -303,7 +303,8 @@ struct KeyGenerateArgs {
 struct BundleVerifyArgs {
     /// The bundle
     bundle: PathBuf,
-    /// Require a signature by this public key (a .pub file; repeatable: any one of them)
+    /// Require a signature by this public key: a .pub file or its key line (RW...);
+    /// repeatable, any one of them (added to the --manifest file's trusted_keys:)
     #[arg(long, value_name = "PUB")]
     trusted_key: Vec<PathBuf>,
 }
@@ -322,7 +323,8 @@ struct BuildArgs {
     /// Build from this offline bundle (verified first; no network is used)
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
-    /// Refuse the bundle unless this public key signed it (a .pub file; repeatable: any one)
+    /// Refuse the bundle unless this public key signed it: a .pub file or its key line (RW...);
+    /// repeatable, any one (added to the trusted_keys: of the --manifest and topology files)
     #[arg(long, value_name = "PUB", requires = "bundle")]
     trusted_key: Vec<PathBuf>,
     /// Sign the seal with this secret key (`extpy key generate`, or minisign's): writes
@@ -366,8 +368,10 @@ struct VerifyArgs {
     /// tree verifies)
     #[arg(long, value_name = "FILE", requires = "signatures")]
     applocker: Option<PathBuf>,
-    /// Require each seal to be signed by this public key (a .pub file; repeatable: any one),
-    /// so that a tree resealed by anyone else fails; with --bundle, the bundle too
+    /// Require each seal to be signed by this public key: a .pub file or its key line (RW...);
+    /// repeatable, any one (added to the trusted_keys: of the --manifest and topology files).
+    /// A tree resealed by anyone else then fails. With --bundle, the bundle must be signed
+    /// instead, and each VU is compared with the seal that bundle produces
     #[arg(long, value_name = "PUB")]
     trusted_key: Vec<PathBuf>,
 }
@@ -408,7 +412,8 @@ struct LayoutArgs {
     /// a damaged tree that --repair replaces is not kept)
     #[arg(long)]
     keep_previous: bool,
-    /// Refuse the bundle unless this public key signed it (a .pub file; repeatable: any one)
+    /// Refuse the bundle unless this public key signed it: a .pub file or its key line (RW...);
+    /// repeatable, any one (added to the trusted_keys: of the --manifest and topology files)
     #[arg(long, value_name = "PUB", requires = "bundle")]
     trusted_key: Vec<PathBuf>,
     /// Sign the seal with this secret key (`extpy key generate`, or minisign's): writes
@@ -562,6 +567,11 @@ struct RolloutArgs {
     /// --bundle`: daily and start-up checks that write the Windows event log)
     #[arg(long)]
     watch: bool,
+    /// Make the nodes refuse the bundle unless this public key signed it: a .pub file or its
+    /// key line (RW...); repeatable (added to the topology file's trusted_keys:). The
+    /// playbook passes the key lines to every extpy run on the nodes
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy report merge`.
@@ -749,7 +759,7 @@ plain_args! {
     BundleCreateArgs { out, topology, include_self, include_exe, sign, passphrase_env }
     BundleVerifyArgs { bundle, trusted_key }
     KeyGenerateArgs { secret_key, public_key, unencrypted, passphrase_env }
-    RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force, watch }
+    RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force, watch, trusted_key }
     MergeArgs { dirs, topology }
     LockArgs { upgrade, upgrade_package, check, out, no_urls, python }
     AuditArgs { ignore }
@@ -964,7 +974,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Bundle(BundleCommand::Create(args)) => {
             commands::bundle_create(s, args.into(), reporter)
         }
-        Command::Bundle(BundleCommand::Verify(args)) => commands::bundle_verify(args.into()),
+        Command::Bundle(BundleCommand::Verify(args)) => commands::bundle_verify(s, args.into()),
         Command::Key(KeyCommand::Generate(args)) => commands::key_generate(args.into()),
         Command::Bundle(BundleCommand::Inspect { bundle }) => commands::bundle_inspect(&bundle),
         Command::Doctor(args) => commands::doctor(s, args.into(), reporter),

@@ -682,3 +682,98 @@ fn layout_signs_every_vu_and_verify_topology_checks_them() {
     assert_eq!(doc["vus"][1]["ok"], false);
     assert_eq!(doc["vus"][1]["signature"]["verified"], false);
 }
+
+/// The key line of a `.pub` file (its second line, `RW...`).
+fn key_line(public: &Path) -> String {
+    fs::read_to_string(public)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn trusted_keys_of_the_topology_and_manifest_given_apply_without_flags() {
+    let w = World::new();
+    let (secret, public, id) = keypair(&w, "site");
+    let line = key_line(&public);
+    let topo = w.path("topology.yaml");
+    fs::write(
+        &topo,
+        format!("schema: 1\nsystem: Site\ntrusted_keys:\n  - {line}\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1]\n"),
+    )
+    .unwrap();
+    let unsigned = w.path("unsigned.zip");
+    create(&w, &unsigned, &[]).ok();
+    let signed = w.path("signed.zip");
+    create(&w, &signed, &["--sign", s(&secret)]).ok();
+
+    let layout = |bundle: &Path, out: &str| {
+        let mut c = extpy();
+        c.args([
+            "layout",
+            s(&topo),
+            "--bundle",
+            s(bundle),
+            "--out",
+            s(&w.path(out)),
+        ]);
+        run(c)
+    };
+    let r = layout(&unsigned, "refused").code(3);
+    assert!(
+        r.stderr
+            .contains(&format!("a signature by a trusted key ({id}) is required")),
+        "{}",
+        r.stderr
+    );
+    assert!(!w.path("refused").exists());
+    layout(&signed, "staged").ok();
+
+    // The manifest's trusted_keys: apply to what is checked with --manifest.
+    let manifest = w.path("manifest-with-keys.yaml");
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    fs::write(&manifest, format!("{text}\ntrusted_keys: ['{line}']\n")).unwrap();
+    let verify_with = |bundle: &Path| {
+        let mut c = extpy();
+        c.args(["--manifest", s(&manifest), "bundle", "verify", s(bundle)]);
+        run(c)
+    };
+    let r = verify_with(&unsigned).code(3);
+    assert!(
+        r.stdout.contains("the bundle is not signed"),
+        "{}",
+        r.stdout
+    );
+    verify_with(&signed).ok();
+
+    // --trusted-key takes the key line itself too.
+    verify(&signed, &[Path::new(&line)]).ok();
+
+    // A key that is not one is refused where it is written, exit 2.
+    let bad = w.path("bad-topology.yaml");
+    fs::write(
+        &bad,
+        "schema: 1\ntrusted_keys:\n  - RWnot-a-key\nnodes:\n  - name: HAC1\n    vu_root: 'D:\\SCP\\vu'\n    cores: [Core1]\n",
+    )
+    .unwrap();
+    let mut c = extpy();
+    c.args([
+        "layout",
+        s(&bad),
+        "--bundle",
+        s(&signed),
+        "--out",
+        s(&w.path("x")),
+    ]);
+    let r = run(c).code(2);
+    assert!(
+        r.stderr.contains("bad-topology.yaml:3")
+            && r.stderr.contains("trusted_keys[0]")
+            && r.stderr.contains("is not a minisign public key"),
+        "{}",
+        r.stderr
+    );
+}

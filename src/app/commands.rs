@@ -206,7 +206,7 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     let mut bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, &args.trusted_key, s, reporter))
+        .map(|b| open_bundle(b, &trust(s, &args.trusted_key, None)?, s, reporter))
         .transpose()?;
     let signer = match (&args.sign, args.dry_run) {
         (Some(k), false) => Some(signing_key(k, args.passphrase_env.as_deref(), reporter)?),
@@ -427,20 +427,24 @@ pub struct VerifyArgs {
 
 /// `extpy verify`.
 pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Outcome, Error> {
-    let trusted = trusted_keys(&args.trusted_key)?;
+    let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
     if args.topology.is_some() || args.bundle.is_some() {
         let mut checked = check_vus(
             s,
             args.topology.as_deref(),
             args.bundle.as_deref(),
-            &args.trusted_key,
+            &trusted,
             &args.out,
             &args.node,
             &args.vu_root,
             reporter,
         )?;
+        // From a bundle, each VU is compared with the seal the (signed) bundle produces,
+        // which says more than a signature of the seal in the VU: only without one is that
+        // signature required.
+        let seal_trust: &[TrustedKey] = if args.bundle.is_some() { &[] } else { &trusted };
         for c in checked.checks.iter_mut() {
-            c.signature = seal::seal_signature(&c.path, &trusted);
+            c.signature = seal::seal_signature(&c.path, seal_trust);
             if c.signature.as_ref().is_some_and(|s| s.problem.is_some()) {
                 c.ok = false;
             }
@@ -589,7 +593,7 @@ fn check_vus(
     s: &Settings,
     topology: Option<&Path>,
     bundle: Option<&Path>,
-    trusted: &[PathBuf],
+    trusted: &[TrustedKey],
     out: &Option<PathBuf>,
     node: &Option<String>,
     vu_root: &Option<PathBuf>,
@@ -676,7 +680,10 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
     let mut bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, &args.trusted_key, s, reporter))
+        .map(|b| {
+            let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
+            open_bundle(b, &trusted, s, reporter)
+        })
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
@@ -827,7 +834,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     let bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, &[], s, reporter))
+        .map(|b| open_bundle(b, &trust(s, &[], args.topology.as_deref())?, s, reporter))
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     // The manifest upgraded from is read and compared first: a wrong one stops the plan
@@ -1139,12 +1146,27 @@ fn signing_key(
     Ok(SigningKey::load(path, ask, &|w| reporter.warn(w))?)
 }
 
-/// The public keys at `paths` (`--trusted-key`).
-fn trusted_keys(paths: &[PathBuf]) -> Result<Vec<TrustedKey>, Error> {
-    Ok(paths
+/// The keys a command trusts: `--trusted-key` (files or key lines), and the `trusted_keys:`
+/// of the `--manifest` file and of the topology file given on the command line. Never those
+/// of a bundle's own manifest or topology: a bundle cannot vouch for itself.
+fn trust(
+    s: &Settings,
+    given: &[PathBuf],
+    topology: Option<&Path>,
+) -> Result<Vec<TrustedKey>, Error> {
+    let mut keys = given
         .iter()
-        .map(|p| TrustedKey::load(p))
-        .collect::<Result<Vec<_>, _>>()?)
+        .map(|p| TrustedKey::from_arg(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(m) = &s.manifest {
+        keys.extend(Manifest::load(m)?.trusted_keys);
+    }
+    if let Some(t) = topology {
+        keys.extend(Topology::load(t)?.trusted_keys);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    keys.retain(|k| seen.insert(k.id()));
+    Ok(keys)
 }
 
 /// Arguments of `extpy rollout`.
@@ -1168,11 +1190,15 @@ pub struct RolloutArgs {
     pub force: bool,
     /// Install the drift watch on every node once its VUs verify
     pub watch: bool,
+    /// The public keys the nodes require the bundle to be signed by
+    pub trusted_key: Vec<PathBuf>,
 }
 
 /// `extpy rollout`.
 pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<Outcome, Error> {
-    let mut bundle = open_bundle(&args.bundle, &[], s, reporter)?;
+    // The nodes check the bundle with the same keys as this machine does now.
+    let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
+    let mut bundle = open_bundle(&args.bundle, &trusted, s, reporter)?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), Some(&bundle))?;
     let runs_here = matches!(
         (args.target, cfg!(windows)),
@@ -1215,6 +1241,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         extpy,
         force: args.force,
         watch: args.watch,
+        trusted_keys: trusted.iter().map(TrustedKey::key_line).collect(),
     };
     let project = rollout::generate(&topology, &bundle, &options, reporter)?;
     drop(temp);
@@ -1361,8 +1388,8 @@ pub fn bundle_create(
 }
 
 /// `extpy bundle verify`.
-pub fn bundle_verify(args: BundleVerifyArgs) -> Result<Outcome, Error> {
-    let trusted = trusted_keys(&args.trusted_key)?;
+pub fn bundle_verify(s: &Settings, args: BundleVerifyArgs) -> Result<Outcome, Error> {
+    let trusted = trust(s, &args.trusted_key, None)?;
     let (_, check) = bundle::open(&args.bundle, &trusted)?;
     let failed = !check.ok;
     let n = check.problems.len();
@@ -1398,12 +1425,11 @@ pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
 
 fn open_bundle(
     path: &Path,
-    trusted: &[PathBuf],
+    trusted: &[TrustedKey],
     s: &Settings,
     reporter: &Reporter,
 ) -> Result<Bundle, Error> {
-    let trusted = trusted_keys(trusted)?;
-    let b = bundle::open_verified(path, &trusted)?;
+    let b = bundle::open_verified(path, trusted)?;
     if let Some(m) = &s.manifest {
         reporter.warn(format!(
             "--manifest {} is ignored: the bundle brings its own manifest ({})",
@@ -1874,7 +1900,14 @@ pub fn watch_install(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Resu
     // The node must be one of the topology's (the same check every run makes).
     let topology = match (&args.topology, &args.bundle) {
         (Some(t), _) => Topology::load(t)?,
-        (None, Some(b)) => open_topology(s, None, Some(&open_bundle(b, &[], s, reporter)?))?.0,
+        (None, Some(b)) => {
+            open_topology(
+                s,
+                None,
+                Some(&open_bundle(b, &trust(s, &[], None)?, s, reporter)?),
+            )?
+            .0
+        }
         (None, None) => {
             return Err(Error::Usage(
                 "extpy watch install needs --topology FILE or --bundle FILE".into(),

@@ -101,6 +101,14 @@ pub enum KeyError {
 }
 
 impl KeyError {
+    /// What is wrong with the key, without where it came from.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            KeyError::Bad { reason, .. } | KeyError::BadText { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The exit code: a key that cannot be read or used is the user's input.
     pub fn exit_code(&self) -> ExitCode {
         match self {
@@ -113,7 +121,7 @@ impl KeyError {
 
 /// A public key that signatures are checked against.
 #[derive(Clone)]
-pub(crate) struct TrustedKey {
+pub struct TrustedKey {
     id: KeyId,
     key: minisign::PublicKey,
     /// Where it came from (a file, or a manifest's field), for messages.
@@ -141,8 +149,17 @@ impl TrustedKey {
         Ok(Self::new(key, path.display().to_string()))
     }
 
+    /// A key given on the command line: a `.pub` file, or its key line (`RW...`) itself.
+    pub(crate) fn from_arg(arg: &Path) -> Result<Self, KeyError> {
+        match arg.to_str() {
+            Some(text) if text.starts_with("RW") && !arg.exists() => {
+                Self::parse(text, "--trusted-key")
+            }
+            _ => Self::load(arg),
+        }
+    }
+
     /// Parses a key given as text: the key line of a `.pub` file (`RW...`).
-    #[allow(dead_code)] // for `trusted_keys:` in manifests and topologies, next
     pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, KeyError> {
         let key = minisign::PublicKey::from_base64(text.trim()).map_err(|e| KeyError::BadText {
             origin: origin.to_string(),
@@ -163,6 +180,11 @@ impl TrustedKey {
     /// The key's id.
     pub(crate) fn id(&self) -> KeyId {
         self.id
+    }
+
+    /// The key line of its `.pub` file (`RW...`), as `--trusted-key` and `trusted_keys:` take it.
+    pub(crate) fn key_line(&self) -> String {
+        self.key.to_base64()
     }
 }
 
