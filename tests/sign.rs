@@ -390,6 +390,19 @@ fn an_encrypted_key_takes_its_passphrase_from_the_named_variable_only() {
         r.stderr
     );
     assert!(!w.path("none.key").exists());
+    // One half of a key pair where the other is needed.
+    let r = create(&w, &w.path("x.zip"), &["--sign", s(&public)]).code(2);
+    assert!(
+        r.stderr.contains("enc.pub: not a minisign secret key"),
+        "{}",
+        r.stderr
+    );
+    let r = verify(&w.path("enc.zip"), &[&secret]).code(2);
+    assert!(
+        r.stderr.contains("enc.key: not a minisign public key"),
+        "{}",
+        r.stderr
+    );
     // An existing key is never overwritten.
     let before = fs::read(&secret).unwrap();
     let mut c = extpy();

@@ -540,6 +540,24 @@ mod tests {
     }
 
     #[test]
+    fn an_unencrypted_key_whose_halves_disagree_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, p) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+        generate(&s, &p, None).unwrap();
+        let text = std::fs::read_to_string(&s).unwrap();
+        let mut raw = STANDARD.decode(key_line(&text).unwrap()).unwrap();
+        raw[SK_SEED] ^= 1;
+        let edited = format!("untrusted comment: edited\n{}\n", STANDARD.encode(&raw));
+        std::fs::write(&s, edited).unwrap();
+        let err = SigningKey::load(&s, || unreachable!("not encrypted"), &|_| {}).unwrap_err();
+        assert!(
+            err.to_string().contains("its ed25519 key is inconsistent"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), ExitCode::Input);
+    }
+
+    #[test]
     fn a_text_key_is_the_pub_files_key_line() {
         let dir = tempfile::tempdir().unwrap();
         let (_, public) = pair(dir.path(), None);
