@@ -380,6 +380,23 @@ fn an_encrypted_key_takes_its_passphrase_from_the_named_variable_only() {
     sign(Some("correct horse"), true).ok();
     verify(&w.path("enc.zip"), &[&public]).ok();
 
+    // The named variable unset: refused, naming it.
+    let mut c = extpy();
+    c.env_remove("NO_SUCH_PASS").args([
+        "key",
+        "generate",
+        "--passphrase-env",
+        "NO_SUCH_PASS",
+        s(&w.path("unset.key")),
+    ]);
+    let r = run(c).code(2);
+    assert!(
+        r.stderr
+            .contains("the environment variable NO_SUCH_PASS is not set or empty"),
+        "{}",
+        r.stderr
+    );
+    assert!(!w.path("unset.key").exists());
     // Generating without a terminal, passphrase variable or --unencrypted is refused.
     let mut c = extpy();
     c.args(["key", "generate", s(&w.path("none.key"))]);
