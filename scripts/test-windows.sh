@@ -295,6 +295,18 @@ win bundle-exe-verify "$D" bundle verify "$(dpath bundle-exe.zip)"
 expect_rc bundle-exe-verify 0 "that extpy.exe runs on Windows and verifies the bundle that carried it"
 EXE=$EXE_SAVED
 
+# --- signed bundles: signed on Linux with a key made there, checked by extpy.exe -------------
+lin key "$D" key generate --unencrypted "$D/site.key"
+expect_rc key 0 "key generate on Linux"
+lin bundle-signed "$D" bundle create "$D/bundle-signed.zip" --topology "$D/topology.yaml" --sign "$D/site.key"
+expect_rc bundle-signed 0 "bundle create --sign on Linux"
+win signed-verify "$D" bundle verify "$(dpath bundle-signed.zip)" --trusted-key "$(dpath site.pub)"
+expect_rc signed-verify 0 "bundle verify --trusted-key on Windows of the bundle signed on Linux"
+check "extpy.exe names the key that signed it" grep -q "signed by trusted key" "$OUT/signed-verify.out"
+win unsigned-verify "$D" bundle verify "$(dpath bundle-linux.zip)" --trusted-key "$(dpath site.pub)"
+expect_rc unsigned-verify 3 "bundle verify --trusted-key on Windows refuses an unsigned bundle"
+check "extpy.exe says the bundle is not signed" grep -q "the bundle is not signed" "$OUT/unsigned-verify.out"
+
 # Offline: an empty cache and the mirror settings pointing at a port nothing listens on.
 DEAD="http://127.0.0.1:9/"
 OFF="offline/7.0.12.0/Python for CEM"

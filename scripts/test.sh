@@ -16,8 +16,9 @@ if ! "$VENV/bin/python" -c "import ansible, cyclonedx.validation.json, tree_sitt
 fi
 export EXTPY_TEST_ANSIBLE_BIN="$PWD/$VENV/bin"
 . scripts/apt-install.sh
-# osslsigncode signs the PE files of tests/signatures.rs (its digest is the reference).
-apt_install chromium osslsigncode openssl
+# osslsigncode signs the PE files of tests/signatures.rs (its digest is the reference);
+# minisign checks what extpy signs, and signs what extpy checks (tests/sign.rs).
+apt_install chromium osslsigncode openssl minisign
 # The runtime_trust test runs requests with truststore under a real CPython: the shipped
 # manifest's own wheels, fetched by pip with their pinned sha256 (once; kept in target/).
 WHEELS=target/test-wheels

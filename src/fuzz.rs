@@ -473,6 +473,8 @@ fn seed_bundle() -> &'static [(String, Vec<u8>)] {
             topology: Some(topo),
             include_self: false,
             include_exe: None,
+            sign: None,
+            passphrase_env: None,
         };
         crate::app::commands::bundle_create(
             &settings,
@@ -524,7 +526,7 @@ proptest! {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("b.zip");
             write_zip(&path, &entries);
-            if let Ok((bundle, check)) = crate::job::bundle::open(&path) {
+            if let Ok((bundle, check)) = crate::job::bundle::open(&path, &[]) {
                 let _ = check.render();
                 if let Some(mut b) = bundle {
                     let _ = b.extract_artifacts(dir.path());

@@ -176,6 +176,9 @@ enum Command {
     /// Offline bundles for air-gapped sites
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// The site's signing keys (minisign's format: the `minisign` tool reads them too)
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Write an Ansible project that lays out and verifies every node from a bundle
     ///
     /// One inventory host per HAC node; the playbook copies extpy and the bundle to each node,
@@ -256,15 +259,54 @@ enum BundleCommand {
     /// Write a deterministic bundle: manifest, artifacts, topology and plan, SHA256SUMS
     Create(BundleCreateArgs),
     /// Check every entry of a bundle against SHA256SUMS and the manifest's pins
-    Verify {
-        /// The bundle
-        bundle: PathBuf,
-    },
+    ///
+    /// With --trusted-key, the bundle must also carry a signature of SHA256SUMS
+    /// (SHA256SUMS.minisig) by one of those keys: an unsigned bundle, one signed by another
+    /// key, and one changed after signing exit 3.
+    Verify(BundleVerifyArgs),
     /// Show a bundle's contents, pins, Python version and topology (and whether it verifies)
     Inspect {
         /// The bundle
         bundle: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Write a new ed25519 key pair: the secret key (signs) and its .pub (verifies)
+    ///
+    /// The secret key is encrypted with a passphrase, asked twice on the terminal or read from
+    /// the environment variable --passphrase-env names (never given as an argument);
+    /// --unencrypted leaves it plain, for CI. On Unix the secret key is written readable by its
+    /// owner only. Existing files are never overwritten.
+    Generate(KeyGenerateArgs),
+}
+
+/// Arguments of `extpy key generate`.
+#[derive(Debug, Args)]
+struct KeyGenerateArgs {
+    /// The secret key file to write (e.g. site.key)
+    secret_key: PathBuf,
+    /// The public key file to write [default: the secret key's path with .pub]
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
+    /// Leave the secret key unencrypted (for CI, where no one types a passphrase)
+    #[arg(long, conflicts_with = "passphrase_env")]
+    unencrypted: bool,
+    /// Read the passphrase from this environment variable instead of asking
+    #[arg(long, value_name = "VAR")]
+    passphrase_env: Option<String>,
+}
+
+/// Arguments of `extpy bundle verify`.
+#[derive(Debug, Args)]
+struct BundleVerifyArgs {
+    /// The bundle
+    bundle: PathBuf,
+    /// Require a signature by this public key: a .pub file or its key line (RW...);
+    /// repeatable, any one of them (added to the --manifest file's trusted_keys:)
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy build`.
@@ -281,6 +323,17 @@ struct BuildArgs {
     /// Build from this offline bundle (verified first; no network is used)
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
+    /// Refuse the bundle unless this public key signed it: a .pub file or its key line (RW...);
+    /// repeatable, any one (added to the trusted_keys: of the --manifest and topology files)
+    #[arg(long, value_name = "PUB", requires = "bundle")]
+    trusted_key: Vec<PathBuf>,
+    /// Sign the seal with this secret key (`extpy key generate`, or minisign's): writes
+    /// extpy-seal.json.minisig beside it
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    /// Read the secret key's passphrase from this environment variable instead of asking
+    #[arg(long, value_name = "VAR", requires = "sign")]
+    passphrase_env: Option<String>,
 }
 
 /// Arguments of `extpy verify`.
@@ -315,6 +368,12 @@ struct VerifyArgs {
     /// tree verifies)
     #[arg(long, value_name = "FILE", requires = "signatures")]
     applocker: Option<PathBuf>,
+    /// Require each seal to be signed by this public key: a .pub file or its key line (RW...);
+    /// repeatable, any one (added to the trusted_keys: of the --manifest and topology files).
+    /// A tree resealed by anyone else then fails. With --bundle, the bundle must be signed
+    /// instead, and each VU is compared with the seal that bundle produces
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy layout`.
@@ -353,6 +412,17 @@ struct LayoutArgs {
     /// a damaged tree that --repair replaces is not kept)
     #[arg(long)]
     keep_previous: bool,
+    /// Refuse the bundle unless this public key signed it: a .pub file or its key line (RW...);
+    /// repeatable, any one (added to the trusted_keys: of the --manifest and topology files)
+    #[arg(long, value_name = "PUB", requires = "bundle")]
+    trusted_key: Vec<PathBuf>,
+    /// Sign the seal with this secret key (`extpy key generate`, or minisign's): writes
+    /// extpy-seal.json.minisig beside it
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    /// Read the secret key's passphrase from this environment variable instead of asking
+    #[arg(long, value_name = "VAR", requires = "sign")]
+    passphrase_env: Option<String>,
 }
 
 /// Arguments of `extpy rollback`.
@@ -458,6 +528,13 @@ struct BundleCreateArgs {
     /// scripts/build-windows.sh; `rollout --target windows` takes it from the bundle
     #[arg(long, value_name = "PATH")]
     include_exe: Option<PathBuf>,
+    /// Sign SHA256SUMS with this secret key (`extpy key generate`, or minisign's); the
+    /// signature is the entry SHA256SUMS.minisig
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    /// Read the secret key's passphrase from this environment variable instead of asking
+    #[arg(long, value_name = "VAR", requires = "sign")]
+    passphrase_env: Option<String>,
 }
 
 /// Arguments of `extpy rollout`.
@@ -490,6 +567,11 @@ struct RolloutArgs {
     /// --bundle`: daily and start-up checks that write the Windows event log)
     #[arg(long)]
     watch: bool,
+    /// Make the nodes refuse the bundle unless this public key signed it: a .pub file or its
+    /// key line (RW...); repeatable (added to the topology file's trusted_keys:). The
+    /// playbook passes the key lines to every extpy run on the nodes
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy report merge`.
@@ -669,13 +751,15 @@ macro_rules! plain_args {
 }
 
 plain_args! {
-    BuildArgs { dest, force, dry_run, bundle }
-    VerifyArgs { paths, topology, bundle, node, vu_root, out, strict, signatures, applocker }
-    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous }
+    BuildArgs { dest, force, dry_run, bundle, trusted_key, sign, passphrase_env }
+    VerifyArgs { paths, topology, bundle, node, vu_root, out, strict, signatures, applocker, trusted_key }
+    LayoutArgs { topology, out, node, vu_root, dist, trust_dist_seal, bundle, repair, dry_run, keep_previous, trusted_key, sign, passphrase_env }
     RollbackArgs { topology, node, vu_root, out }
     PlanArgs { topology, format, out, bundle, rollout, doctor, doctor_report, mail_check, mail_report, endpoints, upgrade_from }
-    BundleCreateArgs { out, topology, include_self, include_exe }
-    RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force, watch }
+    BundleCreateArgs { out, topology, include_self, include_exe, sign, passphrase_env }
+    BundleVerifyArgs { bundle, trusted_key }
+    KeyGenerateArgs { secret_key, public_key, unencrypted, passphrase_env }
+    RolloutArgs { topology, bundle, out, target, vu_root_base, connection, extpy, force, watch, trusted_key }
     MergeArgs { dirs, topology }
     LockArgs { upgrade, upgrade_package, check, out, no_urls, python }
     AuditArgs { ignore }
@@ -841,7 +925,8 @@ fn command_name(c: &Command) -> CommandName {
         Command::Layout(_) => CommandName::Layout,
         Command::Plan(_) => CommandName::Plan,
         Command::Bundle(BundleCommand::Create(_)) => CommandName::BundleCreate,
-        Command::Bundle(BundleCommand::Verify { .. }) => CommandName::BundleVerify,
+        Command::Bundle(BundleCommand::Verify(_)) => CommandName::BundleVerify,
+        Command::Key(KeyCommand::Generate(_)) => CommandName::KeyGenerate,
         Command::Bundle(BundleCommand::Inspect { .. }) => CommandName::BundleInspect,
         Command::Doctor(_) => CommandName::Doctor,
         Command::Rollout(_) => CommandName::Rollout,
@@ -889,7 +974,8 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Bundle(BundleCommand::Create(args)) => {
             commands::bundle_create(s, args.into(), reporter)
         }
-        Command::Bundle(BundleCommand::Verify { bundle }) => commands::bundle_verify(&bundle),
+        Command::Bundle(BundleCommand::Verify(args)) => commands::bundle_verify(s, args.into()),
+        Command::Key(KeyCommand::Generate(args)) => commands::key_generate(args.into()),
         Command::Bundle(BundleCommand::Inspect { bundle }) => commands::bundle_inspect(&bundle),
         Command::Doctor(args) => commands::doctor(s, args.into(), reporter),
         Command::Rollout(args) => commands::rollout(s, args.into(), reporter),

@@ -631,3 +631,83 @@ fn a_linux_rollout_with_watch_runs_watch_install_on_each_node() {
     assert!(!calls.contains("HAC2"), "{calls}");
     assert_eq!(calls.lines().count(), 8, "{calls}");
 }
+
+#[test]
+fn a_signed_rollout_carries_the_key_and_the_nodes_refuse_a_bundle_it_did_not_sign() {
+    let site = site();
+    let secret = site.w.path("site.key");
+    let mut c = extpy();
+    c.args(["key", "generate", "--unencrypted", s(&secret)]);
+    run(c).ok();
+    let public = site.w.path("site.pub");
+    let line = fs::read_to_string(&public)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let signed = site.w.path("signed.zip");
+    site.w
+        .run(&[
+            "bundle",
+            "create",
+            s(&signed),
+            "--topology",
+            s(&site.topology),
+            "--sign",
+            s(&secret),
+        ])
+        .ok();
+    let project = site.w.path("ro");
+    let nodes = site.w.path("nodes");
+    let home = site.w.path("ansible-home");
+    let rollout = |bundle: &Path| {
+        let mut c = extpy();
+        c.args([
+            "rollout",
+            "--bundle",
+            s(bundle),
+            "--out",
+            s(&project),
+            "--target",
+            "linux",
+            "--vu-root-base",
+            s(&nodes),
+            "--trusted-key",
+            s(&public),
+            "--force",
+        ]);
+        run(c)
+    };
+    // This machine refuses an unsigned bundle already.
+    let r = rollout(&site.bundle).code(3);
+    assert!(
+        r.stderr.contains("the bundle is not signed"),
+        "{}",
+        r.stderr
+    );
+    rollout(&signed).ok();
+    let inventory = fs::read_to_string(project.join("inventory.yml")).unwrap();
+    assert!(
+        inventory.contains(&format!("- !unsafe {line}")),
+        "{inventory}"
+    );
+    playbook(&project, &home, &[]).ok();
+    assert!(
+        nodes
+            .join("HAC1/ExternalPython1/Python/External/extpy-seal.json")
+            .is_file()
+    );
+
+    // The bundle swapped on the way for an unsigned one: the nodes refuse it, lay out nothing.
+    fs::remove_dir_all(&nodes).unwrap();
+    fs::copy(&site.bundle, project.join("files/signed.zip")).unwrap();
+    let r = playbook(&project, &home, &[]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the bundle is not signed"),
+        "{}",
+        r.stdout
+    );
+    assert!(!nodes.join("HAC1/ExternalPython1").exists());
+}

@@ -38,6 +38,7 @@ fn every_schema_is_a_valid_draft_2020_12_schema() {
         "bundle-create",
         "bundle-inspect",
         "bundle-verify",
+        "key-generate",
         "doctor",
         "error",
         "fetch",

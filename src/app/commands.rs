@@ -24,6 +24,7 @@ use crate::job::mail::check::{self as mail_check, MailError, MailOptions, MailRe
 use crate::job::rollout;
 use crate::job::runbook;
 use crate::mechanism::fsio::IoError;
+use crate::mechanism::sign::{self, KeyError, SigningKey, TrustedKey};
 use crate::model::manifest::Manifest;
 /// The CPython version type the lock command takes (parsed by the binary's `--python`).
 pub use crate::model::manifest::PythonVersion;
@@ -48,6 +49,8 @@ pub enum CommandName {
     BundleVerify,
     /// `extpy bundle inspect`.
     BundleInspect,
+    /// `extpy key generate`.
+    KeyGenerate,
     /// `extpy doctor`.
     Doctor,
     /// `extpy rollout`.
@@ -94,6 +97,7 @@ impl CommandName {
             CommandName::BundleCreate => "bundle create",
             CommandName::BundleVerify => "bundle verify",
             CommandName::BundleInspect => "bundle inspect",
+            CommandName::KeyGenerate => "key generate",
             CommandName::Doctor => "doctor",
             CommandName::Rollout => "rollout",
             CommandName::ReportMerge => "report merge",
@@ -185,6 +189,12 @@ pub struct BuildArgs {
     pub dry_run: bool,
     /// Build from this offline bundle (verified first; no network is used)
     pub bundle: Option<PathBuf>,
+    /// Refuse the bundle unless one of these public keys signed it
+    pub trusted_key: Vec<PathBuf>,
+    /// Sign the seal with this secret key (`extpy-seal.json.minisig` beside it)
+    pub sign: Option<PathBuf>,
+    /// The environment variable that holds the secret key's passphrase
+    pub passphrase_env: Option<String>,
 }
 
 /// `extpy build`.
@@ -196,8 +206,12 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     let mut bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, s, reporter))
+        .map(|b| open_bundle(b, &trust(s, &args.trusted_key, None)?, s, reporter))
         .transpose()?;
+    let signer = match (&args.sign, args.dry_run) {
+        (Some(k), false) => Some(signing_key(k, args.passphrase_env.as_deref(), reporter)?),
+        _ => None,
+    };
     let manifest = match &bundle {
         Some(b) => b.manifest.clone(),
         None => s.load_manifest()?,
@@ -247,6 +261,7 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
         .map_err(|e| explain_tls(e.into(), s, "build"))?;
         reporter.info(fetched.summary());
         let report = report?;
+        sign_built_seal(&options.dest, signer.as_ref(), reporter)?;
         return Ok(Outcome::new(CommandName::Build, &report, report.render()));
     };
     let source = InputSource::Bundle(b);
@@ -259,7 +274,26 @@ pub fn build(s: &Settings, args: BuildArgs, reporter: &Reporter) -> Result<Outco
     }
     let report = assemble::execute(&plan, &manifest, &options, reporter)?;
     drop(resolved);
+    sign_built_seal(&options.dest, signer.as_ref(), reporter)?;
     Ok(Outcome::new(CommandName::Build, &report, report.render()))
+}
+
+/// Signs the seal of the tree at `dest` with `key` (`--sign`), when given.
+fn sign_built_seal(
+    dest: &Path,
+    key: Option<&SigningKey>,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    if let Some(key) = key {
+        seal::sign_seal(dest, key)?;
+        reporter.info(format!(
+            "seal of {} signed by key {} ({})",
+            assemble::absolute_dest(dest).display(),
+            key.id(),
+            seal::SEAL_SIG
+        ));
+    }
+    Ok(())
 }
 
 /// Arguments of `extpy lock`.
@@ -387,20 +421,34 @@ pub struct VerifyArgs {
     pub signatures: bool,
     /// Write an AppLocker policy allowing the unsigned PE files by hash here
     pub applocker: Option<PathBuf>,
+    /// Require the seal (and a bundle) to be signed by one of these public keys
+    pub trusted_key: Vec<PathBuf>,
 }
 
 /// `extpy verify`.
 pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Outcome, Error> {
+    let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
     if args.topology.is_some() || args.bundle.is_some() {
-        let checked = check_vus(
+        let mut checked = check_vus(
             s,
             args.topology.as_deref(),
             args.bundle.as_deref(),
+            &trusted,
             &args.out,
             &args.node,
             &args.vu_root,
             reporter,
         )?;
+        // From a bundle, each VU is compared with the seal the (signed) bundle produces,
+        // which says more than a signature of the seal in the VU: only without one is that
+        // signature required.
+        let seal_trust: &[TrustedKey] = if args.bundle.is_some() { &[] } else { &trusted };
+        for c in checked.checks.iter_mut() {
+            c.signature = seal::seal_signature(&c.path, seal_trust);
+            if c.signature.as_ref().is_some_and(|s| s.problem.is_some()) {
+                c.ok = false;
+            }
+        }
         let checks = &checked.checks;
         let failed = checks.iter().filter(|c| !c.ok).count();
         let doc = json!({
@@ -441,11 +489,14 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
         None => None,
     };
     let expected = reference.as_ref().map(|r| &r.seal);
-    let results = args
+    let mut results = args
         .paths
         .iter()
         .map(|p| seal::verify_or_explain(p, options, expected))
         .collect::<Result<Vec<_>, _>>()?;
+    for r in results.iter_mut() {
+        seal::check_signature(r, &trusted);
+    }
     let failed = results.iter().filter(|r| !r.ok).count();
     let mut human: String = results.iter().map(|r| r.render()).collect();
     let mut doc = json!({ "results": results });
@@ -537,16 +588,20 @@ struct CheckedVus {
 }
 
 /// `verify --topology` (or `--bundle`): every VU of the selected nodes checked.
+#[allow(clippy::too_many_arguments)]
 fn check_vus(
     s: &Settings,
     topology: Option<&Path>,
     bundle: Option<&Path>,
+    trusted: &[TrustedKey],
     out: &Option<PathBuf>,
     node: &Option<String>,
     vu_root: &Option<PathBuf>,
     reporter: &Reporter,
 ) -> Result<CheckedVus, Error> {
-    let mut bundle = bundle.map(|b| open_bundle(b, s, reporter)).transpose()?;
+    let mut bundle = bundle
+        .map(|b| open_bundle(b, trusted, s, reporter))
+        .transpose()?;
     let (topology, manifest) = open_topology(s, topology, bundle.as_ref())?;
     let targets = targets(&topology, out, node, vu_root)?;
     let source = match bundle.as_mut() {
@@ -587,6 +642,12 @@ pub struct LayoutArgs {
     pub dry_run: bool,
     /// Keep each replaced distribution beside its VU folder, for `extpy rollback`
     pub keep_previous: bool,
+    /// Refuse the bundle unless one of these public keys signed it
+    pub trusted_key: Vec<PathBuf>,
+    /// Sign the seal of every VU folder that holds the expected distribution
+    pub sign: Option<PathBuf>,
+    /// The environment variable that holds the secret key's passphrase
+    pub passphrase_env: Option<String>,
 }
 
 /// Arguments of `extpy rollback`.
@@ -619,10 +680,17 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
     let mut bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, s, reporter))
+        .map(|b| {
+            let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
+            open_bundle(b, &trusted, s, reporter)
+        })
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     let targets = targets(&topology, &args.out, &args.node, &args.vu_root)?;
+    let signer = match (&args.sign, args.dry_run) {
+        (Some(k), false) => Some(signing_key(k, args.passphrase_env.as_deref(), reporter)?),
+        _ => None,
+    };
     // Laying out on the node itself (no --out) gates on this machine's Windows version;
     // staging for other nodes on their os: in the topology.
     let running = if args.out.is_none() {
@@ -696,12 +764,42 @@ pub fn layout(s: &Settings, args: LayoutArgs, reporter: &Reporter) -> Result<Out
         if let (Some(out), Some(digest)) = (&args.out, report.seal_digest) {
             report.pairing_file = Some(layout::write_pairing(out, &topology, &manifest, digest)?);
         }
+        if let (Some(key), Some(reference)) = (&signer, &reference) {
+            let signed = sign_vu_seals(&topology, &targets, &reference.seal, key)?;
+            reporter.info(format!(
+                "seal signed by key {} in {}",
+                key.id(),
+                crate::base::report::plural(signed, "VU folder")
+            ));
+        }
         report
     };
     let left = report.left;
     Ok(Outcome::new(CommandName::Layout, &report, report.render()).failing_if(left > 0, || {
         format!("{left} VU folders differ from their seal and were left as they are; re-run with --repair to replace them")
     }))
+}
+
+/// Signs the seal of every VU folder of `targets` that holds the `expected` seal; the number
+/// signed. The signature vouches for the seal: a folder whose files differ from it still
+/// fails verification.
+fn sign_vu_seals(
+    topology: &Topology,
+    targets: &[NodeTarget],
+    expected: &seal::Seal,
+    key: &SigningKey,
+) -> Result<usize, Error> {
+    let mut signed = 0;
+    for t in targets {
+        for pair in topology.pairs_of(&t.node.name) {
+            let dir = layout::vu_dir(&t.root, &pair.vu);
+            if seal::Seal::read(&dir).is_ok_and(|found| found.digest == expected.digest) {
+                seal::sign_seal(&dir, key)?;
+                signed += 1;
+            }
+        }
+    }
+    Ok(signed)
 }
 
 /// Arguments of `extpy plan`.
@@ -736,7 +834,7 @@ pub fn plan(s: &Settings, args: PlanArgs, reporter: &Reporter) -> Result<Outcome
     let bundle = args
         .bundle
         .as_deref()
-        .map(|b| open_bundle(b, s, reporter))
+        .map(|b| open_bundle(b, &trust(s, &[], args.topology.as_deref())?, s, reporter))
         .transpose()?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), bundle.as_ref())?;
     // The manifest upgraded from is read and compared first: a wrong one stops the plan
@@ -918,6 +1016,157 @@ pub struct BundleCreateArgs {
     pub include_self: bool,
     /// Include this extpy.exe for Windows nodes (bin/extpy.exe)
     pub include_exe: Option<PathBuf>,
+    /// Sign SHA256SUMS with this secret key (minisign's format, `extpy key generate`)
+    pub sign: Option<PathBuf>,
+    /// The environment variable that holds the secret key's passphrase
+    pub passphrase_env: Option<String>,
+}
+
+/// Arguments of `extpy bundle verify`.
+#[derive(Debug)]
+pub struct BundleVerifyArgs {
+    /// The bundle
+    pub bundle: PathBuf,
+    /// Require a signature by one of these public keys
+    pub trusted_key: Vec<PathBuf>,
+}
+
+/// Arguments of `extpy key generate`.
+#[derive(Debug)]
+pub struct KeyGenerateArgs {
+    /// The secret key file to write
+    pub secret_key: PathBuf,
+    /// The public key file to write [default: the secret key's path with .pub]
+    pub public_key: Option<PathBuf>,
+    /// Leave the secret key unencrypted (for CI, where no one types a passphrase)
+    pub unencrypted: bool,
+    /// The environment variable that holds the passphrase
+    pub passphrase_env: Option<String>,
+}
+
+/// `extpy key generate`.
+pub fn key_generate(args: KeyGenerateArgs) -> Result<Outcome, Error> {
+    let public = args
+        .public_key
+        .clone()
+        .unwrap_or_else(|| args.secret_key.with_extension("pub"));
+    if public == args.secret_key {
+        return Err(Error::Usage(format!(
+            "{}: the public key would overwrite the secret key\n  help: give the secret key another extension (site.key), or pass --public-key PATH",
+            public.display()
+        )));
+    }
+    let passphrase = match (&args.passphrase_env, args.unencrypted) {
+        (_, true) => None,
+        (Some(var), false) => Some(passphrase_from_env(var)?),
+        (None, false) => Some(new_passphrase()?),
+    };
+    let generated = sign::generate(&args.secret_key, &public, passphrase)?;
+    let human = format!(
+        "key {} generated ({})\n  secret key  {} (keep it on the build host; it signs as this site)\n  public key  {} (give it to every site that checks: --trusted-key, or trusted_keys: in the manifest or topology)\n",
+        generated.key_id,
+        if generated.encrypted {
+            "secret key encrypted with the passphrase"
+        } else {
+            "secret key NOT encrypted"
+        },
+        generated.secret_key.display(),
+        generated.public_key.display()
+    );
+    Ok(Outcome::new(CommandName::KeyGenerate, &generated, human))
+}
+
+/// The passphrase in the environment variable `var` (`--passphrase-env VAR`).
+fn passphrase_from_env(var: &str) -> Result<String, Error> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(Error::Usage(format!(
+            "--passphrase-env {var}: the environment variable {var} is not set or empty\n  help: set it to the passphrase (from the CI's secret store), or leave --passphrase-env out to be asked"
+        ))),
+    }
+}
+
+/// A new passphrase, typed twice on the terminal.
+fn new_passphrase() -> Result<String, Error> {
+    use std::io::IsTerminal;
+    let no = |why: &str| {
+        Error::Usage(format!(
+            "{why}\n  help: pass --passphrase-env VAR (an environment variable holding it), or --unencrypted for a key that CI uses without one"
+        ))
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(no("no terminal to ask for a passphrase"));
+    }
+    let first = rpassword::prompt_password("passphrase for the new secret key: ")
+        .map_err(|e| no(&format!("cannot read the passphrase: {e}")))?;
+    let second = rpassword::prompt_password("the same passphrase again: ")
+        .map_err(|e| no(&format!("cannot read the passphrase: {e}")))?;
+    if first != second {
+        return Err(Error::Usage(
+            "the two passphrases differ; nothing was written\n  help: run `extpy key generate` again".into(),
+        ));
+    }
+    if first.is_empty() {
+        return Err(no("an empty passphrase protects nothing"));
+    }
+    Ok(first)
+}
+
+/// The secret key at `path`, decrypted with the passphrase from `passphrase_env` (or asked
+/// on the terminal) when it is encrypted.
+fn signing_key(
+    path: &Path,
+    passphrase_env: Option<&str>,
+    reporter: &Reporter,
+) -> Result<SigningKey, Error> {
+    let ask = || -> Result<String, KeyError> {
+        use std::io::IsTerminal;
+        let none = |why: String| KeyError::NoPassphrase {
+            path: path.to_path_buf(),
+            why,
+        };
+        match passphrase_env {
+            Some(var) => std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    none(format!(
+                        "the environment variable {var} (--passphrase-env) is not set or empty"
+                    ))
+                }),
+            None if std::io::stdin().is_terminal() => {
+                rpassword::prompt_password(format!("passphrase for {}: ", path.display()))
+                    .map_err(|e| none(format!("its passphrase cannot be read: {e}")))
+            }
+            None => Err(none(
+                "there is no terminal to ask for its passphrase".into(),
+            )),
+        }
+    };
+    Ok(SigningKey::load(path, ask, &|w| reporter.warn(w))?)
+}
+
+/// The keys a command trusts: `--trusted-key` (files or key lines), and the `trusted_keys:`
+/// of the `--manifest` file and of the topology file given on the command line. Never those
+/// of a bundle's own manifest or topology: a bundle cannot vouch for itself.
+fn trust(
+    s: &Settings,
+    given: &[PathBuf],
+    topology: Option<&Path>,
+) -> Result<Vec<TrustedKey>, Error> {
+    let mut keys = given
+        .iter()
+        .map(|p| TrustedKey::from_arg(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(m) = &s.manifest {
+        keys.extend(Manifest::load(m)?.trusted_keys);
+    }
+    if let Some(t) = topology {
+        keys.extend(Topology::load(t)?.trusted_keys);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    keys.retain(|k| seen.insert(k.id()));
+    Ok(keys)
 }
 
 /// Arguments of `extpy rollout`.
@@ -941,11 +1190,15 @@ pub struct RolloutArgs {
     pub force: bool,
     /// Install the drift watch on every node once its VUs verify
     pub watch: bool,
+    /// The public keys the nodes require the bundle to be signed by
+    pub trusted_key: Vec<PathBuf>,
 }
 
 /// `extpy rollout`.
 pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<Outcome, Error> {
-    let mut bundle = open_bundle(&args.bundle, s, reporter)?;
+    // The nodes check the bundle with the same keys as this machine does now.
+    let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
+    let mut bundle = open_bundle(&args.bundle, &trusted, s, reporter)?;
     let (topology, manifest) = open_topology(s, args.topology.as_deref(), Some(&bundle))?;
     let runs_here = matches!(
         (args.target, cfg!(windows)),
@@ -988,6 +1241,7 @@ pub fn rollout(s: &Settings, args: RolloutArgs, reporter: &Reporter) -> Result<O
         extpy,
         force: args.force,
         watch: args.watch,
+        trusted_keys: trusted.iter().map(TrustedKey::key_line).collect(),
     };
     let project = rollout::generate(&topology, &bundle, &options, reporter)?;
     drop(temp);
@@ -1064,6 +1318,12 @@ pub fn bundle_create(
 ) -> Result<Outcome, Error> {
     let topology = args.topology.as_deref().map(Topology::load).transpose()?;
     let manifest = manifest_for(s, topology.as_ref())?;
+    // The key is read (and its passphrase asked) before anything is downloaded.
+    let signer = args
+        .sign
+        .as_deref()
+        .map(|k| signing_key(k, args.passphrase_env.as_deref(), reporter))
+        .transpose()?;
     let resolved = inputs::resolve(&manifest, s, InputSource::Fetch, reporter)
         .map_err(|e| explain_tls(e, s, "bundle create"))?;
     let fetched =
@@ -1104,6 +1364,7 @@ pub fn bundle_create(
     let sbom = assemble::sbom::for_wheels(&manifest, &resolved.inputs.wheels, s.jobs)
         .map_err(assemble::BuildError::from)?;
     let extras = bundle::Extras {
+        signer,
         topology: topology.as_ref().map(|t| t.text.clone()),
         plan: plan_text,
         executable,
@@ -1111,8 +1372,12 @@ pub fn bundle_create(
         sbom,
     };
     let created = bundle::create(&args.out, &manifest, fetched, extras)?;
+    let signed = match created.signed_by {
+        Some(id) => format!("SHA256SUMS signed by key {id}\n"),
+        None => String::new(),
+    };
     let human = format!(
-        "bundle written: {} ({} entries, {})\n{}  {}\n",
+        "bundle written: {} ({} entries, {})\n{signed}{}  {}\n",
         created.path.display(),
         created.entries,
         crate::base::report::human_bytes(created.size),
@@ -1123,8 +1388,9 @@ pub fn bundle_create(
 }
 
 /// `extpy bundle verify`.
-pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
-    let (_, check) = bundle::open(path)?;
+pub fn bundle_verify(s: &Settings, args: BundleVerifyArgs) -> Result<Outcome, Error> {
+    let trusted = trust(s, &args.trusted_key, None)?;
+    let (_, check) = bundle::open(&args.bundle, &trusted)?;
     let failed = !check.ok;
     let n = check.problems.len();
     Ok(
@@ -1136,7 +1402,7 @@ pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
 
 /// `extpy bundle inspect`.
 pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
-    match bundle::open(path)? {
+    match bundle::open(path, &[])? {
         (Some(b), check) => {
             let inspection = b.inspect(check);
             Ok(Outcome::new(
@@ -1157,8 +1423,13 @@ pub fn bundle_inspect(path: &Path) -> Result<Outcome, Error> {
     }
 }
 
-fn open_bundle(path: &Path, s: &Settings, reporter: &Reporter) -> Result<Bundle, Error> {
-    let b = bundle::open_verified(path)?;
+fn open_bundle(
+    path: &Path,
+    trusted: &[TrustedKey],
+    s: &Settings,
+    reporter: &Reporter,
+) -> Result<Bundle, Error> {
+    let b = bundle::open_verified(path, trusted)?;
     if let Some(m) = &s.manifest {
         reporter.warn(format!(
             "--manifest {} is ignored: the bundle brings its own manifest ({})",
@@ -1629,7 +1900,14 @@ pub fn watch_install(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Resu
     // The node must be one of the topology's (the same check every run makes).
     let topology = match (&args.topology, &args.bundle) {
         (Some(t), _) => Topology::load(t)?,
-        (None, Some(b)) => open_topology(s, None, Some(&open_bundle(b, s, reporter)?))?.0,
+        (None, Some(b)) => {
+            open_topology(
+                s,
+                None,
+                Some(&open_bundle(b, &trust(s, &[], None)?, s, reporter)?),
+            )?
+            .0
+        }
         (None, None) => {
             return Err(Error::Usage(
                 "extpy watch install needs --topology FILE or --bundle FILE".into(),
@@ -1926,6 +2204,7 @@ fn watch_check(
         s,
         args.topology.as_deref(),
         args.bundle.as_deref(),
+        &[],
         &None,
         &Some(args.node.clone()),
         &args.vu_root,

@@ -45,6 +45,9 @@ pub enum Error {
     /// A bundle could not be made or used.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// A signing or trusted key could not be made or read.
+    #[error(transparent)]
+    Key(#[from] crate::mechanism::sign::KeyError),
     /// Writing a rollout project failed.
     #[error(transparent)]
     Rollout(#[from] crate::job::rollout::RolloutError),
@@ -109,6 +112,7 @@ impl Error {
             Error::Build(e) => e.exit_code(),
             Error::Seal(e) => e.exit_code(),
             Error::Bundle(e) => e.exit_code(),
+            Error::Key(e) => e.exit_code(),
             Error::Rollout(e) => e.exit_code(),
             Error::Layout(e) => e.exit_code(),
             Error::Watch(e) => e.exit_code(),

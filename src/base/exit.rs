@@ -8,9 +8,10 @@ pub enum ExitCode {
     Success = 0,
     /// A local failure: file system, permissions, disk full.
     Local = 1,
-    /// Usage or input error: bad arguments, manifest, topology or `--ca-cert` file.
+    /// Usage or input error: bad arguments, manifest, topology, `--ca-cert` or key file.
     Input = 2,
-    /// Verification failed: a hash, seal or bundle does not match.
+    /// Verification failed: a hash, seal or bundle does not match, or is not signed by a
+    /// trusted key.
     Verification = 3,
     /// Network or TLS failure, a live check that failed, or artifacts missing with `--offline`.
     Network = 4,
@@ -21,8 +22,10 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  local failure (file system, permissions, disk full)
-  2  usage or input error (arguments, manifest, topology, --ca-cert file)
-  3  verification failed (a sha256, seal or bundle does not match)
+  2  usage or input error (arguments, manifest, topology, --ca-cert or key file,
+     wrong passphrase)
+  3  verification failed (a sha256, seal or bundle does not match, or is not signed
+     by a trusted key)
   4  network or TLS failure, a failed live check (doctor, mail check), or artifacts
      missing with --offline";
 

@@ -18,6 +18,7 @@ use crate::job::fetch::FetchReport;
 use crate::mechanism::archive::{Archive, ArchiveError};
 use crate::mechanism::digest::{HashingWriter, Sha256Digest, hash_file};
 use crate::mechanism::fsio::{IoError, at};
+use crate::mechanism::sign::{self, KeyId, SigProblem, SigningKey, TrustedKey};
 use crate::model::manifest::yaml::Origin;
 use crate::model::manifest::{ArtifactKind, InputError, Manifest};
 use crate::model::topology::Topology;
@@ -26,6 +27,8 @@ use crate::model::topology::Topology;
 pub(crate) const META: &str = "extpy-bundle.json";
 /// The checksum list (`sha256sum -c` reads it).
 pub(crate) const SUMS: &str = "SHA256SUMS";
+/// The site's signature of the checksum list (`minisign -Vm SHA256SUMS` reads it).
+pub(crate) const SIG: &str = "SHA256SUMS.minisig";
 /// The SBOM of the distribution the bundle builds (as the built tree carries it).
 pub(crate) use crate::job::assemble::sbom::SBOM_FILE;
 /// The manifest, as given.
@@ -168,6 +171,8 @@ pub(crate) struct Created {
     pub size: u64,
     /// Entries written.
     pub entries: usize,
+    /// The key that signed it, when signed.
+    pub signed_by: Option<KeyId>,
 }
 
 enum Content {
@@ -195,6 +200,8 @@ pub(crate) struct Extras {
     pub epoch: Option<u64>,
     /// The SBOM of the distribution the bundle builds ([`crate::job::assemble::sbom::for_wheels`]).
     pub sbom: Vec<u8>,
+    /// The site key that signs `SHA256SUMS` (`--sign`).
+    pub signer: Option<SigningKey>,
 }
 
 /// Writes a bundle of `manifest` with the verified artifacts of `fetched`, beside `out`
@@ -274,7 +281,18 @@ pub(crate) fn create(
         .iter()
         .map(|e| format!("{}  {}\n", e.sha256, e.name))
         .collect();
-    entries.push(bytes(SUMS, text_for(&sums, true).into_bytes()));
+    let sums = text_for(&sums, true).into_bytes();
+    // The trusted comment is made of the signed bytes only (no time): the same bundle signed
+    // twice gives the same signature.
+    if let Some(key) = &extras.signer {
+        let comment = format!(
+            "extpy bundle {} SHA256SUMS sha256:{}",
+            manifest.identity(),
+            Sha256Digest::of(&sums)
+        );
+        entries.push(bytes(SIG, key.sign(&sums, &comment).into_bytes()));
+    }
+    entries.push(bytes(SUMS, sums));
     entries.sort_by(|a, b| a.name.cmp(&b.name));
 
     let parent = out
@@ -301,6 +319,7 @@ pub(crate) fn create(
         sha256,
         size,
         entries: count,
+        signed_by: extras.signer.as_ref().map(SigningKey::id),
     })
 }
 
@@ -453,11 +472,85 @@ pub struct Check {
     pub entries: usize,
     /// Every problem found.
     pub problems: Vec<String>,
+    /// Its signature, when it has one.
+    pub signature: Option<SignatureCheck>,
+}
+
+/// What a bundle's signature says.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureCheck {
+    /// The key id the signature names (none when it cannot be read).
+    pub key_id: Option<KeyId>,
+    /// True when it verified with a trusted key (`--trusted-key`); false when none was given
+    /// or it did not verify.
+    pub verified: bool,
+    /// The signed trusted comment, once verified.
+    pub trusted_comment: Option<String>,
+}
+
+/// Checks the bundle's signature of `sums` against `trusted`: what it says, and the problem
+/// when `trusted` is not empty and it does not verify.
+fn check_signature(
+    signature: Option<&Vec<u8>>,
+    sums: &[u8],
+    trusted: &[TrustedKey],
+) -> (Option<SignatureCheck>, Option<String>) {
+    let wanted = sign::ids(trusted);
+    let Some(signature) = signature else {
+        let problem = (!trusted.is_empty()).then(|| {
+            format!("the bundle is not signed (it has no {SIG}), and a signature by a trusted key ({wanted}) is required\n  help: make it with `extpy bundle create --sign KEY` on the build host")
+        });
+        return (None, problem);
+    };
+    let text = String::from_utf8_lossy(signature);
+    let key_id = sign::signed_by(&text);
+    if trusted.is_empty() {
+        let check = SignatureCheck {
+            key_id,
+            verified: false,
+            trusted_comment: None,
+        };
+        return (Some(check), None);
+    }
+    match sign::verify(&text, sums, trusted) {
+        Ok(signer) => (
+            Some(SignatureCheck {
+                key_id: Some(signer.key_id),
+                verified: true,
+                trusted_comment: Some(signer.trusted_comment),
+            }),
+            None,
+        ),
+        Err(problem) => {
+            let check = SignatureCheck {
+                key_id,
+                verified: false,
+                trusted_comment: None,
+            };
+            let why = match problem {
+                SigProblem::Unreadable(why) => format!(
+                    "{SIG} cannot be read ({why}): it is damaged or truncated; expected a signature by {wanted}"
+                ),
+                SigProblem::UntrustedKey { found } => format!(
+                    "{SIG} is signed by key {found}, which is not trusted (trusted: {wanted})\n  help: the bundle was signed by another build host or re-signed; if {found} is a new key of this site, add its .pub with --trusted-key"
+                ),
+                SigProblem::Mismatch { key } => format!(
+                    "{SIG} (key {key}) does not match {SUMS}: the bundle changed after it was signed, or the signature was edited"
+                ),
+            };
+            (Some(check), Some(why))
+        }
+    }
 }
 
 /// Opens a bundle through the safe archive reader and checks every entry against
 /// `SHA256SUMS`, and every artifact against the manifest's pin.
-pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> {
+///
+/// With `trusted` keys, the bundle must also carry a signature of `SHA256SUMS` by one of them.
+pub(crate) fn open(
+    path: &Path,
+    trusted: &[TrustedKey],
+) -> Result<(Option<Bundle>, Check), BundleError> {
     if !path.is_file() {
         return Err(BundleError::NotFound {
             path: path.to_path_buf(),
@@ -471,7 +564,8 @@ pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> 
     let mut digests: BTreeMap<String, Sha256Digest> = BTreeMap::new();
     let mut texts: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for e in &files {
-        let keep = [SUMS, META, MANIFEST, TOPOLOGY, PLAN, SBOM_FILE].contains(&e.name.as_str());
+        let keep =
+            [SUMS, SIG, META, MANIFEST, TOPOLOGY, PLAN, SBOM_FILE].contains(&e.name.as_str());
         if keep && e.size > crate::mechanism::limits::MAX_JSON {
             problems.push(format!(
                 "{} declares {} bytes, more than a bundle's {} can be",
@@ -488,20 +582,23 @@ pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> 
             digests.insert(e.name.clone(), d);
         }
     }
-    let check = |problems: Vec<String>| Check {
+    let check = |problems: Vec<String>, signature: Option<SignatureCheck>| Check {
         path: path.to_path_buf(),
         ok: problems.is_empty(),
         sha256,
         entries: files.len(),
         problems,
+        signature,
     };
 
     let Some(sums) = texts.get(SUMS) else {
         problems.push(format!(
             "it has no {SUMS}: this is not an extpy bundle, or a damaged or truncated one"
         ));
-        return Ok((None, check(problems)));
+        return Ok((None, check(problems, None)));
     };
+    let (signature, unsigned) = check_signature(texts.get(SIG), sums, trusted);
+    problems.extend(unsigned);
     let mut listed: BTreeMap<String, Sha256Digest> = BTreeMap::new();
     for (i, line) in String::from_utf8_lossy(sums).lines().enumerate() {
         let parsed = line
@@ -516,7 +613,7 @@ pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> 
         }
     }
     for (name, actual) in &digests {
-        if name == SUMS {
+        if name == SUMS || name == SIG {
             continue;
         }
         match listed.get(name) {
@@ -564,7 +661,7 @@ pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> 
             None
         }
     };
-    let mut allowed: BTreeSet<String> = [SUMS, META, MANIFEST, SBOM_FILE]
+    let mut allowed: BTreeSet<String> = [SUMS, SIG, META, MANIFEST, SBOM_FILE]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -641,13 +738,14 @@ pub(crate) fn open(path: &Path) -> Result<(Option<Bundle>, Check), BundleError> 
     }
     problems.sort();
     problems.dedup();
-    let result = check(problems);
+    let result = check(problems, signature);
     Ok((bundle.filter(|_| result.ok), result))
 }
 
-/// Opens a bundle and refuses it unless every entry verifies.
-pub(crate) fn open_verified(path: &Path) -> Result<Bundle, BundleError> {
-    match open(path)? {
+/// Opens a bundle and refuses it unless every entry verifies (and, with `trusted` keys, its
+/// signature by one of them).
+pub(crate) fn open_verified(path: &Path, trusted: &[TrustedKey]) -> Result<Bundle, BundleError> {
+    match open(path, trusted)? {
         (Some(b), _) => Ok(b),
         (None, check) => Err(BundleError::Invalid {
             path: path.to_path_buf(),
@@ -737,8 +835,21 @@ impl Check {
     /// The human report.
     pub fn render(&self) -> String {
         if self.ok {
+            let signed = match &self.signature {
+                Some(SignatureCheck {
+                    key_id: Some(id),
+                    verified: true,
+                    ..
+                }) => format!("      signed by trusted key {id}\n"),
+                Some(SignatureCheck {
+                    key_id: Some(id), ..
+                }) => format!(
+                    "      signed by key {id}, not checked (pass --trusted-key PUB to require it)\n"
+                ),
+                _ => String::new(),
+            };
             return format!(
-                "ok    {}: {} entries match SHA256SUMS and their pins (sha256 {})\n",
+                "ok    {}: {} entries match SHA256SUMS and their pins (sha256 {})\n{signed}",
                 self.path.display(),
                 self.entries,
                 self.sha256

@@ -1097,6 +1097,9 @@ pub(crate) struct VuCheck {
     pub in_place: Option<Sealed>,
     /// The copy `--keep-previous` kept, if any.
     pub previous: Option<Kept>,
+    /// The seal's signature, when it was checked (`--trusted-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<seal::SealSignature>,
 }
 
 /// A distribution as its seal names it (`verify --topology`, `rollback`).
@@ -1240,6 +1243,7 @@ pub(crate) fn check(
                 found,
                 seal_digest,
                 expected_seal_digest: expected.digest,
+                signature: None,
             });
         }
     }
@@ -1269,6 +1273,7 @@ pub(crate) fn render_checks(checks: &[VuCheck]) -> String {
             Found::Damaged { summary } => ("FAIL", format!("differs from its seal: {summary}")),
             Found::Foreign => ("FAIL", "holds files without an extpy seal".to_string()),
         };
+        let tag = if c.ok { tag } else { "FAIL" };
         out.push_str(&format!(
             "{tag}  {} {} ({}) {}: {what}\n",
             c.pair.node,
@@ -1278,6 +1283,15 @@ pub(crate) fn render_checks(checks: &[VuCheck]) -> String {
         ));
         if let Some(s) = &c.in_place {
             out.push_str(&format!("      in place: {}\n", s.words()));
+        }
+        match &c.signature {
+            Some(seal::SealSignature {
+                problem: Some(p), ..
+            }) => out.push_str(&format!("      signature: {p}\n")),
+            Some(seal::SealSignature {
+                key_id: Some(id), ..
+            }) => out.push_str(&format!("      seal signed by trusted key {id}\n")),
+            _ => {}
         }
         match &c.previous {
             Some(p) => out.push_str(&format!("      previous copy kept: {}\n", p.words())),

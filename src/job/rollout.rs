@@ -127,6 +127,9 @@ pub struct RolloutOptions {
     pub force: bool,
     /// Install the drift watch on every node once its VUs verify (`extpy watch install`).
     pub watch: bool,
+    /// The public keys the nodes check the bundle with (their key lines): the playbook passes
+    /// each as `--trusted-key` to every extpy that opens the bundle.
+    pub trusted_keys: Vec<String>,
 }
 
 const MARKER: &str = ".extpy-rollout";
@@ -253,6 +256,10 @@ fn inventory(topology: &Topology, bundle: &str, o: &RolloutOptions) -> String {
         });
     vars.insert(s("ansible_connection"), s(&connection));
     vars.insert(s("extpy_watch"), Yaml::Bool(o.watch));
+    vars.insert(
+        s("extpy_trusted_keys"),
+        Yaml::Sequence(o.trusted_keys.iter().map(|k| unsafe_value(k)).collect()),
+    );
     match o.target {
         Target::Windows => {
             vars.insert(s("extpy_work_dir"), s("C:\\extpy"));
@@ -358,6 +365,9 @@ const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy 
     extpy_exe: "{{ extpy_work_dir }}{{ extpy_sep }}@EXE@"
     extpy_bundle_path: "{{ extpy_work_dir }}{{ extpy_sep }}{{ extpy_bundle }}"
     extpy_report: "{{ extpy_work_dir }}{{ extpy_sep }}report.json"
+    # The site's public keys (extpy rollout --trusted-key, or the topology's trusted_keys:):
+    # a bundle not signed by one of them is refused on the node before anything is laid out.
+    extpy_trust: "{{ extpy_trusted_keys | default([]) | map('regex_replace', '^', '--trusted-key=') | list }}"
   tasks:
     - name: Create the work folder
       @FILE@:
@@ -381,14 +391,14 @@ const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy 
 
     - name: Verify the bundle
       @COMMAND@:
-        argv: ["{{ extpy_exe }}", "--no-progress", "bundle", "verify", "{{ extpy_bundle_path }}"]
+        argv: "{{ [extpy_exe, '--no-progress', 'bundle', 'verify', extpy_bundle_path] + extpy_trust }}"
       changed_when: false
       check_mode: false
       when: extpy_present.stat.exists
 
     - name: Lay out this node's VUs from the bundle
       @COMMAND@:
-        argv: "{{ [extpy_exe, '--json', '--no-progress', 'layout', '--bundle', extpy_bundle_path, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + (['--dry-run'] if ansible_check_mode else []) + (['--repair'] if extpy_repair | default(false) | bool else []) }}"
+        argv: "{{ [extpy_exe, '--json', '--no-progress', 'layout', '--bundle', extpy_bundle_path, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + extpy_trust + (['--dry-run'] if ansible_check_mode else []) + (['--repair'] if extpy_repair | default(false) | bool else []) }}"
       register: extpy_layout
       changed_when: "(extpy_layout.stdout | from_json).vus | selectattr('action', 'in', ['create', 'update', 'repair']) | list | length > 0"
       failed_when: extpy_layout.rc not in [0, 3]
@@ -397,7 +407,7 @@ const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy 
 
     - name: Verify this node's VUs
       @COMMAND@:
-        argv: ["{{ extpy_exe }}", "--json", "--no-progress", "verify", "--bundle", "{{ extpy_bundle_path }}", "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
+        argv: "{{ [extpy_exe, '--json', '--no-progress', 'verify', '--bundle', extpy_bundle_path, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + extpy_trust }}"
       register: extpy_verify
       changed_when: false
       failed_when: extpy_verify.rc not in [0, 3]

@@ -12,4 +12,5 @@ pub(crate) mod pathlen;
 pub(crate) mod place;
 #[cfg(windows)]
 pub(crate) mod registry;
+pub(crate) mod sign;
 pub(crate) mod sigstore;

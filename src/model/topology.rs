@@ -164,6 +164,9 @@ pub struct Topology {
     pub pairs: Vec<Pair>,
     /// SC e-mail settings, if the topology has a `mail:` block.
     pub mail: Option<crate::model::mail::Mail>,
+    /// The site's public keys (`trusted_keys:`): the bundles and seals checked with this
+    /// topology file must be signed by one of them.
+    pub trusted_keys: Vec<crate::mechanism::sign::TrustedKey>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +182,8 @@ struct RawTopology {
     nodes: Vec<RawNode>,
     #[serde(default)]
     mail: Option<crate::model::mail::RawMail>,
+    #[serde(default)]
+    trusted_keys: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -410,8 +415,10 @@ impl Topology {
             Some(m) => Some(m.validate(&origin, text)?),
             None => None,
         };
+        let trusted_keys = crate::model::manifest::trusted_keys(&origin, text, &raw.trusted_keys)?;
         Ok(Topology {
             mail,
+            trusted_keys,
             origin,
             text: text.to_string(),
             system: raw

@@ -14,9 +14,12 @@ pub(crate) use super::contents::{
 use crate::base::exit::ExitCode;
 use crate::mechanism::digest::{Sha256Digest, hash_file};
 use crate::mechanism::fsio::{IoError, at};
+use crate::mechanism::sign::{self, KeyId, SigProblem, SigningKey, TrustedKey};
 
 /// The seal's file name at a distribution's root.
 pub(crate) const SEAL_FILE: &str = "extpy-seal.json";
+/// The site's signature of the seal, beside it (`minisign -Vm extpy-seal.json` reads it).
+pub(crate) const SEAL_SIG: &str = "extpy-seal.json.minisig";
 const FORMAT: &str = "extpy-seal/1";
 
 /// The seal of a distribution.
@@ -268,6 +271,102 @@ pub(crate) struct Verification {
     pub expected_seal_digest: Option<Sha256Digest>,
     /// Where the tree's seal departs from the seal the manifest produces.
     pub not_as_built: Vec<Deviation>,
+    /// The seal's signature, when it was checked (`--trusted-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SealSignature>,
+}
+
+/// A seal's signature checked against the trusted keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct SealSignature {
+    /// The key id the signature names (none when there is none, or it cannot be read).
+    pub key_id: Option<KeyId>,
+    /// True when a trusted key made it over this very seal.
+    pub verified: bool,
+    /// Why it does not verify.
+    pub problem: Option<String>,
+}
+
+/// Signs the seal of `dir` with `key`: writes [`SEAL_SIG`] beside it (atomically). The
+/// trusted comment holds the manifest and the seal digest, no time: the same seal signed
+/// twice gives the same bytes.
+pub(crate) fn sign_seal(dir: &Path, key: &SigningKey) -> Result<(), SealError> {
+    let seal = Seal::read(dir)?;
+    let path = dir.join(SEAL_FILE);
+    let bytes = crate::mechanism::limits::read_regular(&path, crate::mechanism::limits::MAX_JSON)
+        .map_err(|e| IoError::new(&path, "cannot read", e))?;
+    let comment = format!("extpy seal {} digest:{}", seal.manifest.name, seal.digest);
+    crate::mechanism::place::write_atomic(
+        &dir.join(SEAL_SIG),
+        key.sign(&bytes, &comment).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Checks the signature of the seal of `dir` against `trusted` (none: nothing is checked,
+/// and `None` comes back): a tree resealed by someone else, or not signed, has a problem.
+pub(crate) fn seal_signature(dir: &Path, trusted: &[TrustedKey]) -> Option<SealSignature> {
+    if trusted.is_empty() {
+        return None;
+    }
+    let wanted = sign::ids(trusted);
+    let read = |name: &str| {
+        crate::mechanism::limits::read_regular(&dir.join(name), crate::mechanism::limits::MAX_JSON)
+    };
+    Some(match (read(SEAL_FILE), read(SEAL_SIG)) {
+        (Ok(seal), Ok(sig)) => {
+            let text = String::from_utf8_lossy(&sig);
+            let key_id = sign::signed_by(&text);
+            match sign::verify(&text, &seal, trusted) {
+                Ok(signer) => SealSignature {
+                    key_id: Some(signer.key_id),
+                    verified: true,
+                    problem: None,
+                },
+                Err(p) => SealSignature {
+                    key_id,
+                    verified: false,
+                    problem: Some(match p {
+                        SigProblem::Unreadable(why) => format!(
+                            "{SEAL_SIG} cannot be read ({why}): it is damaged or truncated; expected a signature by {wanted}"
+                        ),
+                        SigProblem::UntrustedKey { found } => format!(
+                            "{SEAL_SIG} is signed by key {found}, which is not trusted (trusted: {wanted}): someone else sealed this tree"
+                        ),
+                        SigProblem::Mismatch { key } => format!(
+                            "{SEAL_SIG} (key {key}) does not match {SEAL_FILE}: the tree was resealed after it was signed"
+                        ),
+                    }),
+                },
+            }
+        }
+        (Ok(_), Err(e)) if e.kind() == io::ErrorKind::NotFound => SealSignature {
+            key_id: None,
+            verified: false,
+            problem: Some(format!(
+                "the seal is not signed (no {SEAL_SIG}), and a signature by a trusted key ({wanted}) is required\n  help: build or lay out with --sign KEY on the build host; a tree sealed by anyone else is not trusted"
+            )),
+        },
+        (_, Err(e)) | (Err(e), _) => SealSignature {
+            key_id: None,
+            verified: false,
+            problem: Some(format!("the seal or its signature cannot be read: {e}")),
+        },
+    })
+}
+
+/// [`seal_signature`] for a verified tree: a refused signature fails it.
+pub(crate) fn check_signature(v: &mut Verification, trusted: &[TrustedKey]) {
+    if v.seal_digest.is_none() {
+        return;
+    }
+    let Some(signature) = seal_signature(&v.path, trusted) else {
+        return;
+    };
+    if signature.problem.is_some() {
+        v.ok = false;
+    }
+    v.signature = Some(signature);
 }
 
 /// What a tree was checked against.
@@ -433,7 +532,7 @@ fn check(
         }
     }
     for f in &on_disk {
-        if f.rel == SEAL_FILE || sealed.contains_key(f.rel.as_str()) {
+        if f.rel == SEAL_FILE || f.rel == SEAL_SIG || sealed.contains_key(f.rel.as_str()) {
             continue;
         }
         if !options.strict && is_runtime_cache(&f.rel) {
@@ -664,6 +763,7 @@ impl Verification {
             checked_against: CheckedAgainst::OwnSeal,
             expected_seal_digest: None,
             not_as_built: vec![],
+            signature: None,
         }
     }
 
@@ -685,11 +785,23 @@ impl Verification {
                 out.push_str(&format!(" ({} runtime cache files ignored)", self.ignored));
             }
             out.push('\n');
+            if let Some(SealSignature {
+                key_id: Some(id),
+                verified: true,
+                ..
+            }) = &self.signature
+            {
+                out.push_str(&format!("      seal signed by trusted key {id}\n"));
+            }
             return out;
         }
         let mut counts = Vec::new();
         if self.seal_altered {
             counts.push("seal altered".to_string());
+        }
+        let unsigned = self.signature.as_ref().and_then(|s| s.problem.as_ref());
+        if unsigned.is_some() {
+            counts.push("seal signature refused".to_string());
         }
         for (n, what) in [
             (self.changed.len(), "changed"),
@@ -722,6 +834,12 @@ impl Verification {
         } else if self.seal_altered {
             out.push_str(&format!(
                 "  seal     {SEAL_FILE} was edited: its digest does not match its content\n"
+            ));
+        }
+        if let Some(p) = unsigned {
+            out.push_str(&format!(
+                "  signed   {}\n",
+                p.replace('\n', "\n           ")
             ));
         }
         for c in &self.changed {

@@ -15,6 +15,7 @@ use url::Url;
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl};
 
 use crate::mechanism::digest::Sha256Digest;
+use crate::mechanism::sign::TrustedKey;
 use crate::mechanism::sigstore::Identity;
 pub(crate) use platform::Platform;
 pub use platform::PythonVersion;
@@ -178,6 +179,9 @@ pub struct Manifest {
     /// The wheel of the `truststore:` section, as pinned (installed, and among `wheels`, only
     /// with `runtime_trust: system`).
     pub truststore: Option<String>,
+    /// The site's public keys (`trusted_keys:`): the bundles and seals a command checks with
+    /// this manifest, given on the command line, must be signed by one of them.
+    pub trusted_keys: Vec<TrustedKey>,
     /// A digest over the manifest's meaning (not its comments or layout).
     pub digest: Sha256Digest,
 }
@@ -197,6 +201,8 @@ struct RawManifest {
     truststore: Option<RawArtifact>,
     #[serde(default)]
     wheels: Vec<RawArtifact>,
+    #[serde(default)]
+    trusted_keys: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -532,6 +538,7 @@ impl Manifest {
         }
 
         let requires = parse_requires(&origin, text, &raw.requires)?;
+        let trusted_keys = trusted_keys(&origin, text, &raw.trusted_keys)?;
         let mut manifest = Manifest {
             origin,
             text: text.to_string(),
@@ -543,6 +550,7 @@ impl Manifest {
             requires,
             runtime_trust,
             truststore,
+            trusted_keys,
             digest: Sha256Digest::of(b""),
         };
         manifest.digest = manifest.compute_digest();
@@ -650,6 +658,30 @@ fn identifier(text: &str, what: &str) -> Result<usize, String> {
 }
 
 /// Parses `requires:`: PEP 508 requirements on index projects, each project named once.
+/// The `trusted_keys:` of a manifest or topology: each the key line of a minisign `.pub` file.
+/// They sign nothing into the digest: which keys a site trusts changes no byte it builds.
+pub(crate) fn trusted_keys(
+    origin: &Origin,
+    text: &str,
+    raw: &[String],
+) -> Result<Vec<TrustedKey>, InputError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let field = format!("trusted_keys[{i}]");
+            TrustedKey::parse(k, &format!("{}: {field}", origin.0)).map_err(|e| {
+                InputError::at(
+                    origin,
+                    yaml::locate(text, k, 0),
+                    field,
+                    format!("{k:?} is not a minisign public key: {}", e.reason()),
+                )
+                .with_help("write the second line of the key's .pub file (it starts with RW), as `extpy key generate` wrote it")
+            })
+        })
+        .collect()
+}
+
 fn parse_requires(
     origin: &Origin,
     text: &str,
