@@ -889,7 +889,7 @@ fn run(s: &Settings, command: Command, reporter: &Reporter) -> Result<Outcome, E
         Command::Bundle(BundleCommand::Create(args)) => {
             commands::bundle_create(s, args.into(), reporter)
         }
-        Command::Bundle(BundleCommand::Verify { bundle }) => commands::bundle_verify(&bundle),
+        Command::Bundle(BundleCommand::Verify { bundle }) => commands::bundle_verify(s, &bundle),
         Command::Bundle(BundleCommand::Inspect { bundle }) => commands::bundle_inspect(&bundle),
         Command::Doctor(args) => commands::doctor(s, args.into(), reporter),
         Command::Rollout(args) => commands::rollout(s, args.into(), reporter),

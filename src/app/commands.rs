@@ -1123,8 +1123,23 @@ pub fn bundle_create(
 }
 
 /// `extpy bundle verify`.
-pub fn bundle_verify(path: &Path) -> Result<Outcome, Error> {
-    let (_, check) = bundle::open(path)?;
+pub fn bundle_verify(s: &Settings, path: &Path) -> Result<Outcome, Error> {
+    let (bundle, mut check) = bundle::open(path)?;
+    if let Some(mut b) = bundle {
+        // Every entry matches SHA256SUMS; the pinned publishers must verify too.
+        let temp = crate::mechanism::place::temp_dir("extpy-bundle-verify-")?;
+        let inputs = b.extract_artifacts(temp.path())?;
+        match b.check_provenance(&inputs, &s.provenance_policy()?) {
+            Ok(_) => {}
+            Err(bundle::BundleError::Provenance(failures)) => {
+                check.ok = false;
+                check
+                    .problems
+                    .extend(failures.iter().map(|f| f.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let failed = !check.ok;
     let n = check.problems.len();
     Ok(
