@@ -919,3 +919,29 @@ fn a_bundle_missing_the_attestation_is_refused_naming_the_artifact() {
     let r = run(c).code(3);
     assert!(r.stdout.contains(&needle), "{}", r.stdout);
 }
+
+#[test]
+fn a_bundle_whose_sbom_names_another_publisher_is_refused() {
+    let (w, _sig, root, b) = signed_bundle();
+    let mut all = entries(&b);
+    let sbom = &all
+        .iter()
+        .find(|(n, _)| n == "extpy-sbom.cdx.json")
+        .unwrap()
+        .1;
+    let text = String::from_utf8(sbom.clone()).unwrap();
+    assert!(text.contains("\"value\": \"example/alpha\""), "{text}");
+    let edited = text.replace("example/alpha", "attacker/alpha").into_bytes();
+    replace_consistently(&mut all, "extpy-sbom.cdx.json", Some(edited));
+    let bad = w.path("sbom-edited.zip");
+    write_zip(&bad, &all);
+    let mut c = extpy();
+    c.args(["--sigstore-trust-root", &root, "bundle", "verify", s(&bad)]);
+    let r = run(c).code(3);
+    assert!(
+        r.stdout
+            .contains("is not the SBOM of the distribution this bundle builds"),
+        "{}",
+        r.stdout
+    );
+}

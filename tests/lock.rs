@@ -538,6 +538,77 @@ fn audit_names_the_cve_and_the_fix_of_a_vulnerable_pin_and_exits_3() {
 }
 
 #[test]
+fn audit_lists_each_artifacts_publisher_the_pinned_one_or_provenance_none() {
+    let w = locked_world();
+    let requests = wheel_bytes(&w, "requests-2.34.2-py3-none-any.whl");
+    w.pin_provenance(
+        &requests,
+        "{repository: psf/requests, workflow: publish.yml}",
+    );
+    w.pin_provenance(
+        &w.embed.clone(),
+        "{identity: thomas@python.org, issuer: 'https://accounts.google.com'}",
+    );
+    let r = w.run(&["audit"]).ok();
+    let row = |file: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(file))
+            .unwrap_or_else(|| panic!("no row for {file}:\n{}", r.stdout))
+            .to_string()
+    };
+    assert!(
+        row("requests-2.34.2-py3-none-any.whl")
+            .ends_with("GitHub repository psf/requests, workflow publish.yml"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        row("python-3.12.10-embed-amd64.zip")
+            .ends_with("thomas@python.org (issuer https://accounts.google.com)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        row("msal-1.39.0-py3-none-any.whl").ends_with("provenance: none"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(
+            "7 of 9 artifacts pin no publisher (provenance: none): nothing proves who published them"
+        ),
+        "{}",
+        r.stdout
+    );
+
+    let doc = w.run(&["audit", "--json"]).ok().json();
+    assert_eq!(
+        doc["embeddable"]["provenance"],
+        serde_json::json!({"identity": "thomas@python.org", "issuer": "https://accounts.google.com"})
+    );
+    let packages = doc["packages"].as_array().unwrap();
+    let by_file = |f: &str| packages.iter().find(|p| p["file"] == f).unwrap();
+    assert_eq!(
+        by_file("requests-2.34.2-py3-none-any.whl")["provenance"],
+        serde_json::json!({"repository": "psf/requests", "workflow": "publish.yml"})
+    );
+    assert_eq!(
+        by_file("msal-1.39.0-py3-none-any.whl")["provenance"],
+        "none"
+    );
+}
+
+/// The bytes of the world's wheel `file`.
+fn wheel_bytes(w: &World, file: &str) -> Vec<u8> {
+    w.wheels
+        .iter()
+        .find(|(f, _)| f == file)
+        .map(|(_, b)| b.clone())
+        .unwrap_or_else(|| panic!("no wheel {file}"))
+}
+
+#[test]
 fn a_yanked_pin_is_reported_by_lock_check_and_by_audit() {
     let w = locked_world();
     w.mirror
