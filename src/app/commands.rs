@@ -287,6 +287,7 @@ pub fn lock(s: &Settings, args: LockArgs, reporter: &Reporter) -> Result<Outcome
         sources: s.sources()?,
         net: s.net_options()?,
         cache_dir: s.cache_dir.clone(),
+        trust_root: s.provenance_policy()?.trust_root,
     };
     let options = crate::job::lock::LockOptions {
         upgrade: args.upgrade,

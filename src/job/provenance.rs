@@ -118,12 +118,20 @@ impl ProvenanceFailure {
 /// <version>/<file>/provenance` (the index's integrity API beside its Simple API).
 pub(crate) fn wheel_provenance_url(sources: &Sources, a: &Artifact) -> Option<Url> {
     let filename: WheelFilename = a.file.parse().ok()?;
-    let project = a.project.as_deref()?;
+    integrity_url(sources, a.project.as_deref()?, &filename.version, &a.file)
+}
+
+/// The integrity endpoint of one file of a release of `project` (its PEP 503 name).
+pub(crate) fn integrity_url(
+    sources: &Sources,
+    project: &str,
+    version: &str,
+    file: &str,
+) -> Option<Url> {
     sources
         .index_url
         .join(&format!(
-            "../integrity/{project}/{}/{}/provenance",
-            filename.version, a.file
+            "../integrity/{project}/{version}/{file}/provenance"
         ))
         .ok()
 }
