@@ -624,7 +624,7 @@ pub(crate) fn discover_provenance(
                 first_error.get_or_insert(e);
                 continue;
             }
-            Ok(_) => None,
+            Ok(found) => Identity::from_found(&found),
         };
         let Some(signer) = signer else {
             first_error.get_or_insert_with(|| {
