@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use support::fixtures::{RawEntry, raw_zip, windows_exe};
+use support::sigstore::{Sign, TestSigstore};
 use support::{World, extpy, run};
 
 fn s(p: &Path) -> &str {
@@ -733,4 +734,214 @@ fn a_missing_bundle_is_an_input_error() {
             "nothing is announced before the inputs are checked"
         );
     }
+}
+
+/// A world whose alpha wheel pins example/alpha's publish.yml, the index serving the
+/// provenance the test Sigstore signs, and a bundle of it; returns the world, the Sigstore,
+/// its trust root file and the bundle.
+fn signed_bundle() -> (World, TestSigstore, String, PathBuf) {
+    let w = World::new();
+    let sig = TestSigstore::new();
+    let root = w.path("trusted_root.json");
+    fs::write(&root, sig.trust_root_json()).unwrap();
+    let (file, bytes) = w.wheels[0].clone();
+    let doc = sig.provenance(&file, &support::sha256_hex(&bytes), &alpha_publisher());
+    w.serve_provenance(0, &doc);
+    w.pin_provenance(&bytes, "{repository: example/alpha, workflow: publish.yml}");
+    let root = s(&root).to_string();
+    let b = w.path("signed.zip");
+    let topo = topology(&w);
+    w.run(&[
+        "bundle",
+        "create",
+        s(&b),
+        "--topology",
+        s(&topo),
+        "--sigstore-trust-root",
+        &root,
+    ])
+    .ok();
+    (w, sig, root, b)
+}
+
+fn alpha_publisher() -> Sign {
+    Sign::github("example/alpha", "publish.yml")
+}
+
+const ALPHA_PROVENANCE: &str = "artifacts/alpha-1.0-py3-none-any.whl.provenance";
+
+/// `build --bundle B --offline` with an empty cache and no network, trusting `root`.
+fn offline_build(w: &World, b: &Path, root: Option<&str>) -> support::Run {
+    let stem = b.file_stem().unwrap().to_string_lossy();
+    let dest = w.path(&format!("dist-{stem}-{}", root.is_some()));
+    let mut c = no_network();
+    c.args(["--cache-dir", s(&w.path("empty-cache")), "--offline"]);
+    if let Some(root) = root {
+        c.args(["--sigstore-trust-root", root]);
+    }
+    c.args(["build", "--bundle", s(b), s(&dest)]);
+    let r = run(c);
+    if r.code != 0 {
+        assert!(
+            !dest.exists(),
+            "nothing is placed when the bundle is refused"
+        );
+    }
+    r
+}
+
+#[test]
+fn a_bundle_carries_the_pinned_publishers_attestation_and_builds_offline_verifying_it() {
+    let (w, _sig, root, b) = signed_bundle();
+    let all = entries(&b);
+    let doc = &all.iter().find(|(n, _)| n == ALPHA_PROVENANCE).unwrap().1;
+    let cached = fs::read(w.blob(&w.wheels[0].1).with_extension("provenance")).unwrap();
+    assert_eq!(doc, &cached, "the bundle carries the verified attestation");
+    let sums = &all.iter().find(|(n, _)| n == "SHA256SUMS").unwrap().1;
+    let line = format!("{}  {ALPHA_PROVENANCE}", support::sha256_hex(doc));
+    assert!(String::from_utf8_lossy(sums).contains(&line));
+    assert!(
+        !all.iter().any(|(n, _)| n.ends_with(".sigstore")),
+        "only the pinned publishers' documents are carried"
+    );
+    let mut c = extpy();
+    c.args(["--sigstore-trust-root", &root, "bundle", "verify", s(&b)]);
+    run(c).ok();
+
+    let r = offline_build(&w, &b, Some(&root));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(w.path("dist-signed-true").join("extpy-seal.json").is_file());
+    let empty = w.path("empty-cache").join("sha256");
+    assert!(!empty.exists() || fs::read_dir(&empty).unwrap().next().is_none());
+
+    // Offline it still verifies: against the public root the test signature is refused.
+    let r = offline_build(&w, &b, None);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("alpha-1.0-py3-none-any.whl"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("is not in the trust root"),
+        "{}",
+        r.stderr
+    );
+    let mut c = extpy();
+    c.args(["bundle", "verify", s(&b)]);
+    let r = run(c).code(3);
+    assert!(
+        r.stdout.contains("is not in the trust root"),
+        "{}",
+        r.stdout
+    );
+
+    let mut c = no_network();
+    c.args([
+        "--cache-dir",
+        s(&w.path("empty-cache")),
+        "--offline",
+        "--sigstore-trust-root",
+        &root,
+        "layout",
+        "--bundle",
+        s(&b),
+        "--node",
+        "HAC1",
+        "--vu-root",
+        s(&w.path("node")),
+    ]);
+    let r = run(c).ok();
+    assert!(r.stdout.contains("2 VU folders written"), "{}", r.stdout);
+}
+
+#[test]
+fn a_bundle_whose_attestation_was_altered_is_refused() {
+    let (w, sig, root, b) = signed_bundle();
+    // One byte changed, SHA256SUMS left alone.
+    let mut all = entries(&b);
+    for (n, d) in all.iter_mut() {
+        if n == ALPHA_PROVENANCE {
+            let i = d.len() / 2;
+            d[i] ^= 0x01;
+        }
+    }
+    let bad = w.path("altered.zip");
+    write_zip(&bad, &all);
+    let r = offline_build(&w, &bad, Some(&root));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{ALPHA_PROVENANCE} changed")),
+        "{}",
+        r.stderr
+    );
+
+    // Replaced by another publisher's attestation, SHA256SUMS made to agree.
+    let mut all = entries(&b);
+    let other = sig.provenance(
+        &w.wheels[0].0,
+        &support::sha256_hex(&w.wheels[0].1),
+        &Sign::github("attacker/alpha", "publish.yml"),
+    );
+    replace_consistently(&mut all, ALPHA_PROVENANCE, Some(other.into_bytes()));
+    let bad = w.path("replaced.zip");
+    write_zip(&bad, &all);
+    let r = offline_build(&w, &bad, Some(&root));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    for needle in [
+        "alpha-1.0-py3-none-any.whl: provenance does not verify",
+        "expected: GitHub repository example/alpha, workflow publish.yml",
+        "found:    https://github.com/attacker/alpha/.github/workflows/publish.yml@",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle:?} in:\n{}", r.stderr);
+    }
+    let mut c = extpy();
+    c.args(["--sigstore-trust-root", &root, "bundle", "verify", s(&bad)]);
+    let r = run(c).code(3);
+    assert!(r.stdout.contains("attacker/alpha"), "{}", r.stdout);
+}
+
+#[test]
+fn a_bundle_missing_the_attestation_is_refused_naming_the_artifact() {
+    let (w, _sig, root, b) = signed_bundle();
+    let mut all = entries(&b);
+    replace_consistently(&mut all, ALPHA_PROVENANCE, None);
+    let bad = w.path("missing.zip");
+    write_zip(&bad, &all);
+    let needle = format!(
+        "{ALPHA_PROVENANCE} is missing: the manifest pins the publisher of alpha-1.0-py3-none-any.whl"
+    );
+    let r = offline_build(&w, &bad, Some(&root));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(&needle), "{}", r.stderr);
+    let mut c = extpy();
+    c.args(["--sigstore-trust-root", &root, "bundle", "verify", s(&bad)]);
+    let r = run(c).code(3);
+    assert!(r.stdout.contains(&needle), "{}", r.stdout);
+}
+
+#[test]
+fn a_bundle_whose_sbom_names_another_publisher_is_refused() {
+    let (w, _sig, root, b) = signed_bundle();
+    let mut all = entries(&b);
+    let sbom = &all
+        .iter()
+        .find(|(n, _)| n == "extpy-sbom.cdx.json")
+        .unwrap()
+        .1;
+    let text = String::from_utf8(sbom.clone()).unwrap();
+    assert!(text.contains("\"value\": \"example/alpha\""), "{text}");
+    let edited = text.replace("example/alpha", "attacker/alpha").into_bytes();
+    replace_consistently(&mut all, "extpy-sbom.cdx.json", Some(edited));
+    let bad = w.path("sbom-edited.zip");
+    write_zip(&bad, &all);
+    let mut c = extpy();
+    c.args(["--sigstore-trust-root", &root, "bundle", "verify", s(&bad)]);
+    let r = run(c).code(3);
+    assert!(
+        r.stdout
+            .contains("is not the SBOM of the distribution this bundle builds"),
+        "{}",
+        r.stdout
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::fs;
 
+use support::sigstore::{Sign, TestSigstore};
 use support::{WheelSpec, World};
 
 fn spec(name: &str, version: &str, tag: &str, requires: &[&str]) -> WheelSpec {
@@ -125,7 +126,7 @@ fn write_manifest(w: &World, requires: &[&str], pins: &[&str]) {
             .expect("pinned wheel")
             .1;
         text.push_str(&format!(
-            "  # pin of {p}\n  - file: {p}\n    sha256: {}\n",
+            "  # pin of {p}\n  - file: {p}\n    sha256: {}\n    provenance: none\n",
             support::sha256_hex(bytes)
         ));
     }
@@ -196,7 +197,8 @@ fn lock_resolves_for_cpython_on_windows_and_writes_pins_with_urls() {
         "{after:?}"
     );
 
-    // A second lock changes nothing, writes nothing, and reads no metadata again.
+    // A second lock changes nothing, writes nothing, and reads no metadata again (only
+    // each pin's publisher, which may have changed since).
     let mtime = fs::metadata(&w.manifest).unwrap().modified().unwrap();
     let before = w.mirror.requests().len();
     let r = w.run(&["lock", "--json"]).ok();
@@ -209,7 +211,9 @@ fn lock_resolves_for_cpython_on_windows_and_writes_pins_with_urls() {
     );
     let again: Vec<_> = w.mirror.requests()[before..].to_vec();
     assert!(
-        again.iter().all(|r| r.path.starts_with("/simple/")),
+        again
+            .iter()
+            .all(|r| r.path.starts_with("/simple/") || r.path.starts_with("/integrity/")),
         "{again:?}"
     );
     w.run(&["lock", "--check", "--upgrade"]).ok();
@@ -538,6 +542,77 @@ fn audit_names_the_cve_and_the_fix_of_a_vulnerable_pin_and_exits_3() {
 }
 
 #[test]
+fn audit_lists_each_artifacts_publisher_the_pinned_one_or_provenance_none() {
+    let w = locked_world();
+    let requests = wheel_bytes(&w, "requests-2.34.2-py3-none-any.whl");
+    w.pin_provenance(
+        &requests,
+        "{repository: psf/requests, workflow: publish.yml}",
+    );
+    w.pin_provenance(
+        &w.embed.clone(),
+        "{identity: thomas@python.org, issuer: 'https://accounts.google.com'}",
+    );
+    let r = w.run(&["audit"]).ok();
+    let row = |file: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(file))
+            .unwrap_or_else(|| panic!("no row for {file}:\n{}", r.stdout))
+            .to_string()
+    };
+    assert!(
+        row("requests-2.34.2-py3-none-any.whl")
+            .ends_with("GitHub repository psf/requests, workflow publish.yml"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        row("python-3.12.10-embed-amd64.zip")
+            .ends_with("thomas@python.org (issuer https://accounts.google.com)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        row("msal-1.39.0-py3-none-any.whl").ends_with("provenance: none"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(
+            "7 of 9 artifacts pin no publisher (provenance: none): nothing proves who published them"
+        ),
+        "{}",
+        r.stdout
+    );
+
+    let doc = w.run(&["audit", "--json"]).ok().json();
+    assert_eq!(
+        doc["embeddable"]["provenance"],
+        serde_json::json!({"identity": "thomas@python.org", "issuer": "https://accounts.google.com"})
+    );
+    let packages = doc["packages"].as_array().unwrap();
+    let by_file = |f: &str| packages.iter().find(|p| p["file"] == f).unwrap();
+    assert_eq!(
+        by_file("requests-2.34.2-py3-none-any.whl")["provenance"],
+        serde_json::json!({"repository": "psf/requests", "workflow": "publish.yml"})
+    );
+    assert_eq!(
+        by_file("msal-1.39.0-py3-none-any.whl")["provenance"],
+        "none"
+    );
+}
+
+/// The bytes of the world's wheel `file`.
+fn wheel_bytes(w: &World, file: &str) -> Vec<u8> {
+    w.wheels
+        .iter()
+        .find(|(f, _)| f == file)
+        .map(|(_, b)| b.clone())
+        .unwrap_or_else(|| panic!("no wheel {file}"))
+}
+
+#[test]
 fn a_yanked_pin_is_reported_by_lock_check_and_by_audit() {
     let w = locked_world();
     w.mirror
@@ -821,4 +896,159 @@ fn lock_python_explains_a_network_failure() {
         "{}",
         r.stderr
     );
+}
+
+/// The trust root of a test Sigstore, written into the world; and the index serving the
+/// requests wheel's provenance signed by `repository`'s publish.yml.
+fn sign_requests(w: &World, sig: &TestSigstore, repository: &str) -> String {
+    let root = w.path("trusted_root.json");
+    fs::write(&root, sig.trust_root_json()).unwrap();
+    let file = "requests-2.34.2-py3-none-any.whl";
+    let i = w.wheels.iter().position(|(f, _)| f == file).unwrap();
+    let doc = sig.provenance(
+        file,
+        &support::sha256_hex(&w.wheels[i].1),
+        &Sign::github(repository, "publish.yml"),
+    );
+    w.serve_provenance(i, &doc);
+    root.to_string_lossy().into_owned()
+}
+
+/// The manifest's entry of `file`: its lines from `- file:` to the next entry.
+fn entry_of(text: &str, file: &str) -> String {
+    let start = text
+        .find(&format!("- file: {file}"))
+        .unwrap_or_else(|| panic!("{file} in:\n{text}"));
+    let rest = &text[start + 2..];
+    let end = rest.find("- file:").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+#[test]
+fn lock_records_the_verified_publisher_of_a_signed_wheel_and_none_for_the_others() {
+    let w = world();
+    let sig = TestSigstore::new();
+    let root = sign_requests(&w, &sig, "psf/requests");
+    let doc = w
+        .run(&["lock", "--json", "--sigstore-trust-root", &root])
+        .ok()
+        .json();
+    let pins = doc["pins"].as_array().unwrap();
+    let pin = |p: &str| pins.iter().find(|x| x["package"] == p).unwrap().clone();
+    assert_eq!(
+        pin("requests")["provenance"],
+        serde_json::json!({"repository": "psf/requests", "workflow": "publish.yml"})
+    );
+    assert_eq!(pin("msal")["provenance"], "none");
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        entry_of(&text, "requests-2.34.2-py3-none-any.whl")
+            .contains("    provenance: {repository: psf/requests, workflow: publish.yml}\n"),
+        "{text}"
+    );
+    assert!(
+        entry_of(&text, "msal-1.39.0-py3-none-any.whl").contains("    provenance: none\n"),
+        "{text}"
+    );
+    // What lock recorded is what fetch then verifies.
+    let doc = w
+        .run(&["fetch", "--json", "--sigstore-trust-root", &root])
+        .ok()
+        .json();
+    let fetched = doc["artifacts"].as_array().unwrap();
+    let requests = fetched
+        .iter()
+        .find(|a| a["file"] == "requests-2.34.2-py3-none-any.whl")
+        .unwrap();
+    assert_eq!(requests["publisher"]["status"], "verified", "{requests}");
+    // Up to date, and --check agrees.
+    w.run(&["lock", "--check", "--sigstore-trust-root", &root])
+        .ok();
+}
+
+#[test]
+fn lock_check_fails_naming_old_and_new_when_a_publisher_changed() {
+    let w = world();
+    let sig = TestSigstore::new();
+    let root = sign_requests(&w, &sig, "psf/requests");
+    w.run(&["lock", "--sigstore-trust-root", &root]).ok();
+    let locked = fs::read_to_string(&w.manifest).unwrap();
+
+    sign_requests(&w, &sig, "attacker/requests");
+    let r = w
+        .run(&["lock", "--check", "--sigstore-trust-root", &root])
+        .code(3);
+    assert!(r.stderr.contains("the lock is stale"), "{}", r.stderr);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("requests"))
+        .unwrap_or_else(|| panic!("no requests row:\n{}", r.stdout));
+    assert!(row.contains("2.34.2 -> 2.34.2"), "{row}");
+    assert!(
+        row.contains("publisher changed: GitHub repository psf/requests, workflow publish.yml -> GitHub repository attacker/requests, workflow publish.yml"),
+        "{row}"
+    );
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), locked);
+
+    // The index now answers 404: the pinned publisher went away, as loudly.
+    w.mirror.fault(
+        "/integrity/requests/2.34.2/requests-2.34.2-py3-none-any.whl/provenance",
+        support::mirror::Fault::Status(404),
+    );
+    let r = w
+        .run(&["lock", "--check", "--sigstore-trust-root", &root])
+        .code(3);
+    assert!(
+        r.stdout
+            .contains("publisher changed: GitHub repository psf/requests, workflow publish.yml -> provenance: none"),
+        "{}",
+        r.stdout
+    );
+
+    // Without --check, lock writes the new publisher and shows the same row.
+    let r = w.run(&["lock", "--sigstore-trust-root", &root]).ok();
+    assert!(r.stdout.contains("attacker/requests"), "{}", r.stdout);
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        entry_of(&text, "requests-2.34.2-py3-none-any.whl")
+            .contains("provenance: {repository: attacker/requests, workflow: publish.yml}"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_attestation_that_does_not_verify_fails_the_lock_naming_its_url() {
+    let w = world();
+    let sig = TestSigstore::new();
+    let root = sign_requests(&w, &sig, "psf/requests");
+    let before = fs::read_to_string(&w.manifest).unwrap();
+    // The public trust root (the default) does not know the test Sigstore.
+    let r = w.run(&["lock"]).code(3);
+    assert!(
+        r.stderr.contains(
+            "/integrity/requests/2.34.2/requests-2.34.2-py3-none-any.whl/provenance: the provenance of requests-2.34.2-py3-none-any.whl does not verify"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("signed by: https://github.com/psf/requests/"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
+    // One signed for other bytes is refused too.
+    let file = "requests-2.34.2-py3-none-any.whl";
+    let i = w.wheels.iter().position(|(f, _)| f == file).unwrap();
+    let mut s = Sign::github("psf/requests", "publish.yml");
+    s.subject_sha256 = Some(support::sha256_hex(b"other bytes"));
+    w.serve_provenance(
+        i,
+        &sig.provenance(file, &support::sha256_hex(&w.wheels[i].1), &s),
+    );
+    let r = w.run(&["lock", "--sigstore-trust-root", &root]).code(3);
+    assert!(r.stderr.contains("the signed sha256 is"), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
 }

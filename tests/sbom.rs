@@ -5,6 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
+use support::sigstore::{Sign, TestSigstore};
 use support::{PY, WheelSpec, World, extpy, run};
 
 const SBOM: &str = "extpy-sbom.cdx.json";
@@ -360,5 +361,58 @@ fn the_sbom_validates_against_the_cyclonedx_1_6_schema() {
         out.status.success() && stdout.trim() == "valid",
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_sbom_names_each_components_publisher_the_pinned_one_or_none() {
+    let w = world();
+    let sig = TestSigstore::new();
+    let root = w.path("trusted_root.json");
+    fs::write(&root, sig.trust_root_json()).unwrap();
+    let (file, bytes) = w.wheels[0].clone();
+    let signer = Sign::github("example/alpha", "publish.yml");
+    w.serve_provenance(
+        0,
+        &sig.provenance(&file, &support::sha256_hex(&bytes), &signer),
+    );
+    w.pin_provenance(&bytes, "{repository: example/alpha, workflow: publish.yml}");
+    let dest = w.path("dist");
+    w.run(&[
+        "build",
+        dest.to_str().unwrap(),
+        "--sigstore-trust-root",
+        root.to_str().unwrap(),
+    ])
+    .ok();
+    let bom = json(&dest.join(SBOM));
+    let components = bom["components"].as_array().unwrap();
+    let by_name = |n: &str| components.iter().find(|c| c["name"] == n).unwrap();
+    assert_eq!(
+        by_name("alpha")["properties"],
+        serde_json::json!([
+            { "name": "extpy:provenance", "value": "github" },
+            { "name": "extpy:provenance:repository", "value": "example/alpha" },
+            { "name": "extpy:provenance:workflow", "value": "publish.yml" },
+        ])
+    );
+    for name in ["python", "beta_pkg", "gamma"] {
+        assert_eq!(
+            by_name(name)["properties"],
+            serde_json::json!([{ "name": "extpy:provenance", "value": "none" }]),
+            "{name}"
+        );
+    }
+    verify(&dest).ok();
+
+    // A publisher edited into the SBOM breaks the seal.
+    let path = dest.join(SBOM);
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replace("example/alpha", "attacker/alpha")).unwrap();
+    let r = verify(&dest).code(3);
+    assert!(
+        r.stdout.contains(&format!("changed  {SBOM}")),
+        "{}",
+        r.stdout
     );
 }

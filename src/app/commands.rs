@@ -321,6 +321,7 @@ pub fn lock(s: &Settings, args: LockArgs, reporter: &Reporter) -> Result<Outcome
         sources: s.sources()?,
         net: s.net_options()?,
         cache_dir: s.cache_dir.clone(),
+        trust_root: s.provenance_policy()?.trust_root,
     };
     let options = crate::job::lock::LockOptions {
         upgrade: args.upgrade,
@@ -1390,7 +1391,22 @@ pub fn bundle_create(
 /// `extpy bundle verify`.
 pub fn bundle_verify(s: &Settings, args: BundleVerifyArgs) -> Result<Outcome, Error> {
     let trusted = trust(s, &args.trusted_key, None)?;
-    let (_, check) = bundle::open(&args.bundle, &trusted)?;
+    let (bundle, mut check) = bundle::open(&args.bundle, &trusted)?;
+    if let Some(mut b) = bundle {
+        // Every entry matches SHA256SUMS; the pinned publishers must verify too.
+        let temp = crate::mechanism::place::temp_dir("extpy-bundle-verify-")?;
+        let inputs = b.extract_artifacts(temp.path())?;
+        match b.check_provenance(&inputs, &s.provenance_policy()?) {
+            Ok(_) => {}
+            Err(bundle::BundleError::Provenance(failures)) => {
+                check.ok = false;
+                check
+                    .problems
+                    .extend(failures.iter().map(|f| f.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let failed = !check.ok;
     let n = check.problems.len();
     Ok(

@@ -44,6 +44,8 @@ pub(crate) fn resolve(
         InputSource::Bundle(bundle) => {
             let temp = crate::mechanism::place::temp_dir("extpy-bundle-")?;
             let inputs = bundle.extract_artifacts(temp.path())?;
+            // The pinned publishers, verified from the bundle's copies of their documents.
+            bundle.check_provenance(&inputs, &settings.provenance_policy()?)?;
             Ok(Resolved {
                 inputs,
                 fetched: None,

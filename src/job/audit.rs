@@ -11,7 +11,8 @@ use url::Url;
 use crate::base::report::Reporter;
 use crate::job::source::Sources;
 use crate::mechanism::net::{Client, NetError, NetOptions};
-use crate::model::manifest::{Manifest, PythonVersion};
+use crate::mechanism::sigstore::Identity;
+use crate::model::manifest::{Manifest, PythonVersion, describe_pin, serialize_pin};
 
 /// Why an audit could not run.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,19 @@ pub(crate) struct PackageAudit {
     pub yanked_reason: Option<String>,
     /// Known, not withdrawn, vulnerabilities.
     pub vulnerabilities: Vec<Vulnerability>,
+    /// The publisher the manifest pins (`fetch` and `build` verify it), or `"none"`.
+    #[serde(serialize_with = "serialize_pin")]
+    pub provenance: Option<Identity>,
+}
+
+/// The embeddable CPython and the publisher the manifest pins for it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EmbeddableAudit {
+    /// The zip's file name.
+    pub file: String,
+    /// The publisher the manifest pins, or `"none"`.
+    #[serde(serialize_with = "serialize_pin")]
+    pub provenance: Option<Identity>,
 }
 
 /// The pinned CPython's support status.
@@ -168,6 +182,8 @@ pub(crate) struct AuditReport {
     pub manifest: String,
     /// CPython.
     pub python: PythonStatus,
+    /// The embeddable zip and its publisher.
+    pub embeddable: EmbeddableAudit,
     /// Every pinned wheel.
     pub packages: Vec<PackageAudit>,
     /// Findings that fail the audit (vulnerabilities not ignored, yanked pins).
@@ -259,6 +275,7 @@ pub(crate) fn audit(inputs: &AuditInputs, reporter: &Reporter) -> Result<AuditRe
                 yanked: file.is_some_and(|f| f.yanked),
                 yanked_reason: file.and_then(|f| f.yanked_reason.clone()),
                 vulnerabilities,
+                provenance: w.artifact.provenance.clone(),
             })
         });
     let packages: Vec<PackageAudit> = results.into_iter().collect::<Result<_, _>>()?;
@@ -287,6 +304,10 @@ pub(crate) fn audit(inputs: &AuditInputs, reporter: &Reporter) -> Result<AuditRe
     Ok(AuditReport {
         manifest: m.identity(),
         python: python_status(m.python, inputs.today),
+        embeddable: EmbeddableAudit {
+            file: m.embeddable.file.clone(),
+            provenance: m.embeddable.provenance.clone(),
+        },
         packages,
         findings,
         unused_ignores,
@@ -598,12 +619,42 @@ impl AuditReport {
                 crate::base::report::plural(self.findings, "finding")
             )
         };
+        s.push_str(&self.render_publishers());
         s.push_str(&self.python.render());
         s.push_str(&format!(
             "{} audited ({}): {summary}\n",
             crate::base::report::plural(self.packages.len(), "pinned wheel"),
             self.manifest
         ));
+        s
+    }
+
+    /// Every artifact with the publisher the manifest pins, and how many pin none: what
+    /// `--require-provenance` would refuse.
+    fn render_publishers(&self) -> String {
+        let mut rows = vec![[
+            self.embeddable.file.clone(),
+            describe_pin(&self.embeddable.provenance),
+        ]];
+        rows.extend(
+            self.packages
+                .iter()
+                .map(|p| [p.file.clone(), describe_pin(&p.provenance)]),
+        );
+        let none = std::iter::once(&self.embeddable.provenance)
+            .chain(self.packages.iter().map(|p| &p.provenance))
+            .filter(|p| p.is_none())
+            .count();
+        let mut s = crate::model::topology::render_table(&["artifact", "publisher"], &rows);
+        if none > 0 {
+            s.push_str(&format!(
+                "{} of {} pin no publisher (provenance: none): nothing proves who published {}; `--require-provenance` refuses {}\n",
+                none,
+                crate::base::report::plural(rows.len(), "artifact"),
+                if none == 1 { "it" } else { "them" },
+                if none == 1 { "it" } else { "them" },
+            ));
+        }
         s
     }
 

@@ -15,12 +15,13 @@ use crate::base::exit::ExitCode;
 use crate::base::report::text_for;
 use crate::job::assemble::Inputs;
 use crate::job::fetch::FetchReport;
+use crate::job::provenance::{self, ProvenanceFailure, ProvenancePolicy, Publisher};
 use crate::mechanism::archive::{Archive, ArchiveError};
 use crate::mechanism::digest::{HashingWriter, Sha256Digest, hash_file};
 use crate::mechanism::fsio::{IoError, at};
 use crate::mechanism::sign::{self, KeyId, SigProblem, SigningKey, TrustedKey};
 use crate::model::manifest::yaml::Origin;
-use crate::model::manifest::{ArtifactKind, InputError, Manifest};
+use crate::model::manifest::{Artifact, ArtifactKind, InputError, Manifest};
 use crate::model::topology::Topology;
 
 /// The bundle's description of itself.
@@ -84,6 +85,9 @@ pub enum BundleError {
         /// What the file is instead.
         reason: String,
     },
+    /// A publisher the bundle's manifest pins does not verify from the bundle's copy.
+    #[error("{}", crate::job::fetch::render_provenance(.0))]
+    Provenance(Vec<ProvenanceFailure>),
     /// An artifact changed between fetch and bundling.
     #[error(
         "{file}: the cached copy no longer matches its pin (sha256 {actual}, pinned {expected}); run `extpy fetch` again"
@@ -105,6 +109,11 @@ impl BundleError {
         match self {
             BundleError::Archive(a) => a.exit_code(),
             BundleError::Invalid { .. } | BundleError::Changed { .. } => ExitCode::Verification,
+            BundleError::Provenance(failures) => failures
+                .iter()
+                .map(ProvenanceFailure::exit_code)
+                .find(|c| *c != ExitCode::Verification)
+                .unwrap_or(ExitCode::Verification),
             BundleError::Input(_)
             | BundleError::NotFound { .. }
             | BundleError::ExeMissing { .. }
@@ -220,13 +229,25 @@ pub(crate) fn create(
         executable: false,
     };
     let mut meta_artifacts = Vec::new();
-    for a in &fetched.artifacts {
+    for (a, pinned) in fetched.artifacts.iter().zip(manifest.artifacts()) {
         entries.push(NewEntry {
             name: format!("{ARTIFACTS}{}", a.file),
             content: Content::File(a.path.clone()),
             sha256: a.sha256,
             executable: false,
         });
+        // The fetch verified the pinned publisher's document and keeps it beside the blob;
+        // the bundle carries it, so an air-gapped build verifies the publisher too.
+        if pinned.provenance.is_some() {
+            let doc = a.path.with_extension(provenance::extension(a.kind));
+            let (sha256, _) = hash_file(&doc).map_err(at(&doc, "cannot read"))?;
+            entries.push(NewEntry {
+                name: provenance_entry(pinned),
+                content: Content::File(doc),
+                sha256,
+                executable: false,
+            });
+        }
         meta_artifacts.push(MetaArtifact {
             file: a.file.clone(),
             kind: match a.kind {
@@ -321,6 +342,12 @@ pub(crate) fn create(
         entries: count,
         signed_by: extras.signer.as_ref().map(SigningKey::id),
     })
+}
+
+/// The bundle entry of an artifact's provenance document: beside the artifact,
+/// `artifacts/<file>.provenance` (a wheel) or `artifacts/<file>.sigstore` (CPython).
+fn provenance_entry(a: &Artifact) -> String {
+    format!("{ARTIFACTS}{}.{}", a.file, provenance::extension(a.kind))
 }
 
 /// Checks that `path` is an executable Windows nodes run: a PE32+ image for x86-64 that is
@@ -684,6 +711,16 @@ pub(crate) fn open(
                 Some(_) => {}
             }
             allowed.insert(name);
+            if let Some(identity) = &a.provenance {
+                let name = provenance_entry(a);
+                if !digests.contains_key(&name) {
+                    problems.push(format!(
+                        "{name} is missing: the manifest pins the publisher of {} ({identity}), and an offline build verifies it from the bundle's copy\n  help: make the bundle again with `extpy bundle create` (its fetch verifies the publisher and keeps the document)",
+                        a.file
+                    ));
+                }
+                allowed.insert(name);
+            }
         }
         if meta.topology {
             allowed.insert(TOPOLOGY.into());
@@ -811,6 +848,64 @@ impl Bundle {
             embeddable: it.next().unwrap_or_default(),
             wheels: it.collect(),
         })
+    }
+
+    /// Verifies, from the bundle's copies, the publisher the manifest pins for each artifact
+    /// (`inputs` are the artifacts as [`Bundle::extract_artifacts`] gave them), per `policy`.
+    pub(crate) fn check_provenance(
+        &mut self,
+        inputs: &Inputs,
+        policy: &ProvenancePolicy,
+    ) -> Result<Vec<Publisher>, BundleError> {
+        let paths = std::iter::once(&inputs.embeddable).chain(&inputs.wheels);
+        let mut publishers = Vec::new();
+        let mut failures = Vec::new();
+        for (a, path) in self.manifest.artifacts().zip(paths) {
+            let identity = match provenance::pinned(&self.manifest, a, policy) {
+                Ok(Some(identity)) => identity,
+                Ok(None) => {
+                    publishers.push(Publisher::None);
+                    continue;
+                }
+                Err(e) => {
+                    failures.push(e);
+                    continue;
+                }
+            };
+            let name = provenance_entry(a);
+            let entry = self.archive.find(&name).cloned();
+            let doc = match entry {
+                Some(e) if e.size <= provenance::MAX_PROVENANCE_BYTES => self.archive.read(&e)?,
+                Some(e) => {
+                    return Err(self.invalid(format!(
+                        "{name} declares {} bytes, more than a provenance document can be",
+                        e.size
+                    )));
+                }
+                None => {
+                    return Err(self.invalid(format!(
+                        "{name} is missing: the manifest pins the publisher of {}",
+                        a.file
+                    )));
+                }
+            };
+            match provenance::verify_one(a, path, identity, &doc, policy) {
+                Ok(p) => publishers.push(p),
+                Err(e) => failures.push(e),
+            }
+        }
+        if failures.is_empty() {
+            Ok(publishers)
+        } else {
+            Err(BundleError::Provenance(failures))
+        }
+    }
+
+    fn invalid(&self, problem: String) -> BundleError {
+        BundleError::Invalid {
+            path: self.path.clone(),
+            problems: vec![problem],
+        }
     }
 
     /// Extracts the entry `name` to `dest`; false when the bundle has no such entry.

@@ -180,7 +180,8 @@ fn render_failures(failures: &[ArtifactError]) -> String {
     render_list(failures, "artifacts could not be fetched")
 }
 
-fn render_provenance(failures: &[ProvenanceFailure]) -> String {
+/// The provenance failures of several artifacts, as one message.
+pub(crate) fn render_provenance(failures: &[ProvenanceFailure]) -> String {
     render_list(failures, "artifacts failed the provenance check")
 }
 

@@ -1403,6 +1403,7 @@ mod tests {
             platform: crate::model::manifest::Platform::WinAmd64,
             embeddable: "e.zip".into(),
             embeddable_sha256: d,
+            embeddable_provenance: None,
             packages: vec![],
         }
         .document();

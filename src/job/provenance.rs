@@ -118,12 +118,20 @@ impl ProvenanceFailure {
 /// <version>/<file>/provenance` (the index's integrity API beside its Simple API).
 pub(crate) fn wheel_provenance_url(sources: &Sources, a: &Artifact) -> Option<Url> {
     let filename: WheelFilename = a.file.parse().ok()?;
-    let project = a.project.as_deref()?;
+    integrity_url(sources, a.project.as_deref()?, &filename.version, &a.file)
+}
+
+/// The integrity endpoint of one file of a release of `project` (its PEP 503 name).
+pub(crate) fn integrity_url(
+    sources: &Sources,
+    project: &str,
+    version: &str,
+    file: &str,
+) -> Option<Url> {
     sources
         .index_url
         .join(&format!(
-            "../integrity/{project}/{}/{}/provenance",
-            filename.version, a.file
+            "../integrity/{project}/{version}/{file}/provenance"
         ))
         .ok()
 }
@@ -134,14 +142,38 @@ fn bundle_url(sources: &Sources, manifest: &Manifest) -> Url {
     Url::parse(&format!("{url}.sigstore")).unwrap_or(url)
 }
 
-/// Where the cache keeps an artifact's provenance: beside the blob, by the artifact's sha256.
-pub(crate) fn cached_path(cache: &Cache, a: &Artifact) -> PathBuf {
-    let blob = cache.blob_path(&a.sha256);
-    let ext = match a.kind {
+/// The extension an artifact's provenance document has: `sigstore` for a CPython bundle (as
+/// python.org names it), `provenance` for a wheel's PEP 740 attestation.
+pub(crate) fn extension(kind: ArtifactKind) -> &'static str {
+    match kind {
         ArtifactKind::Embeddable => "sigstore",
         ArtifactKind::Wheel => "provenance",
-    };
-    blob.with_extension(ext)
+    }
+}
+
+/// Where the cache keeps an artifact's provenance: beside the blob, by the artifact's sha256.
+pub(crate) fn cached_path(cache: &Cache, a: &Artifact) -> PathBuf {
+    cache.blob_path(&a.sha256).with_extension(extension(a.kind))
+}
+
+/// The publisher the manifest pins for `a`; `None` when it pins none and the policy allows
+/// that, an error when `--require-provenance` does not.
+pub(crate) fn pinned<'a>(
+    manifest: &Manifest,
+    a: &'a Artifact,
+    policy: &ProvenancePolicy,
+) -> Result<Option<&'a Identity>, ProvenanceFailure> {
+    match &a.provenance {
+        Some(identity) => Ok(Some(identity)),
+        None if policy.require => Err(ProvenanceFailure::Required {
+            file: a.file.clone(),
+            origin: match a.line {
+                Some(l) => format!("{}:{l}", manifest.origin),
+                None => manifest.origin.to_string(),
+            },
+        }),
+        None => Ok(None),
+    }
 }
 
 /// Verifies one artifact's provenance per the policy; `artifact` is its verified copy in the
@@ -155,16 +187,7 @@ pub(crate) fn check(
     client: Option<&Client>,
     policy: &ProvenancePolicy,
 ) -> Result<Publisher, ProvenanceFailure> {
-    let Some(identity) = &a.provenance else {
-        if policy.require {
-            return Err(ProvenanceFailure::Required {
-                file: a.file.clone(),
-                origin: match a.line {
-                    Some(l) => format!("{}:{l}", manifest.origin),
-                    None => manifest.origin.to_string(),
-                },
-            });
-        }
+    let Some(identity) = pinned(manifest, a, policy)? else {
         return Ok(Publisher::None);
     };
     let path = cached_path(cache, a);
@@ -202,7 +225,9 @@ pub(crate) fn check(
     Ok(publisher)
 }
 
-fn verify_one(
+/// Verifies `doc` as the provenance of `a` (whose verified bytes are at `artifact`) by the
+/// publisher `identity`.
+pub(crate) fn verify_one(
     a: &Artifact,
     artifact: &Path,
     identity: &Identity,

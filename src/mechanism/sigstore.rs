@@ -35,7 +35,7 @@ pub(crate) const PINNED_TRUST_ROOT: &str = include_str!("../../sigstore/trusted_
 pub(crate) const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
 /// Whose signature an artifact must carry: the identity pinned in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum Identity {
     /// A GitHub Trusted Publisher: this repository's workflow file signed it.
@@ -103,7 +103,6 @@ impl Identity {
     }
 
     /// The identity a found certificate would be pinned as (for `lock`).
-    #[cfg(test)]
     pub(crate) fn from_found(found: &FoundIdentity) -> Option<Identity> {
         let issuer = found.issuer.clone()?;
         if issuer == GITHUB_ISSUER
@@ -211,7 +210,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn help(&self) -> &'static str {
+    /// What to do about it.
+    pub(crate) fn help(&self) -> &'static str {
         match self {
             Reason::OtherIdentity | Reason::OtherFile { .. } | Reason::Digest { .. } => {
                 "do not use this artifact; if the publisher really changed, check why with the publisher and then update `provenance:` in the manifest (`extpy lock` shows the new identity)"
@@ -587,6 +587,64 @@ pub(crate) fn verify_provenance(
     }
     Err(first_error
         .unwrap_or_else(|| expect.fail(None, malformed("provenance document", "no attestations"))))
+}
+
+/// Verifies a PEP 740 provenance document whose publisher is not pinned yet (`lock`) and
+/// returns the publisher as it would be pinned: the signer of the first attestation that
+/// verifies in full. Each attestation is verified against an identity nobody has, which
+/// fails last and only for the identity (after certificate, log, signature), so the signer
+/// it names is one whose signature verified; then the whole attestation, subject and digest
+/// included, is verified again as pinned to that signer, the check `fetch` makes.
+pub(crate) fn discover_provenance(
+    root: &TrustRoot,
+    provenance: &[u8],
+    file: &str,
+    sha256: Sha256Digest,
+) -> Result<Identity, ProvenanceError> {
+    let nobody = Identity::Signer {
+        identity: String::new(),
+        issuer: String::new(),
+    };
+    let probe = Expect {
+        file,
+        sha256,
+        identity: &nobody,
+    };
+    let doc: ProvenanceFile = serde_json::from_slice(provenance)
+        .map_err(|e| probe.fail(None, malformed("provenance document", e.to_string())))?;
+    let mut first_error = None;
+    for a in doc.attestation_bundles.iter().flat_map(|b| &b.attestations) {
+        let signer = match verify_attestation(root, a, &probe) {
+            Err(ProvenanceError {
+                reason: Reason::OtherIdentity,
+                found: Some(found),
+                ..
+            }) => Identity::from_found(&found),
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            Ok(found) => Identity::from_found(&found),
+        };
+        let Some(signer) = signer else {
+            first_error.get_or_insert_with(|| {
+                probe.fail(None, malformed("certificate", "it names no OIDC issuer"))
+            });
+            continue;
+        };
+        let pinned = Expect {
+            identity: &signer,
+            ..probe
+        };
+        match verify_attestation(root, a, &pinned) {
+            Ok(_) => return Ok(signer),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error
+        .unwrap_or_else(|| probe.fail(None, malformed("provenance document", "no attestations"))))
 }
 
 fn verify_attestation(

@@ -320,7 +320,24 @@ impl World {
         let at = text.find(&pin).expect("the pin is in the manifest");
         let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
         let indent = text[line_start..at].to_string();
-        let text = text.replacen(&pin, &format!("{pin}{indent}provenance: {yaml}\n"), 1);
+        // A `provenance:` among the entry's other keys (as `extpy lock` writes it) goes.
+        let after = at + pin.len();
+        let mut rest: Vec<&str> = text[after..].split_inclusive('\n').collect();
+        let entry_len = rest
+            .iter()
+            .position(|l| !l.starts_with(&indent) || l[indent.len()..].starts_with([' ', '-']))
+            .unwrap_or(rest.len());
+        if let Some(i) = rest[..entry_len]
+            .iter()
+            .position(|l| l[indent.len()..].starts_with("provenance:"))
+        {
+            rest.remove(i);
+        }
+        let text = format!(
+            "{}{pin}{indent}provenance: {yaml}\n{}",
+            &text[..at],
+            rest.concat()
+        );
         std::fs::write(&self.manifest, text).expect("write manifest");
     }
 

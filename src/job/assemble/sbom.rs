@@ -22,6 +22,7 @@ use crate::job::assemble::contents::{Contents, native};
 use crate::job::assemble::requires::{self, Environment};
 use crate::job::assemble::wheel::{SITE_PACKAGES, WheelPlan, headers};
 use crate::mechanism::digest::Sha256Digest;
+use crate::mechanism::sigstore::Identity;
 use crate::model::manifest::{Manifest, Platform, PythonVersion, normalize_name};
 
 /// The SBOM's file name, at a distribution's root and in a bundle.
@@ -85,6 +86,8 @@ pub(crate) struct Package {
     pub requires: Vec<String>,
     /// Declared licence.
     pub licence: Licence,
+    /// The publisher the manifest pins (`None` for `provenance: none`).
+    pub provenance: Option<Identity>,
 }
 
 /// What an SBOM describes.
@@ -102,6 +105,8 @@ pub(crate) struct Subject {
     pub embeddable: String,
     /// Its sha256.
     pub embeddable_sha256: Sha256Digest,
+    /// The publisher the manifest pins for it.
+    pub embeddable_provenance: Option<Identity>,
     /// The wheels, in manifest order.
     pub packages: Vec<Package>,
 }
@@ -116,6 +121,7 @@ impl Subject {
             platform: manifest.platform,
             embeddable: manifest.embeddable.file.clone(),
             embeddable_sha256: manifest.embeddable.sha256,
+            embeddable_provenance: manifest.embeddable.provenance.clone(),
             packages: wheels
                 .iter()
                 .map(|w| Package {
@@ -125,6 +131,11 @@ impl Subject {
                     sha256: w.sha256,
                     requires: w.requires.clone(),
                     licence: w.licence.clone(),
+                    provenance: manifest
+                        .wheels
+                        .iter()
+                        .find(|m| m.artifact.file == w.wheel)
+                        .and_then(|m| m.artifact.provenance.clone()),
                 })
                 .collect(),
         }
@@ -132,7 +143,7 @@ impl Subject {
 
     /// The CycloneDX document.
     pub(crate) fn document(&self) -> Bom {
-        let python_ref = format!("pkg:generic/python@{}", escape(&self.python.to_string()));
+        let python_ref = python_ref(self.python);
         let mut components = vec![Component {
             kind: "platform".into(),
             bom_ref: python_ref.clone(),
@@ -159,6 +170,7 @@ impl Subject {
                 self.python
             )),
             purl: format!("{python_ref}?file_name={}", escape(&self.embeddable)),
+            properties: provenance_properties(&self.embeddable_provenance),
         }];
         let refs: BTreeMap<String, String> = self
             .packages
@@ -178,6 +190,7 @@ impl Subject {
                 hashes: vec![Hash::sha256(p.sha256)],
                 licenses: p.licence.choices(),
                 cpe: None,
+                properties: provenance_properties(&p.provenance),
             });
         }
 
@@ -258,6 +271,10 @@ impl Subject {
         bom.serial_number = Some(serial_of(&bom.to_bytes()));
         bom
     }
+}
+
+fn python_ref(python: PythonVersion) -> String {
+    format!("pkg:generic/python@{}", escape(&python.to_string()))
 }
 
 fn pypi_ref(p: &Package) -> String {
@@ -422,6 +439,63 @@ pub(crate) struct Component {
     pub cpe: Option<String>,
     /// Package URL, with the file name.
     pub purl: String,
+    /// The publisher the manifest pins ([`provenance_properties`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<Property>,
+}
+
+const PROVENANCE: &str = "extpy:provenance";
+const REPOSITORY: &str = "extpy:provenance:repository";
+const WORKFLOW: &str = "extpy:provenance:workflow";
+const IDENTITY: &str = "extpy:provenance:identity";
+const ISSUER: &str = "extpy:provenance:issuer";
+
+/// A component's publisher as CycloneDX properties: `extpy:provenance` is `none`, or
+/// `github` with the Trusted Publisher's repository and workflow, or `sigstore` with the
+/// signer's identity and OIDC issuer; `fetch` and `build` verified that publisher's
+/// signature before the component was installed.
+fn provenance_properties(pin: &Option<Identity>) -> Vec<Property> {
+    let p = |name: &str, value: &str| Property {
+        name: name.into(),
+        value: value.into(),
+    };
+    match pin {
+        None => vec![p(PROVENANCE, "none")],
+        Some(Identity::GitHub {
+            repository,
+            workflow,
+        }) => vec![
+            p(PROVENANCE, "github"),
+            p(REPOSITORY, repository),
+            p(WORKFLOW, workflow),
+        ],
+        Some(Identity::Signer { identity, issuer }) => vec![
+            p(PROVENANCE, "sigstore"),
+            p(IDENTITY, identity),
+            p(ISSUER, issuer),
+        ],
+    }
+}
+
+/// The publisher a component's properties name (the inverse of [`provenance_properties`]).
+fn provenance_of(properties: &[Property]) -> Option<Identity> {
+    let get = |name: &str| {
+        properties
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.clone())
+    };
+    match get(PROVENANCE).as_deref() {
+        Some("github") => Some(Identity::GitHub {
+            repository: get(REPOSITORY)?,
+            workflow: get(WORKFLOW)?,
+        }),
+        Some("sigstore") => Some(Identity::Signer {
+            identity: get(IDENTITY)?,
+            issuer: get(ISSUER)?,
+        }),
+        _ => None,
+    }
 }
 
 /// An organisation.
@@ -560,9 +634,22 @@ pub(crate) fn check(dir: &Path, seal: Contents<'_>) -> Vec<String> {
         }
     };
     let (subject, mut problems) = subject_of_tree(dir, seal);
-    let Some(subject) = subject else {
+    let Some(mut subject) = subject else {
         return problems;
     };
+    // The pinned publishers come from the manifest, which the tree holds only by its digest:
+    // they are taken from the document itself (sealed like every file, and compared with the
+    // manifest's expected seal wherever the manifest is at hand).
+    let pins: BTreeMap<&str, Option<Identity>> = actual
+        .components
+        .iter()
+        .map(|c| (c.bom_ref.as_str(), provenance_of(&c.properties)))
+        .collect();
+    let pin = |bom_ref: &str| pins.get(bom_ref).cloned().flatten();
+    subject.embeddable_provenance = pin(&python_ref(subject.python));
+    for p in &mut subject.packages {
+        p.provenance = pin(&pypi_ref(p));
+    }
     let expected = subject.document();
     problems.extend(differences(&expected, &actual));
     if problems.is_empty() && expected.to_bytes() != bytes {
@@ -684,6 +771,7 @@ fn subject_of_tree(dir: &Path, seal: Contents<'_>) -> (Option<Subject>, Vec<Stri
             sha256: p.sha256,
             requires: meta.get("requires-dist").cloned().unwrap_or_default(),
             licence: Licence::from_headers(&meta),
+            provenance: None,
         });
     }
     for folder in dist_infos.values() {
@@ -698,6 +786,7 @@ fn subject_of_tree(dir: &Path, seal: Contents<'_>) -> (Option<Subject>, Vec<Stri
         platform,
         embeddable: seal.python.embeddable.clone(),
         embeddable_sha256: seal.python.sha256,
+        embeddable_provenance: None,
         packages,
     };
     (Some(subject), problems)
@@ -753,6 +842,41 @@ mod tests {
     }
 
     #[test]
+    fn a_publisher_pin_round_trips_through_its_properties() {
+        let pins = [
+            None,
+            Some(Identity::GitHub {
+                repository: "psf/requests".into(),
+                workflow: "publish.yml".into(),
+            }),
+            Some(Identity::Signer {
+                identity: "thomas@python.org".into(),
+                issuer: "https://accounts.google.com".into(),
+            }),
+        ];
+        for pin in pins {
+            let props = provenance_properties(&pin);
+            assert_eq!(provenance_of(&props), pin, "{props:?}");
+        }
+        let none = provenance_properties(&None);
+        assert_eq!(
+            (none[0].name.as_str(), none[0].value.as_str()),
+            (PROVENANCE, "none")
+        );
+        // A github pin without its workflow names nobody.
+        let mut partial = provenance_properties(&pins_github());
+        partial.retain(|p| p.name != WORKFLOW);
+        assert_eq!(provenance_of(&partial), None);
+    }
+
+    fn pins_github() -> Option<Identity> {
+        Some(Identity::GitHub {
+            repository: "a/b".into(),
+            workflow: "w.yml".into(),
+        })
+    }
+
+    #[test]
     fn purls_escape_and_serial_is_a_v5_uuid_of_the_content() {
         assert_eq!(escape("1.0+local"), "1.0%2Blocal");
         let p = Package {
@@ -762,6 +886,7 @@ mod tests {
             sha256: Sha256Digest::of(b""),
             requires: vec![],
             licence: Licence::default(),
+            provenance: None,
         };
         assert_eq!(pypi_ref(&p), "pkg:pypi/charset-normalizer@3.4.2");
         let a = serial_of(b"a");

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::mechanism::sigstore::Identity;
 use crate::model::manifest::normalize_name;
 
 /// One pin as it is to be written.
@@ -18,6 +19,38 @@ pub(crate) struct PinText {
     pub url: Option<String>,
     /// The size to write, if any.
     pub size: Option<u64>,
+    /// The `provenance:` value to write ([`pin_yaml`]); `None` leaves the entry's as it is.
+    pub provenance: Option<String>,
+}
+
+/// A publisher pin as the manifest writes it: `none`, or a flow mapping whose values are
+/// quoted unless they are plain words and paths.
+pub(crate) fn pin_yaml(pin: &Option<Identity>) -> String {
+    let v = |s: &str| {
+        let plain = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._/-@".contains(c))
+            && s != "none";
+        if plain {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "''"))
+        }
+    };
+    match pin {
+        None => "none".into(),
+        Some(Identity::GitHub {
+            repository,
+            workflow,
+        }) => format!(
+            "{{repository: {}, workflow: {}}}",
+            v(repository),
+            v(workflow)
+        ),
+        Some(Identity::Signer { identity, issuer }) => {
+            format!("{{identity: {}, issuer: {}}}", v(identity), v(issuer))
+        }
+    }
 }
 
 /// The embeddable change of `--python`.
@@ -126,7 +159,13 @@ pub(crate) fn rewrite(text: &str, pins: &[PinText], python: Option<&PythonChange
     for pin in pins {
         let project = normalize_name(pin.file.split('-').next().unwrap_or(&pin.file));
         match by_project.remove(&project) {
-            Some(e) if !e.lines.iter().any(|l| l.contains('{')) => {
+            // A flow-style entry is written anew; a flow-style `provenance:` is a value.
+            Some(e)
+                if !e
+                    .lines
+                    .iter()
+                    .any(|l| l.contains('{') && key_of(l) != Some("provenance")) =>
+            {
                 new_block.extend(update_entry(e.lines, pin));
             }
             _ => new_block.extend(fresh_entry(&item_indent, pin)),
@@ -167,6 +206,13 @@ fn value_of(line: &str, key: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
+/// The key of a `key: value` (or `- key: value`) line.
+fn key_of(line: &str) -> Option<&str> {
+    let t = line.trim_start().trim_start_matches("- ").trim_start();
+    let (key, _) = t.split_once(':')?;
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(key)
+}
+
 /// Replaces the value of `key:` on `line` in place: indentation, spacing and comment kept.
 fn set_value(line: &str, key: &str, value: &str) -> String {
     let Some(k) = line.find(&format!("{key}:")) else {
@@ -193,12 +239,31 @@ fn update_entry(lines: Vec<String>, pin: &PinText) -> Vec<String> {
                 .then(|| " ".repeat(l.len() - t.len() + 2))
         })
         .unwrap_or_else(|| "    ".to_string());
-    let mut out = Vec::with_capacity(lines.len() + 2);
-    let (mut has_url, mut has_size) = (false, false);
+    let mut out = Vec::with_capacity(lines.len() + 3);
+    let (mut has_url, mut has_size, mut has_provenance) = (false, false, false);
     let mut sha_at = None;
+    // The indentation of a block-style `provenance:` whose nested lines are replaced.
+    let mut nested_under: Option<usize> = None;
     for l in lines {
+        let indent = l.len() - l.trim_start().len();
+        if let Some(at) = nested_under {
+            if !l.trim().is_empty() && indent > at && !l.trim_start().starts_with('#') {
+                continue;
+            }
+            nested_under = None;
+        }
         let v = |k| value_of(&l, k);
-        if v("file").is_some() {
+        if key_of(&l) == Some("provenance")
+            && let Some(p) = &pin.provenance
+        {
+            has_provenance = true;
+            if v("provenance").is_none() {
+                nested_under = Some(indent);
+                out.push(format!("{}provenance: {p}", &l[..indent]));
+            } else {
+                out.push(set_value(&l, "provenance", p));
+            }
+        } else if v("file").is_some() {
             out.push(set_value(&l, "file", &pin.file));
         } else if v("sha256").is_some() {
             out.push(set_value(&l, "sha256", &pin.sha256));
@@ -224,6 +289,10 @@ fn update_entry(lines: Vec<String>, pin: &PinText) -> Vec<String> {
     }
     if !has_size && let Some(s) = pin.size {
         out.insert(at, format!("{key_indent}size: {s}"));
+        at += 1;
+    }
+    if !has_provenance && let Some(p) = &pin.provenance {
+        out.insert(at, format!("{key_indent}provenance: {p}"));
     }
     out
 }
@@ -239,6 +308,9 @@ fn fresh_entry(indent: &str, pin: &PinText) -> Vec<String> {
     }
     if let Some(s) = pin.size {
         out.push(format!("{key}size: {s}"));
+    }
+    if let Some(p) = &pin.provenance {
+        out.push(format!("{key}provenance: {p}"));
     }
     out
 }
@@ -316,6 +388,7 @@ mod tests {
             sha256: sha.into(),
             url: None,
             size: None,
+            provenance: None,
         }
     }
 
@@ -323,6 +396,50 @@ mod tests {
         format!(
             "# top comment\nschema: 1\nname: t\npython: {{ version: 3.12.10, platform: win_amd64 }}  # keep\nembeddable:\n  file: python-3.12.10-embed-amd64.zip   # zip\n  sha256: {A}\nrequires:\n  - a>=1\nwheels:\n  # the a library\n  - file: a-1.0-py3-none-any.whl   # first\n    sha256: {B}\n  # b, soon gone\n  - file: b-2.0-py3-none-any.whl\n    sha256: {C}\n\n# trailing comment\n"
         )
+    }
+
+    #[test]
+    fn provenance_is_added_replaced_in_place_and_a_block_style_one_rewritten() {
+        let t = text();
+        let github = Some(Identity::GitHub {
+            repository: "psf/requests".into(),
+            workflow: "publish.yml".into(),
+        });
+        let mut a = pin("a-1.0-py3-none-any.whl", B);
+        a.provenance = Some(pin_yaml(&github));
+        let mut b = pin("b-2.0-py3-none-any.whl", C);
+        b.provenance = Some(pin_yaml(&None));
+        let out = rewrite(&t, &[a.clone(), b.clone()], None);
+        assert!(
+            out.contains(&format!(
+                "  - file: a-1.0-py3-none-any.whl   # first\n    sha256: {B}\n    provenance: {{repository: psf/requests, workflow: publish.yml}}\n"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("    sha256: {C}\n    provenance: none\n")),
+            "{out}"
+        );
+        // The comment of the first entry is kept: a flow `provenance:` is not a flow entry.
+        a.provenance = Some(pin_yaml(&None));
+        let again = rewrite(&out, &[a.clone(), b.clone()], None);
+        assert!(again.contains("whl   # first\n"), "{again}");
+        assert!(!again.contains("psf/requests"), "{again}");
+        assert_eq!(again.matches("provenance: none").count(), 2, "{again}");
+        let block = out.replace(
+            "provenance: {repository: psf/requests, workflow: publish.yml}",
+            "provenance:\n      repository: psf/requests\n      workflow: publish.yml",
+        );
+        let from_block = rewrite(&block, &[a, b], None);
+        assert_eq!(from_block, again);
+        let signer = Some(Identity::Signer {
+            identity: "it's@example.org".into(),
+            issuer: "https://accounts.example.org".into(),
+        });
+        assert_eq!(
+            pin_yaml(&signer),
+            "{identity: 'it''s@example.org', issuer: 'https://accounts.example.org'}"
+        );
     }
 
     #[test]

@@ -47,6 +47,21 @@ pub enum LockError {
         /// What does not match.
         what: String,
     },
+    /// The index serves an attestation for a locked wheel that does not verify.
+    #[error(
+        "{url}: the provenance of {file} does not verify: {reason}\n  signed by: {found}\n  help: nothing was written; {}",
+        reason.help()
+    )]
+    Provenance {
+        /// The integrity endpoint.
+        url: Url,
+        /// The wheel.
+        file: String,
+        /// The certificate's identity, or that none verified.
+        found: String,
+        /// What failed.
+        reason: crate::mechanism::sigstore::Reason,
+    },
     /// The python mirror has no embeddable zip of that release for the platform.
     #[error(
         "CPython {version} has no embeddable zip for {platform} on {mirror} (a branch in its security-fix phase ships source only){}",
@@ -120,7 +135,7 @@ impl LockError {
             | LockError::PythonNoEmbeddable { .. }
             | LockError::PythonUnpublished { .. }
             | LockError::Input(_) => ExitCode::Input,
-            LockError::Lie { .. } => ExitCode::Verification,
+            LockError::Lie { .. } | LockError::Provenance { .. } => ExitCode::Verification,
             LockError::Internal(_) => ExitCode::Local,
             LockError::Io(e) => e.exit_code(),
             LockError::Cache(e) => e.exit_code(),

@@ -6,6 +6,7 @@
 mod edit;
 mod error;
 pub(crate) mod index;
+mod publisher;
 mod python;
 pub(crate) mod resolve;
 
@@ -23,7 +24,10 @@ use crate::base::report::Reporter;
 use crate::job::source::Sources;
 use crate::mechanism::cache::Cache;
 use crate::mechanism::net::{Client, NetOptions};
-use crate::model::manifest::{InputError, Manifest, Origin, PythonVersion};
+use crate::mechanism::sigstore::{Identity, TrustRoot};
+use crate::model::manifest::{
+    InputError, Manifest, Origin, PythonVersion, describe_pin, serialize_pin,
+};
 
 use edit::{PinText, PythonChange};
 pub(crate) use error::LockError;
@@ -75,6 +79,10 @@ pub(crate) struct LockedPin {
     pub size: Option<u64>,
     /// Who needs it.
     pub required_by: Vec<String>,
+    /// Its publisher, from the index's verified attestation, or `"none"` when the index has
+    /// none for the file.
+    #[serde(serialize_with = "serialize_pin")]
+    pub provenance: Option<Identity>,
 }
 
 /// The embeddable zip pinned by `--python`.
@@ -130,6 +138,8 @@ pub(crate) struct LockInputs {
     pub net: NetOptions,
     /// Cache folder.
     pub cache_dir: PathBuf,
+    /// The Sigstore trust root the index's attestations are verified against.
+    pub trust_root: TrustRoot,
 }
 
 /// Resolves and (unless `--check`) writes the manifest.
@@ -189,7 +199,7 @@ pub(crate) fn lock(
     } else {
         old.iter()
             .filter(|(n, _)| !upgrade.contains(*n))
-            .map(|(n, (v, _))| (n.clone(), v.clone()))
+            .map(|(n, (v, _, _))| (n.clone(), v.clone()))
             .collect()
     };
     let request = resolve::Request {
@@ -202,6 +212,18 @@ pub(crate) fn lock(
     let mut warnings = Vec::new();
     for (name, (version, c)) in &resolution.pins {
         let (sha256, size) = index.sha256_of(&c.file)?;
+        let provenance = publisher::find(
+            &client,
+            &inputs.sources,
+            &inputs.trust_root,
+            &publisher::File {
+                project: name.as_ref(),
+                version: &version.to_string(),
+                file: &c.file.filename,
+                sha256,
+            },
+            &index.requests,
+        )?;
         if let Some(why) = &c.file.yanked {
             warnings.push(format!(
                 "{} is yanked on the index{}; it is kept only because a requirement pins {name}=={version} exactly",
@@ -221,6 +243,7 @@ pub(crate) fn lock(
                 .get(name)
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default(),
+            provenance,
         });
     }
     let mut changes = diff(&old, &pins, options, &upgrade, &index)?;
@@ -284,20 +307,39 @@ pub(crate) fn lock(
     })
 }
 
-/// The manifest's pins by project: version and file name.
-fn old_pins(manifest: &Manifest) -> BTreeMap<PackageName, (Version, String)> {
+/// The manifest's pins by project: version, file name and pinned publisher.
+fn old_pins(manifest: &Manifest) -> BTreeMap<PackageName, (Version, String, Option<Identity>)> {
     manifest
         .listed_wheels()
         .filter_map(|w| {
             let name = PackageName::from_str(&w.filename.name).ok()?;
             let version = Version::from_str(&w.filename.version).ok()?;
-            Some((name, (version, w.artifact.file.clone())))
+            Some((
+                name,
+                (
+                    version,
+                    w.artifact.file.clone(),
+                    w.artifact.provenance.clone(),
+                ),
+            ))
         })
         .collect()
 }
 
+/// How the publisher changed, in words, when it did: a pinned publisher that changed or
+/// went away is said as loudly as a changed file; one found where none was pinned too.
+fn publisher_change(old: &Option<Identity>, new: &Option<Identity>) -> Option<String> {
+    if old == new {
+        return None;
+    }
+    Some(match old {
+        None => format!("publisher found: {}", describe_pin(new)),
+        Some(a) => format!("publisher changed: {a} -> {}", describe_pin(new)),
+    })
+}
+
 fn diff(
-    old: &BTreeMap<PackageName, (Version, String)>,
+    old: &BTreeMap<PackageName, (Version, String, Option<Identity>)>,
     pins: &[LockedPin],
     options: &LockOptions,
     upgrade: &BTreeSet<PackageName>,
@@ -312,17 +354,21 @@ fn diff(
         let after = new.get(&name);
         let row = |why: String| Change {
             package: name.clone(),
-            old: before.map(|(_, (v, _))| v.to_string()),
+            old: before.map(|(_, (v, _, _))| v.to_string()),
             new: after.map(|p| p.version.clone()),
             why,
         };
         match (before, after) {
-            (Some((_, (_, file))), Some(p)) if *file == p.file => {}
+            (Some((_, (_, file, publisher))), Some(p)) if *file == p.file => {
+                if let Some(why) = publisher_change(publisher, &p.provenance) {
+                    rows.push(row(why));
+                }
+            }
             (None, Some(p)) => {
                 rows.push(row(format!("new: needed by {}", p.required_by.join(", "))))
             }
             (Some(_), None) => rows.push(row("no longer needed".into())),
-            (Some((n, (v, file))), Some(p)) => {
+            (Some((n, (v, file, publisher))), Some(p)) => {
                 let project = index.project(n)?;
                 let why = if let Some(y) = project
                     .yanked
@@ -346,6 +392,10 @@ fn diff(
                         "the requirements exclude {v} (needed by {})",
                         p.required_by.join(", ")
                     )
+                };
+                let why = match publisher_change(publisher, &p.provenance) {
+                    Some(change) if publisher.is_some() => format!("{why}; {change}"),
+                    _ => why,
                 };
                 rows.push(row(why));
             }
@@ -381,6 +431,7 @@ fn new_text(
             sha256: p.sha256.clone(),
             url: (!options.no_urls).then(|| p.url.clone()),
             size: if options.no_urls { None } else { p.size },
+            provenance: Some(edit::pin_yaml(&p.provenance)),
         })
         .collect();
     edit::rewrite(&manifest.text, &texts, python)
@@ -396,13 +447,20 @@ fn check_result(
 ) -> Result<(), LockError> {
     let parsed = Manifest::parse(manifest.origin.clone(), text)
         .map_err(|e| LockError::Internal(format!("the rewritten manifest does not parse: {e}")))?;
-    let got: BTreeSet<(String, String)> = parsed
+    type Pin = (String, String, Option<Identity>);
+    let got: BTreeSet<Pin> = parsed
         .listed_wheels()
-        .map(|w| (w.artifact.file.clone(), w.artifact.sha256.to_string()))
+        .map(|w| {
+            (
+                w.artifact.file.clone(),
+                w.artifact.sha256.to_string(),
+                w.artifact.provenance.clone(),
+            )
+        })
         .collect();
-    let want: BTreeSet<(String, String)> = pins
+    let want: BTreeSet<Pin> = pins
         .iter()
-        .map(|p| (p.file.clone(), p.sha256.clone()))
+        .map(|p| (p.file.clone(), p.sha256.clone(), p.provenance.clone()))
         .collect();
     if got != want || parsed.requires.len() != manifest.requires.len() {
         return Err(LockError::Internal(

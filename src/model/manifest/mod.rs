@@ -134,6 +134,26 @@ pub struct Artifact {
     pub provenance: Option<Identity>,
 }
 
+/// Writes a `provenance:` pin as JSON: `"none"`, or the identity's object as the manifest
+/// spells it (`{repository, workflow}` or `{identity, issuer}`).
+pub(crate) fn serialize_pin<S: serde::Serializer>(
+    pin: &Option<Identity>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match pin {
+        Some(identity) => identity.serialize(s),
+        None => s.serialize_str("none"),
+    }
+}
+
+/// A `provenance:` pin in words: the identity, or `provenance: none`.
+pub(crate) fn describe_pin(pin: &Option<Identity>) -> String {
+    match pin {
+        Some(identity) => identity.to_string(),
+        None => "provenance: none".into(),
+    }
+}
+
 /// The most a download without a pinned size may send (the largest real artifact, the
 /// embeddable zip, is about 11 MB): an endless response is stopped here.
 pub(crate) const MAX_UNPINNED_DOWNLOAD: u64 = 512 << 20;
