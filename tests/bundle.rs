@@ -856,6 +856,48 @@ fn a_bundle_carries_the_pinned_publishers_attestation_and_builds_offline_verifyi
 }
 
 #[test]
+fn bundle_inspect_names_each_artifacts_publisher_and_the_document_it_carries() {
+    let (w, _sig, _root, b) = signed_bundle();
+    let doc_size = entries(&b)
+        .iter()
+        .find(|(n, _)| n == ALPHA_PROVENANCE)
+        .unwrap()
+        .1
+        .len() as u64;
+    let mut c = extpy();
+    c.args(["bundle", "inspect", "--json", s(&b)]);
+    let doc = run(c).ok().json();
+    let publishers = doc["publishers"].as_array().unwrap();
+    assert_eq!(publishers.len(), 4, "{doc}");
+    let alpha = publishers
+        .iter()
+        .find(|p| p["file"] == w.wheels[0].0.as_str())
+        .unwrap();
+    assert_eq!(alpha["provenance"]["repository"], "example/alpha");
+    assert_eq!(alpha["provenance"]["workflow"], "publish.yml");
+    assert_eq!(alpha["document"], ALPHA_PROVENANCE);
+    assert_eq!(alpha["document_size"], doc_size);
+    let unpinned: Vec<_> = publishers
+        .iter()
+        .filter(|p| p["provenance"] == "none")
+        .collect();
+    assert_eq!(unpinned.len(), 3, "{doc}");
+    assert!(unpinned.iter().all(|p| p["document"].is_null()), "{doc}");
+
+    let mut c = extpy();
+    c.args(["bundle", "inspect", s(&b)]);
+    let human = run(c).ok().stdout;
+    let section = &human[human.find("publishers:\n").expect(&human)..];
+    assert!(
+        section.contains("alpha-1.0-py3-none-any.whl")
+            && section.contains("GitHub repository example/alpha, workflow publish.yml")
+            && section.contains(&format!("carried as {ALPHA_PROVENANCE} (")),
+        "{human}"
+    );
+    assert_eq!(section.matches("provenance: none").count(), 3, "{human}");
+}
+
+#[test]
 fn a_bundle_whose_attestation_was_altered_is_refused() {
     let (w, sig, root, b) = signed_bundle();
     // One byte changed, SHA256SUMS left alone.

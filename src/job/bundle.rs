@@ -20,6 +20,7 @@ use crate::mechanism::archive::{Archive, ArchiveError};
 use crate::mechanism::digest::{HashingWriter, Sha256Digest, hash_file};
 use crate::mechanism::fsio::{IoError, at};
 use crate::mechanism::sign::{self, KeyId, SigProblem, SigningKey, TrustedKey};
+use crate::mechanism::sigstore::Identity;
 use crate::model::manifest::yaml::Origin;
 use crate::model::manifest::{Artifact, ArtifactKind, InputError, Manifest};
 use crate::model::topology::Topology;
@@ -971,6 +972,23 @@ pub struct Inspection {
     pub meta: Meta,
     /// The topology's system, nodes and pairs.
     pub topology: Option<TopologySummary>,
+    /// Each artifact's pinned publisher and the document the bundle carries for it.
+    pub publishers: Vec<CarriedPublisher>,
+}
+
+/// An artifact's publisher as a bundle carries it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CarriedPublisher {
+    /// The artifact's file name.
+    pub file: String,
+    /// The manifest's `provenance:` pin: the identity, or `"none"`.
+    #[serde(serialize_with = "crate::model::manifest::serialize_pin")]
+    pub provenance: Option<Identity>,
+    /// The bundle entry that holds its provenance document (`artifacts/<file>.provenance` or
+    /// `.sigstore`), when the pin names a publisher; an opened bundle always has it.
+    pub document: Option<String>,
+    /// That entry's size in bytes.
+    pub document_size: Option<u64>,
 }
 
 /// A topology in brief.
@@ -995,6 +1013,23 @@ impl Bundle {
                 nodes: t.nodes.iter().map(|n| n.name.clone()).collect(),
                 pairs: t.pairs.clone(),
             }),
+            publishers: self
+                .manifest
+                .artifacts()
+                .map(|a| {
+                    let entry = a.provenance.as_ref().and_then(|_| {
+                        let name = provenance_entry(a);
+                        self.archive.find(&name).map(|e| (name, e.size))
+                    });
+                    let (document, document_size) = entry.unzip();
+                    CarriedPublisher {
+                        file: a.file.clone(),
+                        provenance: a.provenance.clone(),
+                        document,
+                        document_size,
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -1037,6 +1072,21 @@ impl Inspection {
                 }
             }
             None => out.push_str("topology none\n"),
+        }
+        out.push_str("publishers:\n");
+        for p in &self.publishers {
+            out.push_str(&format!(
+                "  {:<52} {}\n",
+                p.file,
+                crate::model::manifest::describe_pin(&p.provenance)
+            ));
+            if let (Some(d), Some(size)) = (&p.document, p.document_size) {
+                out.push_str(&format!(
+                    "  {:<52} carried as {d} ({})\n",
+                    "",
+                    crate::base::report::human_bytes(size)
+                ));
+            }
         }
         out.push_str(&format!(
             "plan     {}\n",
