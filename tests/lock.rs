@@ -746,7 +746,7 @@ fn lock_python_pins_the_embeddable_zip_from_the_published_sbom() {
     let text = fs::read_to_string(&w.manifest).unwrap();
     assert!(
         text.contains(&format!(
-            "  version: 3.12.10   # the last with Windows binaries\n  platform: win_amd64\nembeddable:\n  file: python-3.12.10-embed-amd64.zip\n  sha256: {sha}\n  url: {url}\n  size: {}\nrequires:\n",
+            "  version: 3.12.10   # the last with Windows binaries\n  platform: win_amd64\nembeddable:\n  file: python-3.12.10-embed-amd64.zip\n  sha256: {sha}\n  url: {url}\n  size: {}\n  provenance: none\nrequires:\n",
             w.embed.len()
         )),
         "{text}"
@@ -1051,4 +1051,311 @@ fn an_attestation_that_does_not_verify_fails_the_lock_naming_its_url() {
     let r = w.run(&["lock", "--sigstore-trust-root", &root]).code(3);
     assert!(r.stderr.contains("the signed sha256 is"), "{}", r.stderr);
     assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
+}
+
+const ZIP_3_12_10: &str = "python-3.12.10-embed-amd64.zip";
+
+/// python.org's release manager for 3.12, as its Sigstore page names them.
+fn thomas() -> Sign {
+    Sign::signer("thomas@python.org", "https://accounts.google.com")
+}
+
+/// The world of [`python_world`] with a test Sigstore's trust root written into it; the
+/// root's path.
+fn python_signed_world(sig: &TestSigstore) -> (World, String) {
+    let w = python_world();
+    let root = w.path("trusted_root.json");
+    fs::write(&root, sig.trust_root_json()).unwrap();
+    (w, root.to_string_lossy().into_owned())
+}
+
+fn sigstore_url(w: &World, version: &str, file: &str) -> String {
+    format!("{}{version}/{file}.sigstore", w.mirror.python_mirror())
+}
+
+#[test]
+fn lock_python_records_the_verified_cpython_signer_and_fetch_verifies_it_from_the_cache() {
+    let sig = TestSigstore::new();
+    let (w, root) = python_signed_world(&sig);
+    w.mirror
+        .add_python_sigstore("3.12.10", ZIP_3_12_10, &sig.bundle(&w.embed, &thomas()));
+    let r = w
+        .run(&[
+            "lock",
+            "--python",
+            "3.12.10",
+            "--json",
+            "--sigstore-trust-root",
+            &root,
+        ])
+        .ok();
+    assert_eq!(
+        r.json()["embeddable"]["provenance"],
+        serde_json::json!({"identity": "thomas@python.org", "issuer": "https://accounts.google.com"})
+    );
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        text.contains(&format!(
+            "  size: {}\n  provenance: {{identity: thomas@python.org, issuer: 'https://accounts.google.com'}}\nrequires:\n",
+            w.embed.len()
+        )),
+        "{text}"
+    );
+    // The verified bundle is where fetch looks: it verifies it without asking again.
+    assert!(w.blob(&w.embed).with_extension("sigstore").is_file());
+    let path = format!("/python/3.12.10/{ZIP_3_12_10}.sigstore");
+    assert_eq!(w.mirror.requests_to(&path).len(), 1);
+    let doc = w
+        .run(&["fetch", "--json", "--sigstore-trust-root", &root])
+        .ok()
+        .json();
+    let zip = doc["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["file"] == ZIP_3_12_10)
+        .unwrap()
+        .clone();
+    assert_eq!(zip["publisher"]["status"], "verified", "{zip}");
+    assert_eq!(zip["publisher"]["identity"], "thomas@python.org", "{zip}");
+    w.run(&["--offline", "fetch", "--sigstore-trust-root", &root])
+        .ok();
+    assert_eq!(w.mirror.requests_to(&path).len(), 1);
+    // Up to date, and --check agrees.
+    w.run(&[
+        "lock",
+        "--check",
+        "--python",
+        "3.12.10",
+        "--sigstore-trust-root",
+        &root,
+    ])
+    .ok();
+}
+
+#[test]
+fn lock_python_refuses_a_cpython_signer_python_org_does_not_name() {
+    let sig = TestSigstore::new();
+    let (w, root) = python_signed_world(&sig);
+    let before = fs::read_to_string(&w.manifest).unwrap();
+    let mallory = Sign::signer("mallory@example.org", "https://accounts.google.com");
+    w.mirror
+        .add_python_sigstore("3.12.10", ZIP_3_12_10, &sig.bundle(&w.embed, &mallory));
+    for check in [false, true] {
+        let mut args = vec![
+            "lock",
+            "--python",
+            "3.12.10",
+            "--sigstore-trust-root",
+            &root,
+        ];
+        if check {
+            args.push("--check");
+        }
+        let r = w.run(&args).code(3);
+        assert!(
+            r.stderr.contains(&format!(
+                "{}: {ZIP_3_12_10} is signed by another identity than python.org names for CPython 3.12",
+                sigstore_url(&w, "3.12.10", ZIP_3_12_10)
+            )),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains("expected: thomas@python.org (issuer https://accounts.google.com)"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains("found:    mallory@example.org (issuer https://accounts.google.com)"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
+    }
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
+    assert!(!w.blob(&w.embed).with_extension("sigstore").exists());
+}
+
+#[test]
+fn lock_python_refuses_a_cpython_bundle_that_does_not_verify() {
+    let sig = TestSigstore::new();
+    let (w, root) = python_signed_world(&sig);
+    let before = fs::read_to_string(&w.manifest).unwrap();
+    let url = sigstore_url(&w, "3.12.10", ZIP_3_12_10);
+    // Signed by the right release manager, but over other bytes.
+    w.mirror.add_python_sigstore(
+        "3.12.10",
+        ZIP_3_12_10,
+        &sig.bundle(b"another zip", &thomas()),
+    );
+    let r = w
+        .run(&[
+            "lock",
+            "--python",
+            "3.12.10",
+            "--sigstore-trust-root",
+            &root,
+        ])
+        .code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "{url}: the provenance of {ZIP_3_12_10} does not verify: the signed sha256 is"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&support::sha256_hex(&w.embed)),
+        "{}",
+        r.stderr
+    );
+    // A good bundle, but the default (public) trust root does not know the test Sigstore.
+    w.mirror
+        .add_python_sigstore("3.12.10", ZIP_3_12_10, &sig.bundle(&w.embed, &thomas()));
+    let r = w.run(&["lock", "--python", "3.12.10"]).code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "{url}: the provenance of {ZIP_3_12_10} does not verify"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--sigstore-trust-root"), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
+    assert!(!w.blob(&w.embed).with_extension("sigstore").exists());
+}
+
+#[test]
+fn lock_python_without_a_sigstore_bundle_records_provenance_none_and_warns() {
+    let sig = TestSigstore::new();
+    let (w, root) = python_signed_world(&sig);
+    let r = w
+        .run(&[
+            "lock",
+            "--python",
+            "3.12.10",
+            "--sigstore-trust-root",
+            &root,
+        ])
+        .ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "{} does not exist, so the CPython signer of {ZIP_3_12_10} is not recorded (provenance: none)",
+            sigstore_url(&w, "3.12.10", ZIP_3_12_10)
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("did not copy the .sigstore files"),
+        "{}",
+        r.stderr
+    );
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        text.contains(&format!(
+            "  size: {}\n  provenance: none\nrequires:\n",
+            w.embed.len()
+        )),
+        "{text}"
+    );
+    // A bundle appearing later is a change --check shows: the signer is found.
+    w.mirror
+        .add_python_sigstore("3.12.10", ZIP_3_12_10, &sig.bundle(&w.embed, &thomas()));
+    let r = w
+        .run(&[
+            "lock",
+            "--check",
+            "--python",
+            "3.12.10",
+            "--sigstore-trust-root",
+            &root,
+        ])
+        .code(3);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("python"))
+        .unwrap_or_else(|| panic!("no python row:\n{}", r.stdout));
+    assert!(row.contains("3.12.10 -> 3.12.10"), "{row}");
+    assert!(
+        row.contains("publisher found: thomas@python.org (issuer https://accounts.google.com)"),
+        "{row}"
+    );
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), text);
+}
+
+#[test]
+fn lock_check_fails_naming_old_and_new_when_the_cpython_signer_changed() {
+    let sig = TestSigstore::new();
+    let (w, root) = python_signed_world(&sig);
+    // A line python.org's page names no signer for: what verifies is recorded, and said so.
+    write_manifest(&w, &["idna"], &[]);
+    let zip = support::embeddable("3.15.0");
+    let file = "python-3.15.0-embed-amd64.zip";
+    w.mirror.add_python("3.15.0", file, zip.clone());
+    w.mirror
+        .add_python_spdx("3.15.0", file, &support::sha256_hex(&zip));
+    let first = Sign::signer("rm@example.org", "https://github.com/login/oauth");
+    w.mirror
+        .add_python_sigstore("3.15.0", file, &sig.bundle(&zip, &first));
+    let lock = |check: bool| {
+        let mut args = vec!["lock", "--python", "3.15.0", "--sigstore-trust-root", &root];
+        if check {
+            args.push("--check");
+        }
+        w.run(&args)
+    };
+    let r = lock(false).ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "python.org's Sigstore page names no signer for CPython 3.15 to check against; {file} is recorded as signed by rm@example.org (issuer https://github.com/login/oauth)"
+        )),
+        "{}",
+        r.stderr
+    );
+    let locked = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        locked.contains(
+            "  provenance: {identity: rm@example.org, issuer: 'https://github.com/login/oauth'}\n"
+        ),
+        "{locked}"
+    );
+    lock(true).ok();
+
+    let second = Sign::signer("other@example.org", "https://accounts.google.com");
+    w.mirror
+        .add_python_sigstore("3.15.0", file, &sig.bundle(&zip, &second));
+    let r = lock(true).code(3);
+    assert!(r.stderr.contains("the lock is stale"), "{}", r.stderr);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("python"))
+        .unwrap_or_else(|| panic!("no python row:\n{}", r.stdout));
+    assert!(row.contains("3.15.0 -> 3.15.0"), "{row}");
+    assert!(
+        row.contains("publisher changed: rm@example.org (issuer https://github.com/login/oauth) -> other@example.org (issuer https://accounts.google.com)"),
+        "{row}"
+    );
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), locked);
+
+    // The bundle went away: the pinned signer is gone, as loudly.
+    w.mirror.fault(
+        &format!("/python/3.15.0/{file}.sigstore"),
+        support::mirror::Fault::Status(404),
+    );
+    let r = lock(true).code(3);
+    assert!(
+        r.stdout.contains(
+            "publisher changed: rm@example.org (issuer https://github.com/login/oauth) -> provenance: none"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), locked);
 }

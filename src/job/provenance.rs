@@ -218,11 +218,17 @@ pub(crate) fn check(
             source: Box::new(source),
         })?;
     let publisher = verify(&page.body)?;
-    // Only a document that verified is kept where the next run trusts it.
-    let part = path.with_extension("part");
-    fs::write(&part, &page.body).map_err(at(&part, "cannot write"))?;
-    fs::rename(&part, &path).map_err(at(&path, "cannot publish"))?;
+    keep(&path, &page.body)?;
     Ok(publisher)
+}
+
+/// Puts a provenance document that verified at `path` in the cache (written beside it and
+/// renamed into place), where the next run trusts it; nothing else is ever kept there.
+pub(crate) fn keep(path: &Path, doc: &[u8]) -> Result<(), IoError> {
+    let part = path.with_extension("part");
+    fs::write(&part, doc).map_err(at(&part, "cannot write"))?;
+    fs::rename(&part, path).map_err(at(path, "cannot publish"))?;
+    Ok(())
 }
 
 /// Verifies `doc` as the provenance of `a` (whose verified bytes are at `artifact`) by the

@@ -723,6 +723,47 @@ pub(crate) fn verify_bundle(
     verify_signed(root, &signed, expect)
 }
 
+/// Verifies a Sigstore bundle over `artifact` (a message signature) whose signer is not
+/// pinned yet (`lock --python`) and returns the signer as it would be pinned. As
+/// [`discover_provenance`] does: the bundle is verified against an identity nobody has,
+/// which fails last and only for the identity (after digest, certificate, log, signature),
+/// so the signer it names is one whose signature verified; then it is verified again as
+/// pinned to that signer, the check `fetch` makes.
+pub(crate) fn discover_bundle(
+    root: &TrustRoot,
+    bundle: &[u8],
+    artifact: &[u8],
+    file: &str,
+    sha256: Sha256Digest,
+) -> Result<Identity, ProvenanceError> {
+    let nobody = Identity::Signer {
+        identity: String::new(),
+        issuer: String::new(),
+    };
+    let probe = Expect {
+        file,
+        sha256,
+        identity: &nobody,
+    };
+    let found = match verify_bundle(root, bundle, artifact, &probe) {
+        Err(ProvenanceError {
+            reason: Reason::OtherIdentity,
+            found: Some(found),
+            ..
+        })
+        | Ok(found) => found,
+        Err(e) => return Err(e),
+    };
+    let signer = Identity::from_found(&found)
+        .ok_or_else(|| probe.fail(None, malformed("certificate", "it names no OIDC issuer")))?;
+    let pinned = Expect {
+        identity: &signer,
+        ..probe
+    };
+    verify_bundle(root, bundle, artifact, &pinned)?;
+    Ok(signer)
+}
+
 /// What was signed: a DSSE payload (in-toto statement), or the artifact itself (a message
 /// signature, whose bundle also records the artifact's SHA-256).
 enum Message<'a> {
@@ -1424,6 +1465,46 @@ mod tests {
             e.to_string().contains("found:    mallory@example.org"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_cpython_bundle_names_its_verified_signer_and_refuses_what_does_not_verify() {
+        let sig = TestSigstore::new();
+        let root = TrustRoot::from_json(sig.trust_root_json().as_bytes()).unwrap();
+        let file = "python-3.12.10-embed-amd64.zip";
+        let zip = b"embeddable zip bytes";
+        let sha = Sha256Digest::of(zip);
+        let s = Sign::signer("thomas@python.org", "https://accounts.google.com");
+        let bundle = sig.bundle(zip, &s);
+        let signer = discover_bundle(&root, bundle.as_bytes(), zip, file, sha).unwrap();
+        assert_eq!(
+            signer,
+            Identity::Signer {
+                identity: "thomas@python.org".into(),
+                issuer: "https://accounts.google.com".into(),
+            }
+        );
+        // What was found is what fetch then verifies.
+        let expect = Expect {
+            file,
+            sha256: sha,
+            identity: &signer,
+        };
+        verify_bundle(&root, bundle.as_bytes(), zip, &expect).unwrap();
+        // Another file's bundle: the digest is refused before any signer is named.
+        let other = sig.bundle(b"another zip", &s);
+        let e = discover_bundle(&root, other.as_bytes(), zip, file, sha).unwrap_err();
+        assert!(matches!(e.reason, Reason::Digest { .. }), "{e}");
+        // A root that does not know the signer's CA: no signer is named as verified.
+        let e =
+            discover_bundle(&TrustRoot::pinned(), bundle.as_bytes(), zip, file, sha).unwrap_err();
+        assert!(matches!(e.reason, Reason::Log(_)), "{e}");
+        // A damaged bundle.
+        let e = discover_bundle(&root, b"{}", zip, file, sha).unwrap_err();
+        assert!(matches!(e.reason, Reason::Malformed { .. }), "{e}");
+        // The right digest but other bytes: the signature does not verify over them.
+        let e = discover_bundle(&root, bundle.as_bytes(), b"other bytes", file, sha).unwrap_err();
+        assert_eq!(e.reason, Reason::Signature, "{e}");
     }
 
     #[test]

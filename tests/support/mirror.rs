@@ -254,6 +254,15 @@ impl Mirror {
         );
     }
 
+    /// Serves `bundle` as the Sigstore bundle python.org publishes beside a release file
+    /// (`/python/<version>/<file>.sigstore`).
+    pub fn add_python_sigstore(&self, version: &str, file: &str, bundle: &str) {
+        self.put(
+            &format!("/python/{version}/{file}.sigstore"),
+            bundle.as_bytes().to_vec(),
+        );
+    }
+
     pub fn add_wheel(&self, file: &str, body: Vec<u8>) {
         let project = normalize_name(file.split('-').next().unwrap_or(file));
         let path = format!("/files/{file}");

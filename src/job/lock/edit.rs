@@ -72,6 +72,8 @@ pub(crate) struct PythonChange {
     pub url: Option<String>,
     /// The `size:` to write, if any.
     pub size: Option<u64>,
+    /// The `provenance:` to write ([`pin_yaml`]), replacing the old one.
+    pub provenance: String,
 }
 
 struct Entry {
@@ -339,10 +341,19 @@ fn replace_token(line: &str, old: &str, new: &str) -> String {
 
 fn update_python(lines: Vec<String>, c: &PythonChange) -> Vec<String> {
     let mut section = String::new();
-    let mut out = Vec::with_capacity(lines.len() + 2);
+    let mut out = Vec::with_capacity(lines.len() + 3);
+    // The indentation of a block-style `provenance:` whose nested lines go with it.
+    let mut nested_under: Option<usize> = None;
     for l in lines {
         if !l.is_empty() && !l.starts_with([' ', '\t', '#']) {
             section = l.split(':').next().unwrap_or("").trim().to_string();
+        }
+        let indent = l.len() - l.trim_start().len();
+        if let Some(at) = nested_under {
+            if !l.trim().is_empty() && indent > at && !l.trim_start().starts_with('#') {
+                continue;
+            }
+            nested_under = None;
         }
         let code_end = l.find(" #").unwrap_or(l.len());
         let (code, comment) = l.split_at(code_end);
@@ -351,6 +362,12 @@ fn update_python(lines: Vec<String>, c: &PythonChange) -> Vec<String> {
             "embeddable" => {
                 if value_of(code, "url").is_some() || value_of(code, "size").is_some() {
                     continue; // the old zip's; the new ones follow the sha256
+                }
+                if l.starts_with([' ', '\t']) && key_of(code) == Some("provenance") {
+                    if value_of(code, "provenance").is_none() {
+                        nested_under = Some(indent);
+                    }
+                    continue; // the old zip's signer; the new one follows the sha256
                 }
                 let code = replace_token(code, &c.old_file, &c.new_file);
                 let code = replace_token(&code, &c.old_sha256, &c.new_sha256);
@@ -363,6 +380,7 @@ fn update_python(lines: Vec<String>, c: &PythonChange) -> Vec<String> {
                     if let Some(s) = c.size {
                         out.push(format!("{indent}size: {s}"));
                     }
+                    out.push(format!("{indent}provenance: {}", c.provenance));
                     continue;
                 }
                 code
@@ -490,6 +508,8 @@ mod tests {
             new_sha256: C.into(),
             url: Some("https://m.example/python/3.12.9/python-3.12.9-embed-amd64.zip".into()),
             size: Some(11),
+            provenance: "{identity: thomas@python.org, issuer: 'https://accounts.google.com'}"
+                .into(),
         };
         let out = rewrite(
             &text(),
@@ -505,10 +525,35 @@ mod tests {
         );
         assert!(
             out.contains(&format!(
-                "  file: python-3.12.9-embed-amd64.zip   # zip\n  sha256: {C}\n  url: https://m.example/python/3.12.9/python-3.12.9-embed-amd64.zip\n  size: 11\nrequires:"
+                "  file: python-3.12.9-embed-amd64.zip   # zip\n  sha256: {C}\n  url: https://m.example/python/3.12.9/python-3.12.9-embed-amd64.zip\n  size: 11\n  provenance: {{identity: thomas@python.org, issuer: 'https://accounts.google.com'}}\nrequires:"
             )),
             "{out}"
         );
+        // The old signer goes, flow or block style, and the new one is written once.
+        let mut signed = change.clone();
+        signed.old_version = "3.12.9".into();
+        signed.old_file = signed.new_file.clone();
+        signed.old_sha256 = C.into();
+        signed.provenance = "none".into();
+        let block = out.replace(
+            "  provenance: {identity: thomas@python.org, issuer: 'https://accounts.google.com'}\n",
+            "  provenance:   # signer\n    identity: thomas@python.org\n    issuer: https://accounts.google.com\n",
+        );
+        for before in [&out, &block] {
+            let again = rewrite(
+                before,
+                &[
+                    pin("a-1.0-py3-none-any.whl", B),
+                    pin("b-2.0-py3-none-any.whl", C),
+                ],
+                Some(&signed),
+            );
+            assert!(
+                again.contains("  size: 11\n  provenance: none\nrequires:"),
+                "{again}"
+            );
+            assert!(!again.contains("thomas"), "{again}");
+        }
         assert_eq!(replace_token("3.12.10 3.12.1", "3.12.1", "X"), "3.12.10 X");
     }
 

@@ -62,6 +62,22 @@ pub enum LockError {
         /// What failed.
         reason: crate::mechanism::sigstore::Reason,
     },
+    /// The embeddable zip's bundle verifies, but for another signer than python.org names.
+    #[error(
+        "{url}: {file} is signed by another identity than python.org names for CPython {line}\n  expected: {expected}\n  found:    {found}\n  help: nothing was written; do not use this zip. If the release manager really changed, python.org's Sigstore Information page names the new one: check it there, then report it so extpy's table follows"
+    )]
+    PythonSigner {
+        /// The embeddable zip.
+        file: String,
+        /// Its `.sigstore` bundle.
+        url: Url,
+        /// `X.Y`.
+        line: String,
+        /// The signer python.org documents for that line.
+        expected: crate::mechanism::sigstore::Identity,
+        /// The signer whose signature verified.
+        found: crate::mechanism::sigstore::Identity,
+    },
     /// The python mirror has no embeddable zip of that release for the platform.
     #[error(
         "CPython {version} has no embeddable zip for {platform} on {mirror} (a branch in its security-fix phase ships source only){}",
@@ -135,7 +151,9 @@ impl LockError {
             | LockError::PythonNoEmbeddable { .. }
             | LockError::PythonUnpublished { .. }
             | LockError::Input(_) => ExitCode::Input,
-            LockError::Lie { .. } | LockError::Provenance { .. } => ExitCode::Verification,
+            LockError::Lie { .. }
+            | LockError::Provenance { .. }
+            | LockError::PythonSigner { .. } => ExitCode::Verification,
             LockError::Internal(_) => ExitCode::Local,
             LockError::Io(e) => e.exit_code(),
             LockError::Cache(e) => e.exit_code(),

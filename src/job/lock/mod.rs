@@ -96,6 +96,10 @@ pub(crate) struct EmbeddablePin {
     pub url: String,
     /// Size.
     pub size: u64,
+    /// Its signer, from the verified `.sigstore` bundle beside it, or `"none"` when the
+    /// mirror serves none.
+    #[serde(serialize_with = "serialize_pin")]
+    pub provenance: Option<Identity>,
 }
 
 /// What `extpy lock` did.
@@ -178,6 +182,10 @@ pub(crate) fn lock(
             )
         })
         .transpose()?;
+    let python_signer = embeddable
+        .as_ref()
+        .map(|pin| python::signer(&client, &cache, &inputs.trust_root, pin, &index.requests))
+        .transpose()?;
 
     let upgrade: BTreeSet<PackageName> = options
         .upgrade_packages
@@ -209,7 +217,11 @@ pub(crate) fn lock(
     let resolution = resolve::resolve(&index, manifest.platform, &request)?;
 
     let mut pins = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = python_signer
+        .iter()
+        .filter_map(|s| s.warning.clone())
+        .collect();
+    let python_provenance = python_signer.and_then(|s| s.identity);
     for (name, (version, c)) in &resolution.pins {
         let (sha256, size) = index.sha256_of(&c.file)?;
         let provenance = publisher::find(
@@ -256,23 +268,36 @@ pub(crate) fn lock(
         new_sha256: e.sha256.to_string(),
         url: (!options.no_urls).then(|| e.url.to_string()),
         size: (!options.no_urls).then_some(e.size),
+        provenance: edit::pin_yaml(&python_provenance),
     });
-    if let Some(e) = &embeddable
-        && (e.version != manifest.python || e.sha256 != manifest.embeddable.sha256)
-    {
-        changes.insert(
-            0,
-            Change {
-                package: "python".into(),
-                old: Some(manifest.python.to_string()),
-                new: Some(e.version.to_string()),
-                why: if e.version == manifest.python {
-                    format!("{} is published with another sha256", e.file)
-                } else {
-                    "--python asked".into()
+    if let Some(e) = &embeddable {
+        let signer = publisher_change(&manifest.embeddable.provenance, &python_provenance);
+        let why = if e.version == manifest.python && e.sha256 == manifest.embeddable.sha256 {
+            signer
+        } else {
+            let why = if e.version == manifest.python {
+                format!("{} is published with another sha256", e.file)
+            } else {
+                "--python asked".into()
+            };
+            Some(match signer {
+                Some(change) if manifest.embeddable.provenance.is_some() => {
+                    format!("{why}; {change}")
+                }
+                _ => why,
+            })
+        };
+        if let Some(why) = why {
+            changes.insert(
+                0,
+                Change {
+                    package: "python".into(),
+                    old: Some(manifest.python.to_string()),
+                    new: Some(e.version.to_string()),
+                    why,
                 },
-            },
-        );
+            );
+        }
     }
     let stale = !changes.is_empty();
 
@@ -282,7 +307,12 @@ pub(crate) fn lock(
     {
         let text = new_text(manifest, &pins, options, python_change.as_ref());
         if text != manifest.text || options.out.is_some() {
-            check_result(manifest, &text, &pins, python_change.as_ref())?;
+            check_result(
+                manifest,
+                &text,
+                &pins,
+                python_change.as_ref().map(|c| (c, &python_provenance)),
+            )?;
             crate::mechanism::place::write_atomic(&target, text.as_bytes())?;
             written = Some(target.display().to_string());
         }
@@ -297,6 +327,7 @@ pub(crate) fn lock(
             sha256: e.sha256.to_string(),
             url: e.url.to_string(),
             size: e.size,
+            provenance: python_provenance.clone(),
         }),
         pins,
         changes,
@@ -443,7 +474,7 @@ fn check_result(
     manifest: &Manifest,
     text: &str,
     pins: &[LockedPin],
-    python: Option<&PythonChange>,
+    python: Option<(&PythonChange, &Option<Identity>)>,
 ) -> Result<(), LockError> {
     let parsed = Manifest::parse(manifest.origin.clone(), text)
         .map_err(|e| LockError::Internal(format!("the rewritten manifest does not parse: {e}")))?;
@@ -467,12 +498,13 @@ fn check_result(
             "the rewritten manifest does not hold exactly the locked pins".into(),
         ));
     }
-    if let Some(p) = python {
+    if let Some((p, signer)) = python {
         let e = &parsed.embeddable;
         let url_ok = p.url.as_deref() == e.url.as_ref().map(Url::as_str) || p.url.is_none();
         if parsed.python.to_string() != p.new_version
             || e.file != p.new_file
             || e.sha256.to_string() != p.new_sha256
+            || e.provenance != *signer
             || !url_ok
         {
             return Err(LockError::Internal(

@@ -6,6 +6,11 @@
 //! `extpy fetch` finds them there). A version without an embeddable zip for the platform
 //! (branches in security-fix mode ship source only) is refused, naming the last release of
 //! that X.Y that has one, found through the mirror's directory listings.
+//!
+//! Its signer comes from the Sigstore bundle python.org publishes beside it
+//! (`<file>.sigstore`), verified offline against the trust root and checked against the
+//! release manager python.org names for that X.Y; the verified bundle is kept in the cache
+//! where `fetch` looks for it.
 
 use std::cell::RefCell;
 
@@ -14,10 +19,13 @@ use serde::Deserialize;
 use url::Url;
 
 use super::error::LockError;
+use crate::job::provenance::{MAX_PROVENANCE_BYTES, extension, keep};
 use crate::mechanism::cache::{Cache, Lookup};
 use crate::mechanism::digest::Sha256Digest;
+use crate::mechanism::fsio::at;
 use crate::mechanism::net::{Client, NetError};
-use crate::model::manifest::{Platform, PythonVersion};
+use crate::mechanism::sigstore::{Identity, TrustRoot, discover_bundle};
+use crate::model::manifest::{ArtifactKind, Platform, PythonVersion};
 
 /// How many release folders are listed when looking for the last one with an embeddable zip.
 const MAX_LISTINGS: usize = 40;
@@ -35,6 +43,123 @@ pub(crate) struct PythonPin {
     pub url: Url,
     /// Its size.
     pub size: u64,
+}
+
+/// The signer python.org documents for each release line, as `(X, Y, identity, issuer)`:
+/// from python.org's "Sigstore Information" page
+/// (https://www.python.org/downloads/metadata/sigstore/), whose table names the release
+/// manager of each line with the e-mail address and OIDC issuer their Sigstore
+/// certificates carry. Only lines whose embeddable zips are signed with Sigstore (3.11 on;
+/// 3.10's Windows binaries ended with 3.10.11) and whose row could be checked are listed.
+const RELEASE_MANAGERS: &[(u8, u8, &str, &str)] = &[
+    // Pablo Galindo Salgado.
+    (3, 11, "pablogsal@python.org", "https://accounts.google.com"),
+    // Thomas Wouters.
+    (3, 12, "thomas@python.org", "https://accounts.google.com"),
+    (3, 13, "thomas@python.org", "https://accounts.google.com"),
+    // Hugo van Kemenade.
+    (3, 14, "hugo@python.org", "https://github.com/login/oauth"),
+];
+
+/// The signer python.org names for `version`'s X.Y, if its page names one.
+pub(crate) fn release_manager(version: PythonVersion) -> Option<Identity> {
+    RELEASE_MANAGERS
+        .iter()
+        .find(|(x, y, _, _)| *x == version.major && *y == version.minor)
+        .map(|(_, _, identity, issuer)| Identity::Signer {
+            identity: (*identity).to_string(),
+            issuer: (*issuer).to_string(),
+        })
+}
+
+/// Who signed the embeddable zip, as `lock` records it.
+#[derive(Debug, Clone)]
+pub(crate) struct PythonSigner {
+    /// The verified signer; `None` when the mirror serves no `.sigstore` for the zip.
+    pub identity: Option<Identity>,
+    /// What to tell the user besides: no bundle, or no documented signer to compare with.
+    pub warning: Option<String>,
+}
+
+/// Fetches the Sigstore bundle beside the pinned zip, verifies it offline against `root`
+/// over the cached bytes, checks the signer against python.org's release manager for that
+/// X.Y, and keeps the bundle in the cache for `fetch`.
+pub(crate) fn signer(
+    client: &Client,
+    cache: &Cache,
+    root: &TrustRoot,
+    pin: &PythonPin,
+    requests: &RefCell<usize>,
+) -> Result<PythonSigner, LockError> {
+    let url = Url::parse(&format!("{}.sigstore", pin.url)).map_err(|e| LockError::Lie {
+        url: pin.url.clone(),
+        what: format!("cannot form the URL of its .sigstore: {e}"),
+    })?;
+    *requests.borrow_mut() += 1;
+    let bundle = match client.get_page(&url, "application/json") {
+        Ok(page) => page.body,
+        Err(e) if not_found(&e) => {
+            return Ok(PythonSigner {
+                identity: None,
+                warning: Some(format!(
+                    "{url} does not exist, so the CPython signer of {} is not recorded (provenance: none); python.org signs every release file since 3.11.0, so a mirror without it most likely did not copy the .sigstore files",
+                    pin.file
+                )),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if bundle.len() as u64 > MAX_PROVENANCE_BYTES {
+        return Err(LockError::Lie {
+            url,
+            what: format!(
+                "the Sigstore bundle of {} has {} bytes, more than the {MAX_PROVENANCE_BYTES} a bundle may have",
+                pin.file,
+                bundle.len()
+            ),
+        });
+    }
+    let blob = cache.blob_path(&pin.sha256);
+    let bytes = crate::mechanism::limits::read_regular(
+        &blob,
+        crate::model::manifest::MAX_UNPINNED_DOWNLOAD,
+    )
+    .map_err(at(&blob, "cannot read"))?;
+    let found = discover_bundle(root, &bundle, &bytes, &pin.file, pin.sha256).map_err(|e| {
+        LockError::Provenance {
+            url: url.clone(),
+            file: pin.file.clone(),
+            found: e.found.as_ref().map_or_else(
+                || "no verified certificate".to_string(),
+                ToString::to_string,
+            ),
+            reason: e.reason,
+        }
+    })?;
+    let warning = match release_manager(pin.version) {
+        Some(expected) if expected != found => {
+            return Err(LockError::PythonSigner {
+                file: pin.file.clone(),
+                url,
+                line: format!("{}.{}", pin.version.major, pin.version.minor),
+                expected,
+                found,
+            });
+        }
+        Some(_) => None,
+        None => Some(format!(
+            "python.org's Sigstore page names no signer for CPython {}.{} to check against; {} is recorded as signed by {found}, as its bundle verified",
+            pin.version.major, pin.version.minor, pin.file
+        )),
+    };
+    keep(
+        &blob.with_extension(extension(ArtifactKind::Embeddable)),
+        &bundle,
+    )?;
+    Ok(PythonSigner {
+        identity: Some(found),
+        warning,
+    })
 }
 
 /// The embeddable zip's file name for a release and platform.
@@ -261,6 +386,35 @@ fn last_with_embeddable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_release_manager_is_python_orgs_for_the_line_and_none_for_others() {
+        let v = |s: &str| s.parse::<PythonVersion>().unwrap();
+        let signer = |identity: &str, issuer: &str| {
+            Some(Identity::Signer {
+                identity: identity.into(),
+                issuer: issuer.into(),
+            })
+        };
+        assert_eq!(
+            release_manager(v("3.12.10")),
+            signer("thomas@python.org", "https://accounts.google.com")
+        );
+        assert_eq!(
+            release_manager(v("3.13.0")),
+            signer("thomas@python.org", "https://accounts.google.com")
+        );
+        assert_eq!(
+            release_manager(v("3.14.2")),
+            signer("hugo@python.org", "https://github.com/login/oauth")
+        );
+        assert_eq!(
+            release_manager(v("3.11.9")),
+            signer("pablogsal@python.org", "https://accounts.google.com")
+        );
+        assert_eq!(release_manager(v("3.15.0")), None);
+        assert_eq!(release_manager(v("3.10.11")), None);
+    }
 
     #[test]
     fn listing_links_as_autoindex_writes_them() {
