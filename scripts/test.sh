@@ -33,6 +33,24 @@ if ! cmp -s target/test-wheels.txt "$WHEELS/requirements.txt"; then
   mv "$WHEELS.partial" "$WHEELS"
 fi
 export EXTPY_TEST_REAL_WHEELS="$PWD/$WHEELS"
+# The shipped 3.13 and 3.14 manifests are built with every wheel they pin, for their CPython
+# (tests/runtime_trust.rs), fetched the same way into target/test-wheels-upgrade/<line>.
+UPGRADE=target/test-wheels-upgrade
+for line in 3.13 3.14; do
+  python3 scripts/pinned-wheels.py "manifests/python-$line-win-amd64.yaml" \
+    msal requests cryptography cffi pycparser pyjwt certifi charset_normalizer idna urllib3 \
+    >"target/test-wheels-$line.txt"
+  if ! cmp -s "target/test-wheels-$line.txt" "$UPGRADE/$line/requirements.txt"; then
+    rm -rf "${UPGRADE:?}/$line" "$UPGRADE/$line.partial"
+    mkdir -p "$UPGRADE"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --platform win_amd64 --python-version "$line" --implementation cp --abi "cp${line/./}" \
+      --require-hashes -r "target/test-wheels-$line.txt" -d "$UPGRADE/$line.partial"
+    cp "target/test-wheels-$line.txt" "$UPGRADE/$line.partial/requirements.txt"
+    mv "$UPGRADE/$line.partial" "$UPGRADE/$line"
+  fi
+done
+export EXTPY_TEST_UPGRADE_WHEELS="$PWD/$UPGRADE"
 # Tests that need pip or a tmpfs are #[ignore = "..."] so that a plain `cargo test` on a
 # machine without them stays green; here they all run, and fail if what they need is missing.
 case " $* " in

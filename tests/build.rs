@@ -780,51 +780,14 @@ fn site_packages_matches_pip_install_target() {
         fs::write(wheel_dir.join(file), bytes).unwrap();
     }
     let target = w.path("pip-target");
-    let out = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "--isolated",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--only-binary=:all:",
-        ])
-        .args([
-            "--platform",
-            "win_amd64",
-            "--python-version",
-            "3.12",
-            "--target",
-        ])
-        .arg(&target)
-        .arg("--find-links")
-        .arg(&wheel_dir)
-        .args(["alpha", "datapkg", "nativepkg", "stable_pkg"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pip failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    support::pip_install_target(
+        &target,
+        &wheel_dir,
+        "3.12",
+        &["alpha", "datapkg", "nativepkg", "stable_pkg"],
     );
-
-    let ignored = |p: &str| {
-        p.contains("__pycache__/")
-            || p.starts_with("bin/")
-            || p.ends_with(".dist-info/INSTALLER")
-            || p.ends_with(".dist-info/RECORD")
-            || p.ends_with(".dist-info/REQUESTED")
-    };
-    let ours: Vec<(String, Vec<u8>)> = snapshot(&dest.join("Lib/site-packages"))
-        .into_iter()
-        .filter(|(p, _)| !ignored(p))
-        .collect();
-    let pips: Vec<(String, Vec<u8>)> = snapshot(&target)
-        .into_iter()
-        .filter(|(p, _)| !ignored(p))
-        .collect();
+    let ours = support::site_packages_as_pip_compares(&dest.join("Lib/site-packages"));
+    let pips = support::site_packages_as_pip_compares(&target);
     let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
     assert_eq!(names(&ours), names(&pips), "same files");
     assert_eq!(ours, pips, "same bytes");

@@ -244,3 +244,128 @@ fn requests_in_the_built_distribution_uses_truststore_under_a_real_cpython() {
         "certifi's bundle does not hold the test CA: {certifi}"
     );
 }
+
+/// The shipped upgrade manifests, built for real: `manifests/python-3.13-win-amd64.yaml` and
+/// `python-3.14-win-amd64.yaml` with every wheel they pin (downloaded by scripts/test.sh by
+/// their pinned sha256, for that CPython), served by the local mirror. The embeddable zip is
+/// the one pin replaced (python.org's zip cannot be fetched here): a synthetic zip of that
+/// version, whose `pythonXY._pth` names the version. pip is the oracle: the built
+/// site-packages equals, file by file, what `pip install --target` makes of the same wheels for
+/// that CPython; and its pure-Python part (requests, idna, urllib3, certifi, pycparser)
+/// imports under a real CPython, requests fetching a page from the mirror.
+#[test]
+#[ignore = "needs python3 -m pip and the wheels scripts/test.sh downloads (EXTPY_TEST_UPGRADE_WHEELS)"]
+fn the_shipped_3_13_and_3_14_manifests_build_with_their_real_wheels_as_pip_installs_them() {
+    let root = PathBuf::from(
+        std::env::var_os("EXTPY_TEST_UPGRADE_WHEELS")
+            .expect("EXTPY_TEST_UPGRADE_WHEELS is not set: run scripts/test.sh"),
+    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for line in ["3.13", "3.14"] {
+        let shipped =
+            fs::read_to_string(repo.join(format!("manifests/python-{line}-win-amd64.yaml")))
+                .unwrap();
+        let field = |key: &str| {
+            shipped
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("no {key} in the {line} manifest"))
+                .to_string()
+        };
+        let version = field("version:");
+        let embed_file = format!("python-{version}-embed-amd64.zip");
+        assert!(
+            shipped.contains(&format!("  file: {embed_file}\n")),
+            "{line}"
+        );
+        let dir = root.join(line);
+        let mut wheels: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, fs::read(&p).unwrap())
+            })
+            .collect();
+        wheels.sort();
+        let pinned = shipped.matches(".whl\n").count() - 1; // all but truststore's
+        assert_eq!(wheels.len(), pinned, "{line}: {:?}", names(&wheels));
+        let abi = format!("cp{}", line.replace('.', ""));
+        assert!(
+            wheels
+                .iter()
+                .any(|(n, _)| n.contains(&format!("-{abi}-{abi}-win_amd64"))),
+            "{line}: the native wheels are built for {abi}: {:?}",
+            names(&wheels)
+        );
+
+        let w = World::with_artifacts(embeddable(PY), wheels.clone());
+        let embed = embeddable(&version);
+        w.mirror.add_python(&version, &embed_file, embed.clone());
+        let old_sha = field("sha256:");
+        let text = shipped.replacen(&old_sha, &support::sha256_hex(&embed), 1);
+        fs::write(&w.manifest, text).unwrap();
+        let dest = w.path("dist");
+        w.run(&["build", dest.to_str().unwrap()]).ok();
+        let seal = fs::read_to_string(dest.join("extpy-seal.json")).unwrap();
+        assert!(
+            seal.contains(&format!("cem-external-python-{line}")),
+            "{seal}"
+        );
+        let pth = fs::read_to_string(dest.join(format!("python{}._pth", &abi[2..]))).unwrap();
+        assert!(pth.contains(&format!("python{}.zip", &abi[2..])), "{pth}");
+        assert!(
+            pth.contains("Lib\\site-packages") && pth.contains("import site"),
+            "{pth}"
+        );
+
+        let found = w.path("links");
+        fs::create_dir_all(&found).unwrap();
+        for (n, b) in &wheels {
+            fs::write(found.join(n), b).unwrap();
+        }
+        let target = w.path("pip-target");
+        let projects: Vec<&str> = wheels
+            .iter()
+            .map(|(n, _)| n.split('-').next().unwrap())
+            .collect();
+        support::pip_install_target(&target, &found, line, &projects);
+        let ours = support::site_packages_as_pip_compares(&site_packages(&dest));
+        let pips = support::site_packages_as_pip_compares(&target);
+        assert_eq!(
+            ours.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            pips.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            "{line}: the same files as pip"
+        );
+        assert!(ours == pips, "{line}: the same bytes as pip");
+        assert!(
+            ours.iter().any(|(p, _)| p.ends_with(".pyd")),
+            "{line}: native modules installed"
+        );
+
+        w.mirror.put("/hello", b"hello from the mirror".to_vec());
+        let url = format!("{}/hello", w.mirror.url());
+        let code = format!(
+            "import requests, idna, urllib3, certifi, pycparser\n\
+             print('answer', requests.get({url:?}, timeout=10, verify={:?}).text)\n",
+            w.ca_pem.display().to_string()
+        );
+        let out = python(&site_packages(&dest), &code, &[]);
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("answer hello from the mirror"),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+fn names(wheels: &[(String, Vec<u8>)]) -> Vec<&str> {
+    wheels.iter().map(|(n, _)| n.as_str()).collect()
+}

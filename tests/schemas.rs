@@ -171,13 +171,27 @@ fn yaml_as_json(path: &Path) -> Value {
 
 #[test]
 fn the_shipped_files_name_their_schema_and_match_it() {
-    for (file, schema_file) in [
-        (
+    // Every shipped manifest (3.12, and the 3.13 and 3.14 ones an upgrade starts from).
+    let mut manifests: Vec<String> = fs::read_dir(repo().join("manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("python-") && f.ends_with("-win-amd64.yaml"))
+        .map(|f| format!("manifests/{f}"))
+        .collect();
+    manifests.sort();
+    assert_eq!(
+        manifests,
+        [
             "manifests/python-3.12-win-amd64.yaml",
-            "manifest.schema.json",
-        ),
-        ("manifests/topology.example.yaml", "topology.schema.json"),
-    ] {
+            "manifests/python-3.13-win-amd64.yaml",
+            "manifests/python-3.14-win-amd64.yaml"
+        ]
+    );
+    let files = manifests
+        .iter()
+        .map(|m| (m.as_str(), "manifest.schema.json"))
+        .chain([("manifests/topology.example.yaml", "topology.schema.json")]);
+    for (file, schema_file) in files {
         let path = repo().join(file);
         let named = schema_line(&path);
         assert_eq!(named, format!("../schemas/{schema_file}"), "{file}");

@@ -490,7 +490,10 @@ pub(crate) fn python_status(v: PythonVersion, today: (i32, u32)) -> PythonStatus
             b.bugfix_until,
             b.pep,
             match &upgrade_manifest {
-                Some(f) => format!("start from {f}"),
+                Some(f) => format!(
+                    "start from {f} and pin the line's newest release in it with `extpy lock --python 3.{}.Z`",
+                    b.minor
+                ),
                 None => format!("pin its newest release with `extpy lock --python 3.{}.Z`", b.minor),
             }
         ));
@@ -508,10 +511,13 @@ pub(crate) fn python_status(v: PythonVersion, today: (i32, u32)) -> PythonStatus
     }
 }
 
-/// The manifests this repository ships, next to the 3.12 one (an upgrade is suggested from
-/// them). 3.13 and 3.14 ship once their embeddable zip's sha256 is checked against
-/// python.org's published one.
-const SHIPPED_MANIFESTS: &[&str] = &["manifests/python-3.12-win-amd64.yaml"];
+/// The manifests this repository ships (an upgrade is suggested from them), each with its
+/// embeddable zip's sha256 checked against the SBOM python.org publishes beside the zip.
+const SHIPPED_MANIFESTS: &[&str] = &[
+    "manifests/python-3.12-win-amd64.yaml",
+    "manifests/python-3.13-win-amd64.yaml",
+    "manifests/python-3.14-win-amd64.yaml",
+];
 
 /// Today's (year, month) from the system clock (UTC).
 pub(crate) fn today() -> (i32, u32) {
@@ -695,21 +701,26 @@ mod tests {
         assert_eq!(s.last_windows_binaries.as_deref(), Some("3.12.10"));
         // 3.13's bugfix phase ended 2026-10 (PEP 719): 3.14 is the line with binaries.
         assert_eq!(s.upgrade_to.as_deref(), Some("3.14"));
-        assert_eq!(s.upgrade_manifest, None, "no 3.14 manifest ships yet");
+        assert_eq!(
+            s.upgrade_manifest.as_deref(),
+            Some("manifests/python-3.14-win-amd64.yaml")
+        );
         assert!(
             s.warnings[0].contains("source only since 2025-04"),
             "{:?}",
             s.warnings
         );
         assert!(
-            s.warnings[1].contains("extpy lock --python 3.14.Z"),
+            s.warnings[1].contains(
+                "start from manifests/python-3.14-win-amd64.yaml and pin the line's newest release in it with `extpy lock --python 3.14.Z`"
+            ),
             "{:?}",
             s.warnings
         );
         let line = s.render();
         assert_eq!(
             line,
-            "CPython 3.12.10: security fixes only, as source (no new Windows binaries) (bugfix ended 2025-04, end of life 2028-10, PEP 693); last release with Windows binaries: 3.12.10; upgrade to 3.14\n"
+            "CPython 3.12.10: security fixes only, as source (no new Windows binaries) (bugfix ended 2025-04, end of life 2028-10, PEP 693); last release with Windows binaries: 3.12.10; upgrade to 3.14 (manifests/python-3.14-win-amd64.yaml)\n"
         );
         // Before 3.13's bugfix phase ended, 3.14 was already the newest line to move to.
         assert_eq!(
@@ -721,6 +732,30 @@ mod tests {
             python_status(v("3.12.10"), (2025, 6)).upgrade_to.as_deref(),
             Some("3.13")
         );
+    }
+
+    #[test]
+    fn every_shipped_manifest_is_known_and_pins_its_line() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut on_disk: Vec<String> = std::fs::read_dir(root.join("manifests"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with("python-"))
+            .map(|f| format!("manifests/{f}"))
+            .collect();
+        on_disk.sort();
+        assert_eq!(on_disk, SHIPPED_MANIFESTS);
+        for file in SHIPPED_MANIFESTS {
+            let m = crate::model::manifest::Manifest::load(&root.join(file)).unwrap();
+            let line = format!("3.{}", m.python.minor);
+            assert!(file.contains(&format!("python-{line}-")), "{file}");
+            assert!(
+                m.embeddable
+                    .file
+                    .starts_with(&format!("python-{}-embed-", m.python)),
+                "{file}"
+            );
+        }
     }
 
     #[test]

@@ -591,3 +591,58 @@ pub fn plan_step(plan: &serde_json::Value, id: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or_else(|| panic!("the plan has no step {id}"))
 }
+
+/// `pip install --target TARGET --no-deps --no-index` of `projects` from the wheels in
+/// `links`, for CPython `python` (`3.12`) on win_amd64: pip is the oracle of what an install
+/// of those wheels holds. Fails the test when pip does.
+pub fn pip_install_target(target: &Path, links: &Path, python: &str, projects: &[&str]) {
+    let abi = format!("cp{}", python.replace('.', ""));
+    let out = Command::new("python3")
+        .args(["-m", "pip", "--isolated", "install", "--quiet", "--no-deps"])
+        .args([
+            "--no-index",
+            "--only-binary=:all:",
+            "--platform",
+            "win_amd64",
+        ])
+        .args([
+            "--python-version",
+            python,
+            "--implementation",
+            "cp",
+            "--abi",
+        ])
+        .arg(&abi)
+        .arg("--target")
+        .arg(target)
+        .arg("--find-links")
+        .arg(links)
+        .args(projects)
+        .output()
+        .expect("python3 -m pip must be installed for this test");
+    assert!(
+        out.status.success(),
+        "pip failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file under a site-packages `root` with its bytes, sorted, less what extpy and pip
+/// write differently by design (INSTALLER, RECORD, REQUESTED, caches, and the console-script
+/// launchers pip generates in `bin/`): the two sides of a comparison with pip.
+pub fn site_packages_as_pip_compares(root: &Path) -> Vec<(String, Vec<u8>)> {
+    tree(root)
+        .into_iter()
+        .filter(|p| {
+            !(p.contains("__pycache__/")
+                || p.starts_with("bin/")
+                || p.ends_with(".dist-info/INSTALLER")
+                || p.ends_with(".dist-info/RECORD")
+                || p.ends_with(".dist-info/REQUESTED"))
+        })
+        .map(|p| {
+            let bytes = std::fs::read(root.join(&p)).expect("read");
+            (p, bytes)
+        })
+        .collect()
+}
