@@ -822,6 +822,100 @@ fn lock_python_refuses_a_release_without_an_embeddable_zip_naming_the_last_one()
     assert_eq!(fs::read_to_string(&w.manifest).unwrap(), before);
 }
 
+/// A world on CPython 3.14.3 (`python-3.14.3-embed-amd64.zip`) whose mirror also has
+/// 3.14.10 under the name later 3.14 releases carry, `python-3.14.10-embeddable-amd64.zip`.
+fn world_3_14() -> World {
+    let w = World::with_wheels(&[spec("requests", "2.34.2", ANY, &[])]);
+    let mut first = String::new();
+    for (v, file) in [
+        ("3.14.3", "python-3.14.3-embed-amd64.zip"),
+        ("3.14.10", "python-3.14.10-embeddable-amd64.zip"),
+    ] {
+        let zip = support::embeddable(v);
+        w.mirror.add_python(v, file, zip.clone());
+        w.mirror
+            .add_python_spdx(v, file, &support::sha256_hex(&zip));
+        if first.is_empty() {
+            first = support::sha256_hex(&zip);
+        }
+    }
+    fs::write(
+        &w.manifest,
+        format!(
+            "schema: 1\nname: test-3.14\npython:\n  version: 3.14.3\n  platform: win_amd64\nembeddable:\n  file: python-3.14.3-embed-amd64.zip\n  sha256: {first}\nrequires:\n  - requests\nwheels: []\n"
+        ),
+    )
+    .unwrap();
+    w
+}
+
+#[test]
+fn lock_python_pins_a_3_14_zip_under_the_embeddable_name_and_builds_it() {
+    let w = world_3_14();
+    w.run(&["lock"]).ok();
+    let doc = w
+        .run(&["lock", "--python", "3.14.10", "--json"])
+        .ok()
+        .json();
+    let file = "python-3.14.10-embeddable-amd64.zip";
+    let url = format!("{}3.14.10/{file}", w.mirror.python_mirror());
+    assert_eq!(doc["embeddable"]["url"], url, "{doc}");
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        text.contains(&format!("embeddable:\n  file: {file}\n")),
+        "{text}"
+    );
+    // The short name was asked for first, and the mirror has no such file.
+    assert_eq!(
+        w.mirror
+            .requests_to("/python/3.14.10/python-3.14.10-embed-amd64.zip.spdx.json")
+            .len(),
+        1
+    );
+    w.run(&["lock", "--check", "--python", "3.14.10"]).ok();
+    let dist = w.path("dist");
+    w.run(&["build", dist.to_str().unwrap()]).ok();
+    assert!(dist.join("python314._pth").is_file());
+    let seal = fs::read_to_string(dist.join("extpy-seal.json")).unwrap();
+    assert!(seal.contains(file), "{seal}");
+
+    // Back to 3.14.3: the short name again.
+    w.run(&["lock", "--python", "3.14.3"]).ok();
+    let back = fs::read_to_string(&w.manifest).unwrap();
+    assert!(
+        back.contains("  file: python-3.14.3-embed-amd64.zip\n"),
+        "{back}"
+    );
+
+    // A zip of the long name without its SBOM has no published sha256, and a release with
+    // neither name names the last one that has a zip, whichever its name.
+    w.mirror.add_python(
+        "3.14.11",
+        "python-3.14.11-embeddable-amd64.zip",
+        support::embeddable("3.14.11"),
+    );
+    w.mirror
+        .add_python("3.14.12", "Python-3.14.12.tgz", b"source".to_vec());
+    let r = w.run(&["lock", "--python", "3.14.11"]).code(2);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}3.14.11/python-3.14.11-embeddable-amd64.zip.spdx.json does not exist",
+            w.mirror.python_mirror()
+        )),
+        "{}",
+        r.stderr
+    );
+    let r = w.run(&["lock", "--python", "3.14.12"]).code(2);
+    assert!(
+        r.stderr.contains(
+            "help: the last 3.14 release with one is 3.14.11: extpy lock --python 3.14.11"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fs::read_to_string(&w.manifest).unwrap(), back);
+}
+
 #[test]
 fn lock_python_refuses_lying_or_malformed_sha_data() {
     let w = python_world();

@@ -1,5 +1,6 @@
 //! `extpy lock --python X.Y.Z`: pins the embeddable zip from the python mirror's published
-//! data, in python.org's layout: `<mirror>/X.Y.Z/python-X.Y.Z-embed-<arch>.zip`, its sha256
+//! data, in python.org's layout: `<mirror>/X.Y.Z/python-X.Y.Z-embed-<arch>.zip` (or
+//! `-embeddable-<arch>.zip`, the name of later 3.14 releases), its sha256
 //! from the SPDX document python.org publishes beside every release file
 //! (`<file>.spdx.json`, the `CPython` package's `packageFileName` and `SHA256` checksum),
 //! checked against the bytes, which are downloaded into the cache (so the size is known and
@@ -35,7 +36,7 @@ const MAX_LISTINGS: usize = 40;
 pub(crate) struct PythonPin {
     /// The release.
     pub version: PythonVersion,
-    /// `python-X.Y.Z-embed-amd64.zip`.
+    /// `python-X.Y.Z-embed-amd64.zip` or `python-X.Y.Z-embeddable-amd64.zip`.
     pub file: String,
     /// Its sha256, as published and as downloaded.
     pub sha256: Sha256Digest,
@@ -162,12 +163,9 @@ pub(crate) fn signer(
     })
 }
 
-/// The embeddable zip's file name for a release and platform.
-pub(crate) fn embed_file(version: PythonVersion, platform: Platform) -> String {
-    format!("python-{version}-embed-{}.zip", platform.embed_suffix())
-}
-
-/// Finds, checks and caches the embeddable zip of `version` for `platform` on `mirror`.
+/// Finds, checks and caches the embeddable zip of `version` for `platform` on `mirror`:
+/// under either name python.org gives it ([`PythonVersion::embed_files`]), the first whose
+/// SBOM the mirror has.
 pub(crate) fn pin(
     client: &Client,
     cache: &Cache,
@@ -176,36 +174,45 @@ pub(crate) fn pin(
     platform: Platform,
     requests: &RefCell<usize>,
 ) -> Result<PythonPin, LockError> {
-    let file = embed_file(version, platform);
+    let names = version.embed_files(platform);
     let folder = join(mirror, &format!("{version}/"))?;
-    let url = join(&folder, &file)?;
-    let spdx_url = join(&folder, &format!("{file}.spdx.json"))?;
     let get = |u: &Url, accept: &str| {
         *requests.borrow_mut() += 1;
         client.get_page(u, accept)
     };
-    let spdx = match get(&spdx_url, "application/json") {
-        Ok(page) => page.body,
-        Err(e) if not_found(&e) => {
-            // No SBOM beside it: is there no zip at all, or only no published sha256?
-            let listed = match get(&folder, "text/html") {
-                Ok(page) => links(&String::from_utf8_lossy(&page.body)),
-                Err(e) if not_found(&e) => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
-            if listed.contains(&file) {
-                return Err(LockError::PythonUnpublished { url: spdx_url });
+    let mut found = None;
+    for name in &names {
+        let spdx_url = join(&folder, &format!("{name}.spdx.json"))?;
+        match get(&spdx_url, "application/json") {
+            Ok(page) => {
+                found = Some((name.clone(), spdx_url, page.body));
+                break;
             }
-            let last = last_with_embeddable(&get, mirror, version, platform)?;
-            return Err(LockError::PythonNoEmbeddable {
-                version,
-                platform,
-                mirror: mirror.clone(),
-                last,
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some((file, spdx_url, spdx)) = found else {
+        // No SBOM beside it: is there no zip at all, or only no published sha256?
+        let listed = match get(&folder, "text/html") {
+            Ok(page) => links(&String::from_utf8_lossy(&page.body)),
+            Err(e) if not_found(&e) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(name) = names.iter().find(|n| listed.contains(n)) {
+            return Err(LockError::PythonUnpublished {
+                url: join(&folder, &format!("{name}.spdx.json"))?,
             });
         }
-        Err(e) => return Err(e.into()),
+        let last = last_with_embeddable(&get, mirror, version, platform)?;
+        return Err(LockError::PythonNoEmbeddable {
+            version,
+            platform,
+            mirror: mirror.clone(),
+            last,
+        });
     };
+    let url = join(&folder, &file)?;
     let published = published_sha256(&spdx, &file).map_err(|what| LockError::Lie {
         url: spdx_url.clone(),
         what,
@@ -371,8 +378,8 @@ fn last_with_embeddable(
         let folder = join(mirror, &format!("{v}/"))?;
         match get(&folder, "text/html") {
             Ok(page) => {
-                let file = embed_file(v, platform);
-                if links(&String::from_utf8_lossy(&page.body)).contains(&file) {
+                let listed = links(&String::from_utf8_lossy(&page.body));
+                if v.embed_files(platform).iter().any(|f| listed.contains(f)) {
                     return Ok(Some(v));
                 }
             }

@@ -385,8 +385,8 @@ impl Manifest {
         let python = raw.python.version;
         let platform = raw.python.platform;
 
-        let expected_embed = format!("python-{python}-embed-{}.zip", platform.embed_suffix());
-        if raw.embeddable.file != expected_embed {
+        let [short, long] = python.embed_files(platform);
+        if raw.embeddable.file != short && raw.embeddable.file != long {
             return Err(InputError::at(
                 &origin,
                 locate(&raw.embeddable.file, 0),
@@ -396,7 +396,9 @@ impl Manifest {
                     raw.embeddable.file
                 ),
             )
-            .with_help(format!("python.org names it {expected_embed}")));
+            .with_help(format!(
+                "python.org names it {short} (later 3.14 releases: {long})"
+            )));
         }
         check_url(&origin, text, "embeddable.url", raw.embeddable.url.as_ref())?;
         let embeddable_provenance = provenance_of(
@@ -1047,9 +1049,17 @@ mod tests {
         let err = parse(&doc("").replace("embed-amd64", "embed-arm64")).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("embeddable.file"));
         assert!(
-            err.to_string().contains("python-3.12.10-embed-amd64.zip"),
+            err.to_string().contains("python-3.12.10-embed-amd64.zip")
+                && err
+                    .to_string()
+                    .contains("python-3.12.10-embeddable-amd64.zip"),
             "{err}"
         );
+        // The name later 3.14 releases carry is python.org's too; a third one is not.
+        let m = parse(&doc("").replace("-embed-amd64", "-embeddable-amd64")).unwrap();
+        assert_eq!(m.embeddable.file, "python-3.12.10-embeddable-amd64.zip");
+        let err = parse(&doc("").replace("-embed-amd64", "-embedded-amd64")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("embeddable.file"));
     }
 
     #[test]

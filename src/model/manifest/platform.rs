@@ -90,6 +90,21 @@ impl PythonVersion {
     pub fn cp_tag(self) -> String {
         format!("cp{}{}", self.major, self.minor)
     }
+
+    /// The names python.org gives this release's embeddable zip for `platform`, in the order
+    /// to look for them: `python-X.Y.Z-embed-<arch>.zip`, its name up to 3.13 and for the
+    /// first 3.14 releases, then `python-X.Y.Z-embeddable-<arch>.zip`, the name later 3.14
+    /// releases carry (python.org's SBOMs
+    /// `3.14.7/python-3.14.7-embeddable-win32.zip.spdx.json` and
+    /// `3.14.10/python-3.14.10-embeddable-amd64.zip.spdx.json` describe files of that name;
+    /// `3.14.3/python-3.14.3-embed-amd64.zip.spdx.json` and 3.13.16's still the short one).
+    pub fn embed_files(self, platform: Platform) -> [String; 2] {
+        let arch = platform.embed_suffix();
+        [
+            format!("python-{self}-embed-{arch}.zip"),
+            format!("python-{self}-embeddable-{arch}.zip"),
+        ]
+    }
 }
 
 impl FromStr for PythonVersion {
