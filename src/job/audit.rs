@@ -750,9 +750,9 @@ mod tests {
             let line = format!("3.{}", m.python.minor);
             assert!(file.contains(&format!("python-{line}-")), "{file}");
             assert!(
-                m.embeddable
-                    .file
-                    .starts_with(&format!("python-{}-embed-", m.python)),
+                m.python
+                    .embed_files(m.platform)
+                    .contains(&m.embeddable.file),
                 "{file}"
             );
         }

@@ -594,6 +594,28 @@ pub fn plan_step(plan: &serde_json::Value, id: &str) -> serde_json::Value {
 
 /// `pip install --target TARGET --no-deps --no-index` of `projects` from the wheels in
 /// `links`, for CPython `python` (`3.12`) on win_amd64: pip is the oracle of what an install
+/// The real wheels scripts/test.sh downloads for a shipped manifest's line (`3.13`, `3.14`),
+/// by their pinned sha256, into `$EXTPY_TEST_UPGRADE_WHEELS/<line>`: `(file, bytes)` sorted
+/// by name. Panics, naming what to run, when they are not there.
+pub fn upgrade_wheels(line: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(
+        std::env::var_os("EXTPY_TEST_UPGRADE_WHEELS")
+            .expect("EXTPY_TEST_UPGRADE_WHEELS is not set: run scripts/test.sh"),
+    )
+    .join(line);
+    let mut wheels: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    wheels.sort();
+    wheels
+}
+
 /// of those wheels holds. Fails the test when pip does.
 pub fn pip_install_target(target: &Path, links: &Path, python: &str, projects: &[&str]) {
     let abi = format!("cp{}", python.replace('.', ""));
