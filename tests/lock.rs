@@ -1453,3 +1453,105 @@ fn lock_check_fails_naming_old_and_new_when_the_cpython_signer_changed() {
     );
     assert_eq!(fs::read_to_string(&w.manifest).unwrap(), locked);
 }
+
+/// `lock` on the shipped 3.13 manifest, served its own real wheels (the ones scripts/test.sh
+/// downloads by their pinned sha256) by the local index, which also serves PEP 740
+/// provenance for requests and urllib3. This machine's index answers 404 for every
+/// `/integrity` URL, so those documents are signed by the test's own Sigstore and the
+/// publishers are the test's; what is real is the manifest and every wheel and its metadata.
+/// The lock keeps every pin as shipped, writes each publisher it verified, and writes
+/// `provenance: none` for msal and the others that have none.
+#[test]
+#[ignore = "needs the real wheels scripts/test.sh downloads (EXTPY_TEST_UPGRADE_WHEELS)"]
+fn lock_on_the_shipped_3_13_manifest_writes_the_publishers_found_and_none_for_msal() {
+    let wheels = support::upgrade_wheels("3.13");
+    let w = World::with_artifacts(support::embeddable("3.13.16"), wheels);
+    let shipped = fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("manifests/python-3.13-win-amd64.yaml"),
+    )
+    .unwrap();
+    fs::write(&w.manifest, &shipped).unwrap();
+    let sig = TestSigstore::new();
+    let root = w.path("trusted_root.json");
+    fs::write(&root, sig.trust_root_json()).unwrap();
+    let root = root.to_str().unwrap();
+    let publishers = [
+        ("requests-", "psf/requests"),
+        ("urllib3-", "urllib3/urllib3"),
+    ];
+    for (prefix, repository) in publishers {
+        let i = w
+            .wheels
+            .iter()
+            .position(|(f, _)| f.starts_with(prefix))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {prefix} wheel among {:?}",
+                    w.wheels.iter().map(|(f, _)| f).collect::<Vec<_>>()
+                )
+            });
+        let (file, bytes) = &w.wheels[i];
+        let doc = sig.provenance(
+            file,
+            &support::sha256_hex(bytes),
+            &Sign::github(repository, "publish.yml"),
+        );
+        w.serve_provenance(i, &doc);
+    }
+
+    let r = w
+        .run(&["lock", "--no-urls", "--sigstore-trust-root", root])
+        .ok();
+    let text = fs::read_to_string(&w.manifest).unwrap();
+    // Every pin is the shipped one.
+    for line in shipped
+        .lines()
+        .filter(|l| l.starts_with("  - file:") || l.starts_with("    sha256:"))
+    {
+        assert!(
+            text.contains(&format!("{line}\n")),
+            "{line} is gone:\n{text}\n{}",
+            r.stdout
+        );
+    }
+    for (prefix, repository) in publishers {
+        let file = &w
+            .wheels
+            .iter()
+            .find(|(f, _)| f.starts_with(prefix))
+            .unwrap()
+            .0;
+        assert!(
+            entry_of(&text, file).contains(&format!(
+                "    provenance: {{repository: {repository}, workflow: publish.yml}}\n"
+            )),
+            "{file}:\n{text}"
+        );
+    }
+    let msal = &w
+        .wheels
+        .iter()
+        .find(|(f, _)| f.starts_with("msal-"))
+        .unwrap()
+        .0;
+    assert!(
+        entry_of(&text, msal).contains("    provenance: none\n"),
+        "{text}"
+    );
+    // Every wheel now says who published it, or that nobody is known to have.
+    assert_eq!(
+        text.matches("\n    provenance: ").count(),
+        w.wheels.len(),
+        "{text}"
+    );
+    // And the lock is what the index says now.
+    w.run(&[
+        "lock",
+        "--check",
+        "--no-urls",
+        "--sigstore-trust-root",
+        root,
+    ])
+    .ok();
+}
