@@ -645,6 +645,12 @@ struct WatchArgs {
     /// Self-test every VU too (extpy selftest, offline)
     #[arg(long)]
     selftest: bool,
+    /// Require each VU's seal to be signed by this public key: a .pub file or its key line
+    /// (RW...); repeatable, any one (added to the trusted_keys: of the --manifest and topology
+    /// files), as `verify --topology` does. A VU sealed by anyone else is drift. With
+    /// --bundle, the bundle must be signed instead. Install writes the key lines into the task
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy watch remove` and `extpy watch status`.
@@ -767,7 +773,7 @@ plain_args! {
     MailEndpointArgs { authority_url, graph_url, imap_host, smtp_host, retry_after }
     MailCheckArgs { topology, server, queue, dist, endpoints }
     SelftestArgs { paths, topology, node, vu_root, authority_url, time_limit }
-    WatchArgs { topology, bundle, node, vu_root, selftest }
+    WatchArgs { topology, bundle, node, vu_root, selftest, trusted_key }
     WatchNodeArgs { node }
 }
 

@@ -155,28 +155,6 @@ fn unknown_node_missing_topology_and_a_line_too_long_are_input_errors() {
     assert!(r.stderr.contains("--node"), "{}", r.stderr);
 }
 
-/// A stand-in for the Windows programs: logs each call's arguments (one per line, between
-/// `|`), fails with schtasks' words when the call contains $WATCH_FAIL.
-fn runner(w: &World) -> (PathBuf, PathBuf) {
-    let log = w.path("runner.log");
-    let script = w.path("runner.sh");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nprintf '|%s' \"$@\" >> '{}'\necho >> '{}'\nif [ -n \"$WATCH_FAIL\" ]; then case \"$*\" in *\"$WATCH_FAIL\"*) echo 'ERROR: Access is denied.' >&2; exit 1;; esac; fi\necho 'SUCCESS: done'\n",
-            log.display(),
-            log.display()
-        ),
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    (script, log)
-}
-
 fn logged(log: &Path) -> Vec<String> {
     fs::read_to_string(log)
         .unwrap_or_default()
@@ -193,7 +171,7 @@ fn logged(log: &Path) -> Vec<String> {
 fn install_runs_each_command_and_a_failure_leaves_no_half_installed_watch() {
     let w = World::new();
     let topo = topology(&w);
-    let (script, log) = runner(&w);
+    let (script, log) = support::watch_runner(&w);
     let mut c = install(&w, &topo, &["--json"]);
     c.env("EXTPY_WATCH_RUNNER", &script);
     let doc = run(c).ok().json();
@@ -248,7 +226,7 @@ fn install_runs_each_command_and_a_failure_leaves_no_half_installed_watch() {
 )]
 fn status_says_which_task_is_missing_and_remove_deletes_both() {
     let w = World::new();
-    let (script, log) = runner(&w);
+    let (script, log) = support::watch_runner(&w);
     let mut c = extpy();
     c.env("EXTPY_WATCH_RUNNER", &script)
         .env("WATCH_FAIL", "start");
@@ -436,4 +414,196 @@ fn a_self_test_that_fails_is_its_own_error_naming_the_vu() {
         "{text}"
     );
     assert_eq!(doc["selftest"]["folders"].as_array().unwrap().len(), 2);
+}
+
+/// A key pair made by `extpy key generate --unencrypted`: (secret, public, its key line).
+fn keypair(w: &World, name: &str) -> (PathBuf, PathBuf, String) {
+    let secret = w.path(&format!("{name}.key"));
+    let mut c = extpy();
+    c.args(["--json", "key", "generate", "--unencrypted", s(&secret)]);
+    let doc = run(c).ok().json();
+    let public = PathBuf::from(doc["public_key"].as_str().unwrap());
+    let line = fs::read_to_string(&public)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    (secret, public, line)
+}
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
+fn with_a_trusted_key_a_vu_sealed_by_anyone_else_is_drift_naming_the_vu_and_key() {
+    let w = World::new();
+    let topo = topology(&w);
+    let (secret, public, line) = keypair(&w, "site");
+    let (other, _, _) = keypair(&w, "other");
+    let out = w.path("stage");
+    w.run(&["layout", s(&topo), "--out", s(&out), "--sign", s(&secret)])
+        .ok();
+    let root = out.join("HAC1");
+    let sig = |n: u8| {
+        root.join(format!(
+            "ExternalPython{n}/Python/External/extpy-seal.json.minisig"
+        ))
+    };
+
+    let run_keyed = |keys: &[&str]| {
+        let mut tail = Vec::new();
+        for k in keys {
+            tail.extend(["--trusted-key", *k]);
+        }
+        watch_run_with(w.cmd(), &topo, &root, &tail)
+    };
+    let r = run_keyed(&[s(&public)]).ok();
+    assert!(
+        r.stdout
+            .contains("event id 100:\n  extpy watch, node HAC1: all 2 VUs match seal "),
+        "{}",
+        r.stdout
+    );
+
+    // VU 2 sealed by another key: the same seal, a valid signature, but not a trusted one.
+    let elsewhere = w.path("elsewhere");
+    w.run(&[
+        "layout",
+        s(&topo),
+        "--out",
+        s(&elsewhere),
+        "--sign",
+        s(&other),
+    ])
+    .ok();
+    fs::copy(
+        elsewhere.join("HAC1/ExternalPython2/Python/External/extpy-seal.json.minisig"),
+        sig(2),
+    )
+    .unwrap();
+    let r = run_keyed(&[s(&public)]).code(3);
+    assert!(
+        r.stdout.contains("event id 101:\n  extpy watch, node HAC1: 1 of 2 VUs differ from the distribution the manifest")
+            && r.stdout.contains("or are not sealed by a trusted key"),
+        "{}",
+        r.stdout
+    );
+    let entry = r.stdout.split("event id 101:").nth(1).unwrap();
+    assert!(
+        entry.contains("FAIL  HAC1 ExternalPython2 (Core2) ") && entry.contains("; signature: "),
+        "{entry}"
+    );
+    assert!(!entry.contains("ExternalPython1"), "{entry}");
+    // The key line itself is a key too; without any key, who sealed it does not matter.
+    run_keyed(&[&line]).code(3);
+    run_keyed(&[]).ok();
+
+    // Unsigned is drift as well, and so it is when the topology names the key.
+    fs::remove_file(sig(2)).unwrap();
+    let r = run_keyed(&[s(&public)]).code(3);
+    assert!(
+        r.stdout.contains("; signature: the seal is not signed"),
+        "{}",
+        r.stdout
+    );
+    let keyed = w.path("site files/keyed.yaml");
+    let text = fs::read_to_string(&topo).unwrap();
+    fs::write(
+        &keyed,
+        text.replacen("nodes:", &format!("trusted_keys:\n  - {line}\nnodes:"), 1),
+    )
+    .unwrap();
+    let r = watch_run_with(w.cmd(), &keyed, &root, &[]).code(3);
+    assert!(r.stdout.contains("event id 101:"), "{}", r.stdout);
+
+    // A key that cannot be read stops the check, and the entry says why.
+    let r = run_keyed(&[s(&w.path("nowhere.pub"))]).code(2);
+    assert!(
+        r.stderr.contains("event id 102:") && r.stderr.contains("nowhere.pub"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "on Windows the commands run and the entry is written: these show them off Windows (the runner is a shell script)"
+)]
+fn install_writes_the_key_lines_and_a_bundle_the_key_did_not_sign_is_refused() {
+    let w = World::new();
+    let topo = topology(&w);
+    let (secret, public, line) = keypair(&w, "site");
+    // A key line is 56 characters: without --manifest, the test's paths leave room for it.
+    let mut c = extpy();
+    c.arg("--cache-dir").arg(&w.cache);
+    c.args([
+        "--json",
+        "watch",
+        "install",
+        "--topology",
+        s(&topo),
+        "--node",
+        "HAC1",
+    ]);
+    c.args(["--trusted-key", s(&public)]);
+    let doc = run(c).ok().json();
+    let exe = fs::canonicalize(extpy_bin()).unwrap();
+    assert_eq!(
+        doc["runs"],
+        format!(
+            "{} --cache-dir {} --offline --quiet watch run --topology \"{}\" --node HAC1 --trusted-key {line}",
+            exe.display(),
+            w.cache.display(),
+            topo.display()
+        )
+        .as_str()
+    );
+    let mut c = install(&w, &topo, &[]);
+    c.args(["--trusted-key", s(&w.path("nowhere.pub"))]);
+    let r = run(c).code(2);
+    assert!(r.stderr.contains("nowhere.pub"), "{}", r.stderr);
+    assert!(!r.stdout.contains("schtasks"), "{}", r.stdout);
+
+    // A bundle holding the topology: unsigned, it is refused when a key is required.
+    let unsigned = w.path("unsigned.zip");
+    w.run(&["bundle", "create", s(&unsigned), "--topology", s(&topo)])
+        .ok();
+    let signed = w.path("signed.zip");
+    w.run(&[
+        "bundle",
+        "create",
+        s(&signed),
+        "--topology",
+        s(&topo),
+        "--sign",
+        s(&secret),
+    ])
+    .ok();
+    let bundle_install = |bundle: &Path| {
+        let mut c = extpy();
+        c.args([
+            "watch",
+            "install",
+            "--bundle",
+            s(bundle),
+            "--node",
+            "HAC1",
+            "--trusted-key",
+            s(&public),
+        ]);
+        run(c)
+    };
+    let r = bundle_install(&unsigned).code(3);
+    assert!(r.stderr.contains("is required"), "{}", r.stderr);
+    assert!(!r.stdout.contains("schtasks"), "{}", r.stdout);
+    let r = bundle_install(&signed).ok();
+    assert!(
+        r.stdout.contains(&format!("--trusted-key {line}")),
+        "{}",
+        r.stdout
+    );
 }

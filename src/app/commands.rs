@@ -440,16 +440,7 @@ pub fn verify(s: &Settings, args: VerifyArgs, reporter: &Reporter) -> Result<Out
             &args.vu_root,
             reporter,
         )?;
-        // From a bundle, each VU is compared with the seal the (signed) bundle produces,
-        // which says more than a signature of the seal in the VU: only without one is that
-        // signature required.
-        let seal_trust: &[TrustedKey] = if args.bundle.is_some() { &[] } else { &trusted };
-        for c in checked.checks.iter_mut() {
-            c.signature = seal::seal_signature(&c.path, seal_trust);
-            if c.signature.as_ref().is_some_and(|s| s.problem.is_some()) {
-                c.ok = false;
-            }
-        }
+        check_seal_signatures(&mut checked, args.bundle.is_some(), &trusted);
         let checks = &checked.checks;
         let failed = checks.iter().filter(|c| !c.ok).count();
         let doc = json!({
@@ -586,6 +577,20 @@ struct CheckedVus {
     targets: Vec<NodeTarget>,
     expected_seal_digest: crate::mechanism::digest::Sha256Digest,
     checks: Vec<layout::VuCheck>,
+}
+
+/// Each checked VU's seal signature, against `trusted`; a VU whose seal is unsigned or
+/// signed by another key then fails. From a bundle, each VU is compared with the seal the
+/// (signed) bundle produces, which says more than a signature of the seal in the VU: only
+/// without one is that signature required. Shared by `verify --topology` and `watch run`.
+fn check_seal_signatures(checked: &mut CheckedVus, from_bundle: bool, trusted: &[TrustedKey]) {
+    let seal_trust: &[TrustedKey] = if from_bundle { &[] } else { trusted };
+    for c in checked.checks.iter_mut() {
+        c.signature = seal::seal_signature(&c.path, seal_trust);
+        if c.signature.as_ref().is_some_and(|s| s.problem.is_some()) {
+            c.ok = false;
+        }
+    }
 }
 
 /// `verify --topology` (or `--bundle`): every VU of the selected nodes checked.
@@ -1859,6 +1864,8 @@ pub struct WatchArgs {
     pub vu_root: Option<PathBuf>,
     /// Self-test every VU too
     pub selftest: bool,
+    /// Require the seals (or the bundle) to be signed by one of these public keys
+    pub trusted_key: Vec<PathBuf>,
 }
 
 /// Arguments of `extpy watch remove` and `extpy watch status`.
@@ -1914,16 +1921,11 @@ const NOT_WINDOWS: &str =
 pub fn watch_install(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Result<Outcome, Error> {
     use crate::job::watch::{self, Reference, TaskSpec};
     // The node must be one of the topology's (the same check every run makes).
+    // The keys are read now, so that a bad one stops the install rather than every run.
+    let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
     let topology = match (&args.topology, &args.bundle) {
         (Some(t), _) => Topology::load(t)?,
-        (None, Some(b)) => {
-            open_topology(
-                s,
-                None,
-                Some(&open_bundle(b, &trust(s, &[], None)?, s, reporter)?),
-            )?
-            .0
-        }
+        (None, Some(b)) => open_topology(s, None, Some(&open_bundle(b, &trusted, s, reporter)?))?.0,
         (None, None) => {
             return Err(Error::Usage(
                 "extpy watch install needs --topology FILE or --bundle FILE".into(),
@@ -1953,6 +1955,13 @@ pub fn watch_install(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Resu
         manifest: s.manifest.as_deref().map(absolute_text),
         vu_root: args.vu_root.as_deref().map(absolute_text),
         selftest: args.selftest,
+        // As key lines: the task then needs no key file (the topology's and manifest's
+        // trusted_keys: are read again by every run).
+        trusted_keys: args
+            .trusted_key
+            .iter()
+            .map(|k| TrustedKey::from_arg(k).map(|k| k.key_line()))
+            .collect::<Result<_, _>>()?,
     };
     let lines = watch::install(&spec)?;
     let runner = watch_runner();
@@ -2109,11 +2118,24 @@ pub fn watch_run(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Result<O
         }
     };
     let checks = &checked.checks;
-    let drifted: Vec<String> = layout::render_checks(checks)
-        .lines()
-        .filter(|l| l.starts_with("FAIL"))
-        .map(String::from)
+    // One line a failing VU: its verdict, and why its seal signature is refused if it is.
+    let drifted: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            let text = layout::render_checks(std::slice::from_ref(c));
+            let first = text.lines().next().unwrap_or_default();
+            match c.signature.as_ref().and_then(|s| s.problem.as_ref()) {
+                Some(p) => format!("{first}; signature: {p}"),
+                None => first.to_string(),
+            }
+        })
         .collect();
+    let or_unsigned = if checks.iter().any(|c| c.signature.is_some()) {
+        " or are not sealed by a trusted key"
+    } else {
+        ""
+    };
     let failed_tests: Vec<String> = tests
         .iter()
         .flat_map(|r| &r.folders)
@@ -2166,7 +2188,7 @@ pub fn watch_run(s: &Settings, args: WatchArgs, reporter: &Reporter) -> Result<O
             &node,
             EVENT_DRIFT,
             &format!(
-                "{d} of {} differ from the distribution the manifest {} produces (seal {})",
+                "{d} of {} differ from the distribution the manifest {} produces (seal {}){or_unsigned}",
                 crate::base::report::plural(total, "VU"),
                 checked.manifest.identity(),
                 checked.expected_seal_digest.short()
@@ -2216,16 +2238,18 @@ fn watch_check(
     args: &WatchArgs,
     reporter: &Reporter,
 ) -> Result<(CheckedVus, Option<crate::job::selftest::SelftestReport>), Error> {
-    let checked = check_vus(
+    let trusted = trust(s, &args.trusted_key, args.topology.as_deref())?;
+    let mut checked = check_vus(
         s,
         args.topology.as_deref(),
         args.bundle.as_deref(),
-        &[],
+        &trusted,
         &None,
         &Some(args.node.clone()),
         &args.vu_root,
         reporter,
     )?;
+    check_seal_signatures(&mut checked, args.bundle.is_some(), &trusted);
     let tests = if args.selftest {
         let options = selftest_options(s, crate::job::mail::check::DEFAULT_AUTHORITY, 60)?;
         let folders = topology_folders(&checked.topology, &checked.targets);

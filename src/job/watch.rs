@@ -50,13 +50,16 @@ const DESCRIPTION_MAX: usize = 8000;
 pub enum WatchError {
     /// The task's command line is longer than schtasks accepts.
     #[error(
-        "the scheduled task's command line is {length} characters, over the {TR_MAX} schtasks /TR accepts:\n  {line}\n  help: put extpy.exe, the topology (or bundle) and the cache in shorter folders (e.g. C:\\extpy\\)"
+        "the scheduled task's command line is {length} characters, over the {TR_MAX} schtasks /TR accepts:\n  {line}\n  help: put extpy.exe, the topology (or bundle) and the cache in shorter folders (e.g. C:\\extpy\\){}",
+        if *keys { "; or list the keys under trusted_keys: in the topology, which every run reads, instead of --trusted-key" } else { "" }
     )]
     TooLong {
         /// The line.
         line: String,
         /// Its length.
         length: usize,
+        /// The line holds `--trusted-key` key lines.
+        keys: bool,
     },
     /// A Windows command failed.
     #[error(
@@ -178,6 +181,9 @@ pub struct TaskSpec {
     pub vu_root: Option<String>,
     /// Self-test every VU too.
     pub selftest: bool,
+    /// `--trusted-key` key lines (`RW...`) every run requires a seal (or the bundle) to be
+    /// signed by, any one.
+    pub trusted_keys: Vec<String>,
 }
 
 /// The two tasks of a node: (name, schedule).
@@ -216,6 +222,9 @@ pub fn run_line(spec: &TaskSpec) -> CommandLine {
     if spec.selftest {
         args.push("--selftest".into());
     }
+    for k in &spec.trusted_keys {
+        args.extend(["--trusted-key".into(), k.clone()]);
+    }
     CommandLine {
         program: spec.extpy.clone(),
         args,
@@ -244,7 +253,11 @@ pub fn install(spec: &TaskSpec) -> Result<Vec<CommandLine>, WatchError> {
     let tr = run_line(spec).render();
     let length = tr.chars().count();
     if length > TR_MAX {
-        return Err(WatchError::TooLong { line: tr, length });
+        return Err(WatchError::TooLong {
+            line: tr,
+            length,
+            keys: !spec.trusted_keys.is_empty(),
+        });
     }
     let [daily, start] = tasks(&spec.node);
     let mut lines = vec![register_source()];
@@ -471,6 +484,7 @@ mod tests {
             manifest: None,
             vu_root: None,
             selftest: true,
+            trusted_keys: Vec::new(),
         }
     }
 
@@ -519,6 +533,26 @@ mod tests {
     }
 
     #[test]
+    fn trusted_keys_go_into_the_task_line_as_key_lines() {
+        let mut s = spec();
+        s.selftest = false;
+        s.trusted_keys = vec![
+            "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into(),
+            "RWTAPRW2qy9FjsBiMeJr6YAL2p5YHK8Tc7Wr9Tkb8OGzqI1NWm3O4cJv".into(),
+        ];
+        assert_eq!(
+            run_line(&s).render(),
+            "\"C:\\Program Files\\extpy\\extpy.exe\" --cache-dir C:\\ProgramData\\extpy --offline --quiet watch run --topology D:\\SCP\\topology.yaml --node HAC1 --trusted-key RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3 --trusted-key RWTAPRW2qy9FjsBiMeJr6YAL2p5YHK8Tc7Wr9Tkb8OGzqI1NWm3O4cJv"
+        );
+        // With the paths above, one key fits in what schtasks takes; a second does not, and
+        // the help says where else the keys can go.
+        let e = install(&s).unwrap_err().to_string();
+        assert!(e.contains("under trusted_keys: in the topology"), "{e}");
+        s.trusted_keys.pop();
+        assert!(install(&s).is_ok());
+    }
+
+    #[test]
     fn a_task_line_over_what_schtasks_takes_is_refused() {
         let mut s = spec();
         s.reference = Reference::Topology {
@@ -532,6 +566,7 @@ mod tests {
             e.contains("over the 261 schtasks /TR accepts") && e.contains("help: "),
             "{e}"
         );
+        assert!(!e.contains("trusted_keys:"), "{e}");
     }
 
     #[test]

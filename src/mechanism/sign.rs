@@ -112,6 +112,8 @@ impl KeyError {
     /// The exit code: a key that cannot be read or used is the user's input.
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            // A key file that is not there is a wrong argument, as a missing manifest is.
+            KeyError::Io(e) if e.source.kind() == std::io::ErrorKind::NotFound => ExitCode::Input,
             KeyError::Io(e) => e.exit_code(),
             KeyError::Generate(_) => ExitCode::Local,
             _ => ExitCode::Input,

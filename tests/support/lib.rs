@@ -594,6 +594,30 @@ pub fn plan_step(plan: &serde_json::Value, id: &str) -> serde_json::Value {
 
 /// `pip install --target TARGET --no-deps --no-index` of `projects` from the wheels in
 /// `links`, for CPython `python` (`3.12`) on win_amd64: pip is the oracle of what an install
+/// A stand-in for the Windows programs `extpy watch` runs (`EXTPY_WATCH_RUNNER`): it logs
+/// each call's arguments into the returned log (a line a call, each argument after a `|`),
+/// and fails with schtasks' words when the call contains `$WATCH_FAIL`. Returns (the
+/// script, its log).
+pub fn watch_runner(w: &World) -> (PathBuf, PathBuf) {
+    let log = w.path("runner.log");
+    let script = w.path("runner.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '|%s' \"$@\" >> '{}'\necho >> '{}'\nif [ -n \"$WATCH_FAIL\" ]; then case \"$*\" in *\"$WATCH_FAIL\"*) echo 'ERROR: Access is denied.' >&2; exit 1;; esac; fi\necho 'SUCCESS: done'\n",
+            log.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (script, log)
+}
+
 /// The real wheels scripts/test.sh downloads for a shipped manifest's line (`3.13`, `3.14`),
 /// by their pinned sha256, into `$EXTPY_TEST_UPGRADE_WHEELS/<line>`: `(file, bytes)` sorted
 /// by name. Panics, naming what to run, when they are not there.
