@@ -35,6 +35,11 @@ fn ansible(tool: &str) -> PathBuf {
 
 /// ansible-playbook in `project`, with its state kept inside the test's folder.
 fn playbook(project: &Path, home: &Path, args: &[&str]) -> Run {
+    run(playbook_command(project, home, args))
+}
+
+/// The `ansible-playbook` command [`playbook`] runs, to add to.
+fn playbook_command(project: &Path, home: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(ansible("ansible-playbook"));
     c.current_dir(project)
         .args(["-i", "inventory.yml", "rollout.yml"])
@@ -44,7 +49,7 @@ fn playbook(project: &Path, home: &Path, args: &[&str]) -> Run {
         .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
         .env("ANSIBLE_REMOTE_TEMP", home.join("remote-tmp"))
         .env_remove("EXTPY_CACHE_DIR");
-    run(c)
+    c
 }
 
 /// `changed=N` of every host in the PLAY RECAP.
@@ -564,7 +569,7 @@ fn with_watch_every_node_that_verifies_installs_the_drift_watch() {
         // After the assert that every VU matches: a node that differs gets no watch.
         let assert_at = book.find("- name: Every VU matches the bundle").unwrap();
         let task = format!(
-            "- name: Install the drift watch (scheduled tasks that write the event log)\n      {module}:\n        argv: [\"{{{{ extpy_exe }}}}\", \"--no-progress\", \"watch\", \"install\", \"--bundle\", \"{{{{ extpy_bundle_path }}}}\", \"--node\", \"{{{{ inventory_hostname }}}}\", \"--vu-root\", \"{{{{ extpy_vu_root }}}}\"]\n      changed_when: false\n      when: extpy_watch | bool and extpy_verify is not skipped\n"
+            "- name: Install the drift watch (scheduled tasks that write the event log)\n      {module}:\n        argv: \"{{{{ [extpy_exe, '--no-progress', 'watch', 'install', '--bundle', extpy_bundle_path, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + extpy_trust }}}}\"\n      changed_when: false\n      when: extpy_watch | bool and extpy_verify is not skipped\n"
         );
         let at = book
             .find(&task)
@@ -594,27 +599,9 @@ fn a_linux_rollout_with_watch_runs_watch_install_on_each_node() {
     run(c).ok();
     // The Windows commands go to a stand-in that logs them (the playbook's commands inherit
     // the environment over the local connection).
-    let log = site.w.path("watch.log");
-    let runner = site.w.path("runner.sh");
-    fs::write(
-        &runner,
-        format!(
-            "#!/bin/sh\nprintf '|%s' \"$@\" >> '{0}'\necho >> '{0}'\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    #[cfg(unix)]
-    fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut c = Command::new(ansible("ansible-playbook"));
-    c.current_dir(&project)
-        .args(["-i", "inventory.yml", "rollout.yml", "--limit", "HAC1,HAC3"])
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_HOME", &home)
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
-        .env("ANSIBLE_REMOTE_TEMP", home.join("remote-tmp"))
-        .env("EXTPY_WATCH_RUNNER", &runner)
-        .env_remove("EXTPY_CACHE_DIR");
+    let (runner, log) = support::watch_runner(&site.w);
+    let mut c = playbook_command(&project, &home, &["--limit", "HAC1,HAC3"]);
+    c.env("EXTPY_WATCH_RUNNER", &runner);
     let r = run(c).ok();
     assert!(r.stdout.contains("Install the drift watch"), "{}", r.stdout);
     let calls = fs::read_to_string(&log).unwrap();
@@ -697,6 +684,23 @@ fn a_signed_rollout_carries_the_key_and_the_nodes_refuse_a_bundle_it_did_not_sig
         nodes
             .join("HAC1/ExternalPython1/Python/External/extpy-seal.json")
             .is_file()
+    );
+    // With the watch, each node's tasks require the same key of the bundle every run opens.
+    let (runner, log) = support::watch_runner(&site.w);
+    let mut c = playbook_command(
+        &project,
+        &home,
+        &["--limit", "HAC1", "-e", "extpy_watch=true"],
+    );
+    c.env("EXTPY_WATCH_RUNNER", &runner);
+    run(c).ok();
+    let calls = fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains(&format!(
+            "--node HAC1 --vu-root {} --trusted-key {line}|/SC|DAILY|",
+            nodes.join("HAC1").display()
+        )),
+        "{calls}"
     );
 
     // The bundle swapped on the way for an unsigned one: the nodes refuse it, lay out nothing.

@@ -434,11 +434,12 @@ const PLAYBOOK: &str = r#"# Written by extpy rollout. On every node: copy extpy 
         quiet: true
       when: extpy_verify is not skipped
 
-    # The watch's tasks run the extpy.exe and the bundle of the work folder, as SYSTEM.
+    # The watch's tasks run the extpy.exe and the bundle of the work folder, as SYSTEM, and
+    # require the bundle to be signed by the site's keys as this play does.
     # /F replaces them with the same definition on every run: not a change.
     - name: Install the drift watch (scheduled tasks that write the event log)
       @COMMAND@:
-        argv: ["{{ extpy_exe }}", "--no-progress", "watch", "install", "--bundle", "{{ extpy_bundle_path }}", "--node", "{{ inventory_hostname }}", "--vu-root", "{{ extpy_vu_root }}"]
+        argv: "{{ [extpy_exe, '--no-progress', 'watch', 'install', '--bundle', extpy_bundle_path, '--node', inventory_hostname, '--vu-root', extpy_vu_root] + extpy_trust }}"
       changed_when: false
       when: extpy_watch | bool and extpy_verify is not skipped
 "#;
