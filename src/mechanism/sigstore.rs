@@ -552,7 +552,16 @@ pub(crate) struct Expect<'a> {
     pub identity: &'a Identity,
 }
 
-impl Expect<'_> {
+impl<'a> Expect<'a> {
+    /// What an artifact whose signer is not pinned yet is verified against first.
+    fn probe(file: &'a str, sha256: Sha256Digest) -> Self {
+        Expect {
+            file,
+            sha256,
+            identity: &NOBODY,
+        }
+    }
+
     fn fail(&self, found: Option<FoundIdentity>, reason: Reason) -> ProvenanceError {
         ProvenanceError {
             artifact: self.file.to_string(),
@@ -591,53 +600,20 @@ pub(crate) fn verify_provenance(
 
 /// Verifies a PEP 740 provenance document whose publisher is not pinned yet (`lock`) and
 /// returns the publisher as it would be pinned: the signer of the first attestation that
-/// verifies in full. Each attestation is verified against an identity nobody has, which
-/// fails last and only for the identity (after certificate, log, signature), so the signer
-/// it names is one whose signature verified; then the whole attestation, subject and digest
-/// included, is verified again as pinned to that signer, the check `fetch` makes.
+/// verifies in full, found and checked by [`discover_signer`].
 pub(crate) fn discover_provenance(
     root: &TrustRoot,
     provenance: &[u8],
     file: &str,
     sha256: Sha256Digest,
 ) -> Result<Identity, ProvenanceError> {
-    let nobody = Identity::Signer {
-        identity: String::new(),
-        issuer: String::new(),
-    };
-    let probe = Expect {
-        file,
-        sha256,
-        identity: &nobody,
-    };
+    let probe = Expect::probe(file, sha256);
     let doc: ProvenanceFile = serde_json::from_slice(provenance)
         .map_err(|e| probe.fail(None, malformed("provenance document", e.to_string())))?;
     let mut first_error = None;
     for a in doc.attestation_bundles.iter().flat_map(|b| &b.attestations) {
-        let signer = match verify_attestation(root, a, &probe) {
-            Err(ProvenanceError {
-                reason: Reason::OtherIdentity,
-                found: Some(found),
-                ..
-            }) => Identity::from_found(&found),
-            Err(e) => {
-                first_error.get_or_insert(e);
-                continue;
-            }
-            Ok(found) => Identity::from_found(&found),
-        };
-        let Some(signer) = signer else {
-            first_error.get_or_insert_with(|| {
-                probe.fail(None, malformed("certificate", "it names no OIDC issuer"))
-            });
-            continue;
-        };
-        let pinned = Expect {
-            identity: &signer,
-            ..probe
-        };
-        match verify_attestation(root, a, &pinned) {
-            Ok(_) => return Ok(signer),
+        match discover_signer(&probe, |expect| verify_attestation(root, a, expect)) {
+            Ok(signer) => return Ok(signer),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -724,11 +700,8 @@ pub(crate) fn verify_bundle(
 }
 
 /// Verifies a Sigstore bundle over `artifact` (a message signature) whose signer is not
-/// pinned yet (`lock --python`) and returns the signer as it would be pinned. As
-/// [`discover_provenance`] does: the bundle is verified against an identity nobody has,
-/// which fails last and only for the identity (after digest, certificate, log, signature),
-/// so the signer it names is one whose signature verified; then it is verified again as
-/// pinned to that signer, the check `fetch` makes.
+/// pinned yet (`lock --python`) and returns the signer as it would be pinned, found and
+/// checked by [`discover_signer`].
 pub(crate) fn discover_bundle(
     root: &TrustRoot,
     bundle: &[u8],
@@ -736,16 +709,27 @@ pub(crate) fn discover_bundle(
     file: &str,
     sha256: Sha256Digest,
 ) -> Result<Identity, ProvenanceError> {
-    let nobody = Identity::Signer {
-        identity: String::new(),
-        issuer: String::new(),
-    };
-    let probe = Expect {
-        file,
-        sha256,
-        identity: &nobody,
-    };
-    let found = match verify_bundle(root, bundle, artifact, &probe) {
+    discover_signer(&Expect::probe(file, sha256), |expect| {
+        verify_bundle(root, bundle, artifact, expect)
+    })
+}
+
+/// The identity nobody has, which an artifact whose signer is not pinned yet is first
+/// verified against.
+static NOBODY: Identity = Identity::Signer {
+    identity: String::new(),
+    issuer: String::new(),
+};
+
+/// The signer `verify` finds for an artifact whose signer is not pinned yet. Verified
+/// against [`NOBODY`], a document fails last and only for the identity (after digest,
+/// certificate, log, signature), so the signer it names is one whose signature verified;
+/// `verify` then runs again with that signer pinned, the check `fetch` makes.
+fn discover_signer(
+    probe: &Expect<'_>,
+    verify: impl Fn(&Expect<'_>) -> Result<FoundIdentity, ProvenanceError>,
+) -> Result<Identity, ProvenanceError> {
+    let found = match verify(probe) {
         Err(ProvenanceError {
             reason: Reason::OtherIdentity,
             found: Some(found),
@@ -756,11 +740,10 @@ pub(crate) fn discover_bundle(
     };
     let signer = Identity::from_found(&found)
         .ok_or_else(|| probe.fail(None, malformed("certificate", "it names no OIDC issuer")))?;
-    let pinned = Expect {
+    verify(&Expect {
         identity: &signer,
-        ..probe
-    };
-    verify_bundle(root, bundle, artifact, &pinned)?;
+        ..*probe
+    })?;
     Ok(signer)
 }
 
