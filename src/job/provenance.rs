@@ -222,13 +222,12 @@ pub(crate) fn check(
     Ok(publisher)
 }
 
-/// Puts a provenance document that verified at `path` in the cache (written beside it and
-/// renamed into place), where the next run trusts it; nothing else is ever kept there.
+/// Puts a provenance document that verified at `path` in the cache, where the next run
+/// trusts it; nothing else is ever kept there. Written as every other file extpy replaces:
+/// through a temporary sibling of this process's own, removed on failure, renamed into place
+/// (two runs sharing a cache never write one temporary file).
 pub(crate) fn keep(path: &Path, doc: &[u8]) -> Result<(), IoError> {
-    let part = path.with_extension("part");
-    fs::write(&part, doc).map_err(at(&part, "cannot write"))?;
-    fs::rename(&part, path).map_err(at(path, "cannot publish"))?;
-    Ok(())
+    crate::mechanism::place::write_atomic(path, doc)
 }
 
 /// Verifies `doc` as the provenance of `a` (whose verified bytes are at `artifact`) by the
