@@ -1060,6 +1060,16 @@ fn lock_records_the_verified_publisher_of_a_signed_wheel_and_none_for_the_others
         .ok();
 }
 
+/// The diff row of `package` in a `lock --check` that found the lock stale.
+fn stale_row(r: &support::Run, package: &str) -> String {
+    assert!(r.stderr.contains("the lock is stale"), "{}", r.stderr);
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with(package))
+        .unwrap_or_else(|| panic!("no {package} row:\n{}", r.stdout))
+        .to_string()
+}
+
 #[test]
 fn lock_check_fails_naming_old_and_new_when_a_publisher_changed() {
     let w = world();
@@ -1072,12 +1082,7 @@ fn lock_check_fails_naming_old_and_new_when_a_publisher_changed() {
     let r = w
         .run(&["lock", "--check", "--sigstore-trust-root", &root])
         .code(3);
-    assert!(r.stderr.contains("the lock is stale"), "{}", r.stderr);
-    let row = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("requests"))
-        .unwrap_or_else(|| panic!("no requests row:\n{}", r.stdout));
+    let row = stale_row(&r, "requests");
     assert!(row.contains("2.34.2 -> 2.34.2"), "{row}");
     assert!(
         row.contains("publisher changed: GitHub repository psf/requests, workflow publish.yml -> GitHub repository attacker/requests, workflow publish.yml"),
@@ -1425,12 +1430,7 @@ fn lock_check_fails_naming_old_and_new_when_the_cpython_signer_changed() {
     w.mirror
         .add_python_sigstore("3.15.0", file, &sig.bundle(&zip, &second));
     let r = lock(true).code(3);
-    assert!(r.stderr.contains("the lock is stale"), "{}", r.stderr);
-    let row = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("python"))
-        .unwrap_or_else(|| panic!("no python row:\n{}", r.stdout));
+    let row = stale_row(&r, "python");
     assert!(row.contains("3.15.0 -> 3.15.0"), "{row}");
     assert!(
         row.contains("publisher changed: rm@example.org (issuer https://github.com/login/oauth) -> other@example.org (issuer https://accounts.google.com)"),
